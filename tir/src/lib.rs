@@ -1,0 +1,30 @@
+//! # tir — the grim tensor IR
+//!
+//! Everything else in grim stands on this crate:
+//! - [`dtype`], [`expr`], [`stmt`], [`function`]: the loop-level IR (functions with
+//!   typed buffer parameters; for loops of kind serial/parallel/vectorized/unrolled,
+//!   sequences, lets, ifs, stores, local allocations; scalar expressions with indirect
+//!   loads through index buffers and math intrinsics);
+//! - [`bcr`], [`prune`], [`csr`]: the BCR (block-based column-row) sparse matrix format,
+//!   BCR pruning of dense weights, and CSR for baselines;
+//! - [`printer`] and [`parser`]: a text format that round-trips;
+//! - [`interp`]: the reference interpreter every generated kernel is checked against;
+//! - [`spec`], [`workload`], [`lower`]: workload spec strings (`bcr-fc:M=...`), the
+//!   deterministic weights they stand for, and their lowering to a naive loop nest;
+//! - [`hash`]: the workload key (structure hash plus sparsity-pattern hash) that keys the
+//!   tuning database.
+#![warn(missing_docs)]
+
+pub mod dtype;
+pub mod expr;
+pub mod function;
+pub mod matrix;
+pub mod stmt;
+pub mod tensor;
+
+pub use dtype::{DType, ScalarType};
+pub use expr::{BinOp, Expr, Intrinsic, UnOp};
+pub use function::{Function, Param, ParamKind};
+pub use matrix::Matrix;
+pub use stmt::{ForKind, MemScope, Stmt};
+pub use tensor::{Tensor, TensorData};
