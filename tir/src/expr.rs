@@ -254,16 +254,6 @@ impl Expr {
         Expr::binary(BinOp::And, self, other)
     }
 
-    /// `self / other` (floor division on `Int`).
-    pub fn div(self, other: Expr) -> Expr {
-        Expr::binary(BinOp::Div, self, other)
-    }
-
-    /// `self % other` (floor modulo).
-    pub fn rem(self, other: Expr) -> Expr {
-        Expr::binary(BinOp::Mod, self, other)
-    }
-
     /// `select(cond, a, b)`.
     pub fn select(cond: Expr, a: Expr, b: Expr) -> Expr {
         Expr::Select(Box::new(cond), Box::new(a), Box::new(b))
@@ -305,3 +295,5 @@ macro_rules! impl_arith {
 impl_arith!(Add, add, BinOp::Add);
 impl_arith!(Sub, sub, BinOp::Sub);
 impl_arith!(Mul, mul, BinOp::Mul);
+impl_arith!(Div, div, BinOp::Div);
+impl_arith!(Rem, rem, BinOp::Mod);

@@ -18,13 +18,18 @@
 pub mod dtype;
 pub mod expr;
 pub mod function;
+pub mod hash;
 pub mod matrix;
+pub mod rng;
+pub mod spec;
 pub mod stmt;
 pub mod tensor;
 
 pub use dtype::{DType, ScalarType};
 pub use expr::{BinOp, Expr, Intrinsic, UnOp};
 pub use function::{Function, Param, ParamKind};
+pub use hash::WorkloadKey;
 pub use matrix::Matrix;
+pub use spec::{SpecError, WorkloadSpec};
 pub use stmt::{ForKind, MemScope, Stmt};
 pub use tensor::{Tensor, TensorData};

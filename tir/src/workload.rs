@@ -1,0 +1,258 @@
+//! Workloads: a parsed spec, its deterministic weights (BCR-pruned for `bcr-` kinds),
+//! and its lowered function.
+
+use crate::bcr::BcrMatrix;
+use crate::function::{Function, Param, ParamKind};
+use crate::hash::{pattern_hash, structure_hash, PatternView, WorkloadKey};
+use crate::interp::{self, InterpError};
+use crate::lower::{self, IndexOverflow, WeightData};
+use crate::matrix::Matrix;
+use crate::prune::{prune, PruneConfig, PruneError, PruneRate};
+use crate::rng::SplitMix64;
+use crate::spec::{RnnCell, SpecError, SparseSpec, WorkloadSpec};
+use crate::tensor::Tensor;
+use crate::BlockShape;
+use std::collections::BTreeMap;
+
+/// What can go wrong building a workload.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    /// The spec string does not parse.
+    #[error("workload spec: {0}")]
+    Spec(#[from] SpecError),
+    /// BCR pruning rejected the parameters.
+    #[error("pruning weight `{weight}`: {source}")]
+    Prune {
+        /// Which weight matrix.
+        weight: String,
+        /// The pruning error.
+        source: PruneError,
+    },
+    /// Index arrays would overflow `i32`.
+    #[error(transparent)]
+    IndexOverflow(#[from] IndexOverflow),
+}
+
+/// A weight matrix of a workload, as generated and (for `bcr-` kinds) pruned.
+#[derive(Debug, Clone)]
+pub struct WeightMatrix {
+    /// Name as used in the function (`W`, `W_ih`, `W_hh`); BCR arrays are `NAME_*`.
+    pub name: String,
+    /// The effective dense matrix: pruned entries are zero. For conv2d this is the
+    /// `O x (C·kh·kw)` view.
+    pub dense: Matrix,
+    /// The BCR form, for `bcr-` kinds.
+    pub bcr: Option<BcrMatrix>,
+}
+
+/// A workload ready to schedule, run and check.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// The spec it was built from.
+    pub spec: WorkloadSpec,
+    /// The lowered default loop nest.
+    pub func: Function,
+    /// Data of every `weight` parameter, by parameter name.
+    pub weights: BTreeMap<String, Tensor>,
+    /// The weight matrices (dense and BCR views), in parameter order.
+    pub matrices: Vec<WeightMatrix>,
+}
+
+/// Fan-in scaled uniform weights: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`.
+fn gen_matrix(rng: &mut SplitMix64, rows: usize, cols: usize) -> Matrix {
+    let scale = 1.0 / (cols as f32).sqrt();
+    let data = rng.symmetric_vec(rows * cols, scale);
+    Matrix::new(rows, cols, data).unwrap_or_else(|_| Matrix::zeros(rows, cols))
+}
+
+fn make_weight(
+    name: &str,
+    dense: Matrix,
+    sparse: Option<SparseSpec>,
+) -> Result<(WeightMatrix, WeightData), WorkloadError> {
+    match sparse {
+        None => Ok((
+            WeightMatrix {
+                name: name.to_string(),
+                dense: dense.clone(),
+                bcr: None,
+            },
+            WeightData::Dense(dense),
+        )),
+        Some(s) => {
+            let cfg = PruneConfig {
+                block: BlockShape {
+                    rows: s.block_rows,
+                    cols: s.block_cols,
+                },
+                rate: PruneRate::Sparsity(s.sparsity),
+            };
+            let bcr = prune(&dense, &cfg).map_err(|source| WorkloadError::Prune {
+                weight: name.to_string(),
+                source,
+            })?;
+            Ok((
+                WeightMatrix {
+                    name: name.to_string(),
+                    dense: bcr.to_dense(),
+                    bcr: Some(bcr.clone()),
+                },
+                WeightData::Bcr(bcr),
+            ))
+        }
+    }
+}
+
+impl Workload {
+    /// Parses a spec string and builds the workload.
+    pub fn from_spec_str(spec: &str) -> Result<Workload, WorkloadError> {
+        Workload::new(spec.parse()?)
+    }
+
+    /// Builds the workload for a parsed spec: generates the weights from the seed,
+    /// prunes them for `bcr-` kinds and lowers to the default loop nest.
+    pub fn new(spec: WorkloadSpec) -> Result<Workload, WorkloadError> {
+        let mut matrices = Vec::new();
+        let (lowered, name) = match &spec {
+            WorkloadSpec::Fc(s) => {
+                let mut rng = SplitMix64::new(s.seed);
+                let dense = gen_matrix(&mut rng, s.m, s.k);
+                let bias = s.bias.then(|| rng.symmetric_vec(s.m, 0.5));
+                let (wm, wd) = make_weight("W", dense, s.sparse)?;
+                matrices.push(wm);
+                (lower::lower_fc(s, &wd, bias.as_deref())?, "fc")
+            }
+            WorkloadSpec::Conv2d(s) => {
+                let mut rng = SplitMix64::new(s.seed);
+                let dense = gen_matrix(&mut rng, s.o, s.c * s.kh * s.kw);
+                let bias = s.bias.then(|| rng.symmetric_vec(s.o, 0.5));
+                let (wm, wd) = make_weight("W", dense, s.sparse)?;
+                matrices.push(wm);
+                (lower::lower_conv2d(s, &wd, bias.as_deref())?, "conv2d")
+            }
+            WorkloadSpec::Rnn(s) => {
+                let mut rng = SplitMix64::new(s.seed);
+                let rows = s.cell.gates() * s.hidden;
+                let w_ih = gen_matrix(&mut rng, rows, s.input);
+                let w_hh = gen_matrix(&mut rng, rows, s.hidden);
+                let b_ih = rng.symmetric_vec(rows, 0.5);
+                let b_hh = rng.symmetric_vec(rows, 0.5);
+                let (m_ih, d_ih) = make_weight("W_ih", w_ih, s.sparse)?;
+                let (m_hh, d_hh) = make_weight("W_hh", w_hh, s.sparse)?;
+                matrices.push(m_ih);
+                matrices.push(m_hh);
+                let name = match s.cell {
+                    RnnCell::Gru => "gru",
+                    RnnCell::Lstm => "lstm",
+                };
+                (lower::lower_rnn(s, &d_ih, &d_hh, &b_ih, &b_hh)?, name)
+            }
+            WorkloadSpec::BiasAdd { m, n, seed } => {
+                let mut rng = SplitMix64::new(*seed);
+                let bias = rng.symmetric_vec(*m, 0.5);
+                (lower::lower_bias_add(*m, *n, &bias)?, "bias_add")
+            }
+            WorkloadSpec::Activation { func, m, n } => {
+                (lower::lower_activation(*func, *m, *n), func.name())
+            }
+        };
+        let fname = match spec.sparse() {
+            Some(_) => format!("bcr_{name}"),
+            None => name.to_string(),
+        };
+        let (func, data) = lowered.into_function(&fname);
+        Ok(Workload {
+            spec,
+            func,
+            weights: data.into_iter().collect(),
+            matrices,
+        })
+    }
+
+    /// The key of this workload in the tuning database.
+    pub fn key(&self) -> WorkloadKey {
+        let views: Vec<PatternView<'_>> = self
+            .matrices
+            .iter()
+            .filter_map(|m| m.bcr.as_ref())
+            .map(|b| {
+                let (block_rows, block_cols) = (b.block().rows, b.block().cols);
+                PatternView {
+                    rows: b.rows(),
+                    cols: b.cols(),
+                    block_rows,
+                    block_cols,
+                    blocks: b
+                        .blocks()
+                        .iter()
+                        .map(|blk| (&blk.kept_rows[..], &blk.kept_cols[..]))
+                        .collect(),
+                }
+            })
+            .collect();
+        WorkloadKey {
+            structure: structure_hash(&self.func),
+            pattern: pattern_hash(&views),
+        }
+    }
+
+    /// The parameters of a kind, in order.
+    pub fn params_of(&self, kind: ParamKind) -> impl Iterator<Item = &Param> {
+        self.func.params.iter().filter(move |p| p.kind == kind)
+    }
+
+    /// A weight matrix by name (`W`, `W_ih`, `W_hh`).
+    pub fn matrix(&self, name: &str) -> Option<&WeightMatrix> {
+        self.matrices.iter().find(|m| m.name == name)
+    }
+
+    /// Random inputs (uniform in `[-1, 1)`) for every `in` parameter, from `seed`.
+    pub fn random_inputs(&self, seed: u64) -> BTreeMap<String, Tensor> {
+        let mut rng = SplitMix64::new(seed);
+        self.params_of(ParamKind::Input)
+            .map(|p| {
+                let data = rng.symmetric_vec(p.len(), 1.0);
+                let t = Tensor::f32(p.shape.clone(), data)
+                    .unwrap_or_else(|_| Tensor::zeros(p.dtype, p.shape.clone()));
+                (p.name.clone(), t)
+            })
+            .collect()
+    }
+
+    /// Every argument of the function: the given inputs, the weights, and zeroed
+    /// outputs.
+    pub fn args(&self, inputs: &BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
+        let mut args = inputs.clone();
+        args.extend(self.weights.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for p in self.params_of(ParamKind::Output) {
+            args.insert(p.name.clone(), Tensor::zeros(p.dtype, p.shape.clone()));
+        }
+        args
+    }
+
+    /// Runs the lowered function in the reference interpreter and returns its outputs.
+    pub fn interpret(
+        &self,
+        inputs: &BTreeMap<String, Tensor>,
+    ) -> Result<BTreeMap<String, Tensor>, InterpError> {
+        self.interpret_function(&self.func, inputs)
+    }
+
+    /// Runs `func` (for instance a scheduled version of [`Workload::func`]) in the
+    /// reference interpreter with this workload's weights, returning its outputs.
+    pub fn interpret_function(
+        &self,
+        func: &Function,
+        inputs: &BTreeMap<String, Tensor>,
+    ) -> Result<BTreeMap<String, Tensor>, InterpError> {
+        let mut args = self.args(inputs);
+        interp::run(func, &mut args)?;
+        Ok(args
+            .into_iter()
+            .filter(|(k, _)| {
+                func.param(k)
+                    .is_some_and(|p| p.kind == ParamKind::Output)
+            })
+            .collect())
+    }
+}
