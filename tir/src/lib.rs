@@ -5,8 +5,8 @@
 //!   typed buffer parameters; for loops of kind serial/parallel/vectorized/unrolled,
 //!   sequences, lets, ifs, stores, local allocations; scalar expressions with indirect
 //!   loads through index buffers and math intrinsics);
-//! - [`bcr`], [`prune`], [`csr`]: the BCR (block-based column-row) sparse matrix format,
-//!   BCR pruning of dense weights, and CSR for baselines;
+//! - [`bcr`], [`prune`](mod@prune), [`csr`]: the BCR (block-based column-row) sparse
+//!   matrix format, BCR pruning of dense weights, and CSR for baselines;
 //! - [`printer`] and [`parser`]: a text format that round-trips;
 //! - [`interp`]: the reference interpreter every generated kernel is checked against;
 //! - [`spec`], [`workload`], [`lower`]: workload spec strings (`bcr-fc:M=...`), the
@@ -15,21 +15,27 @@
 //!   tuning database.
 #![warn(missing_docs)]
 
+pub mod bcr;
+pub mod csr;
 pub mod dtype;
 pub mod expr;
 pub mod function;
 pub mod hash;
 pub mod matrix;
+pub mod prune;
 pub mod rng;
 pub mod spec;
 pub mod stmt;
 pub mod tensor;
 
+pub use bcr::{BcrBlock, BcrError, BcrMatrix, BlockShape, ParseBlockShapeError};
+pub use csr::{CsrError, CsrMatrix};
 pub use dtype::{DType, ScalarType};
 pub use expr::{BinOp, Expr, Intrinsic, UnOp};
 pub use function::{Function, Param, ParamKind};
 pub use hash::WorkloadKey;
 pub use matrix::Matrix;
+pub use prune::{prune, PruneConfig, PruneError, PruneRate};
 pub use spec::{SpecError, WorkloadSpec};
 pub use stmt::{ForKind, MemScope, Stmt};
 pub use tensor::{Tensor, TensorData};
