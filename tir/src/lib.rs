@@ -21,6 +21,7 @@ pub mod dtype;
 pub mod expr;
 pub mod function;
 pub mod hash;
+pub mod lower;
 pub mod matrix;
 pub mod prune;
 pub mod rng;

@@ -54,7 +54,7 @@ pub(crate) enum WeightRef<'a> {
 }
 
 /// The flattened arrays of a BCR matrix's non-empty blocks (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BcrArrays {
     /// Number of non-empty blocks.
     pub blocks: usize,

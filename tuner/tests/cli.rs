@@ -1,0 +1,76 @@
+//! The `grim-tune` program as a user runs it: exit codes, output and error messages.
+
+use std::process::Command;
+
+fn grim_tune(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_grim-tune"))
+        .args(args)
+        .output()
+        .expect("run grim-tune");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn show_prints_key_statistics_and_ir() {
+    let (ok, out, err) = grim_tune(&["show", "bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.75,seed=1"]);
+    assert!(ok, "stderr: {err}");
+    assert!(out.contains("workload  bcr-fc:M=64,K=64,N=1,bias=0,act=none,block=16x16,sparsity=0.75,seed=1"));
+    assert!(out.contains("key       "));
+    // 16 blocks of 16x16, each keeping 8x8 (sqrt(0.25) = 0.5): nnz = 16 * 64 = 1024.
+    assert!(out.contains("16 of 16 blocks non-empty, nnz 1024 (sparsity 0.7500)"), "{out}");
+    assert!(out.contains("fn bcr_fc(X: in f32[64, 1]"), "{out}");
+}
+
+#[test]
+fn show_without_ir() {
+    let (ok, out, _) = grim_tune(&["show", "--no-ir", "fc:M=8,K=8,N=1"]);
+    assert!(ok);
+    assert!(out.contains("weight    W dense 8x8"));
+    assert!(!out.contains("fn fc("));
+}
+
+#[test]
+fn bad_spec_is_a_clear_error_and_nonzero_exit() {
+    let (ok, out, err) = grim_tune(&["show", "bcr-fc:M=8,K=8,N=1,block=16x4,sparsity=0.5"]);
+    assert!(!ok);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("invalid `block`: block 16x4 is larger than the M x K weight matrix 8x8"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_ir_accepts_printed_ir_and_rejects_broken_files() {
+    let dir = std::env::temp_dir().join(format!("grim-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ok, ir, _) = grim_tune(&["show", "bcr-gru:hidden=4,input=4,block=4x4,sparsity=0.5"]);
+    assert!(ok);
+    let text: String = ir.lines().skip_while(|l| !l.starts_with("fn ")).collect::<Vec<_>>().join("\n");
+    let good = dir.join("good.tir");
+    std::fs::write(&good, &text).unwrap();
+    let (ok, out, err) = grim_tune(&["check-ir", good.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ok, function `bcr_gru`"), "{out}");
+
+    let bad = dir.join("bad.tir");
+    std::fs::write(&bad, "fn f(X: in f32[4]) {\n  for (i, 0 4) {\n  }\n}\n").unwrap();
+    let (ok, _, err) = grim_tune(&["check-ir", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("bad.tir:2:"), "{err}");
+
+    let unbound = dir.join("unbound.tir");
+    std::fs::write(&unbound, "fn f(X: in f32[4], Y: out f32[4]) {\n  Y[i] = X[0];\n}\n").unwrap();
+    let (ok, _, err) = grim_tune(&["check-ir", unbound.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("unbound.tir") && err.contains('i'), "{err}");
+
+    let (ok, _, err) = grim_tune(&["check-ir", dir.join("missing.tir").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("cannot read") && err.contains("missing.tir"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
