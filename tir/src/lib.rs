@@ -18,13 +18,17 @@
 pub mod dtype;
 pub mod expr;
 pub mod function;
+pub mod interp;
 pub mod matrix;
 pub mod stmt;
 pub mod tensor;
+pub mod verify;
 
 pub use dtype::{DType, ScalarType};
 pub use expr::{BinOp, Expr, Intrinsic, UnOp};
 pub use function::{Function, Param, ParamKind};
+pub use interp::{run, InterpError, Interpreter};
 pub use matrix::Matrix;
 pub use stmt::{ForKind, MemScope, Stmt};
 pub use tensor::{Tensor, TensorData};
+pub use verify::{verify, VerifyError};
