@@ -468,7 +468,11 @@ mod tests {
                 Stmt::serial(
                     "j",
                     Expr::Int(4),
-                    Stmt::store("Y", vec![Expr::var(outer_idx)], Expr::load("X", vec![Expr::var("j")])),
+                    Stmt::store(
+                        "Y",
+                        vec![Expr::var(outer_idx)],
+                        Expr::load("X", vec![Expr::var("j")]),
+                    ),
                 ),
             ),
         };

@@ -120,7 +120,12 @@ impl BcrArrays {
     /// The weight parameters and their data, for a matrix named `name`.
     pub fn params(&self, name: &str) -> Result<Vec<(Param, Tensor)>, IndexOverflow> {
         let ints = |suffix: &str, v: &Vec<i32>| {
-            let p = Param::new(format!("{name}_{suffix}"), ParamKind::Weight, DType::I32, vec![v.len()]);
+            let p = Param::new(
+                format!("{name}_{suffix}"),
+                ParamKind::Weight,
+                DType::I32,
+                vec![v.len()],
+            );
             let t = Tensor::i32(vec![v.len()], v.clone()).map_err(|e| IndexOverflow(e.actual))?;
             Ok((p, t))
         };
@@ -133,7 +138,12 @@ impl BcrArrays {
             ints("cols", &self.cols)?,
             ints("val_ptr", &self.val_ptr)?,
             (
-                Param::new(format!("{name}_val"), ParamKind::Weight, DType::F32, vec![self.values.len()]),
+                Param::new(
+                    format!("{name}_val"),
+                    ParamKind::Weight,
+                    DType::F32,
+                    vec![self.values.len()],
+                ),
                 vals,
             ),
         ])
@@ -170,91 +180,139 @@ pub(crate) fn activation(act: Activation, x: Expr) -> Expr {
     }
 }
 
-/// `for (m, 0, rows) for (n, 0, cols) body(m, n)`.
-fn for_2d(rows: usize, cols: usize, body: Stmt) -> Stmt {
-    Stmt::serial("m", int(rows), Stmt::serial("n", int(cols), body))
+/// The name of loop or let variable `base` in the stage with prefix `p`: `base` for
+/// the main stage (empty prefix), `p_base` otherwise. Lowering gives every loop of a
+/// function a distinct name, so schedules can address loops by name.
+fn nm(p: &str, base: &str) -> String {
+    if p.is_empty() {
+        base.to_string()
+    } else {
+        format!("{p}_{base}")
+    }
+}
+
+/// `for (p_m, 0, rows) for (p_n, 0, cols) body`.
+fn for_2d(p: &str, rows: usize, cols: usize, body: Stmt) -> Stmt {
+    Stmt::serial(
+        nm(p, "m"),
+        int(rows),
+        Stmt::serial(nm(p, "n"), int(cols), body),
+    )
 }
 
 /// `out[m, n] = bias[m]` (or `0.0` without a bias) over a `rows x cols` buffer.
-fn init_rows(out: &str, rows: usize, cols: usize, bias: Option<&str>) -> Stmt {
+fn init_rows(p: &str, out: &str, rows: usize, cols: usize, bias: Option<&str>) -> Stmt {
+    let (m, n) = (v(&nm(p, "m")), v(&nm(p, "n")));
     let value = match bias {
-        Some(b) => ld(b, vec![v("m")]),
+        Some(b) => ld(b, vec![m.clone()]),
         None => Expr::Float(0.0),
     };
-    for_2d(rows, cols, Stmt::store(out, vec![v("m"), v("n")], value))
+    for_2d(p, rows, cols, Stmt::store(out, vec![m, n], value))
 }
 
 /// `out[m, n] = act(out[m, n])` over a `rows x cols` buffer, or nothing for `none`.
-fn apply_act(out: &str, rows: usize, cols: usize, act: Activation) -> Option<Stmt> {
+fn apply_act(p: &str, out: &str, rows: usize, cols: usize, act: Activation) -> Option<Stmt> {
     if act == Activation::None {
         return None;
     }
-    let x = ld(out, vec![v("m"), v("n")]);
-    Some(for_2d(rows, cols, Stmt::store(out, vec![v("m"), v("n")], activation(act, x))))
+    let idx = vec![v(&nm(p, "m")), v(&nm(p, "n"))];
+    let x = ld(out, idx.clone());
+    Some(for_2d(
+        p,
+        rows,
+        cols,
+        Stmt::store(out, idx, activation(act, x)),
+    ))
 }
 
 /// `out[r, n] += W[r, c] * input[c, n]` for a 2-D `out` (`rows x n`) and `input`
-/// (`cols x n`); `out` must be initialised.
-pub(crate) fn matmul_accumulate(out: &str, input: &str, w: &WeightRef<'_>, n: usize) -> Stmt {
+/// (`cols x n`); `out` must be initialised. Loop names get the prefix `p`.
+pub(crate) fn matmul_accumulate(
+    p: &str,
+    out: &str,
+    input: &str,
+    w: &WeightRef<'_>,
+    n: usize,
+) -> Stmt {
+    let name = |x: &str| nm(p, x);
+    let var = |x: &str| v(&nm(p, x));
     match w {
-        WeightRef::Dense { name, rows, cols } => {
-            let acc = ld(out, vec![v("m"), v("n")])
-                + ld(name, vec![v("m"), v("k")]) * ld(input, vec![v("k"), v("n")]);
+        WeightRef::Dense {
+            name: wn,
+            rows,
+            cols,
+        } => {
+            let acc = ld(out, vec![var("m"), var("n")])
+                + ld(wn, vec![var("m"), var("k")]) * ld(input, vec![var("k"), var("n")]);
             Stmt::serial(
-                "m",
+                name("m"),
                 int(*rows),
                 Stmt::serial(
-                    "n",
+                    name("n"),
                     int(n),
-                    Stmt::serial("k", int(*cols), Stmt::store(out, vec![v("m"), v("n")], acc)),
+                    Stmt::serial(
+                        name("k"),
+                        int(*cols),
+                        Stmt::store(out, vec![var("m"), var("n")], acc),
+                    ),
                 ),
             )
         }
-        WeightRef::Bcr { name, blocks } => {
-            let acc = ld(out, vec![v("row"), v("n")]) + v("w") * ld(input, vec![v("col"), v("n")]);
-            let inner = Stmt::serial("n", int(n), Stmt::store(out, vec![v("row"), v("n")], acc));
-            bcr_block_loops(name, *blocks, inner)
+        WeightRef::Bcr { name: wn, blocks } => {
+            let idx = vec![var("row"), var("n")];
+            let acc = ld(out, idx.clone()) + var("w") * ld(input, vec![var("col"), var("n")]);
+            let inner = Stmt::serial(name("n"), int(n), Stmt::store(out, idx, acc));
+            bcr_block_loops(p, wn, *blocks, inner)
         }
     }
 }
 
 /// The loops over a BCR matrix's blocks, kept rows and kept columns, binding `row`,
-/// `col` (global indices) and `w` (the value) around `inner`.
-fn bcr_block_loops(name: &str, blocks: usize, inner: Stmt) -> Stmt {
-    let arr = |s: &str| format!("{name}_{s}");
-    let b1 = v("b") + int(1);
+/// `col` (global indices) and `w` (the value) around `inner` (names prefixed by `p`).
+fn bcr_block_loops(p: &str, wname: &str, blocks: usize, inner: Stmt) -> Stmt {
+    let arr = |s: &str| format!("{wname}_{s}");
+    let name = |x: &str| nm(p, x);
+    let var = |x: &str| v(&nm(p, x));
+    let b1 = var("b") + int(1);
     let per_col = Stmt::let_(
-        "col",
-        ld(&arr("cols"), vec![v("c0") + v("j")]),
+        name("col"),
+        ld(&arr("cols"), vec![var("c0") + var("j")]),
         Stmt::let_(
-            "w",
-            ld(&arr("val"), vec![v("v0") + v("i") * v("nc") + v("j")]),
+            name("w"),
+            ld(
+                &arr("val"),
+                vec![var("v0") + var("i") * var("nc") + var("j")],
+            ),
             inner,
         ),
     );
     let per_row = Stmt::let_(
-        "row",
-        ld(&arr("rows"), vec![v("r0") + v("i")]),
-        Stmt::serial("j", v("nc"), per_col),
+        name("row"),
+        ld(&arr("rows"), vec![var("r0") + var("i")]),
+        Stmt::serial(name("j"), var("nc"), per_col),
     );
     let body = Stmt::let_(
-        "r0",
-        ld(&arr("row_ptr"), vec![v("b")]),
+        name("r0"),
+        ld(&arr("row_ptr"), vec![var("b")]),
         Stmt::let_(
-            "c0",
-            ld(&arr("col_ptr"), vec![v("b")]),
+            name("c0"),
+            ld(&arr("col_ptr"), vec![var("b")]),
             Stmt::let_(
-                "v0",
-                ld(&arr("val_ptr"), vec![v("b")]),
+                name("v0"),
+                ld(&arr("val_ptr"), vec![var("b")]),
                 Stmt::let_(
-                    "nc",
-                    ld(&arr("col_ptr"), vec![b1.clone()]) - v("c0"),
-                    Stmt::serial("i", ld(&arr("row_ptr"), vec![b1]) - v("r0"), per_row),
+                    name("nc"),
+                    ld(&arr("col_ptr"), vec![b1.clone()]) - var("c0"),
+                    Stmt::serial(
+                        name("i"),
+                        ld(&arr("row_ptr"), vec![b1]) - var("r0"),
+                        per_row,
+                    ),
                 ),
             ),
         ),
     );
-    Stmt::serial("b", int(blocks), body)
+    Stmt::serial(name("b"), int(blocks), body)
 }
 
 /// Parameters (with data for weights) and the body of a lowered workload.
@@ -274,15 +332,22 @@ impl Lowered {
     }
 
     fn input(&mut self, name: &str, shape: Vec<usize>) {
-        self.params.push(Param::new(name, ParamKind::Input, DType::F32, shape));
+        self.params
+            .push(Param::new(name, ParamKind::Input, DType::F32, shape));
     }
 
     fn output(&mut self, name: &str, shape: Vec<usize>) {
-        self.params.push(Param::new(name, ParamKind::Output, DType::F32, shape));
+        self.params
+            .push(Param::new(name, ParamKind::Output, DType::F32, shape));
     }
 
     fn weight(&mut self, name: &str, t: Tensor) {
-        self.params.push(Param::new(name, ParamKind::Weight, DType::F32, t.shape().to_vec()));
+        self.params.push(Param::new(
+            name,
+            ParamKind::Weight,
+            DType::F32,
+            t.shape().to_vec(),
+        ));
         self.data.push((name.to_string(), t));
     }
 
@@ -297,7 +362,11 @@ impl Lowered {
     }
 
     /// Adds the weight matrix's parameters and returns how the loops refer to it.
-    fn matrix<'a>(&mut self, name: &'a str, w: &'a WeightData) -> Result<WeightRef<'a>, IndexOverflow> {
+    fn matrix<'a>(
+        &mut self,
+        name: &'a str,
+        w: &'a WeightData,
+    ) -> Result<WeightRef<'a>, IndexOverflow> {
         match w {
             WeightData::Dense(m) => {
                 let t = Tensor::f32(vec![m.rows(), m.cols()], m.data().to_vec())
@@ -341,7 +410,11 @@ fn vec_tensor(v: &[f32]) -> Result<Tensor, IndexOverflow> {
 }
 
 /// FC: `Y[M,N] = act(W · X + B)`. Params: `X` in, weights (`W` or `W_*`), `B`, `Y` out.
-pub(crate) fn lower_fc(s: &FcSpec, w: &WeightData, bias: Option<&[f32]>) -> Result<Lowered, IndexOverflow> {
+pub(crate) fn lower_fc(
+    s: &FcSpec,
+    w: &WeightData,
+    bias: Option<&[f32]>,
+) -> Result<Lowered, IndexOverflow> {
     let mut l = Lowered::new();
     l.input("X", vec![s.k, s.n]);
     let wref = l.matrix("W", w)?;
@@ -350,17 +423,21 @@ pub(crate) fn lower_fc(s: &FcSpec, w: &WeightData, bias: Option<&[f32]>) -> Resu
     }
     l.output("Y", vec![s.m, s.n]);
     let mut body = vec![
-        init_rows("Y", s.m, s.n, bias.map(|_| "B")),
-        matmul_accumulate("Y", "X", &wref, s.n),
+        init_rows("init", "Y", s.m, s.n, bias.map(|_| "B")),
+        matmul_accumulate("", "Y", "X", &wref, s.n),
     ];
-    body.extend(apply_act("Y", s.m, s.n, s.act));
+    body.extend(apply_act("act", "Y", s.m, s.n, s.act));
     l.body = seq(body);
     Ok(l)
 }
 
 /// Input height/width index of output position `o` and kernel tap `t`.
 fn conv_index(o: &str, t: &str, stride: usize, pad: usize, dilation: usize) -> Expr {
-    let mut e = if stride == 1 { v(o) } else { v(o) * int(stride) };
+    let mut e = if stride == 1 {
+        v(o)
+    } else {
+        v(o) * int(stride)
+    };
     if dilation == 1 {
         e = e + v(t);
     } else {
@@ -392,7 +469,11 @@ fn conv_update(s: &Conv2dSpec, o: Expr, c: Expr, w: Expr) -> Stmt {
     let body = Stmt::let_(
         "ih",
         conv_index("oh", "ky", s.stride, s.pad, s.dilation),
-        Stmt::let_("iw", conv_index("ow", "kx", s.stride, s.pad, s.dilation), guarded),
+        Stmt::let_(
+            "iw",
+            conv_index("ow", "kx", s.stride, s.pad, s.dilation),
+            guarded,
+        ),
     );
     Stmt::serial(
         "nb",
@@ -441,33 +522,50 @@ pub(crate) fn lower_conv2d(
                     Stmt::let_("kx", v("col") % int(s.kw), update),
                 ),
             );
-            bcr_block_loops("W", nb, decoded)
+            bcr_block_loops("", "W", nb, decoded)
         }
     };
     if let Some(b) = bias {
         l.weight("B", vec_tensor(b)?);
     }
     l.output("Y", vec![s.batch, s.o, oh, ow]);
-    let y_idx = vec![v("nb"), v("o"), v("oh"), v("ow")];
+    let idx = |p: &str| {
+        vec![
+            v(&nm(p, "nb")),
+            v(&nm(p, "o")),
+            v(&nm(p, "oh")),
+            v(&nm(p, "ow")),
+        ]
+    };
     let init_value = match bias {
-        Some(_) => ld("B", vec![v("o")]),
+        Some(_) => ld("B", vec![v("init_o")]),
         None => Expr::Float(0.0),
     };
-    let nest4 = |body: Stmt| {
+    let nest4 = |p: &str, body: Stmt| {
         Stmt::serial(
-            "nb",
+            nm(p, "nb"),
             int(s.batch),
             Stmt::serial(
-                "o",
+                nm(p, "o"),
                 int(s.o),
-                Stmt::serial("oh", int(oh), Stmt::serial("ow", int(ow), body)),
+                Stmt::serial(
+                    nm(p, "oh"),
+                    int(oh),
+                    Stmt::serial(nm(p, "ow"), int(ow), body),
+                ),
             ),
         )
     };
-    let mut body = vec![nest4(Stmt::store("Y", y_idx.clone(), init_value)), compute];
+    let mut body = vec![
+        nest4("init", Stmt::store("Y", idx("init"), init_value)),
+        compute,
+    ];
     if s.act != Activation::None {
-        let y = ld("Y", y_idx.clone());
-        body.push(nest4(Stmt::store("Y", y_idx, activation(s.act, y))));
+        let y = ld("Y", idx("act"));
+        body.push(nest4(
+            "act",
+            Stmt::store("Y", idx("act"), activation(s.act, y)),
+        ));
     }
     l.body = seq(body);
     Ok(l)
@@ -502,7 +600,11 @@ pub(crate) fn lower_rnn(
     }
     // Gate g of unit j: gi[g*hidden + j, n].
     let gate = |buf: &str, g: usize| {
-        let row = if g == 0 { v("j") } else { int(g * hid) + v("j") };
+        let row = if g == 0 {
+            v("j")
+        } else {
+            int(g * hid) + v("j")
+        };
         ld(buf, vec![row, v("n")])
     };
     let sig = |e: Expr| Expr::call(Intrinsic::Sigmoid, e);
@@ -553,10 +655,10 @@ pub(crate) fn lower_rnn(
     };
     let pointwise = Stmt::serial("j", int(hid), Stmt::serial("n", int(batch), cell));
     let inner = Stmt::Seq(vec![
-        init_rows("gi", rows, batch, Some("b_ih")),
-        init_rows("gh", rows, batch, Some("b_hh")),
-        matmul_accumulate("gi", "x", &ih, batch),
-        matmul_accumulate("gh", "h_prev", &hh, batch),
+        init_rows("gi_init", "gi", rows, batch, Some("b_ih")),
+        init_rows("gh_init", "gh", rows, batch, Some("b_hh")),
+        matmul_accumulate("gi", "gi", "x", &ih, batch),
+        matmul_accumulate("gh", "gh", "h_prev", &hh, batch),
         pointwise,
     ]);
     let alloc = |name: &str, body: Stmt| Stmt::Allocate {
@@ -577,7 +679,7 @@ pub(crate) fn lower_bias_add(m: usize, n: usize, bias: &[f32]) -> Result<Lowered
     l.weight("B", vec_tensor(bias)?);
     l.output("Y", vec![m, n]);
     let value = ld("X", vec![v("m"), v("n")]) + ld("B", vec![v("m")]);
-    l.body = for_2d(m, n, Stmt::store("Y", vec![v("m"), v("n")], value));
+    l.body = for_2d("", m, n, Stmt::store("Y", vec![v("m"), v("n")], value));
     Ok(l)
 }
 
@@ -587,6 +689,6 @@ pub(crate) fn lower_activation(act: Activation, m: usize, n: usize) -> Lowered {
     l.input("X", vec![m, n]);
     l.output("Y", vec![m, n]);
     let value = activation(act, ld("X", vec![v("m"), v("n")]));
-    l.body = for_2d(m, n, Stmt::store("Y", vec![v("m"), v("n")], value));
+    l.body = for_2d("", m, n, Stmt::store("Y", vec![v("m"), v("n")], value));
     l
 }

@@ -327,7 +327,9 @@ impl Items {
 
     fn opt_count(&mut self, key: &str, default: usize) -> Result<usize, SpecError> {
         match self.take(key) {
-            Some(v) => v.parse::<usize>().map_err(|_| bad(key, &v, "a non-negative integer")),
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| bad(key, &v, "a non-negative integer")),
             None => Ok(default),
         }
     }
@@ -432,7 +434,12 @@ fn invalid(key: &str, reason: impl Into<String>) -> SpecError {
 }
 
 /// Checks that a BCR block fits the `rows x cols` weight matrix.
-fn check_block(sparse: &Option<SparseSpec>, rows: usize, cols: usize, what: &str) -> Result<(), SpecError> {
+fn check_block(
+    sparse: &Option<SparseSpec>,
+    rows: usize,
+    cols: usize,
+    what: &str,
+) -> Result<(), SpecError> {
     if let Some(s) = sparse {
         if s.block_rows > rows || s.block_cols > cols {
             return Err(invalid(
@@ -450,7 +457,7 @@ fn check_block(sparse: &Option<SparseSpec>, rows: usize, cols: usize, what: &str
 fn check_elements(key: &str, dims: &[usize]) -> Result<(), SpecError> {
     let mut n: usize = 1;
     for d in dims {
-        n = n.checked_mul(*d).unwrap_or(usize::MAX);
+        n = n.saturating_mul(*d);
     }
     if n > MAX_ELEMENTS {
         return Err(invalid(
@@ -586,21 +593,34 @@ impl FromStr for WorkloadSpec {
                     sparse,
                     seed,
                 };
-                let cols = c.checked_mul(kh).and_then(|v| v.checked_mul(kw)).unwrap_or(usize::MAX);
+                let cols = c
+                    .checked_mul(kh)
+                    .and_then(|v| v.checked_mul(kw))
+                    .unwrap_or(usize::MAX);
                 check_elements("C", &[o, cols])?;
                 check_elements("H", &[batch, c, h, w])?;
-                let oh = spec
-                    .out_h()
-                    .ok_or_else(|| invalid("kh", "kernel (with dilation) is larger than the padded input height"))?;
-                let ow = spec
-                    .out_w()
-                    .ok_or_else(|| invalid("kw", "kernel (with dilation) is larger than the padded input width"))?;
+                let oh = spec.out_h().ok_or_else(|| {
+                    invalid(
+                        "kh",
+                        "kernel (with dilation) is larger than the padded input height",
+                    )
+                })?;
+                let ow = spec.out_w().ok_or_else(|| {
+                    invalid(
+                        "kw",
+                        "kernel (with dilation) is larger than the padded input width",
+                    )
+                })?;
                 check_elements("O", &[batch, o, oh, ow])?;
                 check_block(&spec.sparse, o, cols, "O x (C*kh*kw)")?;
                 Ok(WorkloadSpec::Conv2d(spec))
             }
             ("gru", _) | ("lstm", _) => {
-                let cell = if base == "gru" { RnnCell::Gru } else { RnnCell::Lstm };
+                let cell = if base == "gru" {
+                    RnnCell::Gru
+                } else {
+                    RnnCell::Lstm
+                };
                 let hidden = it.dim("hidden")?;
                 let input = it.dim("input")?;
                 let batch = it.opt_dim("batch", 1)?;

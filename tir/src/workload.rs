@@ -9,7 +9,7 @@ use crate::lower::{self, IndexOverflow, WeightData};
 use crate::matrix::Matrix;
 use crate::prune::{prune, PruneConfig, PruneError, PruneRate};
 use crate::rng::SplitMix64;
-use crate::spec::{RnnCell, SpecError, SparseSpec, WorkloadSpec};
+use crate::spec::{RnnCell, SparseSpec, SpecError, WorkloadSpec};
 use crate::tensor::Tensor;
 use crate::BlockShape;
 use std::collections::BTreeMap;
@@ -249,10 +249,7 @@ impl Workload {
         interp::run(func, &mut args)?;
         Ok(args
             .into_iter()
-            .filter(|(k, _)| {
-                func.param(k)
-                    .is_some_and(|p| p.kind == ParamKind::Output)
-            })
+            .filter(|(k, _)| func.param(k).is_some_and(|p| p.kind == ParamKind::Output))
             .collect())
     }
 }

@@ -43,9 +43,18 @@ fn check_golden(name: &str, actual: &str) {
 
 const GOLDEN_IR: &[(&str, &str)] = &[
     ("fc.tir", "fc:M=4,K=3,N=2,bias=1,act=relu,seed=1"),
-    ("bcr_fc.tir", "bcr-fc:M=8,K=8,N=1,block=4x4,sparsity=0.75,seed=1"),
-    ("bcr_conv2d.tir", "bcr-conv2d:C=2,O=4,H=5,W=5,k=3,stride=2,pad=1,block=2x9,sparsity=0.5,seed=1"),
-    ("bcr_gru.tir", "bcr-gru:hidden=4,input=4,batch=1,block=4x4,sparsity=0.5,seed=1"),
+    (
+        "bcr_fc.tir",
+        "bcr-fc:M=8,K=8,N=1,block=4x4,sparsity=0.75,seed=1",
+    ),
+    (
+        "bcr_conv2d.tir",
+        "bcr-conv2d:C=2,O=4,H=5,W=5,k=3,stride=2,pad=1,block=2x9,sparsity=0.5,seed=1",
+    ),
+    (
+        "bcr_gru.tir",
+        "bcr-gru:hidden=4,input=4,batch=1,block=4x4,sparsity=0.5,seed=1",
+    ),
     ("lstm.tir", "lstm:hidden=2,input=3,batch=1,seed=1"),
 ];
 

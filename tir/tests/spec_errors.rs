@@ -16,37 +16,97 @@ fn malformed_specs_name_the_key() {
     let cases: &[(&str, &str)] = &[
         ("fc", "expected `KIND:KEY=VALUE,...`, found no ':' in `fc`"),
         ("mlp:M=1", "unknown workload kind `mlp`"),
-        ("bcr-activation:fn=relu,M=1,N=1", "unknown workload kind `bcr-activation`"),
+        (
+            "bcr-activation:fn=relu,M=1,N=1",
+            "unknown workload kind `bcr-activation`",
+        ),
         ("fc:M=4,K=4", "missing key `N` for `fc`"),
-        ("fc:M=4,K=4,N=1,Q=3", "unknown key `Q` for `fc` (accepted: M, K, N, bias, act, seed)"),
+        (
+            "fc:M=4,K=4,N=1,Q=3",
+            "unknown key `Q` for `fc` (accepted: M, K, N, bias, act, seed)",
+        ),
         ("fc:M=4,K=4,N=1,block=2x2", "unknown key `block` for `fc`"),
         ("fc:M=4,M=5,K=4,N=1", "key `M` given more than once"),
-        ("fc:M=four,K=4,N=1", "bad value `four` for key `M`: expected an integer in 1..=1048576"),
+        (
+            "fc:M=four,K=4,N=1",
+            "bad value `four` for key `M`: expected an integer in 1..=1048576",
+        ),
         ("fc:M=0,K=4,N=1", "bad value `0` for key `M`"),
         ("fc:M=-3,K=4,N=1", "bad value `-3` for key `M`"),
-        ("fc:M=4,K=4,N=1,bias=yes", "bad value `yes` for key `bias`: expected 0, 1, true or false"),
-        ("fc:M=4,K=4,N=1,act=gelu", "bad value `gelu` for key `act`: expected none, relu, sigmoid or tanh"),
+        (
+            "fc:M=4,K=4,N=1,bias=yes",
+            "bad value `yes` for key `bias`: expected 0, 1, true or false",
+        ),
+        (
+            "fc:M=4,K=4,N=1,act=gelu",
+            "bad value `gelu` for key `act`: expected none, relu, sigmoid or tanh",
+        ),
         ("fc:M=4,K=4,N=1,seed=-1", "bad value `-1` for key `seed`"),
         ("fc:M=4,K=4,N=1,M", "expected KEY=VALUE, found `M`"),
         ("fc:=4,K=4,N=1", "expected KEY=VALUE, found `=4`"),
-        ("bcr-fc:M=4,K=4,N=1,sparsity=0.5", "missing key `block` for `bcr-fc`"),
-        ("bcr-fc:M=4,K=4,N=1,block=2x2", "missing key `sparsity` for `bcr-fc`"),
-        ("bcr-fc:M=4,K=4,N=1,block=2,sparsity=0.5", "bad value `2` for key `block`: expected RxC, e.g. 16x32"),
-        ("bcr-fc:M=4,K=4,N=1,block=0x2,sparsity=0.5", "bad value `0x2` for key `block`"),
-        ("bcr-fc:M=4,K=4,N=1,block=2xq,sparsity=0.5", "bad value `2xq` for key `block`"),
-        ("bcr-fc:M=4,K=4,N=1,block=8x2,sparsity=0.5", "invalid `block`: block 8x2 is larger than the M x K weight matrix 4x4"),
-        ("bcr-fc:M=4,K=4,N=1,block=2x2,sparsity=1", "bad value `1` for key `sparsity`: expected a number in [0, 1)"),
-        ("bcr-fc:M=4,K=4,N=1,block=2x2,sparsity=-0.1", "bad value `-0.1` for key `sparsity`"),
-        ("bcr-fc:M=4,K=4,N=1,block=2x2,sparsity=NaN", "bad value `NaN` for key `sparsity`"),
+        (
+            "bcr-fc:M=4,K=4,N=1,sparsity=0.5",
+            "missing key `block` for `bcr-fc`",
+        ),
+        (
+            "bcr-fc:M=4,K=4,N=1,block=2x2",
+            "missing key `sparsity` for `bcr-fc`",
+        ),
+        (
+            "bcr-fc:M=4,K=4,N=1,block=2,sparsity=0.5",
+            "bad value `2` for key `block`: expected RxC, e.g. 16x32",
+        ),
+        (
+            "bcr-fc:M=4,K=4,N=1,block=0x2,sparsity=0.5",
+            "bad value `0x2` for key `block`",
+        ),
+        (
+            "bcr-fc:M=4,K=4,N=1,block=2xq,sparsity=0.5",
+            "bad value `2xq` for key `block`",
+        ),
+        (
+            "bcr-fc:M=4,K=4,N=1,block=8x2,sparsity=0.5",
+            "invalid `block`: block 8x2 is larger than the M x K weight matrix 4x4",
+        ),
+        (
+            "bcr-fc:M=4,K=4,N=1,block=2x2,sparsity=1",
+            "bad value `1` for key `sparsity`: expected a number in [0, 1)",
+        ),
+        (
+            "bcr-fc:M=4,K=4,N=1,block=2x2,sparsity=-0.1",
+            "bad value `-0.1` for key `sparsity`",
+        ),
+        (
+            "bcr-fc:M=4,K=4,N=1,block=2x2,sparsity=NaN",
+            "bad value `NaN` for key `sparsity`",
+        ),
         ("conv2d:C=3,O=8,H=8,W=8", "missing key `k` for `conv2d`"),
-        ("conv2d:C=3,O=8,H=4,W=4,k=7", "invalid `kh`: kernel (with dilation) is larger than the padded input height"),
-        ("conv2d:C=3,O=8,H=8,W=8,k=3,stride=0", "bad value `0` for key `stride`"),
-        ("bcr-conv2d:C=1,O=8,H=8,W=8,k=1,block=4x2,sparsity=0.5", "invalid `block`: block 4x2 is larger than the O x (C*kh*kw) weight matrix 8x1"),
+        (
+            "conv2d:C=3,O=8,H=4,W=4,k=7",
+            "invalid `kh`: kernel (with dilation) is larger than the padded input height",
+        ),
+        (
+            "conv2d:C=3,O=8,H=8,W=8,k=3,stride=0",
+            "bad value `0` for key `stride`",
+        ),
+        (
+            "bcr-conv2d:C=1,O=8,H=8,W=8,k=1,block=4x2,sparsity=0.5",
+            "invalid `block`: block 4x2 is larger than the O x (C*kh*kw) weight matrix 8x1",
+        ),
         ("gru:hidden=8", "missing key `input` for `gru`"),
-        ("bcr-gru:hidden=8,input=2,block=4x4,sparsity=0.5", "invalid `block`: block 4x4 is larger than the input weight matrix 24x2"),
-        ("activation:fn=none,M=2,N=2", "bad value `none` for key `fn`: expected relu, sigmoid or tanh"),
+        (
+            "bcr-gru:hidden=8,input=2,block=4x4,sparsity=0.5",
+            "invalid `block`: block 4x4 is larger than the input weight matrix 24x2",
+        ),
+        (
+            "activation:fn=none,M=2,N=2",
+            "bad value `none` for key `fn`: expected relu, sigmoid or tanh",
+        ),
         ("activation:M=2,N=2", "missing key `fn` for `activation`"),
-        ("fc:M=1048576,K=1048576,N=1", "invalid `M`: a tensor of [1048576, 1048576] has more than 268435456 elements"),
+        (
+            "fc:M=1048576,K=1048576,N=1",
+            "invalid `M`: a tensor of [1048576, 1048576] has more than 268435456 elements",
+        ),
     ];
     assert!(cases.len() >= 10);
     for (spec, want) in cases {
@@ -74,16 +134,22 @@ fn canonical_form_round_trips() {
         assert_eq!(again.to_string(), canonical);
     }
     assert_eq!(
-        "fc:M=1024,K=1024,N=64".parse::<WorkloadSpec>().unwrap().to_string(),
+        "fc:M=1024,K=1024,N=64"
+            .parse::<WorkloadSpec>()
+            .unwrap()
+            .to_string(),
         "fc:M=1024,K=1024,N=64,bias=0,act=none,seed=1"
     );
 }
 
 #[test]
 fn same_spec_same_pattern_different_seed_different_pattern() {
-    let a = Workload::from_spec_str("bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.8,seed=1").unwrap();
-    let b = Workload::from_spec_str("bcr-fc:K=64,M=64,N=1,sparsity=0.8,block=16x16,seed=1").unwrap();
-    let c = Workload::from_spec_str("bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.8,seed=2").unwrap();
+    let a =
+        Workload::from_spec_str("bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.8,seed=1").unwrap();
+    let b =
+        Workload::from_spec_str("bcr-fc:K=64,M=64,N=1,sparsity=0.8,block=16x16,seed=1").unwrap();
+    let c =
+        Workload::from_spec_str("bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.8,seed=2").unwrap();
     assert_eq!(a.key(), b.key());
     assert_eq!(a.weights, b.weights);
     // Per-block kept counts depend only on the block shape and sparsity, so the

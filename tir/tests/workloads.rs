@@ -11,12 +11,20 @@ fn check(spec: &str, input_seed: u64) {
     let w = Workload::from_spec_str(spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
     tir::verify::verify(&w.func).unwrap_or_else(|e| panic!("{spec}: verify: {e}"));
     let inputs = w.random_inputs(input_seed);
-    let got = w.interpret(&inputs).unwrap_or_else(|e| panic!("{spec}: interpret: {e}"));
+    let got = w
+        .interpret(&inputs)
+        .unwrap_or_else(|e| panic!("{spec}: interpret: {e}"));
     let want = naive::reference(&w, &inputs);
     assert_eq!(got.len(), want.len(), "{spec}: outputs");
     for (name, want) in &want {
-        let t = got.get(name).unwrap_or_else(|| panic!("{spec}: no output {name}"));
-        naive::assert_close(&format!("{spec}: {name}"), t.as_f32().expect("f32 output"), want);
+        let t = got
+            .get(name)
+            .unwrap_or_else(|| panic!("{spec}: no output {name}"));
+        naive::assert_close(
+            &format!("{spec}: {name}"),
+            t.as_f32().expect("f32 output"),
+            want,
+        );
     }
 }
 
@@ -111,7 +119,10 @@ fn bcr_at_sparsity_zero_equals_dense() {
     let sparse =
         Workload::from_spec_str("bcr-fc:M=40,K=24,N=3,bias=1,act=tanh,block=8x8,sparsity=0,seed=9")
             .unwrap();
-    assert_eq!(dense.matrix("W").unwrap().dense, sparse.matrix("W").unwrap().dense);
+    assert_eq!(
+        dense.matrix("W").unwrap().dense,
+        sparse.matrix("W").unwrap().dense
+    );
     let inputs = dense.random_inputs(3);
     let a = dense.interpret(&inputs).unwrap();
     let b = sparse.interpret(&inputs).unwrap();
@@ -121,10 +132,14 @@ fn bcr_at_sparsity_zero_equals_dense() {
 /// The pruned workload really has the requested sparsity and its pattern is BCR.
 #[test]
 fn spec_sparsity_is_achieved() {
-    let w = Workload::from_spec_str("bcr-fc:M=512,K=512,N=1,block=32x32,sparsity=0.9,seed=1")
-        .unwrap();
+    let w =
+        Workload::from_spec_str("bcr-fc:M=512,K=512,N=1,block=32x32,sparsity=0.9,seed=1").unwrap();
     let b = w.matrix("W").unwrap().bcr.as_ref().unwrap();
     b.validate().unwrap();
-    assert!((b.sparsity() - 0.9).abs() < 0.01, "sparsity {}", b.sparsity());
+    assert!(
+        (b.sparsity() - 0.9).abs() < 0.01,
+        "sparsity {}",
+        b.sparsity()
+    );
     assert_eq!(w.matrix("W").unwrap().dense.count_nonzero(), b.nnz());
 }

@@ -16,12 +16,20 @@ fn grim_tune(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn show_prints_key_statistics_and_ir() {
-    let (ok, out, err) = grim_tune(&["show", "bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.75,seed=1"]);
+    let (ok, out, err) = grim_tune(&[
+        "show",
+        "bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.75,seed=1",
+    ]);
     assert!(ok, "stderr: {err}");
-    assert!(out.contains("workload  bcr-fc:M=64,K=64,N=1,bias=0,act=none,block=16x16,sparsity=0.75,seed=1"));
+    assert!(out.contains(
+        "workload  bcr-fc:M=64,K=64,N=1,bias=0,act=none,block=16x16,sparsity=0.75,seed=1"
+    ));
     assert!(out.contains("key       "));
     // 16 blocks of 16x16, each keeping 8x8 (sqrt(0.25) = 0.5): nnz = 16 * 64 = 1024.
-    assert!(out.contains("16 of 16 blocks non-empty, nnz 1024 (sparsity 0.7500)"), "{out}");
+    assert!(
+        out.contains("16 of 16 blocks non-empty, nnz 1024 (sparsity 0.7500)"),
+        "{out}"
+    );
     assert!(out.contains("fn bcr_fc(X: in f32[64, 1]"), "{out}");
 }
 
@@ -50,7 +58,11 @@ fn check_ir_accepts_printed_ir_and_rejects_broken_files() {
     std::fs::create_dir_all(&dir).unwrap();
     let (ok, ir, _) = grim_tune(&["show", "bcr-gru:hidden=4,input=4,block=4x4,sparsity=0.5"]);
     assert!(ok);
-    let text: String = ir.lines().skip_while(|l| !l.starts_with("fn ")).collect::<Vec<_>>().join("\n");
+    let text: String = ir
+        .lines()
+        .skip_while(|l| !l.starts_with("fn "))
+        .collect::<Vec<_>>()
+        .join("\n");
     let good = dir.join("good.tir");
     std::fs::write(&good, &text).unwrap();
     let (ok, out, err) = grim_tune(&["check-ir", good.to_str().unwrap()]);
@@ -64,13 +76,20 @@ fn check_ir_accepts_printed_ir_and_rejects_broken_files() {
     assert!(err.contains("bad.tir:2:"), "{err}");
 
     let unbound = dir.join("unbound.tir");
-    std::fs::write(&unbound, "fn f(X: in f32[4], Y: out f32[4]) {\n  Y[i] = X[0];\n}\n").unwrap();
+    std::fs::write(
+        &unbound,
+        "fn f(X: in f32[4], Y: out f32[4]) {\n  Y[i] = X[0];\n}\n",
+    )
+    .unwrap();
     let (ok, _, err) = grim_tune(&["check-ir", unbound.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("unbound.tir") && err.contains('i'), "{err}");
 
     let (ok, _, err) = grim_tune(&["check-ir", dir.join("missing.tir").to_str().unwrap()]);
     assert!(!ok);
-    assert!(err.contains("cannot read") && err.contains("missing.tir"), "{err}");
+    assert!(
+        err.contains("cannot read") && err.contains("missing.tir"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -40,7 +40,11 @@ pub fn reference(w: &Workload, inputs: &BTreeMap<String, Tensor>) -> BTreeMap<St
             let mut y = matmul(wm, f32s(inputs, "X"), s.n);
             for r in 0..s.m {
                 for j in 0..s.n {
-                    let b = if s.bias { f32s(&w.weights, "B")[r] } else { 0.0 };
+                    let b = if s.bias {
+                        f32s(&w.weights, "B")[r]
+                    } else {
+                        0.0
+                    };
                     y[r * s.n + j] = s.act.apply(y[r * s.n + j] + b);
                 }
             }
@@ -55,17 +59,25 @@ pub fn reference(w: &Workload, inputs: &BTreeMap<String, Tensor>) -> BTreeMap<St
                 for o in 0..s.o {
                     for py in 0..oh {
                         for px in 0..ow {
-                            let mut acc = if s.bias { f32s(&w.weights, "B")[o] } else { 0.0 };
+                            let mut acc = if s.bias {
+                                f32s(&w.weights, "B")[o]
+                            } else {
+                                0.0
+                            };
                             for c in 0..s.c {
                                 for ky in 0..s.kh {
                                     for kx in 0..s.kw {
-                                        let iy = (py * s.stride + ky * s.dilation) as i64 - s.pad as i64;
-                                        let ix = (px * s.stride + kx * s.dilation) as i64 - s.pad as i64;
-                                        if iy < 0 || ix < 0 || iy >= s.h as i64 || ix >= s.w as i64 {
+                                        let iy =
+                                            (py * s.stride + ky * s.dilation) as i64 - s.pad as i64;
+                                        let ix =
+                                            (px * s.stride + kx * s.dilation) as i64 - s.pad as i64;
+                                        if iy < 0 || ix < 0 || iy >= s.h as i64 || ix >= s.w as i64
+                                        {
                                             continue;
                                         }
                                         let wv = wm.get(o, (c * s.kh + ky) * s.kw + kx);
-                                        let xv = x[((b * s.c + c) * s.h + iy as usize) * s.w + ix as usize];
+                                        let xv = x[((b * s.c + c) * s.h + iy as usize) * s.w
+                                            + ix as usize];
                                         acc += wv * xv;
                                     }
                                 }
