@@ -255,11 +255,13 @@ impl Expr {
     }
 
     /// `self / other` (floor division on `Int`).
+    #[allow(clippy::should_implement_trait)]
     pub fn div(self, other: Expr) -> Expr {
         Expr::binary(BinOp::Div, self, other)
     }
 
     /// `self % other` (floor modulo).
+    #[allow(clippy::should_implement_trait)]
     pub fn rem(self, other: Expr) -> Expr {
         Expr::binary(BinOp::Mod, self, other)
     }

@@ -18,7 +18,10 @@
 pub mod dtype;
 pub mod expr;
 pub mod function;
+mod lexer;
 pub mod matrix;
+pub mod parser;
+pub mod printer;
 pub mod stmt;
 pub mod tensor;
 
@@ -26,5 +29,7 @@ pub use dtype::{DType, ScalarType};
 pub use expr::{BinOp, Expr, Intrinsic, UnOp};
 pub use function::{Function, Param, ParamKind};
 pub use matrix::Matrix;
+pub use parser::{parse_expr, parse_function, parse_stmt, ParseError};
+pub use printer::{print_expr, print_function, print_stmt};
 pub use stmt::{ForKind, MemScope, Stmt};
 pub use tensor::{Tensor, TensorData};
