@@ -120,7 +120,7 @@ impl Workload {
                 let bias = s.bias.then(|| rng.symmetric_vec(s.m, 0.5));
                 let (wm, wd) = make_weight("W", dense, s.sparse)?;
                 matrices.push(wm);
-                (lower::lower_fc(s, &wd, bias.as_deref())?, "fc")
+                (lower::lower_fc(s, &wd, bias.as_deref())?, "fc".to_string())
             }
             WorkloadSpec::Conv2d(s) => {
                 let mut rng = SplitMix64::new(s.seed);
@@ -128,7 +128,10 @@ impl Workload {
                 let bias = s.bias.then(|| rng.symmetric_vec(s.o, 0.5));
                 let (wm, wd) = make_weight("W", dense, s.sparse)?;
                 matrices.push(wm);
-                (lower::lower_conv2d(s, &wd, bias.as_deref())?, "conv2d")
+                (
+                    lower::lower_conv2d(s, &wd, bias.as_deref())?,
+                    "conv2d".to_string(),
+                )
             }
             WorkloadSpec::Rnn(s) => {
                 let mut rng = SplitMix64::new(s.seed);
@@ -145,16 +148,23 @@ impl Workload {
                     RnnCell::Gru => "gru",
                     RnnCell::Lstm => "lstm",
                 };
-                (lower::lower_rnn(s, &d_ih, &d_hh, &b_ih, &b_hh)?, name)
+                (
+                    lower::lower_rnn(s, &d_ih, &d_hh, &b_ih, &b_hh)?,
+                    name.to_string(),
+                )
             }
             WorkloadSpec::BiasAdd { m, n, seed } => {
                 let mut rng = SplitMix64::new(*seed);
                 let bias = rng.symmetric_vec(*m, 0.5);
-                (lower::lower_bias_add(*m, *n, &bias)?, "bias_add")
+                (
+                    lower::lower_bias_add(*m, *n, &bias)?,
+                    "bias_add".to_string(),
+                )
             }
-            WorkloadSpec::Activation { func, m, n } => {
-                (lower::lower_activation(*func, *m, *n), func.name())
-            }
+            WorkloadSpec::Activation { func, m, n } => (
+                lower::lower_activation(*func, *m, *n),
+                format!("activation_{}", func.name()),
+            ),
         };
         let fname = match spec.sparse() {
             Some(_) => format!("bcr_{name}"),

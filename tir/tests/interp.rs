@@ -2,6 +2,7 @@
 //! whole kernels against plain Rust loops, and every error kind.
 
 use std::collections::BTreeMap;
+use std::ops::{Div, Rem};
 use tir::interp::{run_with_limit, RunStats};
 use tir::{
     run, BinOp, DType, Expr, ForKind, Function, InterpError, Interpreter, Intrinsic, MemScope,

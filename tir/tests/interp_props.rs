@@ -10,6 +10,7 @@
 use proptest::prelude::*;
 use proptest::sample::select;
 use std::collections::BTreeMap;
+use std::ops::{Div, Rem};
 use tir::{
     BinOp, DType, Expr, ForKind, Function, InterpError, Interpreter, Intrinsic, MemScope, Param,
     ParamKind, ScalarType, Stmt, Tensor, UnOp,

@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 use proptest::sample::select;
+use std::ops::{Div, Rem};
 use tir::parser::{is_keyword, parse_stmt};
 use tir::*;
 

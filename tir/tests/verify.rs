@@ -1,5 +1,6 @@
 //! Tests of the semantic verifier.
 
+use std::ops::Rem;
 use tir::verify::{binary_result, cast_allowed, type_of, BufferInfo, TypeEnv};
 use tir::{
     verify, BinOp, DType, Expr, ForKind, Function, Intrinsic, MemScope, Param, ParamKind,
