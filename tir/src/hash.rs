@@ -335,6 +335,12 @@ fn forkind_code(k: ForKind) -> u8 {
         ForKind::Parallel => 1,
         ForKind::Vectorized => 2,
         ForKind::Unrolled => 3,
+        ForKind::BlockX => 4,
+        ForKind::BlockY => 5,
+        ForKind::BlockZ => 6,
+        ForKind::ThreadX => 7,
+        ForKind::ThreadY => 8,
+        ForKind::ThreadZ => 9,
     }
 }
 

@@ -33,6 +33,7 @@ pub mod spec;
 pub mod stmt;
 pub mod tensor;
 pub mod verify;
+pub mod visit;
 pub mod workload;
 
 pub use bcr::{BcrBlock, BcrError, BcrMatrix, BlockShape, ParseBlockShapeError};

@@ -49,7 +49,7 @@ use crate::stmt::{ForKind, MemScope, Stmt};
 pub const MAX_DEPTH: usize = 256;
 
 /// Words that cannot be used as names.
-pub const KEYWORDS: [&str; 32] = [
+pub const KEYWORDS: [&str; 38] = [
     "fn",
     "for",
     "let",
@@ -60,6 +60,12 @@ pub const KEYWORDS: [&str; 32] = [
     "parallel",
     "vectorized",
     "unrolled",
+    "block_x",
+    "block_y",
+    "block_z",
+    "thread_x",
+    "thread_y",
+    "thread_z",
     "in",
     "out",
     "weight",
@@ -635,7 +641,7 @@ impl<'a> Parser<'a> {
         }
         match self.text(&t) {
             "for" => self.for_loop(ForKind::Serial).map(Item::Stmt),
-            "serial" | "parallel" | "vectorized" | "unrolled" => {
+            word if ForKind::from_name(word).is_some() => {
                 let kind = self.for_kind_prefix()?;
                 self.for_loop(kind).map(Item::Stmt)
             }

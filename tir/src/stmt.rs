@@ -17,16 +17,48 @@ pub enum ForKind {
     Vectorized,
     /// The loop is fully expanded.
     Unrolled,
+    /// GPU: iterations map to work-groups along x (`get_group_id(0)`, CUDA `blockIdx.x`).
+    BlockX,
+    /// GPU: iterations map to work-groups along y.
+    BlockY,
+    /// GPU: iterations map to work-groups along z.
+    BlockZ,
+    /// GPU: iterations map to work-items of a group along x (`get_local_id(0)`,
+    /// CUDA `threadIdx.x`).
+    ThreadX,
+    /// GPU: iterations map to work-items of a group along y.
+    ThreadY,
+    /// GPU: iterations map to work-items of a group along z.
+    ThreadZ,
 }
 
 impl ForKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [ForKind; 4] = [
+    pub const ALL: [ForKind; 10] = [
         ForKind::Serial,
         ForKind::Parallel,
         ForKind::Vectorized,
         ForKind::Unrolled,
+        ForKind::BlockX,
+        ForKind::BlockY,
+        ForKind::BlockZ,
+        ForKind::ThreadX,
+        ForKind::ThreadY,
+        ForKind::ThreadZ,
     ];
+
+    /// True for the GPU thread-axis bindings.
+    pub fn is_thread_binding(self) -> bool {
+        matches!(
+            self,
+            ForKind::BlockX
+                | ForKind::BlockY
+                | ForKind::BlockZ
+                | ForKind::ThreadX
+                | ForKind::ThreadY
+                | ForKind::ThreadZ
+        )
+    }
 
     /// The keyword used in the text format.
     pub fn name(self) -> &'static str {
@@ -35,6 +67,12 @@ impl ForKind {
             ForKind::Parallel => "parallel",
             ForKind::Vectorized => "vectorized",
             ForKind::Unrolled => "unrolled",
+            ForKind::BlockX => "block_x",
+            ForKind::BlockY => "block_y",
+            ForKind::BlockZ => "block_z",
+            ForKind::ThreadX => "thread_x",
+            ForKind::ThreadY => "thread_y",
+            ForKind::ThreadZ => "thread_z",
         }
     }
 
