@@ -1,16 +1,46 @@
 //! # schedule
 //!
-//! Schedule primitives that transform a [`tir`] function, and the trace that records them.
+//! Schedule primitives that transform a [`tir`] function, and the trace that records
+//! them: the language the tuner's search speaks.
 //!
-//! This crate will own (see issue "Schedule primitives and replayable traces"):
-//! - loop transformations: split, fuse, reorder; for-kinds: unroll, vectorize, parallel,
-//!   bind to GPU thread axes;
-//! - cache_read / cache_write, compute_at / compute_inline, decompose_reduction;
-//! - the BCR primitives that make GRIM fast: row reordering, column reordering,
-//!   load-redundancy elimination and block tiling;
-//! - the trace: primitive applications with their sampled decisions, serializable to
-//!   JSON and replayable deterministically.
+//! - [`Schedule`] holds a function, the weight data bound to it and the [`Trace`] of
+//!   what was applied. Loops are addressed by name (lowering gives every loop a
+//!   distinct name; primitives create fresh ones, e.g. `split` of `i` gives `i_0`,
+//!   `i_1`).
+//! - [`primitive`]: one module per family: [`primitive::loop_transformation`] (split,
+//!   fuse, reorder), [`primitive::for_kind`] (unroll, vectorize, parallel, bind),
+//!   [`primitive::sampling`] (sample_perfect_tile, sample_categorical).
+//! - [`analysis`]: the conservative dependence analysis behind legality checks.
+//! - [`trace`]: instructions with their decisions; JSON round trip; replay.
 //!
-//! Nothing is implemented yet: the crate exists so the workspace layout states the
-//! architecture (`tir <- schedule <- codegen <- tuner`).
+//! Every primitive checks its preconditions and returns a [`ScheduleError`] naming the
+//! loop and the reason; a failed primitive leaves the schedule unchanged.
+//!
+//! ```
+//! use schedule::{Schedule, Remainder};
+//! use tir::workload::Workload;
+//!
+//! let w = Workload::from_spec_str("fc:M=64,K=32,N=8").unwrap();
+//! let mut s = Schedule::from_workload(&w).unwrap();
+//! let tiles = s.split("n", &[None, Some(4)], Remainder::Exact).unwrap(); // n_0, n_1
+//! s.reorder(&["k", "n_1"]).unwrap(); // m, n_0, n_1, k  ->  m, n_0, k, n_1
+//! s.vectorize("n_1").unwrap();
+//! s.parallel("m").unwrap();
+//! assert!(s.parallel("k").is_err()); // k is a reduction loop
+//! assert_eq!(tiles, ["n_0", "n_1"]);
+//! let replayed = s.trace().replay(&w.func, &w.weights).unwrap();
+//! assert_eq!(replayed.func(), s.func());
+//! ```
 #![warn(missing_docs)]
+
+pub mod analysis;
+pub mod error;
+pub mod loops;
+pub mod primitive;
+pub mod schedule;
+pub mod trace;
+
+pub use error::ScheduleError;
+pub use primitive::loop_transformation::Remainder;
+pub use schedule::Schedule;
+pub use trace::{Factor, Instruction, Trace};

@@ -1,0 +1,111 @@
+//! The primitives, one file per family (as TVM's schedule), and the dispatch of trace
+//! instructions to them.
+
+pub mod for_kind;
+pub mod loop_transformation;
+pub mod sampling;
+
+use crate::error::ScheduleError;
+use crate::trace::{Factor, Instruction};
+use std::collections::BTreeMap;
+use tir::{Function, Tensor};
+
+/// What a primitive transforms: the function and the weight data bound to it (BCR
+/// primitives rewrite index arrays and values).
+#[derive(Debug, Clone)]
+pub struct State {
+    /// The function.
+    pub func: Function,
+    /// Data of the function's weight parameters.
+    pub weights: BTreeMap<String, Tensor>,
+}
+
+/// Resolves a factor against the earlier instructions of the trace.
+pub fn resolve(
+    f: &Factor,
+    earlier: &[Instruction],
+    op: &'static str,
+    at: &str,
+) -> Result<Option<i64>, ScheduleError> {
+    match f {
+        Factor::Const(v) => Ok(Some(*v)),
+        Factor::Infer => Ok(None),
+        Factor::Sampled { sample, index } => match earlier.get(*sample) {
+            Some(Instruction::SamplePerfectTile { decision, .. }) => decision
+                .get(*index)
+                .copied()
+                .map(Some)
+                .ok_or_else(|| ScheduleError::illegal(op, at, format!("sample {sample} has no output {index}"))),
+            Some(Instruction::SampleCategorical {
+                candidates,
+                decision,
+                ..
+            }) if *index == 0 => candidates
+                .get(*decision)
+                .copied()
+                .map(Some)
+                .ok_or_else(|| ScheduleError::illegal(op, at, format!("sample {sample} decision out of range"))),
+            _ => Err(ScheduleError::illegal(
+                op,
+                at,
+                format!("factor refers to instruction {sample}, which is not an earlier sample with output {index}"),
+            )),
+        },
+    }
+}
+
+/// Applies one instruction to `state`; returns the names of loops it created.
+pub fn apply(
+    state: &mut State,
+    inst: &Instruction,
+    earlier: &[Instruction],
+) -> Result<Vec<String>, ScheduleError> {
+    match inst {
+        Instruction::SamplePerfectTile {
+            loop_name,
+            n,
+            max_innermost,
+            decision,
+        } => {
+            sampling::validate_perfect_tile(&state.func, loop_name, *n, *max_innermost, decision)?;
+            Ok(Vec::new())
+        }
+        Instruction::SampleCategorical {
+            candidates,
+            probs,
+            decision,
+        } => {
+            sampling::validate_categorical(candidates, probs, *decision)?;
+            Ok(Vec::new())
+        }
+        Instruction::Split {
+            loop_name,
+            factors,
+            remainder,
+        } => {
+            let fs = factors
+                .iter()
+                .map(|f| resolve(f, earlier, "split", loop_name))
+                .collect::<Result<Vec<_>, _>>()?;
+            loop_transformation::split(&mut state.func, loop_name, &fs, *remainder)
+        }
+        Instruction::Fuse { outer, inner } => {
+            loop_transformation::fuse(&mut state.func, outer, inner).map(|n| vec![n])
+        }
+        Instruction::Reorder { order } => {
+            loop_transformation::reorder(&mut state.func, order).map(|_| Vec::new())
+        }
+        Instruction::Unroll { loop_name } => {
+            for_kind::unroll(&mut state.func, loop_name).map(|_| Vec::new())
+        }
+        Instruction::Vectorize { loop_name } => {
+            for_kind::vectorize(&mut state.func, loop_name).map(|_| Vec::new())
+        }
+        Instruction::Parallel { loop_name } => {
+            for_kind::parallel(&mut state.func, loop_name).map(|_| Vec::new())
+        }
+        Instruction::Bind { loop_name, axis } => {
+            for_kind::bind(&mut state.func, loop_name, *axis).map(|_| Vec::new())
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The `Schedule`: a function being transformed, the weights bound to it, and the
+//! trace of what was applied.
+
+use crate::error::ScheduleError;
+use crate::primitive::loop_transformation::Remainder;
+use crate::primitive::{self, sampling, State};
+use crate::trace::{Factor, Instruction, Trace};
+use std::collections::BTreeMap;
+use tir::rng::SplitMix64;
+use tir::visit::bound_names;
+use tir::workload::Workload;
+use tir::{ForKind, Function, Tensor};
+
+/// A function under scheduling. Every primitive checks its preconditions; a failed
+/// primitive returns a [`ScheduleError`] and leaves the schedule unchanged. Every
+/// successful one is appended to the [`Trace`].
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    state: State,
+    trace: Trace,
+    rng: SplitMix64,
+}
+
+impl Schedule {
+    /// Starts scheduling `func` with its weight data. The function must be well formed
+    /// and bind every loop name once (loops are addressed by name).
+    pub fn new(
+        func: Function,
+        weights: BTreeMap<String, Tensor>,
+    ) -> Result<Schedule, ScheduleError> {
+        tir::verify(&func)?;
+        let loops = tir::visit::loop_names(&func.body);
+        let all = bound_names(&func.body);
+        for (i, n) in loops.iter().enumerate() {
+            if loops[..i].contains(n) || all.iter().filter(|m| *m == n).count() > 1 {
+                return Err(ScheduleError::DuplicateLoopName(n.clone()));
+            }
+        }
+        Ok(Schedule {
+            state: State { func, weights },
+            trace: Trace::new(),
+            rng: SplitMix64::new(0),
+        })
+    }
+
+    /// Starts scheduling a workload's lowered function.
+    pub fn from_workload(w: &Workload) -> Result<Schedule, ScheduleError> {
+        Schedule::new(w.func.clone(), w.weights.clone())
+    }
+
+    /// Seeds the generator used by the sampling primitives.
+    pub fn seed(&mut self, seed: u64) {
+        self.rng = SplitMix64::new(seed);
+    }
+
+    /// The scheduled function.
+    pub fn func(&self) -> &Function {
+        &self.state.func
+    }
+
+    /// The weight data of the scheduled function (BCR primitives change it).
+    pub fn weights(&self) -> &BTreeMap<String, Tensor> {
+        &self.state.weights
+    }
+
+    /// The trace so far.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// Applies one instruction; returns the names of the loops it created. On error
+    /// nothing changes.
+    pub fn apply(&mut self, inst: Instruction) -> Result<Vec<String>, ScheduleError> {
+        let mut next = self.state.clone();
+        let out = primitive::apply(&mut next, &inst, &self.trace.instructions)?;
+        tir::verify(&next.func)?;
+        self.state = next;
+        self.trace.instructions.push(inst);
+        Ok(out)
+    }
+
+    /// Splits a loop by constant factors (`None`: inferred). See
+    /// [`crate::primitive::loop_transformation::split`].
+    pub fn split(
+        &mut self,
+        loop_name: &str,
+        factors: &[Option<i64>],
+        remainder: Remainder,
+    ) -> Result<Vec<String>, ScheduleError> {
+        let factors = factors
+            .iter()
+            .map(|f| match f {
+                Some(v) => Factor::Const(*v),
+                None => Factor::Infer,
+            })
+            .collect();
+        self.apply(Instruction::Split {
+            loop_name: loop_name.to_string(),
+            factors,
+            remainder,
+        })
+    }
+
+    /// Splits a loop by factors that may refer to samples. See
+    /// [`crate::primitive::loop_transformation::split`].
+    pub fn split_by(
+        &mut self,
+        loop_name: &str,
+        factors: Vec<Factor>,
+        remainder: Remainder,
+    ) -> Result<Vec<String>, ScheduleError> {
+        self.apply(Instruction::Split {
+            loop_name: loop_name.to_string(),
+            factors,
+            remainder,
+        })
+    }
+
+    /// Fuses `outer` with its only child `inner`. See
+    /// [`crate::primitive::loop_transformation::fuse`].
+    pub fn fuse(&mut self, outer: &str, inner: &str) -> Result<String, ScheduleError> {
+        let names = self.apply(Instruction::Fuse {
+            outer: outer.to_string(),
+            inner: inner.to_string(),
+        })?;
+        Ok(names.into_iter().next().unwrap_or_default())
+    }
+
+    /// Reorders loops of a perfect nest. See
+    /// [`crate::primitive::loop_transformation::reorder`].
+    pub fn reorder(&mut self, order: &[&str]) -> Result<(), ScheduleError> {
+        self.apply(Instruction::Reorder {
+            order: order.iter().map(|s| s.to_string()).collect(),
+        })
+        .map(|_| ())
+    }
+
+    /// Marks a loop unrolled. See [`crate::primitive::for_kind::unroll`].
+    pub fn unroll(&mut self, loop_name: &str) -> Result<(), ScheduleError> {
+        self.apply(Instruction::Unroll {
+            loop_name: loop_name.to_string(),
+        })
+        .map(|_| ())
+    }
+
+    /// Marks a loop vectorized. See [`crate::primitive::for_kind::vectorize`].
+    pub fn vectorize(&mut self, loop_name: &str) -> Result<(), ScheduleError> {
+        self.apply(Instruction::Vectorize {
+            loop_name: loop_name.to_string(),
+        })
+        .map(|_| ())
+    }
+
+    /// Marks a loop parallel. See [`crate::primitive::for_kind::parallel`].
+    pub fn parallel(&mut self, loop_name: &str) -> Result<(), ScheduleError> {
+        self.apply(Instruction::Parallel {
+            loop_name: loop_name.to_string(),
+        })
+        .map(|_| ())
+    }
+
+    /// Binds a loop to a GPU axis. See [`crate::primitive::for_kind::bind`].
+    pub fn bind(&mut self, loop_name: &str, axis: ForKind) -> Result<(), ScheduleError> {
+        self.apply(Instruction::Bind {
+            loop_name: loop_name.to_string(),
+            axis,
+        })
+        .map(|_| ())
+    }
+
+    /// Samples `n` factors of loop `loop_name`'s constant extent (innermost at most
+    /// `max_innermost`) and returns references to them for [`Schedule::split_by`].
+    pub fn sample_perfect_tile(
+        &mut self,
+        loop_name: &str,
+        n: usize,
+        max_innermost: i64,
+    ) -> Result<Vec<Factor>, ScheduleError> {
+        let mut rng = self.rng.clone();
+        let decision =
+            sampling::sample_perfect_tile(&self.state.func, loop_name, n, max_innermost, &mut rng)?;
+        let at = self.trace.instructions.len();
+        self.apply(Instruction::SamplePerfectTile {
+            loop_name: loop_name.to_string(),
+            n,
+            max_innermost,
+            decision,
+        })?;
+        self.rng = rng;
+        Ok((0..n)
+            .map(|index| Factor::Sampled { sample: at, index })
+            .collect())
+    }
+
+    /// Samples one of `candidates` with probabilities `probs`; returns a reference to
+    /// the chosen value.
+    pub fn sample_categorical(
+        &mut self,
+        candidates: &[i64],
+        probs: &[f64],
+    ) -> Result<Factor, ScheduleError> {
+        let mut rng = self.rng.clone();
+        let decision = sampling::sample_categorical(candidates, probs, &mut rng)?;
+        let at = self.trace.instructions.len();
+        self.apply(Instruction::SampleCategorical {
+            candidates: candidates.to_vec(),
+            probs: probs.to_vec(),
+            decision,
+        })?;
+        self.rng = rng;
+        Ok(Factor::Sampled {
+            sample: at,
+            index: 0,
+        })
+    }
+
+    /// The value a factor resolves to in this schedule's trace (`None` for inferred).
+    pub fn resolve(&self, f: &Factor) -> Result<Option<i64>, ScheduleError> {
+        primitive::resolve(f, &self.trace.instructions, "resolve", "-")
+    }
+}

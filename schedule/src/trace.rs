@@ -1,0 +1,176 @@
+//! Traces: the list of primitive applications, with their sampled decisions, that
+//! turns a function into a scheduled one. Serializable to JSON and replayable.
+
+use crate::error::ScheduleError;
+use crate::primitive::loop_transformation::Remainder;
+use crate::schedule::Schedule;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tir::{ForKind, Function, Tensor};
+
+/// Version of the trace JSON format.
+pub const TRACE_FORMAT: u32 = 1;
+
+/// An integer argument of an instruction: a constant, a value sampled by an earlier
+/// instruction of the trace, or (for `split`) inferred.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Factor {
+    /// A constant.
+    Const(i64),
+    /// Output `index` of the sampling instruction at position `sample` of the trace.
+    Sampled {
+        /// Position of the sampling instruction.
+        sample: usize,
+        /// Which of its outputs.
+        index: usize,
+    },
+    /// Inferred from the loop extent (`null` in JSON).
+    Infer,
+}
+
+/// One step of a trace. The JSON form is an object with an `"op"` field naming the
+/// primitive, e.g. `{"op":"split","loop_name":"i","factors":[null,4],"remainder":"tail"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Instruction {
+    /// Samples `n` factors whose product is the (constant) extent of `loop_name`, the
+    /// innermost at most `max_innermost`. `decision` holds the factors.
+    SamplePerfectTile {
+        /// The loop whose extent is tiled.
+        loop_name: String,
+        /// Number of factors.
+        n: usize,
+        /// Largest innermost factor.
+        max_innermost: i64,
+        /// The sampled factors (outermost first).
+        decision: Vec<i64>,
+    },
+    /// Samples one of `candidates` with probabilities `probs`; `decision` is the index.
+    SampleCategorical {
+        /// The values to choose from.
+        candidates: Vec<i64>,
+        /// Their probabilities (non-negative, not all zero).
+        probs: Vec<f64>,
+        /// Index of the chosen candidate.
+        decision: usize,
+    },
+    /// [`crate::primitive::loop_transformation::split`].
+    Split {
+        /// The loop.
+        loop_name: String,
+        /// The factors, outermost first.
+        factors: Vec<Factor>,
+        /// Remainder strategy.
+        remainder: Remainder,
+    },
+    /// [`crate::primitive::loop_transformation::fuse`].
+    Fuse {
+        /// Outer loop.
+        outer: String,
+        /// Inner loop (the whole body of `outer`).
+        inner: String,
+    },
+    /// [`crate::primitive::loop_transformation::reorder`].
+    Reorder {
+        /// The new order, outermost first.
+        order: Vec<String>,
+    },
+    /// [`crate::primitive::for_kind::unroll`].
+    Unroll {
+        /// The loop.
+        loop_name: String,
+    },
+    /// [`crate::primitive::for_kind::vectorize`].
+    Vectorize {
+        /// The loop.
+        loop_name: String,
+    },
+    /// [`crate::primitive::for_kind::parallel`].
+    Parallel {
+        /// The loop.
+        loop_name: String,
+    },
+    /// [`crate::primitive::for_kind::bind`].
+    Bind {
+        /// The loop.
+        loop_name: String,
+        /// The GPU axis.
+        axis: ForKind,
+    },
+}
+
+impl Instruction {
+    /// The primitive's name as in the JSON `"op"` field.
+    pub fn op(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(str::to_string))
+            .unwrap_or_else(|| "?".to_string())
+    }
+
+    /// True for sampling instructions, whose decisions a tuner mutates.
+    pub fn is_sample(&self) -> bool {
+        matches!(
+            self,
+            Instruction::SamplePerfectTile { .. } | Instruction::SampleCategorical { .. }
+        )
+    }
+}
+
+/// A trace: what was applied, in order, with every decision.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Trace {
+    /// Format version ([`TRACE_FORMAT`]).
+    pub format: u32,
+    /// The instructions.
+    pub instructions: Vec<Instruction>,
+}
+
+impl Trace {
+    /// An empty trace.
+    pub fn new() -> Trace {
+        Trace {
+            format: TRACE_FORMAT,
+            instructions: Vec::new(),
+        }
+    }
+
+    /// The trace as compact JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses a trace from JSON; a newer format version is refused.
+    pub fn from_json(text: &str) -> Result<Trace, ScheduleError> {
+        let t: Trace = serde_json::from_str(text).map_err(|e| {
+            ScheduleError::TraceFormat(format!("line {} column {}: {e}", e.line(), e.column()))
+        })?;
+        if t.format != TRACE_FORMAT {
+            return Err(ScheduleError::TraceFormat(format!(
+                "format version {} is not supported (this grim reads version {TRACE_FORMAT})",
+                t.format
+            )));
+        }
+        Ok(t)
+    }
+
+    /// Replays the trace on `func` with `weights`, giving the scheduled function.
+    /// Sampling instructions use their recorded decisions (validated). A failing
+    /// instruction is reported with its position.
+    pub fn replay(
+        &self,
+        func: &Function,
+        weights: &BTreeMap<String, Tensor>,
+    ) -> Result<Schedule, ScheduleError> {
+        let mut s = Schedule::new(func.clone(), weights.clone())?;
+        for (index, inst) in self.instructions.iter().enumerate() {
+            s.apply(inst.clone()).map_err(|e| ScheduleError::Replay {
+                index,
+                op: inst.op(),
+                source: Box::new(e),
+            })?;
+        }
+        Ok(s)
+    }
+}
