@@ -150,6 +150,28 @@ fn same_reads(body: &Stmt, st: &Store<'_>, what: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The variables of `body` whose values depend on `v`: `v` itself, lets whose value
+/// mentions one of them, loops whose bounds do (transitively).
+fn dependents(v: &str, body: &Stmt) -> Vec<String> {
+    let mut dep = vec![v.to_string()];
+    for_each_stmt(body, &mut |s| {
+        let (var, exprs): (&str, Vec<&Expr>) = match s {
+            Stmt::Let { var, value, .. } => (var, vec![value]),
+            Stmt::For {
+                var, min, extent, ..
+            } => (var, vec![min, extent]),
+            _ => return,
+        };
+        if exprs
+            .iter()
+            .any(|e| dep.iter().any(|d| expr_uses_var(e, d)))
+        {
+            dep.push(var.to_string());
+        }
+    });
+    dep
+}
+
 /// Checks that the iterations of loop `v` (whose body is `body`) are independent:
 /// the precondition of `parallel`, `vectorize` and thread binding.
 pub fn check_independent(v: &str, body: &Stmt) -> Result<(), String> {
@@ -157,11 +179,15 @@ pub fn check_independent(v: &str, body: &Stmt) -> Result<(), String> {
     region.push(v.to_string());
     let extents = loop_extents(body);
     let private = private_buffers(body);
+    let deps = dependents(v, body);
     for st in stores(body) {
         if private.contains(&st.buffer) {
             continue;
         }
-        let uses_v = st.indices.iter().any(|i| expr_uses_var(i, v));
+        let uses_v = st
+            .indices
+            .iter()
+            .any(|i| deps.iter().any(|d| expr_uses_var(i, d)));
         if !uses_v {
             return Err(if is_reduction(&st) {
                 format!("`{v}` is a reduction loop: its iterations accumulate into the same elements of `{}`", st.buffer)
