@@ -1,14 +1,27 @@
 //! # codegen
 //!
-//! Turns a scheduled [`tir`] function into source code and binaries.
+//! Turns a scheduled [`tir`] function into C (NEON intrinsics for `aarch64-neon`,
+//! portable C for the host), builds it into a measurement binary, and runs it
+//! natively or under qemu-aarch64, checked against the reference interpreter.
 //!
-//! This crate will own (see issue "Codegen"):
-//! - C for ARM CPUs with NEON intrinsics (`aarch64-neon` targets with a `-mcpu`), and
-//!   portable C for the host machine;
-//! - OpenCL C for mobile GPUs (bound loops become work-item indices, `__local` buffers);
-//! - build drivers for the host compiler and the aarch64 cross compiler, batch builds of
-//!   many candidates in one translation unit, and the measurement binary that runs on a
-//!   phone, under qemu-aarch64 or natively.
-//!
-//! Nothing is implemented yet.
+//! - [`target`]: targets as data (`host`, `aarch64-neon:MCPU`).
+//! - [`c_emit`]: the C emitter; [`neon`]: NEON vector loops.
+//! - [`harness`]: the measurement binary's `main` (warm-up, `number x repeat` timed
+//!   runs with a minimum repeat time, outputs and timings written out), many
+//!   candidates per binary so a tuning batch costs one compiler start.
+//! - [`toolchain`]: compiler drivers (host `cc`, `aarch64-linux-gnu-gcc`) and
+//!   runners (native, `qemu-aarch64 -cpu ...`).
+//! - [`run`]: writing inputs, running a candidate with a timeout, reading outputs and
+//!   timings back, and comparing with the interpreter.
 #![warn(missing_docs)]
+
+pub mod c_emit;
+pub mod error;
+pub mod harness;
+pub mod neon;
+pub mod run;
+pub mod target;
+pub mod toolchain;
+
+pub use error::CodegenError;
+pub use target::Target;

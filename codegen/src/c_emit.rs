@@ -1,0 +1,480 @@
+//! Lowering of a scheduled tir function to C.
+//!
+//! Every IR name is prefixed in C (`b_` for buffers, `v_` for variables) so no name
+//! can clash with a C keyword or the runtime. Index arithmetic is `int64_t` with the
+//! IR's floor division and modulo (`grim_floordiv`/`grim_floormod`); floats are
+//! `float`; `min`/`max` on floats are `fminf`/`fmaxf`, as in the interpreter.
+//!
+//! Loop kinds: `serial` is a plain `for`; `parallel` gets `#pragma omp parallel for`;
+//! `unrolled` is expanded, one copy per iteration; `vectorized` uses NEON intrinsics
+//! on `aarch64-neon` when the body is a set of float stores (see [`crate::neon`]) and
+//! otherwise a `#pragma omp simd` loop that the compiler vectorizes. GPU thread
+//! bindings cannot be expressed in C and are an error naming the loop.
+
+use crate::error::CodegenError;
+use crate::neon;
+use crate::target::Target;
+use std::fmt::Write as _;
+use tir::verify::{type_of, BufferInfo, TypeEnv};
+use tir::{BinOp, DType, Expr, ForKind, Function, Intrinsic, ParamKind, ScalarType, Stmt, UnOp};
+
+/// Largest local allocation (in elements) placed on the stack; larger ones use
+/// `calloc`.
+pub const MAX_STACK_ELEMS: usize = 16 * 1024;
+
+/// The C helpers every generated file starts with.
+pub fn prelude(target: &Target) -> String {
+    let mut s = String::from(
+        "#include <stdint.h>\n#include <stddef.h>\n#include <stdlib.h>\n#include <math.h>\n",
+    );
+    if target.neon() {
+        s.push_str("#include <arm_neon.h>\n");
+    }
+    s.push_str(
+        r#"
+static inline int64_t grim_floordiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) q -= 1;
+  return q;
+}
+static inline int64_t grim_floormod(int64_t a, int64_t b) {
+  int64_t m = a % b;
+  if (m != 0 && ((m < 0) != (b < 0))) m += b;
+  return m;
+}
+static inline int64_t grim_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t grim_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline float grim_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+"#,
+    );
+    if target.neon() {
+        s.push_str(
+            r#"static inline float32x4_t grim_pack4(float a, float b, float c, float d) {
+  float t[4] = {a, b, c, d};
+  return vld1q_f32(t);
+}
+"#,
+        );
+    }
+    s
+}
+
+/// The C name of buffer `name`.
+pub fn buf(name: &str) -> String {
+    format!("b_{name}")
+}
+
+/// The C name of variable `name`.
+pub fn var(name: &str) -> String {
+    format!("v_{name}")
+}
+
+/// The C name of the kernel function for `kernel`.
+pub fn kernel_symbol(kernel: &str) -> String {
+    format!("grim_kernel_{kernel}")
+}
+
+/// The C parameter list of `f` (`float* restrict b_Y, const int32_t* restrict ...`).
+pub fn c_params(f: &Function) -> String {
+    f.params
+        .iter()
+        .map(|p| {
+            let ty = match p.dtype {
+                DType::F32 => "float",
+                DType::I32 => "int32_t",
+            };
+            let cst = if p.kind == ParamKind::Output {
+                ""
+            } else {
+                "const "
+            };
+            format!("{cst}{ty}* restrict {}", buf(&p.name))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A buffer in scope with its row-major strides.
+#[derive(Clone)]
+pub(crate) struct BufShape {
+    pub name: String,
+    pub dtype: DType,
+    pub strides: Vec<usize>,
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1usize; shape.len()];
+    for k in (0..shape.len().saturating_sub(1)).rev() {
+        s[k] = s[k + 1].saturating_mul(shape[k + 1]);
+    }
+    s
+}
+
+/// The C emitter's state.
+pub(crate) struct Emitter<'t> {
+    pub target: &'t Target,
+    pub out: String,
+    pub indent: usize,
+    pub env: TypeEnv,
+    pub shapes: Vec<BufShape>,
+    /// Counter for fresh C temporaries.
+    pub fresh: usize,
+}
+
+impl<'t> Emitter<'t> {
+    pub fn line(&mut self, text: &str) {
+        for _ in 0..self.indent {
+            self.out.push_str("  ");
+        }
+        self.out.push_str(text);
+        self.out.push('\n');
+    }
+
+    pub fn fresh(&mut self, base: &str) -> String {
+        self.fresh += 1;
+        format!("t_{base}{}", self.fresh)
+    }
+
+    pub fn ty(&self, e: &Expr) -> Result<ScalarType, CodegenError> {
+        Ok(type_of(e, &self.env)?)
+    }
+
+    pub fn shape(&self, name: &str) -> Result<&BufShape, CodegenError> {
+        self.shapes
+            .iter()
+            .rev()
+            .find(|b| b.name == name)
+            .ok_or_else(|| CodegenError::Unsupported {
+                loop_name: name.to_string(),
+                reason: "unknown buffer".into(),
+            })
+    }
+
+    /// The flat (row-major) index of an access, as a C expression.
+    pub fn flat_index(&self, buffer: &str, indices: &[Expr]) -> Result<String, CodegenError> {
+        let strides = self.shape(buffer)?.strides.clone();
+        if indices.is_empty() {
+            return Ok("0".into());
+        }
+        let mut parts = Vec::new();
+        for (i, s) in indices.iter().zip(strides) {
+            let e = self.expr(i)?;
+            parts.push(if s == 1 { e } else { format!("{e} * {s}") });
+        }
+        Ok(format!("({})", parts.join(" + ")))
+    }
+
+    /// A scalar C expression for `e`.
+    pub fn expr(&self, e: &Expr) -> Result<String, CodegenError> {
+        Ok(match e {
+            Expr::Int(v) => int_lit(*v),
+            Expr::Float(v) => float_lit(*v),
+            Expr::Bool(b) => (if *b { "1" } else { "0" }).to_string(),
+            Expr::Var(n) => var(n),
+            Expr::Binary(op, a, b) => {
+                let ty = self.ty(a)?;
+                let (x, y) = (self.expr(a)?, self.expr(b)?);
+                match (op, ty) {
+                    (BinOp::Div, ScalarType::Int) => format!("grim_floordiv({x}, {y})"),
+                    (BinOp::Mod, _) => format!("grim_floormod({x}, {y})"),
+                    (BinOp::Min, ScalarType::Int) => format!("grim_min_i64({x}, {y})"),
+                    (BinOp::Max, ScalarType::Int) => format!("grim_max_i64({x}, {y})"),
+                    (BinOp::Min, _) => format!("fminf({x}, {y})"),
+                    (BinOp::Max, _) => format!("fmaxf({x}, {y})"),
+                    (op, _) => format!("({x} {} {y})", op.symbol()),
+                }
+            }
+            Expr::Unary(UnOp::Not, a) => format!("(!{})", self.expr(a)?),
+            Expr::Select(c, a, b) => {
+                format!(
+                    "({} ? {} : {})",
+                    self.expr(c)?,
+                    self.expr(a)?,
+                    self.expr(b)?
+                )
+            }
+            Expr::Cast(t, a) => {
+                let x = self.expr(a)?;
+                match t {
+                    ScalarType::F32 => format!("((float){x})"),
+                    ScalarType::Int => format!("((int64_t){x})"),
+                    ScalarType::Bool => format!("({x} != 0)"),
+                }
+            }
+            Expr::Load { buffer, indices } => {
+                let flat = self.flat_index(buffer, indices)?;
+                match self.shape(buffer)?.dtype {
+                    DType::F32 => format!("{}[{flat}]", buf(buffer)),
+                    DType::I32 => format!("((int64_t){}[{flat}])", buf(buffer)),
+                }
+            }
+            Expr::Call(f, args) => {
+                let a = args
+                    .first()
+                    .map(|a| self.expr(a))
+                    .transpose()?
+                    .unwrap_or_else(|| "0.0f".into());
+                let name = match f {
+                    Intrinsic::Exp => "expf",
+                    Intrinsic::Tanh => "tanhf",
+                    Intrinsic::Sigmoid => "grim_sigmoid",
+                    Intrinsic::Sqrt => "sqrtf",
+                    Intrinsic::Abs => "fabsf",
+                };
+                format!("{name}({a})")
+            }
+        })
+    }
+
+    fn c_type(t: ScalarType) -> &'static str {
+        match t {
+            ScalarType::F32 => "float",
+            ScalarType::Int | ScalarType::Bool => "int64_t",
+        }
+    }
+
+    /// Emits a statement.
+    pub fn stmt(&mut self, s: &Stmt) -> Result<(), CodegenError> {
+        match s {
+            Stmt::Seq(items) => {
+                for i in items {
+                    self.stmt(i)?;
+                }
+            }
+            Stmt::Let {
+                var: v,
+                value,
+                body,
+            } => {
+                let t = self.ty(value)?;
+                let e = self.expr(value)?;
+                self.line("{");
+                self.indent += 1;
+                self.line(&format!("const {} {} = {e};", Self::c_type(t), var(v)));
+                self.env.push_var(v.clone(), t);
+                let r = self.stmt(body);
+                self.env.pop_var();
+                r?;
+                self.indent -= 1;
+                self.line("}");
+            }
+            Stmt::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let c = self.expr(cond)?;
+                self.line(&format!("if ({c}) {{"));
+                self.indent += 1;
+                self.stmt(then)?;
+                self.indent -= 1;
+                if let Some(o) = otherwise {
+                    self.line("} else {");
+                    self.indent += 1;
+                    self.stmt(o)?;
+                    self.indent -= 1;
+                }
+                self.line("}");
+            }
+            Stmt::Store {
+                buffer,
+                indices,
+                value,
+            } => {
+                let flat = self.flat_index(buffer, indices)?;
+                let v = self.expr(value)?;
+                let v = match self.shape(buffer)?.dtype {
+                    DType::F32 => v,
+                    DType::I32 => format!("(int32_t){v}"),
+                };
+                self.line(&format!("{}[{flat}] = {v};", buf(buffer)));
+            }
+            Stmt::Allocate {
+                name,
+                dtype,
+                shape,
+                body,
+                ..
+            } => {
+                let n: usize = shape.iter().product();
+                let ty = match dtype {
+                    DType::F32 => "float",
+                    DType::I32 => "int32_t",
+                };
+                let b = buf(name);
+                self.line("{");
+                self.indent += 1;
+                let heap = n > MAX_STACK_ELEMS;
+                if heap {
+                    self.line(&format!("{ty}* {b} = ({ty}*)calloc({n}, sizeof({ty}));"));
+                    self.line(&format!("if (!{b}) return 1;"));
+                } else {
+                    self.line(&format!("{ty} {b}[{}] = {{0}};", n.max(1)));
+                }
+                self.shapes.push(BufShape {
+                    name: name.clone(),
+                    dtype: *dtype,
+                    strides: strides(shape),
+                });
+                self.env.push_buffer(BufferInfo {
+                    name: name.clone(),
+                    dtype: *dtype,
+                    rank: shape.len(),
+                    param_kind: None,
+                });
+                let r = self.stmt(body);
+                self.env.pop_buffer();
+                self.shapes.pop();
+                r?;
+                if heap {
+                    self.line(&format!("free({b});"));
+                }
+                self.indent -= 1;
+                self.line("}");
+            }
+            Stmt::For {
+                var: v,
+                min,
+                extent,
+                kind,
+                body,
+            } => self.for_loop(v, min, extent, *kind, body)?,
+        }
+        Ok(())
+    }
+
+    fn for_loop(
+        &mut self,
+        v: &str,
+        min: &Expr,
+        extent: &Expr,
+        kind: ForKind,
+        body: &Stmt,
+    ) -> Result<(), CodegenError> {
+        if kind.is_thread_binding() {
+            return Err(CodegenError::Unsupported {
+                loop_name: v.to_string(),
+                reason: format!(
+                    "bound to the GPU axis {}; thread bindings need an OpenCL target",
+                    kind.name()
+                ),
+            });
+        }
+        let lo = self.expr(min)?;
+        let ext = self.expr(extent)?;
+        if kind == ForKind::Unrolled {
+            let Expr::Int(n) = extent else {
+                return Err(CodegenError::Unsupported {
+                    loop_name: v.to_string(),
+                    reason: "unrolled loop with a non-constant extent".into(),
+                });
+            };
+            let lo_name = self.fresh("lo");
+            self.line("{");
+            self.indent += 1;
+            self.line(&format!("const int64_t {lo_name} = {lo};"));
+            self.env.push_var(v.to_string(), ScalarType::Int);
+            for k in 0..*n {
+                self.line("{");
+                self.indent += 1;
+                self.line(&format!("const int64_t {} = {lo_name} + {k};", var(v)));
+                let r = self.stmt(body);
+                if r.is_err() {
+                    self.env.pop_var();
+                }
+                r?;
+                self.indent -= 1;
+                self.line("}");
+            }
+            self.env.pop_var();
+            self.indent -= 1;
+            self.line("}");
+            return Ok(());
+        }
+        if kind == ForKind::Vectorized && self.target.neon() {
+            if let Some(()) = neon::try_emit_vector_loop(self, v, min, extent, body)? {
+                return Ok(());
+            }
+        }
+        let (lo_name, hi_name) = (self.fresh("lo"), self.fresh("hi"));
+        self.line("{");
+        self.indent += 1;
+        self.line(&format!("const int64_t {lo_name} = {lo};"));
+        self.line(&format!("const int64_t {hi_name} = {lo_name} + {ext};"));
+        match kind {
+            ForKind::Parallel => self.line("#pragma omp parallel for schedule(static)"),
+            ForKind::Vectorized => self.line("#pragma omp simd"),
+            _ => {}
+        }
+        let cv = var(v);
+        self.line(&format!(
+            "for (int64_t {cv} = {lo_name}; {cv} < {hi_name}; ++{cv}) {{"
+        ));
+        self.indent += 1;
+        self.env.push_var(v.to_string(), ScalarType::Int);
+        let r = self.stmt(body);
+        self.env.pop_var();
+        r?;
+        self.indent -= 1;
+        self.line("}");
+        self.indent -= 1;
+        self.line("}");
+        Ok(())
+    }
+}
+
+/// A C literal for an `i64`.
+pub fn int_lit(v: i64) -> String {
+    if v == i64::MIN {
+        "(-9223372036854775807LL - 1)".into()
+    } else if v < 0 {
+        format!("({v}LL)")
+    } else {
+        format!("{v}LL")
+    }
+}
+
+/// A C literal for an `f32`.
+pub fn float_lit(v: f32) -> String {
+    if v.is_nan() {
+        "NAN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "INFINITY" } else { "(-INFINITY)" }.into()
+    } else {
+        let s = format!("{v:?}f");
+        if v.is_sign_negative() {
+            format!("({s})")
+        } else {
+            s
+        }
+    }
+}
+
+/// Emits the C function `int grim_kernel_<kernel>(params)` for `f` (returns 0, or 1
+/// when a heap allocation fails).
+pub fn emit_kernel(f: &Function, kernel: &str, target: &Target) -> Result<String, CodegenError> {
+    tir::verify(f)?;
+    let mut em = Emitter {
+        target,
+        out: String::new(),
+        indent: 1,
+        env: TypeEnv::for_function(f),
+        shapes: f
+            .params
+            .iter()
+            .map(|p| BufShape {
+                name: p.name.clone(),
+                dtype: p.dtype,
+                strides: strides(&p.shape),
+            })
+            .collect(),
+        fresh: 0,
+    };
+    em.stmt(&f.body)?;
+    let mut s = String::new();
+    let _ = writeln!(s, "/* {} */", f.name);
+    let _ = writeln!(s, "int {}({}) {{", kernel_symbol(kernel), c_params(f));
+    s.push_str(&em.out);
+    s.push_str("  return 0;\n}\n");
+    Ok(s)
+}

@@ -1,0 +1,171 @@
+//! Compiler drivers and runners: how a target's C is built and where its binary runs.
+
+use crate::error::CodegenError;
+use crate::target::Target;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where a built binary runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runner {
+    /// Directly on this machine (host target, or an aarch64 machine).
+    Native,
+    /// Under user-mode emulation: `qemu-aarch64 -cpu CPU`.
+    Qemu {
+        /// The emulated core (`cortex-a76`, `cortex-a55`, `max`).
+        cpu: String,
+    },
+}
+
+/// The compiler command for a target.
+pub fn compiler(target: &Target) -> (String, Vec<String>, &'static str) {
+    match target {
+        Target::Host => (
+            "cc".into(),
+            vec!["-O3".into(), "-march=native".into(), "-fopenmp".into()],
+            "gcc",
+        ),
+        Target::Aarch64Neon { mcpu } => (
+            "aarch64-linux-gnu-gcc".into(),
+            vec![
+                "-O3".into(),
+                "-static".into(),
+                format!("-mcpu={mcpu}"),
+                "-fopenmp".into(),
+            ],
+            "gcc-aarch64-linux-gnu (and libc6-dev-arm64-cross)",
+        ),
+    }
+}
+
+/// Checks that `program` can be started; otherwise names the package to install.
+pub fn require(program: &str, package: &str) -> Result<(), CodegenError> {
+    match Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(_) => Ok(()),
+        Err(_) => Err(CodegenError::MissingTool {
+            program: program.into(),
+            package: package.into(),
+        }),
+    }
+}
+
+/// Output of a finished child process.
+pub struct Finished {
+    /// Exit status (None when killed by a signal).
+    pub code: Option<i32>,
+    /// Signal number, when killed by one.
+    pub signal: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `cmd` with a wall-clock limit; kills it (SIGKILL) when the limit passes.
+/// Returns `Ok(None)` on timeout.
+pub fn run_with_timeout(
+    cmd: &mut Command,
+    limit: Duration,
+) -> Result<Option<Finished>, std::io::Error> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_string(&mut s);
+        }
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break Some(st);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let stdout = out_t.join().unwrap_or_default();
+    let stderr = err_t.join().unwrap_or_default();
+    Ok(status.map(|st| {
+        #[cfg(unix)]
+        let signal = std::os::unix::process::ExitStatusExt::signal(&st);
+        #[cfg(not(unix))]
+        let signal = None;
+        Finished {
+            code: st.code(),
+            signal,
+            stdout,
+            stderr,
+        }
+    }))
+}
+
+/// Compiles `source` for `target` into an executable in `dir`; returns its path.
+pub fn build_binary(
+    source: &str,
+    dir: &Path,
+    target: &Target,
+    limit: Duration,
+) -> Result<PathBuf, CodegenError> {
+    let (cc, flags, package) = compiler(target);
+    require(&cc, package)?;
+    let io = |path: &Path| {
+        let p = path.display().to_string();
+        move |source| CodegenError::Io { path: p, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let src = dir.join("kernels.c");
+    std::fs::write(&src, source).map_err(io(&src))?;
+    let bin = dir.join("kernels");
+    let mut cmd = Command::new(&cc);
+    cmd.args(&flags)
+        .arg("-Wall")
+        .arg("-Werror")
+        .arg("-Wno-unused-variable")
+        .arg("-Wno-unused-function")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .arg("-lm");
+    match run_with_timeout(&mut cmd, limit).map_err(io(Path::new(&cc)))? {
+        None => Err(CodegenError::BuildTimeout(limit)),
+        Some(f) if f.code == Some(0) => Ok(bin),
+        Some(f) => Err(CodegenError::BuildFailed {
+            program: cc,
+            status: format!("{:?}", f.code),
+            stderr: f.stderr,
+        }),
+    }
+}
+
+/// The command that runs `bin` with `runner`.
+pub fn command(bin: &Path, runner: &Runner) -> Result<Command, CodegenError> {
+    Ok(match runner {
+        Runner::Native => Command::new(bin),
+        Runner::Qemu { cpu } => {
+            require("qemu-aarch64", "qemu-user")?;
+            let mut c = Command::new("qemu-aarch64");
+            c.arg("-cpu").arg(cpu).arg(bin);
+            c
+        }
+    })
+}

@@ -1,0 +1,151 @@
+//! The corpus of workloads x schedules that generated code is checked on.
+
+use codegen::harness::{measurement_source, Candidate};
+use codegen::run::{max_error, run_candidate, Protocol};
+use codegen::toolchain::{build_binary, Runner};
+use codegen::Target;
+use schedule::{Remainder, Schedule};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tir::workload::Workload;
+use tir::{Function, ParamKind, Tensor};
+
+/// A named schedule of a workload.
+pub struct Case {
+    pub name: String,
+    pub workload: Workload,
+    pub func: Function,
+    pub weights: BTreeMap<String, Tensor>,
+}
+
+fn case(
+    name: &str,
+    w: &Workload,
+    f: impl FnOnce(&mut Schedule) -> Result<(), schedule::ScheduleError>,
+) -> Case {
+    let mut s = Schedule::from_workload(w).unwrap();
+    f(&mut s).unwrap_or_else(|e| panic!("{name}: {e}"));
+    Case {
+        name: name.to_string(),
+        workload: w.clone(),
+        func: s.func().clone(),
+        weights: s.weights().clone(),
+    }
+}
+
+/// Dense and BCR FC, conv2d 3x3 and 1x1, GRU, LSTM, each with several schedules.
+pub fn corpus() -> Vec<Case> {
+    let mut out = Vec::new();
+    let fc = Workload::from_spec_str("fc:M=24,K=20,N=8,bias=1,act=relu").unwrap();
+    out.push(case("fc default", &fc, |_| Ok(())));
+    out.push(case("fc split+vectorize+unroll+parallel", &fc, |s| {
+        s.split("n", &[None, Some(4)], Remainder::Exact)?;
+        s.reorder(&["k", "n_1"])?;
+        s.vectorize("n_1")?;
+        s.split("k", &[None, Some(4)], Remainder::Exact)?;
+        s.unroll("k_1")?;
+        s.parallel("m")?;
+        s.split("init_n", &[None, Some(4)], Remainder::Exact)?;
+        s.vectorize("init_n_1")
+    }));
+    let bfc = Workload::from_spec_str(
+        "bcr-fc:M=64,K=48,N=8,block=16x16,sparsity=0.8,bias=1,act=tanh,seed=3",
+    )
+    .unwrap();
+    out.push(case("bcr-fc default", &bfc, |_| Ok(())));
+    out.push(case("bcr-fc vectorize n, tail-split rows", &bfc, |s| {
+        s.split("n", &[None, Some(4)], Remainder::Exact)?;
+        s.vectorize("n_1")?;
+        s.split("i", &[None, Some(2)], Remainder::Tail)?;
+        s.parallel("init_m")
+    }));
+    let bfc1 =
+        Workload::from_spec_str("bcr-fc:M=40,K=36,N=1,block=8x12,sparsity=0.7,seed=2").unwrap();
+    out.push(case("bcr-fc N=1 guard-split cols", &bfc1, |s| {
+        s.split("j", &[None, Some(3)], Remainder::Guard).map(|_| ())
+    }));
+    let conv = Workload::from_spec_str("conv2d:C=3,O=8,H=9,W=9,k=3,pad=1,bias=1,act=relu").unwrap();
+    out.push(case("conv3x3 default", &conv, |_| Ok(())));
+    out.push(case("conv3x3 parallel o, vectorize init", &conv, |s| {
+        s.parallel("o")?;
+        s.split("init_ow", &[None, Some(4)], Remainder::Tail)?;
+        s.vectorize("init_ow_1")
+    }));
+    let conv1 =
+        Workload::from_spec_str("bcr-conv2d:C=16,O=16,H=6,W=8,k=1,block=8x8,sparsity=0.6,seed=4")
+            .unwrap();
+    out.push(case("bcr-conv1x1 default", &conv1, |_| Ok(())));
+    out.push(case("bcr-conv1x1 vectorize ow", &conv1, |s| {
+        s.vectorize("ow")
+    }));
+    let bconv = Workload::from_spec_str(
+        "bcr-conv2d:C=4,O=8,H=7,W=7,k=3,stride=2,pad=1,block=8x12,sparsity=0.5,seed=1",
+    )
+    .unwrap();
+    out.push(case("bcr-conv3x3 stride 2", &bconv, |_| Ok(())));
+    let gru =
+        Workload::from_spec_str("bcr-gru:hidden=16,input=12,batch=4,block=8x4,sparsity=0.6,seed=5")
+            .unwrap();
+    out.push(case("bcr-gru default", &gru, |_| Ok(())));
+    out.push(case("bcr-gru vectorize batch", &gru, |s| {
+        s.vectorize("gi_n")?;
+        s.vectorize("gh_n")?;
+        s.vectorize("n")
+    }));
+    let lstm = Workload::from_spec_str("lstm:hidden=8,input=8,batch=4,seed=6").unwrap();
+    out.push(case("lstm default", &lstm, |_| Ok(())));
+    out.push(case("lstm parallel+vectorize", &lstm, |s| {
+        s.parallel("j")?;
+        s.vectorize("gi_init_n")
+    }));
+    out
+}
+
+/// Builds the whole corpus into one binary for `target` and checks every candidate
+/// against the interpreter on `runner`; returns the candidate names checked.
+pub fn check_corpus(target: &Target, runner: &Runner, tolerance: f64) -> Vec<String> {
+    let cases = corpus();
+    let cands: Vec<Candidate<'_>> = cases.iter().map(|c| Candidate { func: &c.func }).collect();
+    let src = measurement_source(&cands, target).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "grim-codegen-{}-{}",
+        target.to_string().replace(':', "-"),
+        std::process::id()
+    ));
+    let bin = build_binary(&src, &dir, target, Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let protocol = Protocol {
+        number: 1,
+        repeat: 1,
+        min_repeat_ms: 0.0,
+        timeout: Duration::from_secs(120),
+    };
+    let mut names = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let inputs = c.workload.random_inputs(17);
+        let mut args = inputs.clone();
+        args.extend(c.weights.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // The interpreter on the scheduled function with its (possibly rewritten) weights.
+        let mut iargs = args.clone();
+        for p in c.func.params.iter().filter(|p| p.kind == ParamKind::Output) {
+            iargs.insert(p.name.clone(), Tensor::zeros(p.dtype, p.shape.clone()));
+        }
+        tir::interp::run(&c.func, &mut iargs).unwrap();
+        let want: BTreeMap<String, Tensor> = iargs
+            .into_iter()
+            .filter(|(k, _)| c.func.param(k).is_some_and(|p| p.kind == ParamKind::Output))
+            .collect();
+        let got = run_candidate(&bin, runner, i, &c.func, &args, &protocol, &dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let (abs, rel) = max_error(&got.outputs, &want).expect("same outputs");
+        assert!(
+            rel <= tolerance,
+            "{} on {target}: max abs error {abs}, rel {rel}",
+            c.name
+        );
+        assert!(got.timing.median > 0.0);
+        names.push(c.name.clone());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    names
+}
