@@ -10,6 +10,9 @@
 //!   `min_repeat_ms`); the last line on stdout is
 //!   `GRIM-TIMING median min mean stddev number repeat` in seconds per run.
 //!
+//! With `REPEAT = 0` the binary instead runs the kernel exactly `NUMBER` more times
+//! after the first run and prints nothing (used to count instructions).
+//!
 //! Exit status: 0 on success, 2 bad arguments, 3 I/O error, 4 the kernel reported an
 //! allocation failure.
 
@@ -121,7 +124,7 @@ int main(int argc, char** argv) {
   long number = atol(argv[4]);
   long repeat = atol(argv[5]);
   double min_ms = atof(argv[6]);
-  if (idx < 0 || idx >= grim_ncandidates || number < 1 || repeat < 1 || repeat > 100000) {
+  if (idx < 0 || idx >= grim_ncandidates || number < 1 || repeat < 0 || repeat > 100000) {
     fprintf(stderr, "bad arguments\n");
     return 2;
   }
@@ -147,6 +150,10 @@ int main(int argc, char** argv) {
     if (c->outs[k] && c->sizes[k] && fwrite(args[k], 4, c->sizes[k], out) != c->sizes[k]) return 3;
   }
   if (fclose(out) != 0) return 3;
+  if (repeat == 0) { /* counting mode: exactly NUMBER more runs, no timing code */
+    for (long r = 0; r < number; ++r) c->entry(args);
+    return 0;
+  }
   if (c->entry(args) != 0) return 4; /* warm-up */
   for (;;) {
     double t0 = grim_now();

@@ -11,6 +11,7 @@
 //!   candidates per binary so a tuning batch costs one compiler start.
 //! - [`toolchain`]: compiler drivers (host `cc`, `aarch64-linux-gnu-gcc`) and
 //!   runners (native, `qemu-aarch64 -cpu ...`).
+//! - [`insn_count`]: retired instruction counts under qemu via a TCG plugin.
 //! - [`run`]: writing inputs, running a candidate with a timeout, reading outputs and
 //!   timings back, and comparing with the interpreter.
 #![warn(missing_docs)]
@@ -18,6 +19,7 @@
 pub mod c_emit;
 pub mod error;
 pub mod harness;
+pub mod insn_count;
 pub mod neon;
 pub mod run;
 pub mod target;
