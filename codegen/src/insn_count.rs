@@ -79,26 +79,29 @@ pub fn build_plugin(dir: &Path) -> Result<PathBuf, CodegenError> {
     Ok(lib)
 }
 
-fn count_run(
-    bin: &Path,
-    plugin: &Path,
-    cpu: &str,
+/// One counting run's fixed arguments.
+struct CountJob<'a> {
+    bin: &'a Path,
+    plugin: &'a Path,
+    cpu: &'a str,
     index: usize,
-    input: &Path,
-    output: &Path,
-    number: u64,
+    input: PathBuf,
+    output: PathBuf,
     timeout: Duration,
-) -> Result<u64, CodegenError> {
+}
+
+fn count_run(job: &CountJob<'_>, number: u64) -> Result<u64, CodegenError> {
+    let (bin, timeout) = (job.bin, job.timeout);
     let mut cmd = Command::new("qemu-aarch64");
     cmd.env("OMP_NUM_THREADS", "1")
         .arg("-plugin")
-        .arg(plugin)
+        .arg(job.plugin)
         .arg("-cpu")
-        .arg(cpu)
+        .arg(job.cpu)
         .arg(bin)
-        .arg(index.to_string())
-        .arg(input)
-        .arg(output)
+        .arg(job.index.to_string())
+        .arg(&job.input)
+        .arg(&job.output)
         .arg(number.to_string())
         .arg("0")
         .arg("0");
@@ -142,11 +145,18 @@ pub fn kernel_instructions(
         path: dir.display().to_string(),
         source,
     })?;
-    let input = dir.join(format!("count-in{index}.bin"));
-    let output = dir.join(format!("count-out{index}.bin"));
-    write_inputs(f, args, &input)?;
-    let one = count_run(bin, plugin, cpu, index, &input, &output, 1, timeout)?;
-    let two = count_run(bin, plugin, cpu, index, &input, &output, 2, timeout)?;
+    let job = CountJob {
+        bin,
+        plugin,
+        cpu,
+        index,
+        input: dir.join(format!("count-in{index}.bin")),
+        output: dir.join(format!("count-out{index}.bin")),
+        timeout,
+    };
+    write_inputs(f, args, &job.input)?;
+    let one = count_run(&job, 1)?;
+    let two = count_run(&job, 2)?;
     if two < one {
         return Err(CodegenError::BadOutput(format!(
             "instruction counts decreased with more runs ({one} then {two})"
