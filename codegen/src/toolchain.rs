@@ -164,6 +164,8 @@ pub fn command(bin: &Path, runner: &Runner) -> Result<Command, CodegenError> {
         Runner::Qemu { cpu } => {
             require("qemu-aarch64", "qemu-user")?;
             let mut c = Command::new("qemu-aarch64");
+            // Idle OpenMP threads spin by default; under emulation that costs seconds.
+            c.env("OMP_WAIT_POLICY", "PASSIVE");
             c.arg("-cpu").arg(cpu).arg(bin);
             c
         }
