@@ -22,6 +22,9 @@ pub enum CliError {
     /// A `.tir` file does not parse.
     #[error("{0}")]
     Parse(#[from] tir::parser::ParseError),
+    /// Any other failure, already phrased for the user.
+    #[error("{0}")]
+    Other(String),
     /// A `.tir` file parses but is not well formed.
     #[error("{path}: {source}")]
     Verify {

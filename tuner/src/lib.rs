@@ -8,11 +8,13 @@
 //! building, progress reporting, runners (local host, adb device, qemu-aarch64), the
 //! measurement protocol, watchdogs and resumable runs.
 //!
-//! Today it holds the `grim-tune` front end with the commands that work on the
-//! foundation: [`show`] (a workload's pattern statistics, key and lowered IR) and
-//! [`check_ir`] (parse and verify a `.tir` file).
+//! Today it holds the `grim-tune` front end with the commands that work so far:
+//! [`show`] (a workload's pattern statistics, key and lowered IR), [`check_ir`] (parse
+//! and verify a `.tir` file), and [`build_check`] (`build` and `check` generated code
+//! against the interpreter, locally or under qemu).
 #![warn(missing_docs)]
 
+pub mod build_check;
 pub mod commands;
 
 pub use commands::{check_ir, show, CliError};

@@ -93,3 +93,77 @@ fn check_ir_accepts_printed_ir_and_rejects_broken_files() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn check_runs_generated_code_against_the_interpreter() {
+    let dir = std::env::temp_dir().join(format!("grim-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("t.json");
+    std::fs::write(
+        &trace,
+        r#"{"format":1,"instructions":[{"op":"split","loop_name":"n","factors":[null,4],"remainder":"exact"},{"op":"vectorize","loop_name":"n_1"}]}"#,
+    )
+    .unwrap();
+    let spec = "bcr-fc:M=64,K=64,N=8,block=16x16,sparsity=0.9";
+    let t = trace.to_str().unwrap();
+    let (ok, out, err) = grim_tune(&["check", "--workload", spec, "--trace", t]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("schedule  2 trace instructions") && out.contains("): ok"),
+        "{out}"
+    );
+    let (ok, out, err) = grim_tune(&[
+        "check",
+        "--workload",
+        spec,
+        "--trace",
+        t,
+        "--target",
+        "aarch64-neon:cortex-a76",
+        "--device",
+        "qemu",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("aarch64 instructions per run"), "{out}");
+
+    let out_dir = dir.join("build");
+    let (ok, out, err) = grim_tune(&[
+        "build",
+        "--workload",
+        spec,
+        "--target",
+        "aarch64-neon:cortex-a55",
+        "--trace",
+        t,
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("kernels.c"));
+    let c = std::fs::read_to_string(out_dir.join("kernels.c")).unwrap();
+    assert!(c.contains("vfmaq_f32") && c.contains("#include <arm_neon.h>"));
+    assert!(out_dir.join("kernels").exists());
+
+    let (ok, _, err) = grim_tune(&["check", "--workload", spec, "--target", "riscv"]);
+    assert!(!ok);
+    assert!(err.contains("unknown target `riscv`"), "{err}");
+    let bad_trace = dir.join("bad.json");
+    std::fs::write(
+        &bad_trace,
+        r#"{"format":1,"instructions":[{"op":"vectorize","loop_name":"k"}]}"#,
+    )
+    .unwrap();
+    let (ok, _, err) = grim_tune(&[
+        "check",
+        "--workload",
+        spec,
+        "--trace",
+        bad_trace.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("bad.json: trace instruction 0 (vectorize): vectorize: no loop named `k`"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

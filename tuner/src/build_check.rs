@@ -1,0 +1,184 @@
+//! `grim-tune build` and `grim-tune check`: see and check what the code generator
+//! makes of a workload (optionally scheduled by a trace file).
+
+use crate::commands::CliError;
+use codegen::harness::{measurement_source, Candidate};
+use codegen::insn_count::{build_plugin, kernel_instructions};
+use codegen::run::{max_error, run_candidate, Protocol};
+use codegen::toolchain::{build_binary, Runner};
+use codegen::Target;
+use schedule::{Schedule, Trace};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+use tir::workload::Workload;
+use tir::{Function, ParamKind, Tensor};
+
+/// Where `check` runs the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Device {
+    /// This machine, natively.
+    Local,
+    /// `qemu-aarch64` (aarch64 targets).
+    Qemu,
+}
+
+/// A workload scheduled by an optional trace file.
+fn scheduled(spec: &str, trace: Option<&Path>) -> Result<(Workload, Schedule), CliError> {
+    let w = Workload::from_spec_str(spec)?;
+    let s = match trace {
+        None => Schedule::from_workload(&w).map_err(|e| CliError::Other(e.to_string()))?,
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| CliError::Read {
+                path: p.display().to_string(),
+                source,
+            })?;
+            let t = Trace::from_json(&text)
+                .map_err(|e| CliError::Other(format!("{}: {e}", p.display())))?;
+            t.replay(&w.func, &w.weights)
+                .map_err(|e| CliError::Other(format!("{}: {e}", p.display())))?
+        }
+    };
+    Ok((w, s))
+}
+
+fn parse_target(t: &str) -> Result<Target, CliError> {
+    t.parse::<Target>()
+        .map_err(|e| CliError::Other(e.to_string()))
+}
+
+/// `grim-tune build`: writes `kernels.c` (the scheduled kernel in the measurement
+/// binary) and the binary `kernels` into `out`.
+pub fn build(
+    spec: &str,
+    target: &str,
+    trace: Option<&Path>,
+    out: &Path,
+) -> Result<String, CliError> {
+    let target = parse_target(target)?;
+    let (w, s) = scheduled(spec, trace)?;
+    let src = measurement_source(&[Candidate { func: s.func() }], &target)
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    let bin = build_binary(&src, out, &target, Duration::from_secs(300))
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    Ok(format!(
+        "workload  {}\ntarget    {target}\nsource    {}\nbinary    {}\nrun it    {} 0 INPUT OUTPUT NUMBER REPEAT MIN_REPEAT_MS\n",
+        w.spec,
+        out.join("kernels.c").display(),
+        bin.display(),
+        bin.display()
+    ))
+}
+
+fn interpreter_outputs(
+    f: &Function,
+    args: &BTreeMap<String, Tensor>,
+) -> Result<BTreeMap<String, Tensor>, CliError> {
+    let mut a = args.clone();
+    for p in f.params.iter().filter(|p| p.kind == ParamKind::Output) {
+        a.insert(p.name.clone(), Tensor::zeros(p.dtype, p.shape.clone()));
+    }
+    tir::interp::run(f, &mut a).map_err(|e| CliError::Other(format!("interpreter: {e}")))?;
+    Ok(a.into_iter()
+        .filter(|(k, _)| f.param(k).is_some_and(|p| p.kind == ParamKind::Output))
+        .collect())
+}
+
+/// The outcome of `check`: the report text and whether the tolerance held.
+pub struct CheckReport {
+    /// What to print.
+    pub text: String,
+    /// True when the maximum relative error is within the tolerance.
+    pub ok: bool,
+}
+
+/// `grim-tune check`: builds the (scheduled) kernel for `target`, runs it on `device`
+/// on random inputs and compares with the reference interpreter.
+pub fn check(
+    spec: &str,
+    target: &str,
+    device: Device,
+    trace: Option<&Path>,
+    tolerance: f64,
+) -> Result<CheckReport, CliError> {
+    let target = parse_target(target)?;
+    let runner = match (device, &target) {
+        (Device::Local, Target::Aarch64Neon { .. }) if std::env::consts::ARCH != "aarch64" => {
+            return Err(CliError::Other(format!(
+                "cannot run an aarch64 binary natively on {}; use --device qemu",
+                std::env::consts::ARCH
+            )))
+        }
+        (Device::Local, _) => Runner::Native,
+        (Device::Qemu, Target::Aarch64Neon { .. }) => Runner::Qemu {
+            cpu: "cortex-a76".into(),
+        },
+        (Device::Qemu, _) => {
+            return Err(CliError::Other(format!(
+                "--device qemu runs aarch64 binaries; target {target} is not aarch64"
+            )))
+        }
+    };
+    let (w, s) = scheduled(spec, trace)?;
+    let dir = std::env::temp_dir().join(format!("grim-check-{}", std::process::id()));
+    let err = |e: codegen::CodegenError| CliError::Other(e.to_string());
+    let src = measurement_source(&[Candidate { func: s.func() }], &target).map_err(err)?;
+    let bin = build_binary(&src, &dir, &target, Duration::from_secs(300)).map_err(err)?;
+    let mut args = w.random_inputs(1);
+    args.extend(s.weights().clone());
+    let want = interpreter_outputs(s.func(), &args)?;
+    let protocol = Protocol {
+        number: 1,
+        repeat: if runner == Runner::Native { 10 } else { 1 },
+        min_repeat_ms: if runner == Runner::Native { 10.0 } else { 0.0 },
+        timeout: Duration::from_secs(120),
+    };
+    let got = run_candidate(&bin, &runner, 0, s.func(), &args, &protocol, &dir).map_err(err)?;
+    let (abs, rel) = max_error(&got.outputs, &want).ok_or_else(|| {
+        CliError::Other("kernel outputs do not match the function's outputs".into())
+    })?;
+    let ok = rel <= tolerance;
+    let mut text = String::new();
+    let _ = writeln!(text, "workload  {}", w.spec);
+    let _ = writeln!(text, "target    {target} on {device:?}");
+    let _ = writeln!(
+        text,
+        "schedule  {} trace instructions",
+        s.trace().instructions.len()
+    );
+    let _ = writeln!(
+        text,
+        "error     max abs {abs:.3e}, max rel {rel:.3e} (tolerance {tolerance:e}): {}",
+        if ok { "ok" } else { "EXCEEDED" }
+    );
+    match runner {
+        Runner::Native => {
+            let _ = writeln!(
+                text,
+                "time      median {:.3} us, min {:.3} us over {} x {} runs",
+                got.timing.median * 1e6,
+                got.timing.min * 1e6,
+                got.timing.repeat,
+                got.timing.number
+            );
+        }
+        Runner::Qemu { ref cpu } => {
+            let plugin = build_plugin(&dir).map_err(err)?;
+            let n = kernel_instructions(
+                &bin,
+                &plugin,
+                cpu,
+                0,
+                s.func(),
+                &args,
+                &dir,
+                Duration::from_secs(120),
+            )
+            .map_err(err)?;
+            let _ = writeln!(text, "insns     {n} aarch64 instructions per run (qemu wall time is not a performance signal)");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(CheckReport { text, ok })
+}
