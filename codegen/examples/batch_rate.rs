@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use tir::workload::Workload;
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(50);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(50);
     let w = Workload::from_spec_str("bcr-fc:M=512,K=512,N=8,block=16x16,sparsity=0.9,seed=1")
         .expect("workload");
     let mut funcs = Vec::new();
@@ -28,7 +31,12 @@ fn main() {
         funcs.push(s.func().clone());
     }
     let cands: Vec<Candidate<'_>> = funcs.iter().map(|f| Candidate { func: f }).collect();
-    for target in [Target::Host, Target::Aarch64Neon { mcpu: "cortex-a76".into() }] {
+    for target in [
+        Target::Host,
+        Target::Aarch64Neon {
+            mcpu: "cortex-a76".into(),
+        },
+    ] {
         let t0 = Instant::now();
         let src = measurement_source(&cands, &target).expect("source");
         let gen = t0.elapsed();

@@ -16,5 +16,11 @@
 
 pub mod build_check;
 pub mod commands;
+pub mod cost_model;
+pub mod features;
+pub mod measure;
+pub mod space;
+pub mod space_bcr;
+pub mod tune;
 
 pub use commands::{check_ir, show, CliError};

@@ -1,0 +1,361 @@
+//! Runners behind one trait: build a batch of candidates into one binary and measure
+//! each on a device, checking outputs against the reference before any time counts.
+
+use codegen::harness::{measurement_source, Candidate};
+use codegen::insn_count::{build_plugin, kernel_instructions};
+use codegen::run::{max_error, run_candidate, Protocol};
+use codegen::toolchain::{build_binary, Runner as Where};
+use codegen::{CodegenError, Target};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tir::{Function, Tensor};
+
+/// Why a candidate has no valid measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The generated code did not compile (or could not be generated).
+    BuildError,
+    /// The compiler ran past the build timeout.
+    BuildTimeout,
+    /// The binary crashed or exited with an error.
+    RunError,
+    /// The binary ran past the run timeout and was killed.
+    RunTimeout,
+    /// The outputs differ from the reference interpreter.
+    WrongResult,
+    /// The device stopped answering.
+    DeviceLost,
+}
+
+impl ErrorKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::BuildError,
+        ErrorKind::BuildTimeout,
+        ErrorKind::RunError,
+        ErrorKind::RunTimeout,
+        ErrorKind::WrongResult,
+        ErrorKind::DeviceLost,
+    ];
+}
+
+/// A failed candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The kind.
+    pub kind: ErrorKind,
+    /// What happened.
+    pub message: String,
+}
+
+/// A successful measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Median seconds per run (under qemu: wall time, not a performance signal).
+    pub median: f64,
+    /// Fastest sample.
+    pub min: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stddev: f64,
+    /// Runs per sample.
+    pub number: u64,
+    /// Samples.
+    pub repeat: u64,
+    /// Retired instructions per run, where counted (qemu).
+    pub instructions: Option<u64>,
+    /// Largest relative error against the reference.
+    pub max_rel_error: f64,
+}
+
+impl Measurement {
+    /// The quantity the search minimises: instructions when counted, else seconds.
+    pub fn cost(&self) -> f64 {
+        match self.instructions {
+            Some(n) => n as f64,
+            None => self.median,
+        }
+    }
+}
+
+/// What a runner gets for one candidate.
+pub struct Job<'a> {
+    /// The scheduled function.
+    pub func: &'a Function,
+    /// All its arguments (inputs and its possibly rewritten weights).
+    pub args: &'a BTreeMap<String, Tensor>,
+}
+
+/// A device that measures candidates.
+pub trait Runner: Send + Sync {
+    /// A short description (`local`, `qemu:cortex-a76`).
+    fn describe(&self) -> String;
+    /// The code generation target it runs.
+    fn target(&self) -> &Target;
+    /// Builds `jobs` into one binary in `dir`.
+    fn build(&self, jobs: &[Job<'_>], dir: &Path) -> Result<PathBuf, Failure>;
+    /// Runs candidate `index` of `bin`; `reference` are the expected outputs.
+    fn measure(
+        &self,
+        bin: &Path,
+        index: usize,
+        job: &Job<'_>,
+        reference: &BTreeMap<String, Tensor>,
+        dir: &Path,
+    ) -> Result<Measurement, Failure>;
+}
+
+/// Timeouts and tolerances shared by the runners.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Per build.
+    pub build_timeout: Duration,
+    /// Per run.
+    pub run_timeout: Duration,
+    /// Largest accepted relative error.
+    pub tolerance: f64,
+    /// The timing protocol (local runs).
+    pub protocol: Protocol,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            build_timeout: Duration::from_secs(120),
+            run_timeout: Duration::from_secs(30),
+            tolerance: 1e-4,
+            protocol: Protocol {
+                number: 1,
+                repeat: 7,
+                min_repeat_ms: 2.0,
+                timeout: Duration::from_secs(30),
+            },
+        }
+    }
+}
+
+fn build_failure(e: CodegenError) -> Failure {
+    match e {
+        CodegenError::BuildTimeout(d) => Failure {
+            kind: ErrorKind::BuildTimeout,
+            message: format!("build timed out after {d:?}"),
+        },
+        other => Failure {
+            kind: ErrorKind::BuildError,
+            message: truncate(&other.to_string()),
+        },
+    }
+}
+
+fn run_failure(e: CodegenError) -> Failure {
+    match e {
+        CodegenError::RunTimeout(d) => Failure {
+            kind: ErrorKind::RunTimeout,
+            message: format!("killed after {d:?}"),
+        },
+        other => Failure {
+            kind: ErrorKind::RunError,
+            message: truncate(&other.to_string()),
+        },
+    }
+}
+
+fn truncate(s: &str) -> String {
+    if s.len() > 2000 {
+        let mut end = 2000;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &s[..end])
+    } else {
+        s.to_string()
+    }
+}
+
+fn check(
+    got: &BTreeMap<String, Tensor>,
+    want: &BTreeMap<String, Tensor>,
+    tol: f64,
+) -> Result<f64, Failure> {
+    match max_error(got, want) {
+        Some((_, rel)) if rel <= tol => Ok(rel),
+        Some((abs, rel)) => Err(Failure {
+            kind: ErrorKind::WrongResult,
+            message: format!(
+                "max abs error {abs:.3e}, max rel error {rel:.3e} > tolerance {tol:e}"
+            ),
+        }),
+        None => Err(Failure {
+            kind: ErrorKind::WrongResult,
+            message: "outputs do not match the function's outputs".into(),
+        }),
+    }
+}
+
+fn build_jobs(
+    target: &Target,
+    jobs: &[Job<'_>],
+    dir: &Path,
+    limit: Duration,
+) -> Result<PathBuf, Failure> {
+    let cands: Vec<Candidate<'_>> = jobs.iter().map(|j| Candidate { func: j.func }).collect();
+    let src = measurement_source(&cands, target).map_err(build_failure)?;
+    build_binary(&src, dir, target, limit).map_err(build_failure)
+}
+
+/// Runs natively on this machine, timing with the measurement protocol.
+pub struct LocalRunner {
+    target: Target,
+    limits: Limits,
+}
+
+impl LocalRunner {
+    /// A runner for the host target.
+    pub fn new(limits: Limits) -> LocalRunner {
+        LocalRunner {
+            target: Target::Host,
+            limits,
+        }
+    }
+}
+
+impl Runner for LocalRunner {
+    fn describe(&self) -> String {
+        "local".into()
+    }
+
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn build(&self, jobs: &[Job<'_>], dir: &Path) -> Result<PathBuf, Failure> {
+        build_jobs(&self.target, jobs, dir, self.limits.build_timeout)
+    }
+
+    fn measure(
+        &self,
+        bin: &Path,
+        index: usize,
+        job: &Job<'_>,
+        reference: &BTreeMap<String, Tensor>,
+        dir: &Path,
+    ) -> Result<Measurement, Failure> {
+        let mut protocol = self.limits.protocol.clone();
+        protocol.timeout = self.limits.run_timeout;
+        let r = run_candidate(
+            bin,
+            &Where::Native,
+            index,
+            job.func,
+            job.args,
+            &protocol,
+            dir,
+        )
+        .map_err(run_failure)?;
+        let rel = check(&r.outputs, reference, self.limits.tolerance)?;
+        Ok(Measurement {
+            median: r.timing.median,
+            min: r.timing.min,
+            mean: r.timing.mean,
+            stddev: r.timing.stddev,
+            number: r.timing.number,
+            repeat: r.timing.repeat,
+            instructions: None,
+            max_rel_error: rel,
+        })
+    }
+}
+
+/// Runs aarch64 binaries under `qemu-aarch64`; the cost is the retired instruction
+/// count of one kernel run (deterministic), results are checked.
+pub struct QemuRunner {
+    target: Target,
+    cpu: String,
+    limits: Limits,
+    plugin: std::sync::OnceLock<Result<PathBuf, String>>,
+}
+
+impl QemuRunner {
+    /// A runner for `aarch64-neon:MCPU` code on qemu's `cpu` model.
+    pub fn new(mcpu: &str, cpu: &str, limits: Limits) -> QemuRunner {
+        QemuRunner {
+            target: Target::Aarch64Neon { mcpu: mcpu.into() },
+            cpu: cpu.into(),
+            limits,
+            plugin: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl Runner for QemuRunner {
+    fn describe(&self) -> String {
+        format!("qemu:{}", self.cpu)
+    }
+
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn build(&self, jobs: &[Job<'_>], dir: &Path) -> Result<PathBuf, Failure> {
+        build_jobs(&self.target, jobs, dir, self.limits.build_timeout)
+    }
+
+    fn measure(
+        &self,
+        bin: &Path,
+        index: usize,
+        job: &Job<'_>,
+        reference: &BTreeMap<String, Tensor>,
+        dir: &Path,
+    ) -> Result<Measurement, Failure> {
+        let protocol = Protocol {
+            number: 1,
+            repeat: 1,
+            min_repeat_ms: 0.0,
+            timeout: self.limits.run_timeout,
+        };
+        let runner = Where::Qemu {
+            cpu: self.cpu.clone(),
+        };
+        let r = run_candidate(bin, &runner, index, job.func, job.args, &protocol, dir)
+            .map_err(run_failure)?;
+        let rel = check(&r.outputs, reference, self.limits.tolerance)?;
+        let plugin = self
+            .plugin
+            .get_or_init(|| {
+                let d =
+                    std::env::temp_dir().join(format!("grim-qemu-plugin-{}", std::process::id()));
+                build_plugin(&d).map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|m| Failure {
+                kind: ErrorKind::DeviceLost,
+                message: format!("instruction-count plugin: {m}"),
+            })?;
+        let n = kernel_instructions(
+            bin,
+            &plugin,
+            &self.cpu,
+            index,
+            job.func,
+            job.args,
+            dir,
+            self.limits.run_timeout,
+        )
+        .map_err(run_failure)?;
+        Ok(Measurement {
+            median: r.timing.median,
+            min: r.timing.min,
+            mean: r.timing.mean,
+            stddev: r.timing.stddev,
+            number: r.timing.number,
+            repeat: r.timing.repeat,
+            instructions: Some(n),
+            max_rel_error: rel,
+        })
+    }
+}

@@ -1,0 +1,369 @@
+//! The search space of a workload: a list of knobs, each with a few choices. A
+//! candidate is one choice per knob; applying the knobs in order to the lowered
+//! function gives the candidate's schedule and its [`Trace`], which is what the
+//! database stores and what replays on a phone.
+//!
+//! Knobs are derived from the lowered function:
+//! - every innermost loop gets a **tile** knob: no split, or split by 2, 4, 8 or 16
+//!   (tail strategy) with the inner loop left serial, **vectorized** or **unrolled**;
+//!   data-dependent BCR loops (kept rows and columns) get unroll-only tiles;
+//! - the outermost loop of every stage gets a **parallel** knob (on/off);
+//! - a perfect nest of three or more constant loops (a dense matmul) gets a
+//!   **loop order** knob over the permutations of its innermost three loops;
+//! - every BCR weight gets **row reordering**, **column reordering**,
+//!   **load-redundancy elimination** and **block-row partitioning** (parallel) knobs
+//!   and a rows-per-kernel **block tiling** knob (see [`crate::space::Knob`]).
+//!
+//! A knob whose primitive the schedule refuses for this function (say, vectorizing a
+//! reduction) is skipped; since application is deterministic, the same choices always
+//! give the same trace.
+
+use schedule::{Factor, Instruction, Remainder, Schedule, Trace};
+use tir::rng::SplitMix64;
+use tir::visit::for_each_stmt;
+use tir::workload::Workload;
+use tir::{Expr, Stmt};
+
+/// What a tile knob does with the inner loop of its split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InnerAction {
+    /// Leave it serial.
+    Serial,
+    /// Vectorize it.
+    Vectorize,
+    /// Unroll it.
+    Unroll,
+}
+
+/// One choice of one knob: the instructions it applies (empty: do nothing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    /// A short description (`split n by 4, vectorize`).
+    pub label: String,
+    /// The instructions, applied in order; if any fails, none is kept.
+    pub instructions: Vec<Instruction>,
+}
+
+/// A decision point of the search space.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Knob {
+    /// What it decides (`tile n`, `parallel init_m`, ...).
+    pub name: String,
+    /// Its choices; choice 0 is always "leave as is".
+    pub choices: Vec<Choice>,
+}
+
+/// The search space of one workload.
+#[derive(Debug, Clone)]
+pub struct SearchSpace {
+    /// The knobs, in the order they are applied.
+    pub knobs: Vec<Knob>,
+}
+
+/// A point of the space: one choice index per knob.
+pub type Decisions = Vec<usize>;
+
+fn none() -> Choice {
+    Choice {
+        label: "as is".into(),
+        instructions: Vec::new(),
+    }
+}
+
+fn const_extent(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Int(v) => Some(*v),
+        _ => None,
+    }
+}
+
+struct LoopInfo {
+    name: String,
+    extent: Option<i64>,
+    innermost: bool,
+    /// Directly inside the stage's top (no enclosing loop).
+    outermost: bool,
+    /// Names of the directly nested perfect chain below this loop (itself first).
+    chain: Vec<(String, Option<i64>)>,
+}
+
+fn loops(body: &Stmt) -> Vec<LoopInfo> {
+    fn chain_of(s: &Stmt) -> Vec<(String, Option<i64>)> {
+        let mut out = Vec::new();
+        let mut cur = s;
+        while let Stmt::For {
+            var, extent, body, ..
+        } = cur
+        {
+            out.push((var.clone(), const_extent(extent)));
+            cur = body;
+        }
+        out
+    }
+    fn walk(s: &Stmt, depth: usize, out: &mut Vec<LoopInfo>) {
+        match s {
+            Stmt::For {
+                var, extent, body, ..
+            } => {
+                let mut inner = false;
+                for_each_stmt(body, &mut |t| inner |= matches!(t, Stmt::For { .. }));
+                out.push(LoopInfo {
+                    name: var.clone(),
+                    extent: const_extent(extent),
+                    innermost: !inner,
+                    outermost: depth == 0,
+                    chain: chain_of(s),
+                });
+                walk(body, depth + 1, out);
+            }
+            Stmt::Seq(items) => items.iter().for_each(|i| walk(i, depth, out)),
+            Stmt::Let { body, .. } | Stmt::Allocate { body, .. } => walk(body, depth, out),
+            Stmt::If {
+                then, otherwise, ..
+            } => {
+                walk(then, depth, out);
+                if let Some(o) = otherwise {
+                    walk(o, depth, out);
+                }
+            }
+            Stmt::Store { .. } => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(body, 0, &mut out);
+    out
+}
+
+fn split(loop_name: &str, f: i64) -> Instruction {
+    Instruction::Split {
+        loop_name: loop_name.to_string(),
+        factors: vec![Factor::Infer, Factor::Const(f)],
+        remainder: Remainder::Tail,
+    }
+}
+
+/// The BCR weights of a workload (names whose `_row_ptr` array is a parameter).
+pub fn bcr_weights(w: &Workload) -> Vec<String> {
+    w.func
+        .params
+        .iter()
+        .filter_map(|p| p.name.strip_suffix("_row_ptr").map(str::to_string))
+        .collect()
+}
+
+impl SearchSpace {
+    /// Derives the space of `w` (see the module docs).
+    pub fn new(w: &Workload) -> SearchSpace {
+        let mut knobs = Vec::new();
+        for weight in bcr_weights(w) {
+            knobs.extend(crate::space_bcr::bcr_knobs(&weight));
+        }
+        let info = loops(&w.func.body);
+        // Loop order of dense matmul-like nests.
+        for l in &info {
+            if l.outermost && l.chain.len() >= 3 && l.chain.iter().all(|(_, e)| e.is_some()) {
+                let tail: Vec<String> = l.chain[l.chain.len() - 3..]
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                let perms = [[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+                let mut choices = vec![none()];
+                for p in perms {
+                    let order: Vec<String> = p.iter().map(|i| tail[*i].clone()).collect();
+                    choices.push(Choice {
+                        label: format!("order {}", order.join(",")),
+                        instructions: vec![Instruction::Reorder { order }],
+                    });
+                }
+                knobs.push(Knob {
+                    name: format!("loop order {}", tail.join(",")),
+                    choices,
+                });
+            }
+        }
+        for l in &info {
+            if l.innermost {
+                let mut choices = vec![none()];
+                match l.extent {
+                    Some(e) => {
+                        for f in [2i64, 4, 8, 16] {
+                            if f > e {
+                                continue;
+                            }
+                            let inner = format!("{}_1", l.name);
+                            for (action, label) in [
+                                (InnerAction::Serial, ""),
+                                (InnerAction::Vectorize, ", vectorize"),
+                                (InnerAction::Unroll, ", unroll"),
+                            ] {
+                                let mut ins = vec![split(&l.name, f)];
+                                match action {
+                                    InnerAction::Serial => {}
+                                    InnerAction::Vectorize => ins.push(Instruction::Vectorize {
+                                        loop_name: inner.clone(),
+                                    }),
+                                    InnerAction::Unroll => ins.push(Instruction::Unroll {
+                                        loop_name: inner.clone(),
+                                    }),
+                                }
+                                choices.push(Choice {
+                                    label: format!("split {} by {f}{label}", l.name),
+                                    instructions: ins,
+                                });
+                            }
+                        }
+                        if e <= 16 {
+                            choices.push(Choice {
+                                label: format!("vectorize {}", l.name),
+                                instructions: vec![Instruction::Vectorize {
+                                    loop_name: l.name.clone(),
+                                }],
+                            });
+                            choices.push(Choice {
+                                label: format!("unroll {}", l.name),
+                                instructions: vec![Instruction::Unroll {
+                                    loop_name: l.name.clone(),
+                                }],
+                            });
+                        }
+                    }
+                    None => {
+                        for f in [2i64, 4] {
+                            choices.push(Choice {
+                                label: format!("split {} by {f}, unroll", l.name),
+                                instructions: vec![
+                                    split(&l.name, f),
+                                    Instruction::Unroll {
+                                        loop_name: format!("{}_1", l.name),
+                                    },
+                                ],
+                            });
+                        }
+                    }
+                }
+                if choices.len() > 1 {
+                    knobs.push(Knob {
+                        name: format!("tile {}", l.name),
+                        choices,
+                    });
+                }
+            }
+        }
+        for l in &info {
+            if l.outermost && l.extent.is_some_and(|e| e > 1) {
+                knobs.push(Knob {
+                    name: format!("parallel {}", l.name),
+                    choices: vec![
+                        none(),
+                        Choice {
+                            label: format!("parallel {}", l.name),
+                            instructions: vec![Instruction::Parallel {
+                                loop_name: l.name.clone(),
+                            }],
+                        },
+                    ],
+                });
+            }
+        }
+        SearchSpace { knobs }
+    }
+
+    /// Number of points (saturating).
+    pub fn size(&self) -> u128 {
+        self.knobs
+            .iter()
+            .fold(1u128, |a, k| a.saturating_mul(k.choices.len() as u128))
+    }
+
+    /// A uniformly random point.
+    pub fn random(&self, rng: &mut SplitMix64) -> Decisions {
+        self.knobs
+            .iter()
+            .map(|k| (rng.next_u64() % k.choices.len() as u64) as usize)
+            .collect()
+    }
+
+    /// The default point (every knob "as is"): the lowered function unchanged.
+    pub fn default_point(&self) -> Decisions {
+        vec![0; self.knobs.len()]
+    }
+
+    /// Applies the choices to a fresh schedule of `w`. Choices the schedule refuses
+    /// are skipped (all of a choice's instructions or none). Returns the schedule and
+    /// the effective decisions (refused knobs read as 0).
+    pub fn apply(
+        &self,
+        w: &Workload,
+        d: &Decisions,
+    ) -> Result<(Schedule, Decisions), schedule::ScheduleError> {
+        let mut s = Schedule::from_workload(w)?;
+        let mut effective = Vec::with_capacity(self.knobs.len());
+        for (k, knob) in self.knobs.iter().enumerate() {
+            let c = d.get(k).copied().unwrap_or(0).min(knob.choices.len() - 1);
+            let before = s.clone();
+            let mut ok = true;
+            for ins in &knob.choices[c].instructions {
+                if s.apply(ins.clone()).is_err() {
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                effective.push(c);
+            } else {
+                s = before;
+                effective.push(0);
+            }
+        }
+        Ok((s, effective))
+    }
+
+    /// Mutates one random knob of `d` to another choice.
+    pub fn mutate(&self, d: &Decisions, rng: &mut SplitMix64) -> Decisions {
+        let mut out = d.clone();
+        let movable: Vec<usize> = (0..self.knobs.len())
+            .filter(|k| self.knobs[*k].choices.len() > 1)
+            .collect();
+        if movable.is_empty() {
+            return out;
+        }
+        let k = movable[(rng.next_u64() % movable.len() as u64) as usize];
+        let n = self.knobs[k].choices.len() as u64;
+        let cur = out[k] as u64;
+        out[k] = ((cur + 1 + rng.next_u64() % (n - 1)) % n) as usize;
+        out
+    }
+
+    /// Uniform crossover of two points.
+    pub fn crossover(&self, a: &Decisions, b: &Decisions, rng: &mut SplitMix64) -> Decisions {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| if rng.next_u64() & 1 == 0 { *x } else { *y })
+            .collect()
+    }
+
+    /// Human-readable description of a point's non-default choices.
+    pub fn describe(&self, d: &Decisions) -> String {
+        let parts: Vec<&str> = self
+            .knobs
+            .iter()
+            .zip(d)
+            .filter(|(_, c)| **c != 0)
+            .map(|(k, c)| k.choices[*c].label.as_str())
+            .collect();
+        if parts.is_empty() {
+            "default".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+/// The trace of a point.
+pub fn trace_of(
+    space: &SearchSpace,
+    w: &Workload,
+    d: &Decisions,
+) -> Result<Trace, schedule::ScheduleError> {
+    Ok(space.apply(w, d)?.0.trace().clone())
+}

@@ -1,0 +1,490 @@
+//! The tuning loop: propose candidates (random or evolutionary with the cost model),
+//! build them in parallel batches, measure each on the runner with its outputs checked
+//! against the interpreter, and record every result as it completes.
+
+use crate::cost_model::CostModel;
+use crate::features::features;
+use crate::measure::{ErrorKind, Failure, Job, Measurement, Runner};
+use crate::space::{Decisions, SearchSpace};
+use rayon::prelude::*;
+use schedule::{Schedule, Trace};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tir::rng::SplitMix64;
+use tir::workload::Workload;
+use tir::{Expr, Function, ParamKind, Stmt, Tensor};
+
+/// How candidates are proposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Uniformly random points of the space.
+    Random,
+    /// Mutation and crossover of the best measured points, ranked by the cost model,
+    /// with epsilon-greedy random exploration.
+    Evolutionary,
+}
+
+/// A fault to inject into candidates, to test how the tuner survives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The kernel loops (practically) forever.
+    Hang,
+    /// The kernel writes far out of bounds (a segmentation fault).
+    Crash,
+    /// The kernel adds 1 to its first output element.
+    WrongOutput,
+    /// The candidate cannot be generated (a GPU binding on a CPU target).
+    BuildError,
+}
+
+/// Test hook: every `every`-th candidate (1-based) gets the next fault of `faults`.
+#[derive(Debug, Clone)]
+pub struct FaultInjection {
+    /// Period.
+    pub every: usize,
+    /// The faults, used in turn.
+    pub faults: Vec<Fault>,
+}
+
+/// Options of a tuning run.
+#[derive(Debug, Clone)]
+pub struct TuneOptions {
+    /// Number of candidates to measure (the default schedule included).
+    pub trials: usize,
+    /// Candidates per build batch.
+    pub batch: usize,
+    /// Search strategy.
+    pub strategy: Strategy,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Fraction of random candidates in evolutionary batches.
+    pub epsilon: f64,
+    /// Scratch directory for sources and binaries.
+    pub work_dir: PathBuf,
+    /// Fault injection (tests only).
+    pub faults: Option<FaultInjection>,
+}
+
+impl Default for TuneOptions {
+    fn default() -> Self {
+        TuneOptions {
+            trials: 32,
+            batch: 8,
+            strategy: Strategy::Evolutionary,
+            seed: 1,
+            epsilon: 0.25,
+            work_dir: std::env::temp_dir().join(format!("grim-tune-{}", std::process::id())),
+            faults: None,
+        }
+    }
+}
+
+/// One measured (or failed) candidate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Trial {
+    /// Order of measurement in this run (0-based).
+    pub index: usize,
+    /// What the schedule does.
+    pub description: String,
+    /// The trace.
+    pub trace: Trace,
+    /// The measurement or the failure.
+    pub outcome: Result<Measurement, Failure>,
+}
+
+impl Trial {
+    /// The cost, for successful trials.
+    pub fn cost(&self) -> Option<f64> {
+        self.outcome.as_ref().ok().map(|m| m.cost())
+    }
+}
+
+/// Where results go as they complete (the tuning database, or memory).
+pub trait Store {
+    /// True when this trace was already measured for this workload, target and device.
+    fn contains(&self, trace_json: &str) -> bool;
+    /// Stores a completed trial durably.
+    fn put(&mut self, trial: &Trial) -> Result<(), String>;
+    /// Earlier results for this workload, target and device (for the cost model).
+    fn history(&self) -> Vec<(Trace, Option<f64>)>;
+}
+
+/// A store that keeps results in memory only.
+#[derive(Default)]
+pub struct MemoryStore {
+    /// The trials stored so far.
+    pub trials: Vec<Trial>,
+}
+
+impl Store for MemoryStore {
+    fn contains(&self, trace_json: &str) -> bool {
+        self.trials.iter().any(|t| t.trace.to_json() == trace_json)
+    }
+    fn put(&mut self, trial: &Trial) -> Result<(), String> {
+        self.trials.push(trial.clone());
+        Ok(())
+    }
+    fn history(&self) -> Vec<(Trace, Option<f64>)> {
+        self.trials
+            .iter()
+            .map(|t| (t.trace.clone(), t.cost()))
+            .collect()
+    }
+}
+
+/// Receives progress (a progress bar in the CLI).
+pub trait Progress: Sync {
+    /// A trial completed; `best` is the best cost so far.
+    fn trial(&self, trial: &Trial, done: usize, total: usize, best: Option<f64>, errors: usize);
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn trial(&self, _: &Trial, _: usize, _: usize, _: Option<f64>, _: usize) {}
+}
+
+/// The result of a tuning run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TuneReport {
+    /// Canonical workload spec.
+    pub workload: String,
+    /// The runner (`local`, `qemu:cortex-a76`).
+    pub runner: String,
+    /// The target.
+    pub target: String,
+    /// Trials measured in this run, in order.
+    pub trials: Vec<Trial>,
+    /// Candidates skipped because the store already had them.
+    pub skipped_already_measured: usize,
+    /// Failures per kind.
+    pub errors: BTreeMap<ErrorKind, usize>,
+    /// True when stopped early (Ctrl-C).
+    pub interrupted: bool,
+    /// Number of points of the search space.
+    pub space_size: String,
+}
+
+impl TuneReport {
+    /// The best successful trial of this run.
+    pub fn best(&self) -> Option<&Trial> {
+        self.trials
+            .iter()
+            .filter(|t| t.cost().is_some())
+            .min_by(|a, b| {
+                a.cost()
+                    .unwrap_or(f64::MAX)
+                    .total_cmp(&b.cost().unwrap_or(f64::MAX))
+            })
+    }
+
+    /// The default schedule's trial, when measured in this run.
+    pub fn default_trial(&self) -> Option<&Trial> {
+        self.trials.iter().find(|t| t.trace.instructions.is_empty())
+    }
+}
+
+/// Why a run produced nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum TuneError {
+    /// The workload cannot be scheduled or interpreted.
+    #[error("{0}")]
+    Setup(String),
+    /// Every candidate failed.
+    #[error("every candidate failed ({summary})")]
+    AllFailed {
+        /// Counts per error kind and the first message.
+        summary: String,
+        /// The report, for the record.
+        report: Box<TuneReport>,
+    },
+    /// The store failed.
+    #[error("database: {0}")]
+    Store(String),
+}
+
+/// A proposed candidate, ready to build.
+struct Proposal {
+    decisions: Decisions,
+    description: String,
+    func: Function,
+    args: BTreeMap<String, Tensor>,
+    trace: Trace,
+}
+
+fn inject(func: &mut Function, fault: Fault) {
+    let out = func
+        .params
+        .iter()
+        .find(|p| p.kind == ParamKind::Output)
+        .map(|p| (p.name.clone(), p.shape.len()));
+    let Some((out, rank)) = out else { return };
+    let body = std::mem::replace(&mut func.body, Stmt::Seq(Vec::new()));
+    func.body = match fault {
+        Fault::Hang => Stmt::serial("__hang", Expr::Int(1 << 62), body),
+        Fault::Crash => {
+            let mut idx = vec![Expr::Int(0); rank];
+            idx[0] = Expr::Int(1 << 40);
+            Stmt::Seq(vec![Stmt::store(out, idx, Expr::Float(1.0)), body])
+        }
+        Fault::WrongOutput => {
+            let idx = vec![Expr::Int(0); rank];
+            let bump = Stmt::store(&out, idx.clone(), Expr::load(&out, idx) + Expr::Float(1.0));
+            Stmt::Seq(vec![body, bump])
+        }
+        Fault::BuildError => Stmt::for_(
+            "__gpu",
+            Expr::Int(0),
+            Expr::Int(1),
+            tir::ForKind::ThreadX,
+            body,
+        ),
+    };
+}
+
+/// Runs the tuning loop for `w` on `runner`, recording into `store`.
+pub fn tune(
+    w: &Workload,
+    runner: &dyn Runner,
+    store: &mut dyn Store,
+    opts: &TuneOptions,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> Result<TuneReport, TuneError> {
+    let space = SearchSpace::new(w);
+    let inputs = w.random_inputs(opts.seed);
+    let reference = w
+        .interpret(&inputs)
+        .map_err(|e| TuneError::Setup(format!("reference interpreter: {e}")))?;
+    let mut rng = SplitMix64::new(opts.seed);
+    let mut model = CostModel::new(opts.seed);
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut stored: HashSet<String> = HashSet::new();
+    for (trace, cost) in store.history() {
+        stored.insert(trace.to_json());
+        if let (Some(c), Ok(s)) = (cost, trace.replay(&w.func, &w.weights)) {
+            model.add(features(s.func()), c);
+        }
+    }
+    model.train();
+    let mut report = TuneReport {
+        workload: w.spec.to_string(),
+        runner: runner.describe(),
+        target: runner.target().to_string(),
+        trials: Vec::new(),
+        skipped_already_measured: 0,
+        errors: BTreeMap::new(),
+        interrupted: false,
+        space_size: space.size().to_string(),
+    };
+    // Points measured in this run with their decisions (the evolutionary population).
+    let mut population: Vec<(Decisions, f64)> = Vec::new();
+    let mut candidate_no = 0usize;
+    let mut first = true;
+    while report.trials.len() < opts.trials {
+        if stop.load(Ordering::SeqCst) {
+            report.interrupted = true;
+            break;
+        }
+        let want = opts.batch.min(opts.trials - report.trials.len()).max(1);
+        // Propose.
+        let mut pool: Vec<Decisions> = Vec::new();
+        if first {
+            pool.push(space.default_point());
+            first = false;
+        }
+        let n_pool = match opts.strategy {
+            Strategy::Random => want * 4,
+            Strategy::Evolutionary => want * 8,
+        };
+        for _ in 0..n_pool {
+            let d = if opts.strategy == Strategy::Random
+                || population.is_empty()
+                || (rng.next_unit_f32() as f64) < opts.epsilon
+            {
+                space.random(&mut rng)
+            } else {
+                let mut sorted = population.clone();
+                sorted.sort_by(|a, b| a.1.total_cmp(&b.1));
+                let top = &sorted[..sorted.len().min(8)];
+                let a = &top[(rng.next_u64() % top.len() as u64) as usize].0;
+                if rng.next_u64().is_multiple_of(5) && top.len() > 1 {
+                    let b = &top[(rng.next_u64() % top.len() as u64) as usize].0;
+                    let c = space.crossover(a, b, &mut rng);
+                    space.mutate(&c, &mut rng)
+                } else {
+                    space.mutate(a, &mut rng)
+                }
+            };
+            pool.push(d);
+        }
+        // Apply (in parallel), dedup against everything seen.
+        let applied: Vec<Option<(Decisions, Schedule)>> = pool
+            .par_iter()
+            .map(|d| space.apply(w, d).ok().map(|(s, eff)| (eff, s)))
+            .collect();
+        let mut fresh: Vec<(Decisions, Schedule, String)> = Vec::new();
+        for (eff, s) in applied.into_iter().flatten() {
+            let json = s.trace().to_json();
+            if seen.contains(&json) || fresh.iter().any(|f| f.2 == json) {
+                continue;
+            }
+            if stored.contains(&json) || store.contains(&json) {
+                report.skipped_already_measured += 1;
+                seen.insert(json);
+                continue;
+            }
+            fresh.push((eff, s, json));
+        }
+        if fresh.is_empty() {
+            break; // the space is exhausted (or every proposal was measured already)
+        }
+        // Rank by the cost model (evolutionary), keep `want`, some random.
+        if opts.strategy == Strategy::Evolutionary && model.is_trained() {
+            let keep_default = fresh[0].1.trace().instructions.is_empty();
+            let start = usize::from(keep_default);
+            let feats: Vec<Vec<f64>> = fresh[start..]
+                .iter()
+                .map(|f| features(f.1.func()))
+                .collect();
+            let scores = model.predict(&feats);
+            let mut order: Vec<usize> = (0..scores.len()).collect();
+            order.sort_by(|a, b| scores[*a].total_cmp(&scores[*b]));
+            let mut ranked: Vec<(Decisions, Schedule, String)> = Vec::new();
+            if keep_default {
+                ranked.push(fresh[0].clone());
+            }
+            let mut rest: Vec<Option<(Decisions, Schedule, String)>> =
+                fresh.into_iter().skip(start).map(Some).collect();
+            let n_random = ((want as f64) * opts.epsilon).round() as usize;
+            for i in order {
+                if ranked.len() + n_random >= want {
+                    break;
+                }
+                if let Some(x) = rest[i].take() {
+                    ranked.push(x);
+                }
+            }
+            let mut leftovers: Vec<_> = rest.into_iter().flatten().collect();
+            while ranked.len() < want && !leftovers.is_empty() {
+                let i = (rng.next_u64() % leftovers.len() as u64) as usize;
+                ranked.push(leftovers.swap_remove(i));
+            }
+            fresh = ranked;
+        }
+        fresh.truncate(want);
+        let proposals: Vec<Proposal> = fresh
+            .into_iter()
+            .map(|(decisions, s, json)| {
+                seen.insert(json);
+                candidate_no += 1;
+                let mut func = s.func().clone();
+                if let Some(fi) = &opts.faults {
+                    if fi.every > 0 && candidate_no.is_multiple_of(fi.every) && !fi.faults.is_empty() {
+                        let fault = fi.faults[(candidate_no / fi.every - 1) % fi.faults.len()];
+                        inject(&mut func, fault);
+                    }
+                }
+                let mut args = inputs.clone();
+                args.extend(s.weights().iter().map(|(k, v)| (k.clone(), v.clone())));
+                Proposal {
+                    description: space.describe(&decisions),
+                    decisions,
+                    func,
+                    args,
+                    trace: s.trace().clone(),
+                }
+            })
+            .collect();
+        // Build in parallel chunks (one binary each), then measure one by one.
+        let chunks = rayon::current_num_threads().clamp(1, 4);
+        let per = proposals.len().div_ceil(chunks);
+        let batch_dir = opts.work_dir.join(format!("batch{}", report.trials.len()));
+        let built: Vec<(usize, Result<PathBuf, Failure>)> = proposals
+            .chunks(per.max(1))
+            .enumerate()
+            .collect::<Vec<_>>()
+            .par_iter()
+            .map(|(c, chunk)| {
+                let jobs: Vec<Job<'_>> = chunk
+                    .iter()
+                    .map(|p| Job {
+                        func: &p.func,
+                        args: &p.args,
+                    })
+                    .collect();
+                (
+                    *c,
+                    runner.build(&jobs, &batch_dir.join(format!("chunk{c}"))),
+                )
+            })
+            .collect();
+        for (c, bin) in built {
+            let chunk = &proposals[c * per..((c + 1) * per).min(proposals.len())];
+            for (i, p) in chunk.iter().enumerate() {
+                if stop.load(Ordering::SeqCst) {
+                    report.interrupted = true;
+                    break;
+                }
+                let dir = batch_dir.join(format!("chunk{c}"));
+                let job = Job {
+                    func: &p.func,
+                    args: &p.args,
+                };
+                let outcome = match &bin {
+                    Ok(b) => runner.measure(b, i, &job, &reference, &dir),
+                    // The batch failed to build: build this candidate alone to find out
+                    // whether it is the culprit.
+                    Err(_) => {
+                        let solo = dir.join(format!("solo{i}"));
+                        match runner.build(std::slice::from_ref(&job), &solo) {
+                            Ok(b) => runner.measure(&b, 0, &job, &reference, &solo),
+                            Err(f) => Err(f),
+                        }
+                    }
+                };
+                let trial = Trial {
+                    index: report.trials.len(),
+                    description: p.description.clone(),
+                    trace: p.trace.clone(),
+                    outcome,
+                };
+                store.put(&trial).map_err(TuneError::Store)?;
+                match &trial.outcome {
+                    Ok(m) => {
+                        model.add(features(&p.func), m.cost());
+                        population.push((p.decisions.clone(), m.cost()));
+                    }
+                    Err(f) => *report.errors.entry(f.kind).or_insert(0) += 1,
+                }
+                report.trials.push(trial);
+                let best = report.best().and_then(|t| t.cost());
+                let errors: usize = report.errors.values().sum();
+                if let Some(t) = report.trials.last() {
+                    progress.trial(t, report.trials.len(), opts.trials, best, errors);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&batch_dir);
+        model.train();
+    }
+    if report.best().is_none() && !report.trials.is_empty() {
+        let mut summary: Vec<String> = report
+            .errors
+            .iter()
+            .map(|(k, n)| format!("{n} {k:?}"))
+            .collect();
+        if let Some(Err(f)) = report.trials.first().map(|t| &t.outcome) {
+            summary.push(format!("first: {}", f.message));
+        }
+        return Err(TuneError::AllFailed {
+            summary: summary.join(", "),
+            report: Box::new(report),
+        });
+    }
+    Ok(report)
+}

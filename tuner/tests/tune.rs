@@ -1,0 +1,198 @@
+//! End-to-end tuning runs on the local machine and under qemu: results are checked,
+//! resumed runs measure nothing twice, faults are recorded and never chosen, and a
+//! seed fixes the candidate sequence.
+
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tir::workload::Workload;
+use tuner::measure::{ErrorKind, Limits, LocalRunner, QemuRunner};
+use tuner::tune::{
+    tune, Fault, FaultInjection, MemoryStore, NoProgress, Store, Strategy, TuneOptions,
+};
+
+fn opts(trials: usize, strategy: Strategy, seed: u64) -> TuneOptions {
+    TuneOptions {
+        trials,
+        batch: 6,
+        strategy,
+        seed,
+        work_dir: std::env::temp_dir().join(format!(
+            "grim-tune-test-{}-{seed}-{trials}",
+            std::process::id()
+        )),
+        ..TuneOptions::default()
+    }
+}
+
+fn quick_limits() -> Limits {
+    let mut l = Limits::default();
+    l.protocol.repeat = 3;
+    l.protocol.min_repeat_ms = 0.5;
+    l.run_timeout = Duration::from_secs(20);
+    l
+}
+
+#[test]
+fn local_tune_records_checked_results_and_resumes_without_repeats() {
+    let w =
+        Workload::from_spec_str("bcr-fc:M=64,K=64,N=8,block=16x16,sparsity=0.8,seed=2").unwrap();
+    let runner = LocalRunner::new(quick_limits());
+    let mut store = MemoryStore::default();
+    let stop = AtomicBool::new(false);
+    let r1 = tune(
+        &w,
+        &runner,
+        &mut store,
+        &opts(10, Strategy::Evolutionary, 3),
+        &NoProgress,
+        &stop,
+    )
+    .unwrap();
+    assert_eq!(r1.trials.len(), 10);
+    assert!(
+        r1.default_trial().is_some(),
+        "the default schedule is measured first"
+    );
+    assert!(r1.trials[0].trace.instructions.is_empty());
+    for t in &r1.trials {
+        let m = t
+            .outcome
+            .as_ref()
+            .unwrap_or_else(|f| panic!("{}: {f:?}", t.description));
+        assert!(m.max_rel_error <= 1e-4 && m.median > 0.0);
+    }
+    let best = r1.best().unwrap();
+    // The best trace replays on the original workload.
+    best.trace.replay(&w.func, &w.weights).unwrap();
+    // Resume: a second run continues, measuring only new traces.
+    let r2 = tune(
+        &w,
+        &runner,
+        &mut store,
+        &opts(8, Strategy::Evolutionary, 4),
+        &NoProgress,
+        &stop,
+    )
+    .unwrap();
+    assert!(
+        r2.skipped_already_measured >= 1,
+        "the default schedule is already in the store"
+    );
+    let mut all: Vec<String> = store.trials.iter().map(|t| t.trace.to_json()).collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "a trace was measured twice");
+    assert_eq!(n, 18);
+}
+
+#[test]
+fn faulty_candidates_are_recorded_and_never_chosen() {
+    let w = Workload::from_spec_str("bcr-fc:M=32,K=32,N=4,block=8x8,sparsity=0.7,seed=1").unwrap();
+    let mut limits = quick_limits();
+    limits.run_timeout = Duration::from_secs(3);
+    let runner = LocalRunner::new(limits);
+    let mut store = MemoryStore::default();
+    let mut o = opts(12, Strategy::Random, 9);
+    o.faults = Some(FaultInjection {
+        every: 2,
+        faults: vec![
+            Fault::Hang,
+            Fault::Crash,
+            Fault::WrongOutput,
+            Fault::BuildError,
+        ],
+    });
+    let r = tune(
+        &w,
+        &runner,
+        &mut store,
+        &o,
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(r.trials.len(), 12);
+    // Candidates 2,4,6,... are faulty: 6 faults, cycling through the 4 kinds.
+    let kinds: Vec<ErrorKind> = r
+        .trials
+        .iter()
+        .filter_map(|t| t.outcome.as_ref().err().map(|f| f.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ErrorKind::RunTimeout,
+            ErrorKind::RunError,
+            ErrorKind::WrongResult,
+            ErrorKind::BuildError,
+            ErrorKind::RunTimeout,
+            ErrorKind::RunError
+        ]
+    );
+    assert_eq!(r.errors.values().sum::<usize>(), 6);
+    let best = r.best().unwrap();
+    assert!(best.outcome.is_ok());
+    assert_eq!(store.trials.len(), 12, "every candidate is recorded");
+}
+
+#[test]
+fn same_seed_same_candidates() {
+    let w = Workload::from_spec_str("bcr-fc:M=32,K=48,N=4,block=8x8,sparsity=0.75,seed=5").unwrap();
+    let runner = LocalRunner::new(quick_limits());
+    let run = |seed| {
+        let mut store = MemoryStore::default();
+        tune(
+            &w,
+            &runner,
+            &mut store,
+            &opts(6, Strategy::Random, seed),
+            &NoProgress,
+            &AtomicBool::new(false),
+        )
+        .unwrap()
+        .trials
+        .iter()
+        .map(|t| t.trace.to_json())
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(run(11), run(11));
+    assert_ne!(run(11), run(12));
+}
+
+#[test]
+fn qemu_tune_uses_instruction_counts_and_is_deterministic() {
+    let w =
+        Workload::from_spec_str("bcr-fc:M=48,K=48,N=4,block=16x16,sparsity=0.8,seed=3").unwrap();
+    let runner = QemuRunner::new("cortex-a76", "cortex-a76", quick_limits());
+    let run = || {
+        let mut store = MemoryStore::default();
+        let r = tune(
+            &w,
+            &runner,
+            &mut store,
+            &opts(8, Strategy::Evolutionary, 5),
+            &NoProgress,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        r.trials
+            .iter()
+            .map(|t| {
+                (
+                    t.trace.to_json(),
+                    t.outcome.as_ref().unwrap().instructions.unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = run();
+    assert_eq!(a.len(), 8);
+    assert!(a.iter().all(|(_, n)| *n > 0));
+    assert_eq!(
+        a,
+        run(),
+        "qemu tuning is deterministic: same candidates, same counts"
+    );
+    let _ = Store::history(&MemoryStore::default());
+}
