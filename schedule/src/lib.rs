@@ -37,6 +37,7 @@ pub mod analysis;
 pub mod error;
 pub mod loops;
 pub mod primitive;
+pub mod region;
 pub mod schedule;
 pub mod trace;
 
