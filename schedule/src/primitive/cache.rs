@@ -147,7 +147,7 @@ fn offset_by(e: Expr, by: Expr) -> Expr {
     };
     match by {
         Expr::Int(c) if c < 0 => e - Expr::Int(-c),
-        other => add(e, other),
+        other => add(other, e),
     }
 }
 
