@@ -252,7 +252,7 @@ pub struct Dim {
 impl Dim {
     /// Number of elements in this position (`hi - lo + 1`).
     pub fn extent(&self) -> i64 {
-        self.hi - self.lo + 1
+        self.hi.saturating_sub(self.lo).saturating_add(1)
     }
 
     /// `offset + lo`: the first index of the box as an expression.
@@ -317,9 +317,12 @@ pub fn region(body: &Stmt, buffer: &str) -> Result<Option<Region>, String> {
                 if *ext <= 0 {
                     continue;
                 }
-                let (x, y) = (a * min, a * (min + ext - 1));
-                lo += x.min(y);
-                hi += x.max(y);
+                let (x, y) = (
+                    a.saturating_mul(*min),
+                    a.saturating_mul(min.saturating_add(ext - 1)),
+                );
+                lo = lo.saturating_add(x.min(y));
+                hi = hi.saturating_add(x.max(y));
             }
             match dims.get_mut(d) {
                 None => dims.push(Dim {

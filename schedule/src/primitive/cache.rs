@@ -76,9 +76,12 @@ fn base_range(base: &Expr, outer: &[(String, Option<(i64, i64)>)]) -> Option<(i6
         if ext <= 0 {
             return None;
         }
-        let (x, y) = (a * min, a * (min + ext - 1));
-        lo += x.min(y);
-        hi += x.max(y);
+        let (x, y) = (
+            a.saturating_mul(min),
+            a.saturating_mul(min.saturating_add(ext - 1)),
+        );
+        lo = lo.saturating_add(x.min(y));
+        hi = hi.saturating_add(x.max(y));
     }
     Some((lo, hi))
 }

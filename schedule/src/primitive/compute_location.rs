@@ -419,10 +419,13 @@ pub fn compute_at(
                         "the iterations of the loops down to `{at_loop}` leave gaps in position {d} of `{b}`, so the producer would not compute every element"
                     )));
                 }
-                span += a.abs() * (e - 1);
-                let (x, y) = (a * min, a * (min + e - 1));
-                lo += x.min(y);
-                hi += x.max(y);
+                span = span.saturating_add(a.abs().saturating_mul(e - 1));
+                let (x, y) = (
+                    a.saturating_mul(*min),
+                    a.saturating_mul(min.saturating_add(e - 1)),
+                );
+                lo = lo.saturating_add(x.min(y));
+                hi = hi.saturating_add(x.max(y));
             }
             let (li, shift) = prod.map[d];
             let pl = &prod.loops[li];
@@ -736,7 +739,7 @@ pub fn decompose_reduction(
                     "different iterations initialise common elements of `{b}` in position {d}"
                 )));
             }
-            span += a.abs() * (e - 1);
+            span = span.saturating_add(a.abs().saturating_mul(e - 1));
         }
     }
     for (v, _, _, bnd) in &chain {
