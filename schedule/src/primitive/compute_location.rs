@@ -222,20 +222,64 @@ fn flatten(s: Stmt) -> Stmt {
     }
 }
 
-/// True when an `if` sits on the path from `s` down to loop `name`.
-fn if_on_path(s: &Stmt, name: &str, under_if: bool) -> Option<bool> {
+/// The conditions of the `if`s on the path from `s` down to loop `name`, each with
+/// whether the path takes its `else` branch.
+fn conds_on_path(s: &Stmt, name: &str) -> Option<Vec<(Expr, bool)>> {
     match s {
-        Stmt::For { var, .. } if var == name => Some(under_if),
+        Stmt::For { var, .. } if var == name => Some(Vec::new()),
         Stmt::For { body, .. } | Stmt::Let { body, .. } | Stmt::Allocate { body, .. } => {
-            if_on_path(body, name, under_if)
+            conds_on_path(body, name)
         }
-        Stmt::Seq(items) => items.iter().find_map(|i| if_on_path(i, name, under_if)),
+        Stmt::Seq(items) => items.iter().find_map(|i| conds_on_path(i, name)),
         Stmt::If {
-            then, otherwise, ..
-        } => if_on_path(then, name, true)
-            .or_else(|| otherwise.as_ref().and_then(|o| if_on_path(o, name, true))),
+            cond,
+            then,
+            otherwise,
+        } => {
+            if let Some(mut v) = conds_on_path(then, name) {
+                v.insert(0, (cond.clone(), false));
+                return Some(v);
+            }
+            let mut v = otherwise.as_ref().and_then(|o| conds_on_path(o, name))?;
+            v.insert(0, (cond.clone(), true));
+            Some(v)
+        }
         Stmt::Store { .. } => None,
     }
+}
+
+/// True when guard `cond` (taken on the `then` branch) only skips iterations whose
+/// box lies beyond the producer's domain: `cond` is `A < C` with `A` affine in the
+/// chain loops and equal, up to a constant, to the offset of some index position
+/// whose skipped boxes start after the domain's last element (a split's guard).
+fn guard_skips_only_outside(
+    cond: &Expr,
+    names: &[String],
+    dims: &[Dim],
+    domain_hi: &[i64],
+) -> bool {
+    let Expr::Binary(tir::BinOp::Lt, a, c) = cond else {
+        return false;
+    };
+    let Expr::Int(c) = **c else {
+        return false;
+    };
+    let Some(fa) = affine_index(a, names).filter(|f| f.offset.is_empty() && !f.coefs.is_empty())
+    else {
+        return false;
+    };
+    dims.iter().zip(domain_hi).any(|(dim, hi)| {
+        affine_index(&dim.offset.offset_expr(), names)
+            .filter(|fd| fd.offset.is_empty() && fd.coefs == fa.coefs)
+            .is_some_and(|fd| {
+                // Skipped: Σ >= c - fa.constant, so the box starts at or after this.
+                let first = c
+                    .saturating_sub(fa.constant)
+                    .saturating_add(fd.constant)
+                    .saturating_add(dim.lo);
+                first > *hi
+            })
+    })
 }
 
 /// Per index position: the coefficients of the chain loops in the region's offset,
@@ -349,11 +393,7 @@ pub fn compute_at(
                 "the consumer accesses `{b}` outside loop `{at_loop}`"
             )));
         }
-        if if_on_path(consumer, at_loop, false) == Some(true) {
-            return Err(err(format!(
-                "loop `{at_loop}` is under a condition, so its iterations may not cover what the producer writes"
-            )));
-        }
+        let conds = conds_on_path(consumer, at_loop).unwrap_or_default();
         let reg = region(at.body, b)
             .map_err(err)?
             .ok_or_else(|| err(format!("loop `{at_loop}` does not access `{b}`")))?;
@@ -394,6 +434,22 @@ pub fn compute_at(
             if consumer_writes && dims_using.is_empty() && !trivial {
                 return Err(err(format!(
                     "every iteration of `{n}` touches the same elements of `{b}`, which the consumer updates: recomputing them in each iteration would overwrite its results"
+                )));
+            }
+        }
+        let domain_hi: Vec<i64> = prod
+            .map
+            .iter()
+            .map(|(li, shift)| {
+                let pl = &prod.loops[*li];
+                pl.min + shift + pl.extent - 1
+            })
+            .collect();
+        for (cond, in_else) in &conds {
+            if *in_else || !guard_skips_only_outside(cond, &names, &reg.dims, &domain_hi) {
+                return Err(err(format!(
+                    "loop `{at_loop}` is under the condition `{}`, which may skip elements the producer writes",
+                    tir::print_expr(cond)
                 )));
             }
         }
