@@ -356,3 +356,59 @@ fn compute_location_trace_replays_to_the_same_ir() {
         tir::print_function(s.func())
     );
 }
+
+#[test]
+fn decompose_reduction_splits_a_select_init() {
+    for at in ["m", "n", "k"] {
+        let (w, f) = bias_add_fn(
+            "for (m, 0, 4) { for (n, 0, 3) { for (k, 0, 3) {
+               Y[m, n] = select(k == 0, B[m], Y[m, n]) + X[m, k] * X[k, n];
+             } } }",
+        );
+        let mut s = Schedule::new(f.clone(), w.weights.clone()).unwrap();
+        let new = s.decompose_reduction("k", at).unwrap();
+        let text = tir::print_function(s.func());
+        assert!(!text.contains("select"), "{text}");
+        assert!(
+            text.contains("Y[m, n] = Y[m, n] + X[m, k] * X[k, n];"),
+            "{text}"
+        );
+        let want: &[&str] = match at {
+            "m" => &["m_init", "n_init"],
+            "n" => &["n_init"],
+            _ => &[],
+        };
+        assert_eq!(new, want);
+        for seed in 0..4 {
+            assert_same(&w, &f, s.func(), seed, 0.0);
+        }
+        let replayed = Trace::from_json(&s.trace().to_json())
+            .unwrap()
+            .replay(&f, &w.weights)
+            .unwrap();
+        assert_eq!(tir::print_function(replayed.func()), text);
+    }
+}
+
+#[test]
+fn decompose_reduction_rejects_select_inits_shared_across_loops() {
+    let (_, f) = bias_add_fn(
+        "for (m, 0, 4) { for (n, 0, 3) { for (k, 0, 3) {
+           Y[m, 0] = select(k == 0, 0.0, Y[m, 0]) + X[m, k];
+         } } }",
+    );
+    let mut s = Schedule::new(f, Default::default()).unwrap();
+    let r = reason(s.decompose_reduction("k", "m"));
+    assert!(r.contains("`n` does not index `Y`"), "{r}");
+    let (_, f) = bias_add_fn(
+        "for (m, 0, 4) { for (k, 0, 3) {
+           Y[m, k] = select(k == 0, 0.0, Y[m, k]) + X[m, k];
+         } }",
+    );
+    let mut s = Schedule::new(f, Default::default()).unwrap();
+    let r = reason(s.decompose_reduction("k", "m"));
+    assert!(
+        r.contains("`k` indexes `Y`: it is not a reduction loop"),
+        "{r}"
+    );
+}

@@ -702,11 +702,17 @@ pub fn compute_inline(func: &mut Function, stage_loop: &str) -> Result<(), Sched
 /// regions of different iterations of the replayed loops are disjoint (each replayed
 /// loop, constant-bounded, indexes `B` with a step beyond the region's extent).
 ///
-/// Not supported: inits expressed inside the update (`select(k == 0, 0, Y[m, n]) +
-/// ...`).
+/// Second form: `loop_name` is a reduction loop `k` (constant bounds, first value
+/// `k0`) inside a perfect nest from `at_loop` down to one store
+/// `B[idx] = select(k == k0, init, B[idx]) op e` (`op` one of `+ * min max`, either
+/// operand order; `init` and `e` do not read `B`, `init` does not use `k`, `idx`
+/// does not use `k` and is injective in the other loops of the nest, all with
+/// constant bounds). The update becomes `B[idx] = B[idx] op e` and a nest of the
+/// other loops (`{v}_init`) storing `B[idx] = init` goes before `at_loop`. Each
+/// element then sees the same operations in the same order: bit-identical results.
 ///
-/// Errors: no such loop; the body does not start with an init nest followed by code
-/// reading `B`; `at_loop` is not `loop_name` or an ancestor through a perfect nest;
+/// Errors: no such loop; neither form matches (the body does not start with an init
+/// nest followed by code reading `B`, and is not the select form); `at_loop` is not `loop_name` or an ancestor through a perfect nest;
 /// `rest` touches elements outside the init's region; two iterations initialise
 /// common elements.
 pub fn decompose_reduction(
@@ -726,6 +732,9 @@ pub fn decompose_reduction(
         err("the body does not start with an init nest (loops around one store that does not read its buffer) followed by the reduction reading that buffer".to_string())
     };
     let Stmt::Seq(items) = l.body else {
+        if let Some(r) = decompose_select(func, loop_name, at_loop)? {
+            return Ok(r);
+        }
         return Err(shape_err());
     };
     let (Some(init), rest) = (items.first(), &items[1.min(items.len())..]) else {
@@ -849,4 +858,182 @@ pub fn decompose_reduction(
     })?;
     func.body = flatten(body);
     Ok(new_names)
+}
+
+/// Matches `select(k == k0, init, B[idx])`, giving `init`.
+fn select_init<'e>(e: &'e Expr, k: &str, k0: i64, buffer: &str, idx: &[Expr]) -> Option<&'e Expr> {
+    let Expr::Select(cond, init, other) = e else {
+        return None;
+    };
+    let is_k = |x: &Expr| matches!(x, Expr::Var(v) if v == k);
+    let first = match &**cond {
+        Expr::Binary(tir::BinOp::Eq, a, b) => {
+            (is_k(a) && **b == Expr::Int(k0)) || (is_k(b) && **a == Expr::Int(k0))
+        }
+        _ => false,
+    };
+    let own = matches!(&**other, Expr::Load { buffer: b, indices } if b == buffer && indices.as_slice() == idx);
+    (first && own).then_some(&**init)
+}
+
+/// The select form of [`decompose_reduction`]; `Ok(None)` when the nest does not
+/// have that shape.
+fn decompose_select(
+    func: &mut Function,
+    loop_name: &str,
+    at_loop: &str,
+) -> Result<Option<Vec<String>>, ScheduleError> {
+    const P: &str = "decompose_reduction";
+    let err = |r: String| ScheduleError::illegal(P, loop_name, r);
+    let Some(at) = find_loop(&func.body, at_loop) else {
+        return Err(ScheduleError::NoSuchLoop {
+            primitive: P,
+            loop_name: at_loop.to_string(),
+        });
+    };
+    // The perfect nest from at_loop down to one store.
+    let mut chain: Vec<NestLoop> = Vec::new();
+    let mut cur = at;
+    while let Some(l) = parts(cur) {
+        let (Expr::Int(min), Expr::Int(extent)) = (l.min, l.extent) else {
+            return Ok(None);
+        };
+        chain.push(NestLoop {
+            var: l.var.to_string(),
+            min: *min,
+            extent: *extent,
+            kind: l.kind,
+        });
+        cur = l.body;
+    }
+    let Stmt::Store {
+        buffer,
+        indices,
+        value,
+    } = cur
+    else {
+        return Ok(None);
+    };
+    let Some(kl) = chain.iter().find(|c| c.var == loop_name).cloned() else {
+        return Ok(None);
+    };
+    let Expr::Binary(
+        op @ (tir::BinOp::Add | tir::BinOp::Mul | tir::BinOp::Min | tir::BinOp::Max),
+        x,
+        y,
+    ) = value
+    else {
+        return Ok(None);
+    };
+    let (init, e, select_first) = match (
+        select_init(x, &kl.var, kl.min, buffer, indices),
+        select_init(y, &kl.var, kl.min, buffer, indices),
+    ) {
+        (Some(i), _) => (i, &**y, true),
+        (None, Some(i)) => (i, &**x, false),
+        _ => return Ok(None),
+    };
+    if kl.extent <= 0 {
+        return Err(err("the reduction loop runs no iteration".into()));
+    }
+    if tir::visit::expr_loads_buffer(init, buffer) || tir::visit::expr_loads_buffer(e, buffer) {
+        return Err(err(format!(
+            "the init or the update reads `{buffer}` elsewhere"
+        )));
+    }
+    if tir::visit::expr_uses_var(init, loop_name) {
+        return Err(err(format!("the init value depends on `{loop_name}`")));
+    }
+    // idx must not use k and must be injective in the other loops.
+    let names: Vec<String> = chain.iter().map(|c| c.var.clone()).collect();
+    let mut seen: Vec<String> = Vec::new();
+    for idx in indices {
+        let f = affine_index(idx, &names).ok_or_else(|| {
+            err(format!(
+                "index `{}` of `{buffer}` is not affine in the nest",
+                tir::print_expr(idx)
+            ))
+        })?;
+        if f.coefs.contains_key(loop_name) {
+            return Err(err(format!(
+                "`{loop_name}` indexes `{buffer}`: it is not a reduction loop"
+            )));
+        }
+        let mut terms: Vec<(i64, i64)> = f
+            .coefs
+            .iter()
+            .filter_map(|(v, a)| {
+                chain
+                    .iter()
+                    .find(|c| &c.var == v)
+                    .map(|c| (a.abs(), c.extent))
+            })
+            .collect();
+        terms.sort();
+        let mut span = 0i64;
+        for (a, ext) in terms {
+            if ext <= 1 {
+                continue;
+            }
+            if a <= span {
+                return Err(err(format!(
+                    "the loops of the nest write overlapping elements of `{buffer}`"
+                )));
+            }
+            span = span.saturating_add(a.saturating_mul(ext - 1));
+        }
+        seen.extend(f.coefs.keys().cloned());
+    }
+    if let Some(c) = chain
+        .iter()
+        .find(|c| c.var != loop_name && c.extent > 1 && !seen.contains(&c.var))
+    {
+        return Err(err(format!(
+            "`{}` does not index `{buffer}`, so its iterations also accumulate",
+            c.var
+        )));
+    }
+    // Build the init nest over the other loops, renamed.
+    let taken = bound_names(&func.body);
+    let mut new_names = Vec::new();
+    let mut init_store = Stmt::store(buffer, indices.clone(), init.clone());
+    let others: Vec<&NestLoop> = chain.iter().filter(|c| c.var != loop_name).collect();
+    for c in &others {
+        let mut t = taken.clone();
+        t.extend(new_names.iter().cloned());
+        let n = fresh_name(&format!("{}_init", c.var), &t);
+        init_store = substitute_stmt(&init_store, &c.var, &Expr::var(&n));
+        new_names.push(n);
+    }
+    let mut nest = init_store;
+    for (c, n) in others.iter().zip(&new_names).rev() {
+        nest = Stmt::for_(
+            n,
+            Expr::Int(c.min),
+            Expr::Int(c.extent),
+            ForKind::Serial,
+            nest,
+        );
+    }
+    let own = Expr::load(buffer.clone(), indices.clone());
+    let new_value = if select_first {
+        Expr::binary(*op, own, e.clone())
+    } else {
+        Expr::binary(*op, e.clone(), own)
+    };
+    let update = Stmt::store(buffer, indices.clone(), new_value);
+    let mut reduction = update;
+    for c in chain.iter().rev() {
+        reduction = Stmt::for_(
+            &c.var,
+            Expr::Int(c.min),
+            Expr::Int(c.extent),
+            c.kind,
+            reduction,
+        );
+    }
+    func.body = flatten(replace_loop(&func.body, at_loop, P, &mut |_| {
+        Ok(Stmt::Seq(vec![nest.clone(), reduction.clone()]))
+    })?);
+    Ok(Some(new_names))
 }
