@@ -412,3 +412,26 @@ fn decompose_reduction_rejects_select_inits_shared_across_loops() {
         "{r}"
     );
 }
+
+#[test]
+fn rnn_gate_inits_compute_at_and_cache_in_an_alloc() {
+    for spec in [
+        "gru:hidden=4,input=3,batch=2",
+        "lstm:hidden=3,input=5,batch=3",
+    ] {
+        let (w, mut s) = workload(spec);
+        s.compute_at("gi_init_m", "gi_n").unwrap();
+        s.compute_at("gh_init_m", "gh_m").unwrap();
+        s.decompose_reduction("gi_n", "gi_m").unwrap();
+        s.cache_write("gi_n", "gi", tir::MemScope::Local).unwrap();
+        s.cache_read("gh_m", "h_prev", tir::MemScope::Local)
+            .unwrap();
+        for seed in 0..3 {
+            assert_same(&w, &w.func, s.func(), seed, 0.0);
+        }
+    }
+    // BCR gates: the block loops scatter rows through `W_ih_rows`.
+    let (_, mut s) = workload("bcr-gru:hidden=8,input=8,block=4x4,sparsity=0.5");
+    let r = reason(s.compute_at("gi_init_m", "gi_b"));
+    assert!(r.contains("not an affine function"), "{r}");
+}
