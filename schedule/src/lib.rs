@@ -10,6 +10,10 @@
 //! - [`primitive`]: one module per family: [`primitive::loop_transformation`] (split,
 //!   fuse, reorder), [`primitive::for_kind`] (unroll, vectorize, parallel, bind),
 //!   [`primitive::sampling`] (sample_perfect_tile, sample_categorical).
+//!   [`primitive::cache`] (cache_read, cache_write), [`primitive::compute_location`]
+//!   (compute_at, compute_inline, decompose_reduction).
+//! - [`region`]: the affine region analysis behind the cache and compute-location
+//!   primitives.
 //! - [`analysis`]: the conservative dependence analysis behind legality checks.
 //! - [`trace`]: instructions with their decisions; JSON round trip; replay.
 //!
@@ -37,6 +41,7 @@ pub mod analysis;
 pub mod error;
 pub mod loops;
 pub mod primitive;
+pub mod region;
 pub mod schedule;
 pub mod trace;
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use tir::rng::SplitMix64;
 use tir::visit::bound_names;
 use tir::workload::Workload;
-use tir::{ForKind, Function, Tensor};
+use tir::{ForKind, Function, MemScope, Tensor};
 
 /// A function under scheduling. Every primitive checks its preconditions; a failed
 /// primitive returns a [`ScheduleError`] and leaves the schedule unchanged. Every
@@ -217,5 +217,71 @@ impl Schedule {
     /// The value a factor resolves to in this schedule's trace (`None` for inferred).
     pub fn resolve(&self, f: &Factor) -> Result<Option<i64>, ScheduleError> {
         primitive::resolve(f, &self.trace.instructions, "resolve", "-")
+    }
+
+    /// Stages the region of `buffer` that one iteration of `loop_name` reads in a new
+    /// buffer; returns its name. See [`crate::primitive::cache::cache_read`].
+    pub fn cache_read(
+        &mut self,
+        loop_name: &str,
+        buffer: &str,
+        scope: MemScope,
+    ) -> Result<String, ScheduleError> {
+        let names = self.apply(Instruction::CacheRead {
+            loop_name: loop_name.to_string(),
+            buffer: buffer.to_string(),
+            scope,
+        })?;
+        Ok(names.into_iter().next().unwrap_or_default())
+    }
+
+    /// Stages the writes of `buffer` in loop `loop_name` in a new buffer written back
+    /// at the end of each iteration; returns its name. See
+    /// [`crate::primitive::cache::cache_write`].
+    pub fn cache_write(
+        &mut self,
+        loop_name: &str,
+        buffer: &str,
+        scope: MemScope,
+    ) -> Result<String, ScheduleError> {
+        let names = self.apply(Instruction::CacheWrite {
+            loop_name: loop_name.to_string(),
+            buffer: buffer.to_string(),
+            scope,
+        })?;
+        Ok(names.into_iter().next().unwrap_or_default())
+    }
+
+    /// Moves the producer stage `stage_loop` into loop `at_loop` of its consumer. See
+    /// [`crate::primitive::compute_location::compute_at`].
+    pub fn compute_at(&mut self, stage_loop: &str, at_loop: &str) -> Result<(), ScheduleError> {
+        self.apply(Instruction::ComputeAt {
+            stage_loop: stage_loop.to_string(),
+            at_loop: at_loop.to_string(),
+        })
+        .map(|_| ())
+    }
+
+    /// Inlines the stage `stage_loop` into its consumers. See
+    /// [`crate::primitive::compute_location::compute_inline`].
+    pub fn compute_inline(&mut self, stage_loop: &str) -> Result<(), ScheduleError> {
+        self.apply(Instruction::ComputeInline {
+            stage_loop: stage_loop.to_string(),
+        })
+        .map(|_| ())
+    }
+
+    /// Moves the init at the top of `loop_name`'s body into its own nest before
+    /// `at_loop`; returns the new loops' names. See
+    /// [`crate::primitive::compute_location::decompose_reduction`].
+    pub fn decompose_reduction(
+        &mut self,
+        loop_name: &str,
+        at_loop: &str,
+    ) -> Result<Vec<String>, ScheduleError> {
+        self.apply(Instruction::DecomposeReduction {
+            loop_name: loop_name.to_string(),
+            at_loop: at_loop.to_string(),
+        })
     }
 }

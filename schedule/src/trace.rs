@@ -6,7 +6,7 @@ use crate::primitive::loop_transformation::Remainder;
 use crate::schedule::Schedule;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use tir::{ForKind, Function, Tensor};
+use tir::{ForKind, Function, MemScope, Tensor};
 
 /// Version of the trace JSON format.
 pub const TRACE_FORMAT: u32 = 1;
@@ -97,6 +97,43 @@ pub enum Instruction {
         loop_name: String,
         /// The GPU axis.
         axis: ForKind,
+    },
+    /// [`crate::primitive::cache::cache_read`].
+    CacheRead {
+        /// The loop at the top of whose body the copy is made.
+        loop_name: String,
+        /// The buffer read.
+        buffer: String,
+        /// Memory scope of the copy.
+        scope: MemScope,
+    },
+    /// [`crate::primitive::cache::cache_write`].
+    CacheWrite {
+        /// The loop whose body's writes are staged.
+        loop_name: String,
+        /// The buffer written.
+        buffer: String,
+        /// Memory scope of the staging buffer.
+        scope: MemScope,
+    },
+    /// [`crate::primitive::compute_location::compute_at`].
+    ComputeAt {
+        /// Outermost loop of the producer stage.
+        stage_loop: String,
+        /// Loop of the consumer at the top of whose body the producer goes.
+        at_loop: String,
+    },
+    /// [`crate::primitive::compute_location::compute_inline`].
+    ComputeInline {
+        /// Outermost loop of the stage to inline.
+        stage_loop: String,
+    },
+    /// [`crate::primitive::compute_location::decompose_reduction`].
+    DecomposeReduction {
+        /// The loop whose body starts with the init.
+        loop_name: String,
+        /// The loop before which the init nest is placed.
+        at_loop: String,
     },
 }
 

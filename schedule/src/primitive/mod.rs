@@ -1,6 +1,8 @@
 //! The primitives, one file per family (as TVM's schedule), and the dispatch of trace
 //! instructions to them.
 
+pub mod cache;
+pub mod compute_location;
 pub mod for_kind;
 pub mod loop_transformation;
 pub mod sampling;
@@ -54,7 +56,8 @@ pub fn resolve(
     }
 }
 
-/// Applies one instruction to `state`; returns the names of loops it created.
+/// Applies one instruction to `state`; returns the names of loops it created (for
+/// `cache_read` and `cache_write`: the name of the new buffer).
 pub fn apply(
     state: &mut State,
     inst: &Instruction,
@@ -106,6 +109,26 @@ pub fn apply(
         }
         Instruction::Bind { loop_name, axis } => {
             for_kind::bind(&mut state.func, loop_name, *axis).map(|_| Vec::new())
+        }
+        Instruction::CacheRead {
+            loop_name,
+            buffer,
+            scope,
+        } => cache::cache_read(&mut state.func, loop_name, buffer, *scope).map(|b| vec![b]),
+        Instruction::CacheWrite {
+            loop_name,
+            buffer,
+            scope,
+        } => cache::cache_write(&mut state.func, loop_name, buffer, *scope).map(|b| vec![b]),
+        Instruction::ComputeAt {
+            stage_loop,
+            at_loop,
+        } => compute_location::compute_at(&mut state.func, stage_loop, at_loop).map(|_| Vec::new()),
+        Instruction::ComputeInline { stage_loop } => {
+            compute_location::compute_inline(&mut state.func, stage_loop).map(|_| Vec::new())
+        }
+        Instruction::DecomposeReduction { loop_name, at_loop } => {
+            compute_location::decompose_reduction(&mut state.func, loop_name, at_loop)
         }
     }
 }
