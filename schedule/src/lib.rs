@@ -9,7 +9,9 @@
 //!   `i_1`).
 //! - [`primitive`]: one module per family: [`primitive::loop_transformation`] (split,
 //!   fuse, reorder), [`primitive::for_kind`] (unroll, vectorize, parallel, bind),
-//!   [`primitive::sampling`] (sample_perfect_tile, sample_categorical).
+//!   [`primitive::sampling`] (sample_perfect_tile, sample_categorical), and
+//!   [`primitive::bcr`] (row and column reordering, load-redundancy elimination, block
+//!   tiling and row partitioning of BCR weights, which also rewrite the weight data).
 //! - [`analysis`]: the conservative dependence analysis behind legality checks.
 //! - [`trace`]: instructions with their decisions; JSON round trip; replay.
 //!
@@ -41,6 +43,7 @@ pub mod schedule;
 pub mod trace;
 
 pub use error::ScheduleError;
+pub use primitive::bcr::{ColumnOrder, RowOrder};
 pub use primitive::loop_transformation::Remainder;
-pub use schedule::Schedule;
+pub use schedule::{GroupCounts, Partition, Schedule};
 pub use trace::{Factor, Instruction, Trace};
