@@ -361,6 +361,17 @@ pub(crate) fn find_block_loop(
     });
     match found.len() {
         1 => Ok(found.remove(0)),
+        0 if !lets_loading(&func.body, &format!("{weight}_row_ptr")).is_empty() => {
+            Err(ScheduleError::illegal(
+                p,
+                weight,
+                format!(
+                    "the block loop of `{weight}` was split or restructured: the header \
+                     `let r0 = {weight}_row_ptr[b]` no longer sits directly in a loop over `b`; \
+                     apply BCR primitives before splitting the block loop"
+                ),
+            ))
+        }
         0 => Err(ScheduleError::illegal(
             p,
             weight,

@@ -44,17 +44,17 @@ pub fn reorder_rows(
     let d = read_data(state, weight, P)?;
     let bl = find_block_loop(&state.func, weight, P)?;
     let err = |r: String| ScheduleError::illegal(P, weight, r);
+    if state.func.param(&format!("{weight}_brow_ptr")).is_some() {
+        return Err(err(
+            "rows are partitioned (partition_block_rows); reorder rows before partitioning".into(),
+        ));
+    }
     if const_int(&bl.min) != Some(0) || const_int(&bl.extent) != Some(d.len() as i64) {
         return Err(err(format!(
             "block loop `{}` no longer runs over 0..{} (split or partitioned?); reorder rows first",
             bl.var,
             d.len()
         )));
-    }
-    if state.func.param(&format!("{weight}_brow_ptr")).is_some() {
-        return Err(err(
-            "rows are partitioned (partition_block_rows); reorder rows before partitioning".into(),
-        ));
     }
     let grouped = group(&d, order).map_err(err)?;
     let ng = grouped.len();
@@ -72,10 +72,13 @@ pub fn reorder_rows(
     Ok(Vec::new())
 }
 
+/// A kept row and its values.
+type RowValues<'a> = (i32, &'a [f32]);
+
 /// Groups the entries of `d` by column list (see [`reorder_rows`]).
 pub fn group(d: &BcrData, order: RowOrder) -> Result<BcrData, String> {
     // Column list -> (row, value row) pairs, in entry order.
-    let mut groups: BTreeMap<&[i32], Vec<(i32, &[f32])>> = BTreeMap::new();
+    let mut groups: BTreeMap<&[i32], Vec<RowValues<'_>>> = BTreeMap::new();
     for b in 0..d.len() {
         let nc = d.cols_of(b).len();
         let vals = d.vals_of(b);
@@ -84,11 +87,11 @@ pub fn group(d: &BcrData, order: RowOrder) -> Result<BcrData, String> {
             entry.push((*r, &vals[i * nc..(i + 1) * nc]));
         }
     }
-    let mut list: Vec<(&[i32], Vec<(i32, &[f32])>)> = groups.into_iter().collect();
+    let mut list: Vec<(&[i32], Vec<RowValues<'_>>)> = groups.into_iter().collect();
     for (_, rows) in list.iter_mut() {
         rows.sort_by_key(|(r, _)| *r); // stable: equal rows keep entry order
     }
-    let key = |cols: &[i32], rows: &[(i32, &[f32])]| {
+    let key = |cols: &[i32], rows: &[RowValues<'_>]| {
         (
             cols.first().copied().unwrap_or(i32::MAX),
             rows.first().map(|r| r.0).unwrap_or(i32::MAX),
