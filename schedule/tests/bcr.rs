@@ -327,6 +327,12 @@ fn row_reordering_merges_blocks_with_equal_column_sets() {
     let g = s.reorder_rows("W", RowOrder::BlockColumn).unwrap();
     assert_eq!((g.before, g.after), (16, 4));
     assert_close(&s, &w, 5);
+    // Block-column order keeps each row's summation order: bit-identical results.
+    let inputs = w.random_inputs(5);
+    assert_eq!(
+        run(s.func(), s.weights(), &inputs),
+        w.interpret(&inputs).unwrap()
+    );
     let e = entries(s.weights(), "W");
     assert!(e.iter().all(|(r, c)| *r == 64 && c.len() == 16));
     // Applying it again changes nothing.
@@ -502,4 +508,89 @@ fn trace_round_trip_and_replay() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("unknown weight `W_zz`"), "{e}");
+}
+
+/// Golden printed IR per BCR primitive (from a replayed trace). After an intended
+/// change, regenerate with `GRIM_BLESS=1 cargo test -p schedule --test bcr` and review
+/// the diff of `schedule/tests/golden/`.
+#[test]
+fn golden_ir_per_primitive() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let small = "bcr-fc:M=16,K=16,N=4,block=8x8,sparsity=0.5,seed=1";
+    let cases: Vec<(&str, &str, Step)> = vec![
+        (
+            "bcr_fc_reorder_rows.tir",
+            small,
+            Box::new(|s, x| {
+                s.reorder_rows(x, RowOrder::BlockColumn).unwrap();
+            }),
+        ),
+        (
+            "bcr_fc_reorder_columns.tir",
+            small,
+            Box::new(|s, x| {
+                s.reorder_columns(x, ColumnOrder::FirstUse).unwrap();
+            }),
+        ),
+        (
+            "bcr_fc_lre.tir",
+            small,
+            Box::new(|s, x| {
+                s.eliminate_redundant_loads(x).unwrap();
+            }),
+        ),
+        (
+            "bcr_fc_tile_blocks.tir",
+            small,
+            Box::new(|s, x| {
+                s.tile_blocks(x, 2, Some(2), Remainder::Tail).unwrap();
+            }),
+        ),
+        (
+            "bcr_fc_partition.tir",
+            small,
+            Box::new(|s, x| {
+                s.partition_block_rows(x).unwrap();
+            }),
+        ),
+        (
+            "bcr_conv2d_lre.tir",
+            CONV,
+            Box::new(|s, x| {
+                s.eliminate_redundant_loads(x).unwrap();
+            }),
+        ),
+    ];
+    for (file, spec, step) in cases {
+        let w = wl(spec);
+        let mut s = Schedule::from_workload(&w).unwrap();
+        step(&mut s, "W");
+        let replayed = Trace::from_json(&s.trace().to_json())
+            .unwrap()
+            .replay(&w.func, &w.weights)
+            .unwrap();
+        let text = tir::print_function(replayed.func());
+        assert_eq!(text, tir::print_function(s.func()));
+        assert_eq!(replayed.weights(), s.weights());
+        assert_eq!(
+            &tir::parse_function(&text).unwrap(),
+            s.func(),
+            "{file}: text round trip"
+        );
+        let path = dir.join(file);
+        if std::env::var_os("GRIM_BLESS").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &text).unwrap();
+            continue;
+        }
+        let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{}: {e} (run with GRIM_BLESS=1 to create)", path.display())
+        });
+        assert_eq!(
+            golden,
+            text,
+            "{} differs (GRIM_BLESS=1 to accept)",
+            path.display()
+        );
+    }
 }

@@ -28,9 +28,11 @@ pub enum RowOrder {
 ///
 /// The loop nest is unchanged except that the block loop now runs over the groups (its
 /// constant extent changes) and the array parameters change shape; `W_rows` still holds
-/// each row's output position, so results are written back in the right place (sums
-/// are not reassociated: each output row still receives the same products, in block
-/// column order for `BlockColumn`). Applying it twice changes nothing the second time.
+/// each row's output position, so results are written back in the right place. With
+/// `BlockColumn` every output row still receives its products in the same order (block
+/// column by block column), so results are bit-identical; `RowCount` may change that
+/// order (a reassociated sum). The permutation of the rows is recorded in `W_rows`
+/// (group after group). Applying it twice changes nothing the second time.
 ///
 /// Legal when the weight is BCR (six arrays, valid data) and its block loop is as
 /// lowered: `for (b, 0, nb)` with `nb` the constant entry count (not split, not
