@@ -446,6 +446,18 @@ fn illegal_uses() {
     let mut c = Schedule::from_workload(&wl(CONV)).unwrap();
     let r = c.reorder_columns("W", ColumnOrder::FirstUse).map(|_| ());
     check(&mut c, r, "a conv decodes its columns");
+    // BCR arrays but no block loop over them.
+    let mut nf = fc.func.clone();
+    if let tir::Stmt::Seq(items) = &fc.func.body {
+        nf.body = items[0].clone();
+    }
+    let mut n = Schedule::new(nf, fc.weights.clone()).unwrap();
+    let r = n.tile_blocks("W", 2, None, Remainder::Tail).map(|_| ());
+    check(
+        &mut n,
+        r,
+        "function is not in BCR form: no block loop over `W`",
+    );
     // Malformed data.
     let mut bad = fc.weights.clone();
     bad.insert(
