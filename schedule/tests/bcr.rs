@@ -606,3 +606,19 @@ fn golden_ir_per_primitive() {
         );
     }
 }
+
+/// A block loop that also writes a row not taken from `W_rows` cannot be proven
+/// parallel: the partition loop stays serial (and the result is unchanged).
+#[test]
+fn partition_stays_serial_when_not_proven() {
+    let w = wl("bcr-fc:M=32,K=32,N=4,block=8x8,sparsity=0.3,seed=1");
+    let text = tir::print_function(&w.func).replace(
+        "Y[row, n] = Y[row, n] + w * X[col, n];",
+        "Y[row, n] = Y[row, n] + w * X[col, n];\n Y[0, n] = Y[0, n] + 0.0 * w;",
+    );
+    let f = tir::parse_function(&text).unwrap();
+    let mut s = Schedule::new(f, w.weights.clone()).unwrap();
+    let p = s.partition_block_rows("W").unwrap();
+    assert_eq!((p.partitions, p.parallel), (4, false));
+    assert_close(&s, &w, 3);
+}
