@@ -9,9 +9,11 @@
 //!   `i_1`).
 //! - [`primitive`]: one module per family: [`primitive::loop_transformation`] (split,
 //!   fuse, reorder), [`primitive::for_kind`] (unroll, vectorize, parallel, bind),
-//!   [`primitive::sampling`] (sample_perfect_tile, sample_categorical).
+//!   [`primitive::sampling`] (sample_perfect_tile, sample_categorical),
 //!   [`primitive::cache`] (cache_read, cache_write), [`primitive::compute_location`]
-//!   (compute_at, compute_inline, decompose_reduction).
+//!   (compute_at, compute_inline, decompose_reduction), and [`primitive::bcr`] (row
+//!   and column reordering, load-redundancy elimination, block tiling and row
+//!   partitioning of BCR weights, which also rewrite the weight data).
 //! - [`region`]: the affine region analysis behind the cache and compute-location
 //!   primitives.
 //! - [`analysis`]: the conservative dependence analysis behind legality checks.
@@ -46,6 +48,7 @@ pub mod schedule;
 pub mod trace;
 
 pub use error::ScheduleError;
+pub use primitive::bcr::{ColumnOrder, RowOrder};
 pub use primitive::loop_transformation::Remainder;
-pub use schedule::Schedule;
+pub use schedule::{GroupCounts, Partition, Schedule};
 pub use trace::{Factor, Instruction, Trace};

@@ -2,6 +2,7 @@
 //! trace of what was applied.
 
 use crate::error::ScheduleError;
+use crate::primitive::bcr::{self, ColumnOrder, RowOrder};
 use crate::primitive::loop_transformation::Remainder;
 use crate::primitive::{self, sampling, State};
 use crate::trace::{Factor, Instruction, Trace};
@@ -10,6 +11,26 @@ use tir::rng::SplitMix64;
 use tir::visit::bound_names;
 use tir::workload::Workload;
 use tir::{ForKind, Function, MemScope, Tensor};
+
+/// What [`Schedule::reorder_rows`] did: entries (blocks or groups) before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCounts {
+    /// Entries before.
+    pub before: usize,
+    /// Entries after.
+    pub after: usize,
+}
+
+/// What [`Schedule::partition_block_rows`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    /// The new outer loop over the partitions.
+    pub loop_name: String,
+    /// Number of partitions (disjoint row ranges).
+    pub partitions: usize,
+    /// Whether the loop was proven parallel and marked so.
+    pub parallel: bool,
+}
 
 /// A function under scheduling. Every primitive checks its preconditions; a failed
 /// primitive returns a [`ScheduleError`] and leaves the schedule unchanged. Every
@@ -66,6 +87,88 @@ impl Schedule {
     /// The trace so far.
     pub fn trace(&self) -> &Trace {
         &self.trace
+    }
+
+    /// Row reordering of BCR weight `weight` (see
+    /// [`crate::primitive::bcr::reorder_rows`]); returns the number of entries
+    /// (blocks or groups) before and after.
+    pub fn reorder_rows(
+        &mut self,
+        weight: &str,
+        order: RowOrder,
+    ) -> Result<GroupCounts, ScheduleError> {
+        let before = bcr::group_count(self.weights(), weight).unwrap_or(0);
+        self.apply(Instruction::ReorderRows {
+            weight: weight.to_string(),
+            order,
+        })?;
+        let after = bcr::group_count(self.weights(), weight).unwrap_or(0);
+        Ok(GroupCounts { before, after })
+    }
+
+    /// Column reordering of BCR weight `weight` (see
+    /// [`crate::primitive::bcr::reorder_columns`]); returns the gather loops created.
+    pub fn reorder_columns(
+        &mut self,
+        weight: &str,
+        order: ColumnOrder,
+    ) -> Result<Vec<String>, ScheduleError> {
+        self.apply(Instruction::ReorderColumns {
+            weight: weight.to_string(),
+            order,
+        })
+    }
+
+    /// Load-redundancy elimination for BCR weight `weight` (see
+    /// [`crate::primitive::bcr::eliminate_redundant_loads`]); returns the loops of the
+    /// fill stage.
+    pub fn eliminate_redundant_loads(
+        &mut self,
+        weight: &str,
+    ) -> Result<Vec<String>, ScheduleError> {
+        self.apply(Instruction::EliminateRedundantLoads {
+            weight: weight.to_string(),
+        })
+    }
+
+    /// Block tiling of BCR weight `weight` (see
+    /// [`crate::primitive::bcr::tile_blocks`]); returns the loops created.
+    pub fn tile_blocks(
+        &mut self,
+        weight: &str,
+        rows: i64,
+        cols: Option<i64>,
+        remainder: Remainder,
+    ) -> Result<Vec<String>, ScheduleError> {
+        self.apply(Instruction::TileBlocks {
+            weight: weight.to_string(),
+            rows: Factor::Const(rows),
+            cols: cols.map(Factor::Const),
+            remainder,
+        })
+    }
+
+    /// Partitions the entries of BCR weight `weight` into disjoint row ranges under a
+    /// new outer loop (see [`crate::primitive::bcr::partition_block_rows`]); reports
+    /// the loop, the number of partitions and whether the loop was proven parallel.
+    pub fn partition_block_rows(&mut self, weight: &str) -> Result<Partition, ScheduleError> {
+        let names = self.apply(Instruction::PartitionBlockRows {
+            weight: weight.to_string(),
+        })?;
+        let loop_name = names.into_iter().next().unwrap_or_default();
+        let parallel = crate::loops::find_loop(&self.state.func.body, &loop_name)
+            .and_then(crate::loops::parts)
+            .is_some_and(|l| l.kind == ForKind::Parallel);
+        let partitions = self
+            .weights()
+            .get(&format!("{weight}_brow_ptr"))
+            .map(|t| t.len().saturating_sub(1))
+            .unwrap_or(0);
+        Ok(Partition {
+            loop_name,
+            partitions,
+            parallel,
+        })
     }
 
     /// Applies one instruction; returns the names of the loops it created. On error

@@ -2,6 +2,7 @@
 //! turns a function into a scheduled one. Serializable to JSON and replayable.
 
 use crate::error::ScheduleError;
+use crate::primitive::bcr::{ColumnOrder, RowOrder};
 use crate::primitive::loop_transformation::Remainder;
 use crate::schedule::Schedule;
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,41 @@ pub enum Factor {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Instruction {
+    /// [`crate::primitive::bcr::reorder_rows`].
+    ReorderRows {
+        /// The BCR weight (`W`, `W_ih`, ...).
+        weight: String,
+        /// The order of the groups.
+        order: RowOrder,
+    },
+    /// [`crate::primitive::bcr::reorder_columns`].
+    ReorderColumns {
+        /// The BCR weight.
+        weight: String,
+        /// How the permutation is chosen.
+        order: ColumnOrder,
+    },
+    /// [`crate::primitive::bcr::eliminate_redundant_loads`].
+    EliminateRedundantLoads {
+        /// The BCR weight.
+        weight: String,
+    },
+    /// [`crate::primitive::bcr::tile_blocks`].
+    TileBlocks {
+        /// The BCR weight.
+        weight: String,
+        /// Kept rows per inner kernel (may refer to a sample).
+        rows: Factor,
+        /// Output columns per inner kernel (`null`: the output-column loop is not split).
+        cols: Option<Factor>,
+        /// Remainder strategy (`guard` or `tail`).
+        remainder: Remainder,
+    },
+    /// [`crate::primitive::bcr::partition_block_rows`].
+    PartitionBlockRows {
+        /// The BCR weight.
+        weight: String,
+    },
     /// Samples `n` factors whose product is the (constant) extent of `loop_name`, the
     /// innermost at most `max_innermost`. `decision` holds the factors.
     SamplePerfectTile {

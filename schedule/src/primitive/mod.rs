@@ -1,6 +1,7 @@
 //! The primitives, one file per family (as TVM's schedule), and the dispatch of trace
 //! instructions to them.
 
+pub mod bcr;
 pub mod cache;
 pub mod compute_location;
 pub mod for_kind;
@@ -64,6 +65,33 @@ pub fn apply(
     earlier: &[Instruction],
 ) -> Result<Vec<String>, ScheduleError> {
     match inst {
+        Instruction::ReorderRows { weight, order } => bcr::reorder_rows(state, weight, *order),
+        Instruction::ReorderColumns { weight, order } => {
+            bcr::reorder_columns(state, weight, *order)
+        }
+        Instruction::EliminateRedundantLoads { weight } => {
+            bcr::eliminate_redundant_loads(state, weight)
+        }
+        Instruction::TileBlocks {
+            weight,
+            rows,
+            cols,
+            remainder,
+        } => {
+            let positive = |f: &Factor| -> Result<i64, ScheduleError> {
+                resolve(f, earlier, "tile_blocks", weight)?.ok_or_else(|| {
+                    ScheduleError::illegal(
+                        "tile_blocks",
+                        weight,
+                        "a tile size cannot be inferred (null)",
+                    )
+                })
+            };
+            let r = positive(rows)?;
+            let c = cols.as_ref().map(positive).transpose()?;
+            bcr::tile_blocks(state, weight, r, c, *remainder)
+        }
+        Instruction::PartitionBlockRows { weight } => bcr::partition_block_rows(state, weight),
         Instruction::SamplePerfectTile {
             loop_name,
             n,

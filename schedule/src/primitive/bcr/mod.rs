@@ -1,0 +1,528 @@
+//! The BCR primitives (issue 4, the point of GRIM): they know the flattened BCR arrays
+//! of a weight `W` (see [`tir::lower`]) and the block loop nest lowering builds over
+//! them, and transform both the *data* (index arrays and values, which may change
+//! shape) and the loops.
+//!
+//! | primitive | file | what it does |
+//! |---|---|---|
+//! | [`reorder_rows`] | `row_reorder.rs` | merges the blocks of a block column that keep the same columns into one *group* (row reordering) |
+//! | [`reorder_columns`] | `column_reorder.rs` | permutes the input's rows (the weight's columns) through a gather stage |
+//! | [`eliminate_redundant_loads`] | `lre.rs` | loads a group's input values once into a local buffer reused by every row |
+//! | [`tile_blocks`], [`partition_block_rows`] | `tiling.rs` | rows / output columns per inner kernel; an outer loop over disjoint row ranges that is proven parallel from the data |
+//!
+//! Every primitive takes the weight name (`W`, `W_ih`, `W_hh`), finds the block loop
+//! `for (b, 0, nb) { let r0 = W_row_ptr[b]; let c0 = W_col_ptr[b]; let v0 =
+//! W_val_ptr[b]; let nc = W_col_ptr[b + 1] - c0; ... }` (any prefix, e.g. `gi_b`), and
+//! checks the data of the six arrays (offsets start at 0, never decrease, end at the
+//! array lengths, values laid out block after block). A weight that is unknown, dense,
+//! or whose arrays or loops are not in that form is refused with an error naming it.
+//!
+//! A suggested order, which every combination in the tests follows or checks:
+//! `reorder_rows` -> `reorder_columns` -> `eliminate_redundant_loads` ->
+//! `partition_block_rows` -> `tile_blocks` -> generic loop primitives.
+
+mod column_reorder;
+mod lre;
+mod row_reorder;
+mod tiling;
+
+pub use column_reorder::{reorder_columns, ColumnOrder};
+pub use lre::eliminate_redundant_loads;
+pub use row_reorder::{reorder_rows, RowOrder};
+pub use tiling::{partition_block_rows, tile_blocks};
+
+use crate::error::ScheduleError;
+use crate::loops::parts;
+use crate::primitive::State;
+use std::collections::BTreeMap;
+use tir::visit::for_each_stmt;
+use tir::{DType, Expr, Function, ParamKind, Stmt, Tensor};
+
+/// Suffixes of the six flattened arrays of a BCR weight.
+pub const ARRAY_SUFFIXES: [&str; 6] = ["row_ptr", "rows", "col_ptr", "cols", "val_ptr", "val"];
+
+/// The flattened BCR arrays of one weight (see [`tir::lower`]); `nb = row_ptr.len() - 1`
+/// entries are groups of rows sharing one column set (blocks, before row reordering).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BcrData {
+    /// `[nb + 1]` offsets into `rows`.
+    pub row_ptr: Vec<i32>,
+    /// Global row (output position) of every kept row.
+    pub rows: Vec<i32>,
+    /// `[nb + 1]` offsets into `cols`.
+    pub col_ptr: Vec<i32>,
+    /// Global column of every kept column.
+    pub cols: Vec<i32>,
+    /// `[nb + 1]` offsets into `val`.
+    pub val_ptr: Vec<i32>,
+    /// Values, each entry's dense rows x cols sub-matrix row-major.
+    pub val: Vec<f32>,
+}
+
+impl BcrData {
+    /// Number of entries (blocks or groups).
+    pub fn len(&self) -> usize {
+        self.row_ptr.len().saturating_sub(1)
+    }
+
+    /// True when no entry is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Kept rows of entry `b`.
+    pub fn rows_of(&self, b: usize) -> &[i32] {
+        &self.rows[self.row_ptr[b] as usize..self.row_ptr[b + 1] as usize]
+    }
+
+    /// Kept columns of entry `b`.
+    pub fn cols_of(&self, b: usize) -> &[i32] {
+        &self.cols[self.col_ptr[b] as usize..self.col_ptr[b + 1] as usize]
+    }
+
+    /// Values of entry `b` (rows x cols, row-major).
+    pub fn vals_of(&self, b: usize) -> &[f32] {
+        &self.val[self.val_ptr[b] as usize..self.val_ptr[b + 1] as usize]
+    }
+
+    /// Builds arrays from entries `(rows, cols, values)`.
+    pub fn from_entries<'a>(
+        entries: impl IntoIterator<Item = (Vec<i32>, &'a [i32], Vec<f32>)>,
+    ) -> Result<BcrData, String> {
+        let mut d = BcrData {
+            row_ptr: vec![0],
+            rows: Vec::new(),
+            col_ptr: vec![0],
+            cols: Vec::new(),
+            val_ptr: vec![0],
+            val: Vec::new(),
+        };
+        let to_i32 = |n: usize| i32::try_from(n).map_err(|_| format!("{n} overflows i32"));
+        for (rows, cols, vals) in entries {
+            d.rows.extend_from_slice(&rows);
+            d.cols.extend_from_slice(cols);
+            d.val.extend_from_slice(&vals);
+            d.row_ptr.push(to_i32(d.rows.len())?);
+            d.col_ptr.push(to_i32(d.cols.len())?);
+            d.val_ptr.push(to_i32(d.val.len())?);
+        }
+        Ok(d)
+    }
+
+    /// Checks the invariants every primitive relies on.
+    fn validate(&self) -> Result<(), String> {
+        let nb = self.len();
+        if self.row_ptr.is_empty() {
+            return Err("row_ptr is empty (it needs nb + 1 entries)".into());
+        }
+        for (name, ptr, len) in [
+            ("row_ptr", &self.row_ptr, self.rows.len()),
+            ("col_ptr", &self.col_ptr, self.cols.len()),
+            ("val_ptr", &self.val_ptr, self.val.len()),
+        ] {
+            if ptr.len() != nb + 1 {
+                return Err(format!(
+                    "{name} has {} entries, expected {} like row_ptr",
+                    ptr.len(),
+                    nb + 1
+                ));
+            }
+            if ptr[0] != 0 || ptr.windows(2).any(|w| w[1] < w[0]) || ptr[nb] as usize != len {
+                return Err(format!(
+                    "{name} must start at 0, never decrease and end at {len}"
+                ));
+            }
+        }
+        for b in 0..nb {
+            let (r, c) = (self.rows_of(b).len(), self.cols_of(b).len());
+            let v = (self.val_ptr[b + 1] - self.val_ptr[b]) as usize;
+            if v != r * c {
+                return Err(format!(
+                    "entry {b} keeps {r} rows x {c} cols but has {v} values"
+                ));
+            }
+        }
+        if self.rows.iter().chain(&self.cols).any(|x| *x < 0) {
+            return Err("negative row or column index".into());
+        }
+        Ok(())
+    }
+
+    /// Largest number of kept columns of an entry (at least 1).
+    pub fn max_cols(&self) -> usize {
+        (0..self.len())
+            .map(|b| self.cols_of(b).len())
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+}
+
+/// The number of entries (blocks, or groups after [`reorder_rows`]) of weight `weight`
+/// in `weights`, or `None` when its `_row_ptr` array is missing.
+pub fn group_count(weights: &BTreeMap<String, Tensor>, weight: &str) -> Option<usize> {
+    weights
+        .get(&format!("{weight}_row_ptr"))
+        .map(|t| t.len().saturating_sub(1))
+}
+
+/// Reads and validates the six arrays of `weight`.
+pub(crate) fn read_data(
+    state: &State,
+    weight: &str,
+    p: &'static str,
+) -> Result<BcrData, ScheduleError> {
+    let err = |r: String| ScheduleError::illegal(p, weight, r);
+    let arr = |s: &str| format!("{weight}_{s}");
+    if state.func.param(&arr("row_ptr")).is_none() {
+        return Err(err(match state.func.param(weight) {
+            Some(_) => format!("weight `{weight}` is dense, not BCR (no `{weight}_row_ptr` array)"),
+            None => format!(
+                "unknown weight `{weight}`: the function has no BCR arrays `{weight}_row_ptr`, `{weight}_rows`, ..."
+            ),
+        }));
+    }
+    let ints = |s: &str| -> Result<Vec<i32>, ScheduleError> {
+        let n = arr(s);
+        match state.func.param(&n) {
+            Some(pm) if pm.kind == ParamKind::Weight && pm.dtype == DType::I32 => {}
+            _ => return Err(err(format!("`{n}` is not an i32 weight parameter"))),
+        }
+        state
+            .weights
+            .get(&n)
+            .and_then(|t| t.as_i32())
+            .map(<[i32]>::to_vec)
+            .ok_or_else(|| err(format!("no i32 data bound to `{n}`")))
+    };
+    let vn = arr("val");
+    let val = match state.func.param(&vn) {
+        Some(pm) if pm.kind == ParamKind::Weight && pm.dtype == DType::F32 => state
+            .weights
+            .get(&vn)
+            .and_then(|t| t.as_f32())
+            .map(<[f32]>::to_vec)
+            .ok_or_else(|| err(format!("no f32 data bound to `{vn}`")))?,
+        _ => return Err(err(format!("`{vn}` is not an f32 weight parameter"))),
+    };
+    let d = BcrData {
+        row_ptr: ints("row_ptr")?,
+        rows: ints("rows")?,
+        col_ptr: ints("col_ptr")?,
+        cols: ints("cols")?,
+        val_ptr: ints("val_ptr")?,
+        val,
+    };
+    d.validate()
+        .map_err(|r| err(format!("BCR arrays are malformed: {r}")))?;
+    Ok(d)
+}
+
+/// Binds `tensor` to weight parameter `name` (adding the parameter before the first
+/// output when it is new) and sets the parameter's shape to the tensor's.
+pub(crate) fn set_weight(state: &mut State, name: &str, tensor: Tensor) {
+    let dtype = tensor.dtype();
+    let shape = tensor.shape().to_vec();
+    match state.func.params.iter_mut().find(|p| p.name == name) {
+        Some(p) => p.shape = shape,
+        None => {
+            let at = state
+                .func
+                .params
+                .iter()
+                .position(|p| p.kind == ParamKind::Output)
+                .unwrap_or(state.func.params.len());
+            state
+                .func
+                .params
+                .insert(at, tir::Param::new(name, ParamKind::Weight, dtype, shape));
+        }
+    }
+    state.weights.insert(name.to_string(), tensor);
+}
+
+/// Writes the six arrays of `weight` back (shapes follow the data).
+pub(crate) fn write_data(
+    state: &mut State,
+    weight: &str,
+    d: &BcrData,
+    p: &'static str,
+) -> Result<(), ScheduleError> {
+    let err = |e: tir::tensor::ShapeMismatch| ScheduleError::illegal(p, weight, e.to_string());
+    for (s, v) in [
+        ("row_ptr", &d.row_ptr),
+        ("rows", &d.rows),
+        ("col_ptr", &d.col_ptr),
+        ("cols", &d.cols),
+        ("val_ptr", &d.val_ptr),
+    ] {
+        let t = Tensor::i32(vec![v.len()], v.clone()).map_err(err)?;
+        set_weight(state, &format!("{weight}_{s}"), t);
+    }
+    let t = Tensor::f32(vec![d.val.len()], d.val.clone()).map_err(err)?;
+    set_weight(state, &format!("{weight}_val"), t);
+    Ok(())
+}
+
+/// The block loop of a weight and the names its header binds.
+#[derive(Debug, Clone)]
+pub(crate) struct BlockLoop {
+    /// Loop variable (`b`, `gi_b`).
+    pub var: String,
+    /// Lower bound.
+    pub min: Expr,
+    /// Extent.
+    pub extent: Expr,
+    /// `r0`, `c0`, `v0`, `nc` variable names.
+    pub c0: String,
+    /// `nc` (kept columns of the entry).
+    pub nc: String,
+    /// The statement under the four header lets.
+    pub rest: Stmt,
+    /// The loop's whole body (the header lets and `rest`).
+    pub body: Stmt,
+}
+
+impl BlockLoop {
+    /// The prefix of the nest's names: `b` -> ``, `gi_b` -> `gi_`.
+    pub fn prefix(&self) -> &str {
+        self.var.strip_suffix('b').unwrap_or("")
+    }
+}
+
+fn is_load_of_var(e: &Expr, buffer: &str, var: &str) -> bool {
+    matches!(e, Expr::Load { buffer: b, indices } if b == buffer
+        && matches!(indices.as_slice(), [Expr::Var(v)] if v == var))
+}
+
+fn match_block_loop(s: &Stmt, weight: &str) -> Option<BlockLoop> {
+    let l = parts(s)?;
+    let arr = |x: &str| format!("{weight}_{x}");
+    let Stmt::Let {
+        value: v1,
+        body: b1,
+        ..
+    } = l.body
+    else {
+        return None;
+    };
+    if !is_load_of_var(v1, &arr("row_ptr"), l.var) {
+        return None;
+    }
+    let Stmt::Let {
+        var: c0,
+        value: v2,
+        body: b2,
+    } = &**b1
+    else {
+        return None;
+    };
+    let Stmt::Let {
+        value: v3,
+        body: b3,
+        ..
+    } = &**b2
+    else {
+        return None;
+    };
+    let Stmt::Let {
+        var: nc,
+        body: rest,
+        ..
+    } = &**b3
+    else {
+        return None;
+    };
+    if !is_load_of_var(v2, &arr("col_ptr"), l.var) || !is_load_of_var(v3, &arr("val_ptr"), l.var) {
+        return None;
+    }
+    Some(BlockLoop {
+        var: l.var.to_string(),
+        min: l.min.clone(),
+        extent: l.extent.clone(),
+        c0: c0.clone(),
+        nc: nc.clone(),
+        rest: (**rest).clone(),
+        body: l.body.clone(),
+    })
+}
+
+/// Finds the block loop of `weight` (after checking its data with [`read_data`]).
+pub(crate) fn find_block_loop(
+    func: &Function,
+    weight: &str,
+    p: &'static str,
+) -> Result<BlockLoop, ScheduleError> {
+    let mut found: Vec<BlockLoop> = Vec::new();
+    for_each_stmt(&func.body, &mut |s| {
+        if let Some(b) = match_block_loop(s, weight) {
+            found.push(b);
+        }
+    });
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 if !lets_loading(&func.body, &format!("{weight}_row_ptr")).is_empty() => {
+            Err(ScheduleError::illegal(
+                p,
+                weight,
+                format!(
+                    "the block loop of `{weight}` was split or restructured: the header \
+                     `let r0 = {weight}_row_ptr[b]` no longer sits directly in a loop over `b`; \
+                     apply BCR primitives before splitting the block loop"
+                ),
+            ))
+        }
+        0 => Err(ScheduleError::illegal(
+            p,
+            weight,
+            format!(
+                "function is not in BCR form: no block loop over `{weight}` \
+                 (expected `for (b, ...) {{ let r0 = {weight}_row_ptr[b]; let c0 = {weight}_col_ptr[b]; \
+                 let v0 = {weight}_val_ptr[b]; let nc = ...; ...`)"
+            ),
+        )),
+        n => Err(ScheduleError::illegal(
+            p,
+            weight,
+            format!("{n} block loops over `{weight}`; expected exactly one"),
+        )),
+    }
+}
+
+/// Rebuilds the block loop of `weight` (found by [`find_block_loop`]) as `f(loop)`.
+pub(crate) fn replace_block_loop(
+    func: &mut Function,
+    bl: &BlockLoop,
+    p: &'static str,
+    f: impl FnOnce(&Stmt) -> Result<Stmt, ScheduleError>,
+) -> Result<(), ScheduleError> {
+    let mut f = Some(f);
+    func.body = crate::loops::replace_loop(&func.body, &bl.var, p, &mut |s| match f.take() {
+        Some(f) => f(s),
+        None => Ok(s.clone()),
+    })?;
+    Ok(())
+}
+
+/// Rebuilds the block loop's header lets around a new `rest`.
+pub(crate) fn with_rest(block_loop: &Stmt, rest: Stmt) -> Stmt {
+    fn go(s: &Stmt, depth: usize, rest: Stmt) -> Stmt {
+        match s {
+            Stmt::Let { var, value, body } if depth > 0 => {
+                Stmt::let_(var.clone(), value.clone(), go(body, depth - 1, rest))
+            }
+            _ => rest,
+        }
+    }
+    match block_loop {
+        Stmt::For {
+            var,
+            min,
+            extent,
+            kind,
+            body,
+        } => Stmt::for_(
+            var.clone(),
+            min.clone(),
+            extent.clone(),
+            *kind,
+            go(body, 4, rest),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Applies `f` bottom-up to every expression of `e`.
+pub(crate) fn map_expr(e: &Expr, f: &mut dyn FnMut(Expr) -> Expr) -> Expr {
+    let out = match e {
+        Expr::Int(_) | Expr::Float(_) | Expr::Bool(_) | Expr::Var(_) => e.clone(),
+        Expr::Binary(op, a, b) => Expr::binary(*op, map_expr(a, f), map_expr(b, f)),
+        Expr::Unary(op, a) => Expr::Unary(*op, Box::new(map_expr(a, f))),
+        Expr::Select(c, a, b) => Expr::select(map_expr(c, f), map_expr(a, f), map_expr(b, f)),
+        Expr::Cast(t, a) => Expr::cast(*t, map_expr(a, f)),
+        Expr::Load { buffer, indices } => Expr::Load {
+            buffer: buffer.clone(),
+            indices: indices.iter().map(|i| map_expr(i, f)).collect(),
+        },
+        Expr::Call(c, args) => Expr::Call(*c, args.iter().map(|a| map_expr(a, f)).collect()),
+    };
+    f(out)
+}
+
+/// Applies [`map_expr`] with `f` to every expression held anywhere in `s`.
+pub(crate) fn map_stmt_exprs(s: &Stmt, f: &mut dyn FnMut(Expr) -> Expr) -> Stmt {
+    match s {
+        Stmt::For {
+            var,
+            min,
+            extent,
+            kind,
+            body,
+        } => Stmt::for_(
+            var.clone(),
+            map_expr(min, f),
+            map_expr(extent, f),
+            *kind,
+            map_stmt_exprs(body, f),
+        ),
+        Stmt::Seq(items) => Stmt::Seq(items.iter().map(|i| map_stmt_exprs(i, f)).collect()),
+        Stmt::Let { var, value, body } => {
+            Stmt::let_(var.clone(), map_expr(value, f), map_stmt_exprs(body, f))
+        }
+        Stmt::If {
+            cond,
+            then,
+            otherwise,
+        } => Stmt::If {
+            cond: map_expr(cond, f),
+            then: Box::new(map_stmt_exprs(then, f)),
+            otherwise: otherwise.as_ref().map(|o| Box::new(map_stmt_exprs(o, f))),
+        },
+        Stmt::Store {
+            buffer,
+            indices,
+            value,
+        } => Stmt::Store {
+            buffer: buffer.clone(),
+            indices: indices.iter().map(|i| map_expr(i, f)).collect(),
+            value: map_expr(value, f),
+        },
+        Stmt::Allocate {
+            name,
+            dtype,
+            shape,
+            scope,
+            body,
+        } => Stmt::Allocate {
+            name: name.clone(),
+            dtype: *dtype,
+            shape: shape.clone(),
+            scope: *scope,
+            body: Box::new(map_stmt_exprs(body, f)),
+        },
+    }
+}
+
+/// Names of the buffers allocated inside `s`.
+pub(crate) fn allocated_in(s: &Stmt) -> Vec<String> {
+    let mut out = Vec::new();
+    for_each_stmt(s, &mut |st| {
+        if let Stmt::Allocate { name, .. } = st {
+            out.push(name.clone());
+        }
+    });
+    out
+}
+
+/// Variables bound by a `let` whose value loads from `buffer`, with the let statement.
+pub(crate) fn lets_loading<'s>(s: &'s Stmt, buffer: &str) -> Vec<&'s Stmt> {
+    let mut out = Vec::new();
+    for_each_stmt(s, &mut |st| {
+        if let Stmt::Let { value, .. } = st {
+            if matches!(value, Expr::Load { buffer: b, .. } if b == buffer) {
+                out.push(st);
+            }
+        }
+    });
+    out
+}
