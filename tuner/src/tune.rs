@@ -384,7 +384,10 @@ pub fn tune(
                 candidate_no += 1;
                 let mut func = s.func().clone();
                 if let Some(fi) = &opts.faults {
-                    if fi.every > 0 && candidate_no.is_multiple_of(fi.every) && !fi.faults.is_empty() {
+                    if fi.every > 0
+                        && candidate_no.is_multiple_of(fi.every)
+                        && !fi.faults.is_empty()
+                    {
                         let fault = fi.faults[(candidate_no / fi.every - 1) % fi.faults.len()];
                         inject(&mut func, fault);
                     }

@@ -87,6 +87,11 @@ pub fn corpus() -> Vec<Case> {
         Workload::from_spec_str("bcr-gru:hidden=16,input=12,batch=4,block=8x4,sparsity=0.6,seed=5")
             .unwrap();
     out.push(case("bcr-gru default", &gru, |_| Ok(())));
+    out.push(case("bcr-gru row reordering + LRE", &gru, |s| {
+        s.reorder_rows("W_ih", schedule::RowOrder::RowCount)?;
+        s.eliminate_redundant_loads("W_ih")?;
+        s.eliminate_redundant_loads("W_hh").map(|_| ())
+    }));
     out.push(case("bcr-gru vectorize batch", &gru, |s| {
         s.vectorize("gi_n")?;
         s.vectorize("gh_n")?;
