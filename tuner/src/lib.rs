@@ -19,8 +19,10 @@ pub mod commands;
 pub mod cost_model;
 pub mod features;
 pub mod measure;
+pub mod plot;
 pub mod space;
 pub mod space_bcr;
 pub mod tune;
+pub mod tune_cmd;
 
 pub use commands::{check_ir, show, CliError};

@@ -23,6 +23,43 @@ enum Command {
         #[arg(long)]
         no_ir: bool,
     },
+    /// Tunes workloads on a device: searches schedules, checks every candidate against
+    /// the interpreter, records results, prints default vs best vs dense.
+    Tune {
+        /// Workload spec, or a file with one spec per line.
+        #[arg(long)]
+        workload: String,
+        /// Target: `host` or `aarch64-neon:MCPU`.
+        #[arg(long, default_value = "host")]
+        target: String,
+        /// Device: `local`, `qemu[:CPU]` or `adb:SERIAL`.
+        #[arg(long, default_value = "local")]
+        device: String,
+        /// Candidates to measure per workload (the default schedule included).
+        #[arg(long, default_value_t = 32)]
+        trials: usize,
+        /// Search strategy.
+        #[arg(long, value_enum, default_value = "evolutionary")]
+        strategy: tuner::tune::Strategy,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Per-build timeout, seconds.
+        #[arg(long, default_value_t = 120)]
+        build_timeout: u64,
+        /// Per-run timeout, seconds.
+        #[arg(long, default_value_t = 30)]
+        run_timeout: u64,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Do not tune the dense version for comparison.
+        #[arg(long)]
+        no_dense: bool,
+        /// Write the tuning curve (best so far vs trial) to an SVG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
     /// Parses and verifies a tir text file.
     CheckIr {
         /// The `.tir` file.
@@ -64,9 +101,88 @@ enum Command {
     },
 }
 
+struct TuneCli {
+    workload: String,
+    target: String,
+    device: String,
+    trials: usize,
+    strategy: tuner::tune::Strategy,
+    seed: u64,
+    build_timeout: u64,
+    run_timeout: u64,
+    json: bool,
+    no_dense: bool,
+    plot: Option<PathBuf>,
+}
+
+fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
+    use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let other = tuner::CliError::Other;
+    let args = tuner::tune_cmd::TuneArgs {
+        workloads: tuner::tune_cmd::workloads_from_arg(&c.workload).map_err(other)?,
+        target: c.target,
+        device: c.device.parse().map_err(other)?,
+        trials: c.trials.max(1),
+        strategy: c.strategy,
+        seed: c.seed,
+        build_timeout: std::time::Duration::from_secs(c.build_timeout.max(1)),
+        run_timeout: std::time::Duration::from_secs(c.run_timeout.max(1)),
+        json: c.json,
+        progress: std::io::stderr().is_terminal() && !c.json,
+        no_dense: c.no_dense,
+        plot: c.plot,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("grim-tune: stopping after the current candidate (Ctrl-C again to abort)");
+    });
+    let mut store_for = |_w: &tir::workload::Workload, _r: &dyn tuner::measure::Runner| {
+        Ok(Box::new(tuner::tune::MemoryStore::default()) as Box<dyn tuner::tune::Store>)
+    };
+    let sums = tuner::tune_cmd::run(&args, &mut store_for, &stop).map_err(other)?;
+    if args.json {
+        serde_json::to_string_pretty(&sums)
+            .map(|s| s + "\n")
+            .map_err(|e| tuner::CliError::Other(e.to_string()))
+    } else {
+        Ok(tuner::tune_cmd::table(&sums))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Tune {
+            workload,
+            target,
+            device,
+            trials,
+            strategy,
+            seed,
+            build_timeout,
+            run_timeout,
+            json,
+            no_dense,
+            plot,
+        } => tune_command(TuneCli {
+            workload,
+            target,
+            device,
+            trials,
+            strategy,
+            seed,
+            build_timeout,
+            run_timeout,
+            json,
+            no_dense,
+            plot,
+        }),
         Command::Show { spec, no_ir } => tuner::show(&spec, !no_ir),
         Command::CheckIr { file } => tuner::check_ir(&file),
         Command::Build {

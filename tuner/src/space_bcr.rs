@@ -1,10 +1,104 @@
-//! BCR knobs of the search space (row/column reordering, load-redundancy
-//! elimination, block-row partitioning, rows per inner kernel).
+//! BCR knobs of the search space: the GRIM optimizations as choices. They come first
+//! in the knob list, in the order the BCR primitives compose (row reordering, column
+//! reordering, load-redundancy elimination, block-row partitioning, block tiling).
 
-use crate::space::Knob;
+use crate::space::{Choice, Knob};
+use schedule::{ColumnOrder, Factor, Instruction, Remainder, RowOrder};
 
-/// The knobs for BCR weight `weight`. (Filled in once the BCR schedule primitives are
-/// available.)
-pub fn bcr_knobs(_weight: &str) -> Vec<Knob> {
-    Vec::new()
+fn choice(label: String, instructions: Vec<Instruction>) -> Choice {
+    Choice {
+        label,
+        instructions,
+    }
+}
+
+fn as_is() -> Choice {
+    choice("as is".into(), Vec::new())
+}
+
+/// The knobs for BCR weight `weight`.
+pub fn bcr_knobs(weight: &str) -> Vec<Knob> {
+    let w = weight.to_string();
+    vec![
+        Knob {
+            name: format!("row reordering {w}"),
+            choices: vec![
+                as_is(),
+                choice(
+                    format!("reorder rows of {w} by block column"),
+                    vec![Instruction::ReorderRows {
+                        weight: w.clone(),
+                        order: RowOrder::BlockColumn,
+                    }],
+                ),
+                choice(
+                    format!("reorder rows of {w} by row count"),
+                    vec![Instruction::ReorderRows {
+                        weight: w.clone(),
+                        order: RowOrder::RowCount,
+                    }],
+                ),
+            ],
+        },
+        Knob {
+            name: format!("column reordering {w}"),
+            choices: vec![
+                as_is(),
+                choice(
+                    format!("reorder columns of {w} by first use"),
+                    vec![Instruction::ReorderColumns {
+                        weight: w.clone(),
+                        order: ColumnOrder::FirstUse,
+                    }],
+                ),
+                choice(
+                    format!("reorder columns of {w} by use count"),
+                    vec![Instruction::ReorderColumns {
+                        weight: w.clone(),
+                        order: ColumnOrder::UseCount,
+                    }],
+                ),
+            ],
+        },
+        Knob {
+            name: format!("load-redundancy elimination {w}"),
+            choices: vec![
+                as_is(),
+                choice(
+                    format!("eliminate redundant loads of {w}"),
+                    vec![Instruction::EliminateRedundantLoads { weight: w.clone() }],
+                ),
+            ],
+        },
+        Knob {
+            name: format!("block-row partition {w}"),
+            choices: vec![
+                as_is(),
+                choice(
+                    format!("partition {w} by block rows (parallel)"),
+                    vec![Instruction::PartitionBlockRows { weight: w.clone() }],
+                ),
+            ],
+        },
+        Knob {
+            name: format!("rows per kernel {w}"),
+            choices: [2i64, 4]
+                .into_iter()
+                .map(|r| {
+                    choice(
+                        format!("{r} rows of {w} per kernel"),
+                        vec![Instruction::TileBlocks {
+                            weight: w.clone(),
+                            rows: Factor::Const(r),
+                            cols: None,
+                            remainder: Remainder::Tail,
+                        }],
+                    )
+                })
+                .fold(vec![as_is()], |mut v, c| {
+                    v.push(c);
+                    v
+                }),
+        },
+    ]
 }

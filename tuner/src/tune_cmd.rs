@@ -1,0 +1,355 @@
+//! `grim-tune tune`: the main job. Tunes a workload on a device, records every result,
+//! and prints the default time, the best time, the speedup, and the speedup over the
+//! dense version of the same layer (tuned with a quarter of the budget).
+
+use crate::measure::{Limits, LocalRunner, QemuRunner, Runner};
+use crate::tune::{
+    tune, MemoryStore, Progress, Store, Strategy, Trial, TuneError, TuneOptions, TuneReport,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tir::spec::WorkloadSpec;
+use tir::workload::Workload;
+
+/// Where candidates run, as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceArg {
+    /// This machine.
+    Local,
+    /// qemu-aarch64 with a CPU model.
+    Qemu(String),
+    /// An adb device by serial.
+    Adb(String),
+}
+
+impl std::str::FromStr for DeviceArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(DeviceArg::Local),
+            "qemu" => Ok(DeviceArg::Qemu("cortex-a76".into())),
+            _ => {
+                if let Some(cpu) = s.strip_prefix("qemu:") {
+                    if !cpu.is_empty() {
+                        return Ok(DeviceArg::Qemu(cpu.into()));
+                    }
+                }
+                if let Some(serial) = s.strip_prefix("adb:") {
+                    if !serial.is_empty() {
+                        return Ok(DeviceArg::Adb(serial.into()));
+                    }
+                }
+                Err(format!(
+                    "unknown device `{s}`, expected local, qemu[:CPU] or adb:SERIAL"
+                ))
+            }
+        }
+    }
+}
+
+/// Everything `grim-tune tune` takes.
+#[derive(Debug, Clone)]
+pub struct TuneArgs {
+    /// Workload specs (one, or the lines of a file).
+    pub workloads: Vec<String>,
+    /// Target string (`host`, `aarch64-neon:MCPU`).
+    pub target: String,
+    /// Device.
+    pub device: DeviceArg,
+    /// Trials per workload.
+    pub trials: usize,
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Seed.
+    pub seed: u64,
+    /// Build timeout.
+    pub build_timeout: Duration,
+    /// Run timeout.
+    pub run_timeout: Duration,
+    /// Print JSON instead of the table.
+    pub json: bool,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Skip tuning the dense version.
+    pub no_dense: bool,
+    /// Tuning-curve plot output.
+    pub plot: Option<PathBuf>,
+}
+
+/// Resolves `--workload SPEC|FILE`: a file holds one spec per line (`#` comments).
+pub fn workloads_from_arg(arg: &str) -> Result<Vec<String>, String> {
+    let p = std::path::Path::new(arg);
+    if !arg.contains(':') && p.exists() {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{arg}: {e}"))?;
+        let mut specs = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let spec = line.split('#').next().unwrap_or("").trim();
+            if spec.is_empty() {
+                continue;
+            }
+            spec.parse::<WorkloadSpec>()
+                .map_err(|e| format!("{arg}:{}: {e}", i + 1))?;
+            specs.push(spec.to_string());
+        }
+        if specs.is_empty() {
+            return Err(format!("{arg}: no workload specs in the file"));
+        }
+        return Ok(specs);
+    }
+    Ok(vec![arg.to_string()])
+}
+
+fn runner(args: &TuneArgs) -> Result<Box<dyn Runner>, String> {
+    let mut limits = Limits {
+        build_timeout: args.build_timeout,
+        run_timeout: args.run_timeout,
+        ..Limits::default()
+    };
+    limits.protocol.timeout = args.run_timeout;
+    let target: codegen::Target = args
+        .target
+        .parse()
+        .map_err(|e: codegen::target::TargetParseError| e.to_string())?;
+    match (&args.device, &target) {
+        (DeviceArg::Local, codegen::Target::Host) => Ok(Box::new(LocalRunner::new(limits))),
+        (DeviceArg::Local, t) => Err(format!(
+            "target {t} cannot run on this machine ({}); use --device qemu or --target host",
+            std::env::consts::ARCH
+        )),
+        (DeviceArg::Qemu(cpu), codegen::Target::Aarch64Neon { mcpu }) => Ok(Box::new(QemuRunner::new(mcpu, cpu, limits))),
+        (DeviceArg::Qemu(_), t) => Err(format!("--device qemu runs aarch64 code; use --target aarch64-neon:MCPU (not {t})")),
+        (DeviceArg::Adb(serial), _) => Err(format!(
+            "adb device `{serial}`: the adb runner is not implemented yet; use --device local or qemu"
+        )),
+    }
+}
+
+struct Bar {
+    bar: ProgressBar,
+    instructions: bool,
+}
+
+impl Progress for Bar {
+    fn trial(&self, _t: &Trial, done: usize, _total: usize, best: Option<f64>, errors: usize) {
+        self.bar.set_position(done as u64);
+        let best = match best {
+            Some(b) if self.instructions => format!("{b:.0} insns"),
+            Some(b) => format!("{:.2} us", b * 1e6),
+            None => "-".into(),
+        };
+        self.bar
+            .set_message(format!("best {best}, {errors} errors"));
+    }
+}
+
+/// One workload's summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Canonical spec.
+    pub workload: String,
+    /// Runner.
+    pub device: String,
+    /// Target.
+    pub target: String,
+    /// Unit of the costs (`seconds` or `instructions`).
+    pub unit: String,
+    /// Trials measured now.
+    pub trials: usize,
+    /// Already-measured candidates skipped.
+    pub skipped: usize,
+    /// Failed trials.
+    pub errors: usize,
+    /// Cost of the default schedule.
+    pub default_cost: Option<f64>,
+    /// Best cost.
+    pub best_cost: Option<f64>,
+    /// default / best.
+    pub speedup: Option<f64>,
+    /// Best cost of the dense version, when tuned.
+    pub dense_cost: Option<f64>,
+    /// dense / best.
+    pub speedup_over_dense: Option<f64>,
+    /// Description of the best schedule.
+    pub best_schedule: String,
+    /// Its trace JSON.
+    pub best_trace: String,
+    /// Best cost after each trial (the tuning curve).
+    pub curve: Vec<Option<f64>>,
+    /// True when interrupted.
+    pub interrupted: bool,
+}
+
+fn dense_spec(spec: &WorkloadSpec) -> Option<WorkloadSpec> {
+    let mut d = spec.clone();
+    match &mut d {
+        WorkloadSpec::Fc(s) => s.sparse.take()?,
+        WorkloadSpec::Conv2d(s) => s.sparse.take()?,
+        WorkloadSpec::Rnn(s) => s.sparse.take()?,
+        _ => return None,
+    };
+    Some(d)
+}
+
+fn summarize(r: &TuneReport, unit: &str, dense: Option<f64>) -> Summary {
+    let best = r.best();
+    let default_cost = r.default_trial().and_then(|t| t.cost());
+    let best_cost = best.and_then(|t| t.cost());
+    let mut curve = Vec::new();
+    let mut cur: Option<f64> = None;
+    for t in &r.trials {
+        if let Some(c) = t.cost() {
+            cur = Some(cur.map_or(c, |x: f64| x.min(c)));
+        }
+        curve.push(cur);
+    }
+    Summary {
+        workload: r.workload.clone(),
+        device: r.runner.clone(),
+        target: r.target.clone(),
+        unit: unit.into(),
+        trials: r.trials.len(),
+        skipped: r.skipped_already_measured,
+        errors: r.errors.values().sum(),
+        default_cost,
+        best_cost,
+        speedup: default_cost.zip(best_cost).map(|(d, b)| d / b),
+        dense_cost: dense,
+        speedup_over_dense: dense.zip(best_cost).map(|(d, b)| d / b),
+        best_schedule: best.map(|t| t.description.clone()).unwrap_or_default(),
+        best_trace: best.map(|t| t.trace.to_json()).unwrap_or_default(),
+        curve,
+        interrupted: r.interrupted,
+    }
+}
+
+fn fmt_cost(c: Option<f64>, unit: &str) -> String {
+    match c {
+        None => "-".into(),
+        Some(v) if unit == "instructions" => format!("{v:.0} insns"),
+        Some(v) => format!("{:.2} us", v * 1e6),
+    }
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    r.map(|v| format!("{v:.2}x")).unwrap_or_else(|| "-".into())
+}
+
+/// Renders summaries as the result table.
+pub fn table(sums: &[Summary]) -> String {
+    let mut s = String::new();
+    s.push_str("| workload | device | trials | errors | default | best | speedup | dense (tuned) | speedup over dense |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    for x in sums {
+        s.push_str(&format!(
+            "| {} | {} | {}{} | {} | {} | {} | {} | {} | {} |\n",
+            x.workload,
+            x.device,
+            x.trials,
+            if x.skipped > 0 {
+                format!(" (+{} done before)", x.skipped)
+            } else {
+                String::new()
+            },
+            x.errors,
+            fmt_cost(x.default_cost, &x.unit),
+            fmt_cost(x.best_cost, &x.unit),
+            fmt_ratio(x.speedup),
+            fmt_cost(x.dense_cost, &x.unit),
+            fmt_ratio(x.speedup_over_dense),
+        ));
+    }
+    for x in sums {
+        s.push_str(&format!(
+            "\nbest schedule for {}: {}\n",
+            x.workload, x.best_schedule
+        ));
+        if x.interrupted {
+            s.push_str("(interrupted: results so far are recorded)\n");
+        }
+    }
+    s
+}
+
+/// Runs `grim-tune tune` for every workload, recording into `store_for(spec)`.
+pub fn run(
+    args: &TuneArgs,
+    store_for: &mut dyn FnMut(&Workload, &dyn Runner) -> Result<Box<dyn Store>, String>,
+    stop: &AtomicBool,
+) -> Result<Vec<Summary>, String> {
+    let runner = runner(args)?;
+    let unit = if matches!(args.device, DeviceArg::Qemu(_)) {
+        "instructions"
+    } else {
+        "seconds"
+    };
+    let mut sums = Vec::new();
+    for spec in &args.workloads {
+        let w = Workload::from_spec_str(spec).map_err(|e| e.to_string())?;
+        let opts = TuneOptions {
+            trials: args.trials,
+            strategy: args.strategy,
+            seed: args.seed,
+            ..TuneOptions::default()
+        };
+        let bar = ProgressBar::new(args.trials as u64);
+        if !args.progress {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(w.spec.to_string());
+        let progress = Bar {
+            bar: bar.clone(),
+            instructions: unit == "instructions",
+        };
+        let mut store = store_for(&w, runner.as_ref())?;
+        let report = match tune(&w, runner.as_ref(), store.as_mut(), &opts, &progress, stop) {
+            Ok(r) => r,
+            Err(TuneError::AllFailed { summary, .. }) => {
+                bar.finish_and_clear();
+                return Err(format!("{}: every candidate failed: {summary}", w.spec));
+            }
+            Err(e) => {
+                bar.finish_and_clear();
+                return Err(format!("{}: {e}", w.spec));
+            }
+        };
+        bar.finish_and_clear();
+        let dense = if args.no_dense {
+            None
+        } else {
+            match dense_spec(&w.spec) {
+                None => None,
+                Some(d) => {
+                    let dw = Workload::new(d).map_err(|e| e.to_string())?;
+                    let dopts = TuneOptions {
+                        trials: (args.trials / 4).max(4),
+                        ..opts.clone()
+                    };
+                    let mut mem = MemoryStore::default();
+                    tune(
+                        &dw,
+                        runner.as_ref(),
+                        &mut mem,
+                        &dopts,
+                        &crate::tune::NoProgress,
+                        stop,
+                    )
+                    .ok()
+                    .and_then(|r| r.best().and_then(|t| t.cost()))
+                }
+            }
+        };
+        sums.push(summarize(&report, unit, dense));
+    }
+    if let Some(path) = &args.plot {
+        crate::plot::tuning_curve(&sums, path)?;
+    }
+    Ok(sums)
+}
