@@ -273,10 +273,13 @@ pub fn table(sums: &[Summary]) -> String {
     s
 }
 
+/// Opens the store that records a workload's results on a runner.
+pub type StoreFactory<'a> = dyn FnMut(&Workload, &dyn Runner) -> Result<Box<dyn Store>, String> + 'a;
+
 /// Runs `grim-tune tune` for every workload, recording into `store_for(spec)`.
 pub fn run(
     args: &TuneArgs,
-    store_for: &mut dyn FnMut(&Workload, &dyn Runner) -> Result<Box<dyn Store>, String>,
+    store_for: &mut StoreFactory<'_>,
     stop: &AtomicBool,
 ) -> Result<Vec<Summary>, String> {
     let runner = runner(args)?;
