@@ -45,8 +45,9 @@
 //!   thread-bound loops (a barrier there would be in divergent code);
 //! - outside thread-bound loops, `barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)`
 //!   separates consecutive statements that contain thread-bound loops, and ends every
-//!   iteration of a serial loop whose body contains one (conservative: correct, and
-//!   costs a barrier where none may be needed);
+//!   iteration of a serial loop whose body contains one, unless every element such an
+//!   iteration stores is owned by one work-item (see `iteration_barrier_needed`: the
+//!   BCR and conv schedules of the tests need none);
 //! - a store to a global buffer must be inside loops bound to every axis its kernel
 //!   uses (otherwise every work-item would run it), a store to a shared buffer inside
 //!   loops bound to every thread axis;
@@ -58,7 +59,7 @@
 use crate::c_emit::float_lit;
 use crate::error::CodegenError;
 use crate::target::Target;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use tir::verify::{type_of, BufferInfo, TypeEnv};
 use tir::visit::{expr_uses_var, substitute_expr};
@@ -753,7 +754,9 @@ impl Emitter {
         self.indent += 1;
         self.env.push_var(v.to_string(), ScalarType::Int);
         self.loops.push((v.to_string(), kind));
-        let needs_barrier = self.thread_depth() == 0 && contains_binding(body, true);
+        let needs_barrier = self.thread_depth() == 0
+            && contains_binding(body, true)
+            && self.iteration_barrier_needed(body);
         let r = self.stmt(body);
         if needs_barrier && r.is_ok() {
             self.barrier();
@@ -769,6 +772,166 @@ impl Emitter {
         self.indent -= 1;
         self.line("}");
         Ok(())
+    }
+
+    /// Must the work-items of a group wait for each other at the end of every
+    /// iteration of a serial loop (outside thread-bound loops) with this body?
+    ///
+    /// Not when every iteration's accesses are owned by one work-item: each store to a
+    /// global buffer has, for every thread-bound variable `t` around it, an index
+    /// position `a·t + Σ bⱼ·uⱼ + c` where the `uⱼ` are loops inside `t`'s loop with
+    /// constant extents spanning less than one step of `t` (`Σ |bⱼ|·(Eⱼ-1) < |a|`)
+    /// and `c` mentions only block-bound variables; and every load of a buffer stored
+    /// in the body is inside a thread-bound loop and uses the exact indices of such a
+    /// store. Then no two work-items ever touch the same element of a stored buffer,
+    /// in any iteration. Shared stores and allocations always need the barrier.
+    fn iteration_barrier_needed(&self, body: &Stmt) -> bool {
+        struct Walk<'a> {
+            em: &'a Emitter,
+            blocks: BTreeSet<String>,
+            /// Loops inside the body: (var, constant extent, thread-bound).
+            loops: Vec<(String, Option<i64>, bool)>,
+            private: Vec<String>,
+            stores: Vec<(String, Vec<Expr>)>,
+            loads: Vec<(String, Vec<Expr>, bool)>,
+            need: bool,
+        }
+        impl Walk<'_> {
+            fn in_thread(&self) -> bool {
+                self.loops.iter().any(|l| l.2)
+            }
+            fn loads_of(&mut self, e: &Expr) {
+                let inside = self.in_thread();
+                let mut found = Vec::new();
+                tir::visit::for_each_load(e, &mut |b, idx| {
+                    found.push((b.to_string(), idx.to_vec()))
+                });
+                for (b, idx) in found {
+                    self.loads.push((b, idx, inside));
+                }
+            }
+            fn owned(&self, indices: &[Expr]) -> bool {
+                self.loops
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| l.2)
+                    .all(|(ti, (t, _, _))| {
+                        indices.iter().any(|e| {
+                            let Some(terms) = affine(e) else {
+                                return false;
+                            };
+                            let Some(a) = terms.get(t).copied().filter(|a| *a != 0) else {
+                                return false;
+                            };
+                            let mut span = 0i64;
+                            for (u, b) in &terms {
+                                if u == t || self.blocks.contains(u) {
+                                    continue;
+                                }
+                                let inner = self.loops[ti + 1..]
+                                    .iter()
+                                    .find(|l| &l.0 == u)
+                                    .and_then(|l| l.1.filter(|_| !l.2));
+                                match inner {
+                                    Some(ext) if ext >= 1 => {
+                                        span = span.saturating_add(
+                                            b.saturating_abs().saturating_mul(ext - 1),
+                                        )
+                                    }
+                                    _ => return false,
+                                }
+                            }
+                            span < a.saturating_abs()
+                        })
+                    })
+            }
+            fn stmt(&mut self, s: &Stmt) {
+                match s {
+                    Stmt::Seq(items) => items.iter().for_each(|i| self.stmt(i)),
+                    Stmt::Let { value, body, .. } => {
+                        self.loads_of(value);
+                        self.stmt(body);
+                    }
+                    Stmt::If {
+                        cond,
+                        then,
+                        otherwise,
+                    } => {
+                        self.loads_of(cond);
+                        self.stmt(then);
+                        if let Some(o) = otherwise {
+                            self.stmt(o);
+                        }
+                    }
+                    Stmt::For {
+                        var,
+                        min,
+                        extent,
+                        kind,
+                        body,
+                    } => {
+                        self.loads_of(min);
+                        self.loads_of(extent);
+                        let thread = matches!(axis_of(*kind), Some((false, _)));
+                        self.loops.push((var.clone(), const_int(extent), thread));
+                        self.stmt(body);
+                        self.loops.pop();
+                    }
+                    Stmt::Allocate {
+                        name, scope, body, ..
+                    } => {
+                        if *scope == MemScope::Shared {
+                            self.need = true;
+                        }
+                        self.private.push(name.clone());
+                        self.stmt(body);
+                        self.private.pop();
+                    }
+                    Stmt::Store {
+                        buffer,
+                        indices,
+                        value,
+                    } => {
+                        indices.iter().for_each(|i| self.loads_of(i));
+                        self.loads_of(value);
+                        if self.private.contains(buffer) {
+                            return;
+                        }
+                        match self.em.shape(buffer).map(|b| b.space) {
+                            Ok(Space::Private) => return,
+                            Ok(Space::Global) => {}
+                            _ => self.need = true,
+                        }
+                        if !self.in_thread() || !self.owned(indices) {
+                            self.need = true;
+                        }
+                        self.stores.push((buffer.clone(), indices.clone()));
+                    }
+                }
+            }
+        }
+        let mut w = Walk {
+            em: self,
+            blocks: self
+                .loops
+                .iter()
+                .filter(|(_, k)| matches!(axis_of(*k), Some((true, _))))
+                .map(|(n, _)| n.clone())
+                .collect(),
+            loops: Vec::new(),
+            private: Vec::new(),
+            stores: Vec::new(),
+            loads: Vec::new(),
+            need: false,
+        };
+        w.stmt(body);
+        if w.need {
+            return true;
+        }
+        w.loads.iter().any(|(b, idx, inside)| {
+            w.stores.iter().any(|(sb, _)| sb == b)
+                && (!inside || !w.stores.iter().any(|(sb, si)| sb == b && si == idx))
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1084,6 +1247,39 @@ fn first_thread_loop(s: &Stmt) -> Option<String> {
         }
     });
     found
+}
+
+/// `e` as `Σ coefficient·variable` (the constant term dropped); `None` when it is not
+/// affine (a load, a product of variables, a division, ...).
+fn affine(e: &Expr) -> Option<BTreeMap<String, i64>> {
+    fn go(e: &Expr, scale: i64, out: &mut BTreeMap<String, i64>) -> Option<()> {
+        match e {
+            Expr::Int(_) => Some(()),
+            Expr::Var(n) => {
+                let c = out.entry(n.clone()).or_insert(0);
+                *c = c.checked_add(scale)?;
+                Some(())
+            }
+            Expr::Binary(BinOp::Add, a, b) => {
+                go(a, scale, out)?;
+                go(b, scale, out)
+            }
+            Expr::Binary(BinOp::Sub, a, b) => {
+                go(a, scale, out)?;
+                go(b, scale.checked_neg()?, out)
+            }
+            Expr::Binary(BinOp::Mul, a, b) => match (const_int(a), const_int(b)) {
+                (Some(c), _) => go(b, scale.checked_mul(c)?, out),
+                (_, Some(c)) => go(a, scale.checked_mul(c)?, out),
+                _ => None,
+            },
+            e => const_int(e).map(|_| ()),
+        }
+    }
+    let mut out = BTreeMap::new();
+    go(e, 1, &mut out)?;
+    out.retain(|_, c| *c != 0);
+    Some(out)
 }
 
 /// Coefficient of `v` in `e` when `e` is affine in `v` (other terms free of `v`).
