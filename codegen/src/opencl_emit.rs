@@ -28,7 +28,7 @@
 //! | vectorized loop, constant extent multiple of 4, body of `f32` stores | 4 lanes at a time in `float4` (`half4` arithmetic with `opencl:fp16`, storage stays `f32`): `vload4`/`vstore4` for contiguous accesses, broadcasts, lane-wise packs otherwise; anything else a plain loop |
 //! | function-level `alloc` (scope `local` or `global`) | a `__global` temporary buffer created by the host and zero-filled before each run (it spans kernels) |
 //! | `alloc ... shared` | a `__local` array declared at kernel scope, zero-filled cooperatively, between barriers; legal only inside every block-bound loop of its kernel and outside every thread-bound loop |
-//! | `alloc ... local` inside a kernel | a private array (`float b_t[n] = {0};`) |
+//! | `alloc ... local` inside a kernel | a private array (`float b_t[n] = {0};`); an error when it encloses a bound loop (each work-item would have its own copy) |
 //! | `alloc ... global` inside a kernel | a private array in a single-work-item kernel; an error in a kernel with bound loops |
 //! | index arithmetic | `long`, with the IR's floor division and modulo (`grim_floordiv`/`grim_floormod`) |
 //! | float `min`/`max`, `exp`, `tanh`, `sqrt`, `abs`, `sigmoid` | `fmin`/`fmax`, `exp`, `tanh`, `sqrt`, `fabs`, `grim_sigmoid` |
@@ -657,7 +657,15 @@ impl Emitter {
                     format!("global allocation `{name}` inside a kernel with bound loops; allocate it at function level (it becomes a device buffer)"),
                 ));
             }
-            MemScope::Local | MemScope::Global => Space::Private,
+            MemScope::Local | MemScope::Global => {
+                if let Some(l) = first_bound_loop(body) {
+                    return Err(unsupported(
+                        &l,
+                        format!("private allocation `{name}` encloses this bound loop: every work-item would get its own copy; allocate it inside the bound loops (or `shared`)"),
+                    ));
+                }
+                Space::Private
+            }
         };
         self.line("{");
         self.indent += 1;
@@ -1235,6 +1243,18 @@ fn intrinsic_name(f: Intrinsic) -> &'static str {
         Intrinsic::Sqrt => "sqrt",
         Intrinsic::Abs => "fabs",
     }
+}
+
+fn first_bound_loop(s: &Stmt) -> Option<String> {
+    let mut found = None;
+    tir::visit::for_each_stmt(s, &mut |s| {
+        if let Stmt::For { var, kind, .. } = s {
+            if found.is_none() && kind.is_thread_binding() {
+                found = Some(var.clone());
+            }
+        }
+    });
+    found
 }
 
 fn first_thread_loop(s: &Stmt) -> Option<String> {

@@ -422,6 +422,14 @@ fn bad_schedules_name_the_loop() {
         "fn f(X: in f32[8], Y: out f32[8]) {\n  block_x for (b, 0, 2) {\n    thread_x for (t, 0, 4) {\n      alloc s: f32[1] shared {\n        Y[b * 4 + t] = X[b * 4 + t];\n      }\n    }\n  }\n}\n",
     );
     assert!(e.contains("loop `t`") && e.contains("thread-bound"), "{e}");
+    // A private allocation around a thread-bound loop.
+    let e = emit_err(
+        "fn f(X: in f32[8], Y: out f32[8]) {\n  block_x for (g, 0, 2) {\n    alloc t: f32[4] local {\n      thread_x for (a, 0, 4) {\n        t[a] = X[g * 4 + a];\n      }\n      thread_x for (b, 0, 4) {\n        Y[g * 4 + b] = t[3 - b];\n      }\n    }\n  }\n}\n",
+    );
+    assert!(
+        e.contains("loop `a`") && e.contains("private allocation `t`"),
+        "{e}"
+    );
     // Non-constant bound extent.
     let e = emit_err(
         "fn f(X: in f32[8], N: in i32[1], Y: out f32[8]) {\n  thread_x for (t, 0, N[0]) {\n    Y[t] = X[t];\n  }\n}\n",
@@ -458,4 +466,41 @@ fn target_strings_round_trip() {
     let w = Workload::from_spec_str("fc:M=8,K=8,N=4").unwrap();
     let s = Schedule::from_workload(&w).unwrap();
     assert!(codegen::c_emit::emit_kernel(s.func(), "0", &Target::OpenCl { fp16: false }).is_err());
+}
+
+#[test]
+fn no_platform_is_missing_tool_naming_the_packages() {
+    if std::env::var_os("GRIM_OPENCL_NO_PLATFORM_CHILD").is_some() {
+        // Child: the ICD loader sees no vendor file, hence no platform.
+        let e = OpenClDevice::open(None).unwrap_err();
+        assert!(matches!(e, CodegenError::MissingTool { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("pocl-opencl-icd") && msg.contains("ocl-icd-opencl-dev"),
+            "{msg}"
+        );
+        return;
+    }
+    // Parent: the ICD loader reads its configuration once per process, so run this
+    // test again in a child process with an empty vendor directory.
+    let empty = std::env::temp_dir().join(format!("grim-no-icd-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "no_platform_is_missing_tool_naming_the_packages",
+            "--test-threads=1",
+        ])
+        .env("GRIM_OPENCL_NO_PLATFORM_CHILD", "1")
+        .env("OCL_ICD_VENDORS", &empty)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&empty);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
 }
