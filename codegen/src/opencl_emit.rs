@@ -1603,3 +1603,63 @@ pub fn clang_syntax_check(source: &str, dir: &std::path::Path) -> Result<(), Cod
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn const_int_folds_literal_arithmetic_only() {
+        let e = tir::parse_expr("24 - 20").unwrap();
+        assert_eq!(const_int(&e), Some(4));
+        assert_eq!(
+            const_int(&tir::parse_expr("(0 - 7) / 2").unwrap()),
+            Some(-4)
+        );
+        assert_eq!(const_int(&tir::parse_expr("(0 - 7) % 2").unwrap()), Some(1));
+        assert_eq!(
+            const_int(&tir::parse_expr("min(3, 9) * 2").unwrap()),
+            Some(6)
+        );
+        assert_eq!(const_int(&tir::parse_expr("n - 1").unwrap()), None);
+        assert_eq!(const_int(&tir::parse_expr("5 / 0").unwrap()), None);
+    }
+
+    #[test]
+    fn affine_forms() {
+        let a = affine(&tir::parse_expr("n_0 * 4 + n_1 - 2 * k + 3").unwrap()).unwrap();
+        let want: BTreeMap<String, i64> = [
+            ("n_0".to_string(), 4),
+            ("n_1".to_string(), 1),
+            ("k".to_string(), -2),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(a, want);
+        assert!(affine(&tir::parse_expr("a * b").unwrap()).is_none());
+        assert!(affine(&tir::parse_expr("a / 2").unwrap()).is_none());
+    }
+
+    #[test]
+    fn int_literals_are_long() {
+        assert_eq!(int_lit(5), "5L");
+        assert_eq!(int_lit(-5), "(-5L)");
+        assert_eq!(int_lit(i64::MIN), "(-9223372036854775807L - 1)");
+    }
+
+    #[test]
+    fn non_opencl_target_is_refused() {
+        let f = tir::parse_function(
+            "fn f(X: in f32[4], Y: out f32[4]) {\n  for (i, 0, 4) {\n    Y[i] = X[i];\n  }\n}\n",
+        )
+        .unwrap();
+        let e = emit_program(&f, "f", &Target::Host)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("opencl"), "{e}");
+        let e = emit_program(&f, "a-b", &Target::OpenCl { fp16: false })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kernel names"), "{e}");
+    }
+}
