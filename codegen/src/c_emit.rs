@@ -453,6 +453,12 @@ pub fn float_lit(v: f32) -> String {
 /// Emits the C function `int grim_kernel_<kernel>(params)` for `f` (returns 0, or 1
 /// when a heap allocation fails).
 pub fn emit_kernel(f: &Function, kernel: &str, target: &Target) -> Result<String, CodegenError> {
+    if target.opencl() {
+        return Err(CodegenError::Unsupported {
+            loop_name: f.name.clone(),
+            reason: format!("the C emitter cannot target `{target}`: use codegen::opencl_emit"),
+        });
+    }
     tir::verify(f)?;
     let mut em = Emitter {
         target,

@@ -4,7 +4,7 @@
 //! portable C for the host), builds it into a measurement binary, and runs it
 //! natively or under qemu-aarch64, checked against the reference interpreter.
 //!
-//! - [`target`]: targets as data (`host`, `aarch64-neon:MCPU`).
+//! - [`target`]: targets as data (`host`, `aarch64-neon:MCPU`, `opencl`, `opencl:fp16`).
 //! - [`c_emit`]: the C emitter; [`neon`]: NEON vector loops.
 //! - [`harness`]: the measurement binary's `main` (warm-up, `number x repeat` timed
 //!   runs with a minimum repeat time, outputs and timings written out), many
@@ -14,6 +14,11 @@
 //! - [`insn_count`]: retired instruction counts under qemu via a TCG plugin.
 //! - [`run`]: writing inputs, running a candidate with a timeout, reading outputs and
 //!   timings back, and comparing with the interpreter.
+//! - [`opencl_emit`]: the OpenCL C emitter (bound loops to work-groups/work-items,
+//!   `__local` arrays, `float4`/`half4` vector loops, one kernel per bound stage);
+//!   [`opencl_run`]: building and running it through an OpenCL driver (pocl here, a
+//!   phone's GPU driver there) with profiling-event timing, and
+//!   [`opencl_run::check_against_interpreter`] for callers such as the CLI.
 #![warn(missing_docs)]
 
 pub mod c_emit;
@@ -21,6 +26,8 @@ pub mod error;
 pub mod harness;
 pub mod insn_count;
 pub mod neon;
+pub mod opencl_emit;
+pub mod opencl_run;
 pub mod run;
 pub mod target;
 pub mod toolchain;

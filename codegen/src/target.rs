@@ -16,12 +16,19 @@ pub enum Target {
         /// The core to tune for (`cortex-a55`, `cortex-a76`, `cortex-x1`, ...).
         mcpu: String,
     },
+    /// A GPU (or any OpenCL device) through OpenCL C kernels, built and run with the
+    /// device's OpenCL driver (see [`crate::opencl_emit`] and [`crate::opencl_run`]).
+    OpenCl {
+        /// Vectorized loops compute in `half4` (storage stays `f32`); needs a device
+        /// with `cl_khr_fp16`.
+        fp16: bool,
+    },
 }
 
 /// The error returned for an unknown target string.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown target `{0}`, expected `host` or `aarch64-neon:MCPU` (e.g. aarch64-neon:cortex-a76)"
+    "unknown target `{0}`, expected `host`, `aarch64-neon:MCPU` (e.g. aarch64-neon:cortex-a76), `opencl` or `opencl:fp16`"
 )]
 pub struct TargetParseError(pub String);
 
@@ -32,6 +39,12 @@ impl FromStr for Target {
         let s = s.trim();
         if s == "host" {
             return Ok(Target::Host);
+        }
+        if s == "opencl" {
+            return Ok(Target::OpenCl { fp16: false });
+        }
+        if s == "opencl:fp16" {
+            return Ok(Target::OpenCl { fp16: true });
         }
         if s == "aarch64-neon" {
             return Ok(Target::Aarch64Neon {
@@ -56,6 +69,8 @@ impl fmt::Display for Target {
         match self {
             Target::Host => f.write_str("host"),
             Target::Aarch64Neon { mcpu } => write!(f, "aarch64-neon:{mcpu}"),
+            Target::OpenCl { fp16: false } => f.write_str("opencl"),
+            Target::OpenCl { fp16: true } => f.write_str("opencl:fp16"),
         }
     }
 }
@@ -64,5 +79,10 @@ impl Target {
     /// True when vectorized loops are emitted with NEON intrinsics.
     pub fn neon(&self) -> bool {
         matches!(self, Target::Aarch64Neon { .. })
+    }
+
+    /// True for OpenCL targets (kernels in OpenCL C, not a C measurement binary).
+    pub fn opencl(&self) -> bool {
+        matches!(self, Target::OpenCl { .. })
     }
 }

@@ -19,10 +19,11 @@ pub enum Runner {
     },
 }
 
-/// The compiler command for a target.
+/// The compiler command for a target (for `opencl`, the host compiler: OpenCL kernels
+/// are built by the device's driver at run time, see [`crate::opencl_run`]).
 pub fn compiler(target: &Target) -> (String, Vec<String>, &'static str) {
     match target {
-        Target::Host => (
+        Target::Host | Target::OpenCl { .. } => (
             "cc".into(),
             vec!["-O3".into(), "-march=native".into(), "-fopenmp".into()],
             "gcc",
@@ -126,6 +127,14 @@ pub fn build_binary(
     target: &Target,
     limit: Duration,
 ) -> Result<PathBuf, CodegenError> {
+    if target.opencl() {
+        return Err(CodegenError::Unsupported {
+            loop_name: "-".into(),
+            reason: format!(
+                "`{target}` kernels are OpenCL C built by the device driver: use codegen::opencl_run, not a C measurement binary"
+            ),
+        });
+    }
     let (cc, flags, package) = compiler(target);
     require(&cc, package)?;
     let io = |path: &Path| {
