@@ -103,6 +103,9 @@ pub fn check(
     tolerance: f64,
 ) -> Result<CheckReport, CliError> {
     let target = parse_target(target)?;
+    if let Target::OpenCl { .. } = target {
+        return check_opencl(spec, &target, device, trace, tolerance);
+    }
     let runner = match (device, &target) {
         (Device::Local, Target::Aarch64Neon { .. }) if std::env::consts::ARCH != "aarch64" => {
             return Err(CliError::Other(format!(
@@ -114,7 +117,7 @@ pub fn check(
         (Device::Qemu, Target::Aarch64Neon { .. }) => Runner::Qemu {
             cpu: "cortex-a76".into(),
         },
-        (Device::Qemu, _) => {
+        (Device::Qemu, Target::OpenCl { .. }) | (Device::Qemu, Target::Host) => {
             return Err(CliError::Other(format!(
                 "--device qemu runs aarch64 binaries; target {target} is not aarch64"
             )))
@@ -181,4 +184,55 @@ pub fn check(
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(CheckReport { text, ok })
+}
+
+/// `check` for OpenCL targets: runs on the local OpenCL platform (pocl here).
+fn check_opencl(
+    spec: &str,
+    target: &Target,
+    device: Device,
+    trace: Option<&Path>,
+    tolerance: f64,
+) -> Result<CheckReport, CliError> {
+    if device != Device::Local {
+        return Err(CliError::Other(
+            "OpenCL kernels run on a local OpenCL platform: use --device local".into(),
+        ));
+    }
+    let (w, s) = scheduled(spec, trace)?;
+    let err = |e: codegen::CodegenError| CliError::Other(e.to_string());
+    let dev = codegen::opencl_run::OpenClDevice::open(None).map_err(err)?;
+    let mut args = w.random_inputs(1);
+    args.extend(s.weights().clone());
+    let r = codegen::opencl_run::check_against_interpreter(
+        s.func(),
+        &args,
+        target,
+        &dev,
+        tolerance,
+        &codegen::opencl_run::OpenClProtocol::default(),
+    )
+    .map_err(err)?;
+    let mut text = String::new();
+    let _ = writeln!(text, "workload  {}", w.spec);
+    let _ = writeln!(text, "target    {target} on {}", r.device);
+    let _ = writeln!(
+        text,
+        "schedule  {} trace instructions, {} kernel launches",
+        s.trace().instructions.len(),
+        r.launches.len()
+    );
+    let _ = writeln!(
+        text,
+        "error     max abs {:.3e}, max rel {:.3e} (tolerance {tolerance:e}): {}",
+        r.max_abs,
+        r.max_rel,
+        if r.passed { "ok" } else { "EXCEEDED" }
+    );
+    let _ = writeln!(
+        text,
+        "time      median {:.3} us (OpenCL profiling events)",
+        r.timing.median * 1e6
+    );
+    Ok(CheckReport { text, ok: r.passed })
 }

@@ -274,7 +274,8 @@ pub fn table(sums: &[Summary]) -> String {
 }
 
 /// Opens the store that records a workload's results on a runner.
-pub type StoreFactory<'a> = dyn FnMut(&Workload, &dyn Runner) -> Result<Box<dyn Store>, String> + 'a;
+pub type StoreFactory<'a> =
+    dyn FnMut(&Workload, &dyn Runner) -> Result<Box<dyn Store>, String> + 'a;
 
 /// Runs `grim-tune tune` for every workload, recording into `store_for(spec)`.
 pub fn run(

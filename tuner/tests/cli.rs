@@ -144,6 +144,12 @@ fn check_runs_generated_code_against_the_interpreter() {
     assert!(c.contains("vfmaq_f32") && c.contains("#include <arm_neon.h>"));
     assert!(out_dir.join("kernels").exists());
 
+    let (ok, out, err) = grim_tune(&["check", "--workload", spec, "--target", "opencl"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("target    opencl on ") && out.contains("): ok"),
+        "{out}"
+    );
     let (ok, _, err) = grim_tune(&["check", "--workload", spec, "--target", "riscv"]);
     assert!(!ok);
     assert!(err.contains("unknown target `riscv`"), "{err}");
