@@ -359,3 +359,81 @@ impl Runner for QemuRunner {
         })
     }
 }
+
+/// Runs OpenCL kernels on a local OpenCL platform (pocl's CPU device here, a phone's
+/// GPU through the same API): outputs checked, time from OpenCL profiling events.
+///
+/// Kernels run inside this process (the OpenCL API has no portable way to kill a
+/// running kernel), so the run timeout is not enforced for this runner.
+pub struct OpenClRunner {
+    target: Target,
+    device: codegen::opencl_run::OpenClDevice,
+    limits: Limits,
+}
+
+impl OpenClRunner {
+    /// Opens the first GPU (else the first device) whose name contains `name`.
+    pub fn new(fp16: bool, name: Option<&str>, limits: Limits) -> Result<OpenClRunner, String> {
+        let device = codegen::opencl_run::OpenClDevice::open(name).map_err(|e| e.to_string())?;
+        Ok(OpenClRunner {
+            target: Target::OpenCl { fp16 },
+            device,
+            limits,
+        })
+    }
+}
+
+impl Runner for OpenClRunner {
+    fn describe(&self) -> String {
+        "opencl".into()
+    }
+
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Generates every kernel's OpenCL C (building happens on the device at run time);
+    /// writes the sources to `dir` for inspection.
+    fn build(&self, jobs: &[Job<'_>], dir: &Path) -> Result<PathBuf, Failure> {
+        std::fs::create_dir_all(dir).map_err(|e| Failure {
+            kind: ErrorKind::BuildError,
+            message: format!("{}: {e}", dir.display()),
+        })?;
+        for (i, j) in jobs.iter().enumerate() {
+            let p = codegen::opencl_emit::emit_program(j.func, &format!("c{i}"), &self.target)
+                .map_err(build_failure)?;
+            let _ = std::fs::write(dir.join(format!("candidate{i}.cl")), &p.source);
+        }
+        Ok(dir.to_path_buf())
+    }
+
+    fn measure(
+        &self,
+        _bin: &Path,
+        index: usize,
+        job: &Job<'_>,
+        reference: &BTreeMap<String, Tensor>,
+        _dir: &Path,
+    ) -> Result<Measurement, Failure> {
+        let prog = codegen::opencl_emit::emit_program(job.func, &format!("c{index}"), &self.target)
+            .map_err(build_failure)?;
+        let protocol = codegen::opencl_run::OpenClProtocol {
+            warmup: 1,
+            repeat: self.limits.protocol.repeat.clamp(1, 1000) as u32,
+        };
+        let r =
+            codegen::opencl_run::run_program(&self.device, &prog, job.func, job.args, &protocol)
+                .map_err(run_failure)?;
+        let rel = check(&r.outputs, reference, self.limits.tolerance)?;
+        Ok(Measurement {
+            median: r.timing.median,
+            min: r.timing.min,
+            mean: r.timing.mean,
+            stddev: r.timing.stddev,
+            number: r.timing.number,
+            repeat: r.timing.repeat,
+            instructions: None,
+            max_rel_error: rel,
+        })
+    }
+}

@@ -152,8 +152,15 @@ pub fn bcr_weights(w: &Workload) -> Vec<String> {
 }
 
 impl SearchSpace {
-    /// Derives the space of `w` (see the module docs).
+    /// Derives the space of `w` for CPU targets (see the module docs).
     pub fn new(w: &Workload) -> SearchSpace {
+        SearchSpace::for_target(w, false)
+    }
+
+    /// Derives the space of `w`; with `gpu`, the outermost loops get thread-binding
+    /// knobs (split into work-groups of 8, 32 or 64 work-items, guarded) instead of
+    /// parallel knobs.
+    pub fn for_target(w: &Workload, gpu: bool) -> SearchSpace {
         let mut knobs = Vec::new();
         for weight in bcr_weights(w) {
             knobs.extend(crate::space_bcr::bcr_knobs(&weight));
@@ -250,6 +257,34 @@ impl SearchSpace {
             }
         }
         for l in &info {
+            if gpu && l.outermost && l.extent.is_some_and(|e| e > 1) {
+                let mut choices = vec![none()];
+                for t in [8i64, 32, 64] {
+                    choices.push(Choice {
+                        label: format!("bind {} to {t}-item work-groups", l.name),
+                        instructions: vec![
+                            Instruction::Split {
+                                loop_name: l.name.clone(),
+                                factors: vec![Factor::Infer, Factor::Const(t)],
+                                remainder: Remainder::Guard,
+                            },
+                            Instruction::Bind {
+                                loop_name: format!("{}_0", l.name),
+                                axis: tir::ForKind::BlockX,
+                            },
+                            Instruction::Bind {
+                                loop_name: format!("{}_1", l.name),
+                                axis: tir::ForKind::ThreadX,
+                            },
+                        ],
+                    });
+                }
+                knobs.push(Knob {
+                    name: format!("bind {}", l.name),
+                    choices,
+                });
+                continue;
+            }
             if l.outermost && l.extent.is_some_and(|e| e > 1) {
                 knobs.push(Knob {
                     name: format!("parallel {}", l.name),

@@ -255,7 +255,8 @@ pub fn tune(
     progress: &dyn Progress,
     stop: &AtomicBool,
 ) -> Result<TuneReport, TuneError> {
-    let space = SearchSpace::new(w);
+    let space =
+        SearchSpace::for_target(w, matches!(runner.target(), codegen::Target::OpenCl { .. }));
     let inputs = w.random_inputs(opts.seed);
     let reference = w
         .interpret(&inputs)

@@ -115,6 +115,9 @@ fn runner(args: &TuneArgs) -> Result<Box<dyn Runner>, String> {
         .map_err(|e: codegen::target::TargetParseError| e.to_string())?;
     match (&args.device, &target) {
         (DeviceArg::Local, codegen::Target::Host) => Ok(Box::new(LocalRunner::new(limits))),
+        (DeviceArg::Local, codegen::Target::OpenCl { fp16 }) => {
+            Ok(Box::new(crate::measure::OpenClRunner::new(*fp16, None, limits)?))
+        }
         (DeviceArg::Local, t) => Err(format!(
             "target {t} cannot run on this machine ({}); use --device qemu or --target host",
             std::env::consts::ARCH

@@ -196,3 +196,27 @@ fn qemu_tune_uses_instruction_counts_and_is_deterministic() {
     );
     let _ = Store::history(&MemoryStore::default());
 }
+
+#[test]
+fn opencl_tune_on_the_local_platform() {
+    let w =
+        Workload::from_spec_str("bcr-fc:M=64,K=64,N=4,block=16x16,sparsity=0.8,seed=3").unwrap();
+    let runner = tuner::measure::OpenClRunner::new(false, None, quick_limits()).unwrap();
+    let mut store = MemoryStore::default();
+    let r = tune(
+        &w,
+        &runner,
+        &mut store,
+        &opts(10, Strategy::Random, 21),
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(r.trials.len(), 10);
+    assert!(r.trials.iter().all(|t| t.outcome.is_ok()), "{:?}", r.errors);
+    // The GPU space binds loops to work-groups: some candidate must have done so.
+    assert!(r
+        .trials
+        .iter()
+        .any(|t| t.trace.to_json().contains("\"axis\":\"ThreadX\"")));
+}
