@@ -98,6 +98,14 @@ pub fn run_with_timeout(
             break Some(st);
         }
         if start.elapsed() > limit {
+            #[cfg(unix)]
+            if let Ok(pid) = i32::try_from(child.id()) {
+                // SAFETY: kill(2) with a negative pid signals the child's process group,
+                // which it leads (process_group(0) above); no memory is involved.
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                }
+            }
             let _ = child.kill();
             let _ = child.wait();
             break None;
