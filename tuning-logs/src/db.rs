@@ -51,22 +51,39 @@ impl std::fmt::Debug for Database {
 
 const META_FORMAT: &[u8] = b"format";
 
+/// Attempts to take the lock, 25 ms apart, before [`DbError::Locked`] (0.5 s).
+const LOCK_ATTEMPTS: u32 = 20;
+
 impl Database {
-    /// Opens the database at `path`, creating it if it does not exist. Fails at once
-    /// (no waiting) with [`DbError::Locked`] when another process holds it, and with
-    /// [`DbError::NewerFormat`] when a newer grim wrote it.
+    /// Opens the database at `path`, creating it if it does not exist. Fails without
+    /// hanging (after at most half a second of retries) with [`DbError::Locked`] when
+    /// another process holds it, and with [`DbError::NewerFormat`] when a newer grim
+    /// wrote it.
     pub fn open(path: &Path) -> Result<Database, DbError> {
-        let db = sled::Config::new().path(path).open().map_err(|e| match e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                DbError::Locked {
-                    path: path.to_path_buf(),
+        // sled takes its lock with a non-blocking flock. A database just closed by this
+        // process can stay locked for a few milliseconds (a child process being
+        // spawned holds the descriptor until it execs), so retry briefly, then fail.
+        let mut attempts = 0;
+        let db = loop {
+            match sled::Config::new().path(path).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                    attempts += 1;
+                    if attempts >= LOCK_ATTEMPTS {
+                        return Err(DbError::Locked {
+                            path: path.to_path_buf(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(source) => {
+                    return Err(DbError::Sled {
+                        path: path.to_path_buf(),
+                        source,
+                    })
                 }
             }
-            source => DbError::Sled {
-                path: path.to_path_buf(),
-                source,
-            },
-        })?;
+        };
         let sled_err = |source| DbError::Sled {
             path: path.to_path_buf(),
             source,
