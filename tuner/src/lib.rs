@@ -14,5 +14,6 @@
 #![warn(missing_docs)]
 
 pub mod commands;
+pub mod db;
 
 pub use commands::{check_ir, show, CliError};

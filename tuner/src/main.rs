@@ -28,6 +28,11 @@ enum Command {
         /// The `.tir` file.
         file: PathBuf,
     },
+    /// The tuning database: export, import, merge, show.
+    Db {
+        #[command(subcommand)]
+        command: tuner::db::DbCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -35,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Show { spec, no_ir } => tuner::show(&spec, !no_ir),
         Command::CheckIr { file } => tuner::check_ir(&file),
+        Command::Db { command } => tuner::db::run(command).map_err(tuner::CliError::from),
     };
     match result {
         Ok(text) => {

@@ -467,7 +467,17 @@ pub struct ImportReport {
 /// file twice (or again after an interrupted import) adds nothing. The import is
 /// flushed before this returns.
 pub fn import(db: &Database, file: &Path, skip_bad: bool) -> Result<ImportReport, ExportError> {
-    let parsed = read_file(file)?;
+    import_parsed(db, file, read_file(file)?, skip_bad)
+}
+
+/// [`import`] of a file already read with [`read_file`] (so a caller can validate it
+/// before opening the database).
+pub fn import_parsed(
+    db: &Database,
+    file: &Path,
+    parsed: ParsedFile,
+    skip_bad: bool,
+) -> Result<ImportReport, ExportError> {
     if !parsed.bad.is_empty() && !skip_bad {
         return Err(ExportError::BadLines {
             path: file.to_path_buf(),
