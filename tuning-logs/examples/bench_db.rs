@@ -28,7 +28,9 @@ fn devices() -> [DeviceIdentity; 2] {
 
 fn targets() -> [Target; 2] {
     [
-        "aarch64-neon -mcpu=cortex-a76".parse().unwrap_or(Target::Host),
+        "aarch64-neon -mcpu=cortex-a76"
+            .parse()
+            .unwrap_or(Target::Host),
         "opencl -profile=mali-g710".parse().unwrap_or(Target::Host),
     ]
 }
@@ -37,7 +39,10 @@ fn workload(w: u64) -> WorkloadRef {
     WorkloadRef {
         structure: format!("{:016x}", 0x5eed_0000 + w),
         pattern: format!("{:016x}", 0xbcb0_0000 + w),
-        spec: format!("bcr-fc:M=256,K={},N=1,bias=0,act=none,block=16x16,sparsity=0.9,seed=1", 256 + 16 * w),
+        spec: format!(
+            "bcr-fc:M=256,K={},N=1,bias=0,act=none,block=16x16,sparsity=0.9,seed=1",
+            256 + 16 * w
+        ),
     }
 }
 
@@ -115,7 +120,10 @@ fn dir_size(p: &std::path::Path) -> u64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let n = args.first().copied().unwrap_or(1_000_000);
     let n_flushed = args.get(1).copied().unwrap_or(10_000);
     let base = std::env::temp_dir().join(format!("grim-bench-db-{}", std::process::id()));
@@ -165,7 +173,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut found = 0;
         for q in 0..queries {
             let key = workload(q % WORKLOADS).key();
-            let (t, d) = (&targets()[(q % 2) as usize], &devices()[(q / 2 % 2) as usize]);
+            let (t, d) = (
+                &targets()[(q % 2) as usize],
+                &devices()[(q / 2 % 2) as usize],
+            );
             found += db
                 .best_k(
                     &Query {

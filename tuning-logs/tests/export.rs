@@ -387,3 +387,70 @@ fn skip_bad_imports_the_good_lines() {
     assert_eq!(bad, [5, 10]);
     assert_eq!(db.check().unwrap(), 43);
 }
+
+mod merge_props {
+    use super::common::*;
+    use proptest::prelude::*;
+    use tuning_logs::export::merge_records;
+    use tuning_logs::{ErrorKind, Record, Target};
+
+    fn arb() -> impl Strategy<Value = Vec<(u64, bool, bool, i64, Option<u32>, u64)>> {
+        prop::collection::vec(
+            (
+                0u64..2,
+                any::<bool>(),
+                any::<bool>(),
+                0i64..4,
+                prop::option::of(1u32..4),
+                0u64..3,
+            ),
+            0..30,
+        )
+    }
+
+    fn build(specs: &[(u64, bool, bool, i64, Option<u32>, u64)]) -> Vec<Record> {
+        specs
+            .iter()
+            .map(|&(w, host, pixel, tag, m, time)| {
+                let t = if host { Target::Host } else { a76() };
+                let d = device(if pixel { "Pixel 7" } else { "Galaxy S21" });
+                let out = m.map_or(failed(ErrorKind::RunError), |m| {
+                    measured(f64::from(m) * 1e-6)
+                });
+                let mut r = record(w, t, &d, tag, out);
+                r.time_unix_ms = time;
+                r
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+        /// One record per identity, the fastest (measured beats failed), independent of
+        /// input order.
+        #[test]
+        fn merge_keeps_the_best_record_per_identity(a in arb(), b in arb()) {
+            let (ra, rb) = (build(&a), build(&b));
+            let ab = merge_records(ra.iter().chain(&rb).cloned());
+            let ba = merge_records(rb.iter().chain(&ra).cloned());
+            prop_assert_eq!(&ab, &ba);
+            let id = |r: &Record| (r.workload.key(), r.target.to_string(), r.device.id(), r.trace_json());
+            let mut ids: Vec<_> = ab.iter().map(id).collect();
+            let n = ids.len();
+            ids.sort();
+            ids.dedup();
+            prop_assert_eq!(ids.len(), n, "duplicate identities after merge");
+            for r in ra.iter().chain(&rb) {
+                let kept = ab.iter().find(|k| id(k) == id(r));
+                prop_assert!(kept.is_some());
+                let kept = kept.unwrap();
+                match (kept.median_s(), r.median_s()) {
+                    (Some(k), Some(x)) => prop_assert!(k <= x),
+                    (None, Some(_)) => prop_assert!(false, "a failure was kept over a time"),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
