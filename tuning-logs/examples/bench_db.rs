@@ -76,7 +76,7 @@ fn record(i: u64) -> Record {
             },
         ],
     };
-    let result = if x % 13 == 0 {
+    let result = if x % 13 == 7 {
         Outcome::Error(Failure {
             kind: ErrorKind::WrongResult,
             message: "max abs error 0.25 at Y[7,0]".into(),

@@ -394,7 +394,10 @@ mod merge_props {
     use tuning_logs::export::merge_records;
     use tuning_logs::{ErrorKind, Record, Target};
 
-    fn arb() -> impl Strategy<Value = Vec<(u64, bool, bool, i64, Option<u32>, u64)>> {
+    /// Workload, host target?, Pixel?, trace tag, median (None: failed), time.
+    type Spec = (u64, bool, bool, i64, Option<u32>, u64);
+
+    fn arb() -> impl Strategy<Value = Vec<Spec>> {
         prop::collection::vec(
             (
                 0u64..2,
@@ -408,7 +411,7 @@ mod merge_props {
         )
     }
 
-    fn build(specs: &[(u64, bool, bool, i64, Option<u32>, u64)]) -> Vec<Record> {
+    fn build(specs: &[Spec]) -> Vec<Record> {
         specs
             .iter()
             .map(|&(w, host, pixel, tag, m, time)| {
