@@ -198,7 +198,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let queries = 10_000u64;
     let mut hits = 0;
     for q in 0..queries {
-        let r = record(q * 97 % (2 * n));
+        let r = record(q * 197 % (2 * n));
         let key = r.workload.key();
         hits += usize::from(db.is_measured(
             &Query {
