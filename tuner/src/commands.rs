@@ -33,6 +33,9 @@ pub enum CliError {
         /// The verifier's error.
         source: tir::verify::VerifyError,
     },
+    /// A `db` command failed.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbCliError),
 }
 
 fn kib(bytes: usize) -> String {

@@ -17,6 +17,7 @@
 pub mod build_check;
 pub mod commands;
 pub mod cost_model;
+pub mod db;
 pub mod features;
 pub mod measure;
 pub mod plot;

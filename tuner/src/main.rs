@@ -99,6 +99,11 @@ enum Command {
         #[arg(long, default_value_t = 1e-4)]
         tolerance: f64,
     },
+    /// The tuning database: export, import, merge, show.
+    Db {
+        #[command(subcommand)]
+        command: tuner::db::DbCommand,
+    },
 }
 
 struct TuneCli {
@@ -209,6 +214,7 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::Db { command } => tuner::db::run(command).map_err(tuner::CliError::from),
     };
     match result {
         Ok(text) => {

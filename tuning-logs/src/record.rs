@@ -1,0 +1,308 @@
+//! Records: one per measured candidate. The JSON form of a record is the same in the
+//! database and in export files.
+
+use crate::device::DeviceIdentity;
+use crate::error::RecordError;
+use crate::target::Target;
+use schedule::Trace;
+use serde::{Deserialize, Serialize};
+use tir::WorkloadKey;
+
+/// Version of the record format (database values and export lines). Bump it when the
+/// JSON form changes; older grim builds then refuse newer data instead of misreading
+/// it.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The version of grim that writes records.
+pub const GRIM_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The workload a record is about: its key and its portable text (the canonical spec,
+/// from which [`tir::workload::Workload::from_spec_str`] rebuilds function and weights
+/// without the original model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadRef {
+    /// Structure hash (16 hex digits).
+    pub structure: String,
+    /// Sparsity pattern hash (16 hex digits).
+    pub pattern: String,
+    /// The canonical workload spec.
+    pub spec: String,
+}
+
+impl WorkloadRef {
+    /// The reference of a built workload.
+    pub fn of(w: &tir::workload::Workload) -> WorkloadRef {
+        let key = w.key();
+        WorkloadRef {
+            structure: key.structure,
+            pattern: key.pattern,
+            spec: w.spec.to_string(),
+        }
+    }
+
+    /// The workload key.
+    pub fn key(&self) -> WorkloadKey {
+        WorkloadKey {
+            structure: self.structure.clone(),
+            pattern: self.pattern.clone(),
+        }
+    }
+}
+
+/// A successful measurement, in seconds per run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measurement {
+    /// Median over the repeats.
+    pub median_s: f64,
+    /// Minimum.
+    pub min_s: f64,
+    /// Mean.
+    pub mean_s: f64,
+    /// Standard deviation.
+    pub stddev_s: f64,
+    /// Runs per timed repeat.
+    pub number: u32,
+    /// Timed repeats.
+    pub repeat: u32,
+    /// Instructions executed per run, where counted (qemu plugin).
+    pub instructions: Option<u64>,
+}
+
+/// Why a candidate has no time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The generated code did not compile.
+    BuildError,
+    /// The compiler did not finish in time.
+    BuildTimeout,
+    /// The kernel crashed or exited with an error.
+    RunError,
+    /// The kernel did not finish in time.
+    RunTimeout,
+    /// The kernel's output differs from the reference interpreter's.
+    WrongResult,
+    /// The device went away during the measurement.
+    DeviceLost,
+}
+
+impl ErrorKind {
+    /// Every kind, in display order.
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::BuildError,
+        ErrorKind::BuildTimeout,
+        ErrorKind::RunError,
+        ErrorKind::RunTimeout,
+        ErrorKind::WrongResult,
+        ErrorKind::DeviceLost,
+    ];
+
+    /// The snake_case name, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::BuildError => "build_error",
+            ErrorKind::BuildTimeout => "build_timeout",
+            ErrorKind::RunError => "run_error",
+            ErrorKind::RunTimeout => "run_timeout",
+            ErrorKind::WrongResult => "wrong_result",
+            ErrorKind::DeviceLost => "device_lost",
+        }
+    }
+}
+
+/// A failed candidate: the kind and the message (compiler output, signal, diff...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Failure {
+    /// What failed.
+    pub kind: ErrorKind,
+    /// Details.
+    pub message: String,
+}
+
+/// The result of measuring a candidate. JSON: `{"measured": {...}}` or
+/// `{"error": {"kind": "run_timeout", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Outcome {
+    /// It ran and was checked; its times.
+    Measured(Measurement),
+    /// It failed; never chosen as best.
+    Error(Failure),
+}
+
+/// One measured candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// Record format version ([`FORMAT_VERSION`]).
+    pub format: u32,
+    /// The workload.
+    pub workload: WorkloadRef,
+    /// What it was compiled for.
+    pub target: Target,
+    /// What it ran on.
+    pub device: DeviceIdentity,
+    /// The schedule, as a trace (empty: the default schedule).
+    pub trace: Trace,
+    /// Times or error.
+    pub result: Outcome,
+    /// The grim version that measured it.
+    pub grim_version: String,
+    /// When it was measured, milliseconds since the Unix epoch.
+    pub time_unix_ms: u64,
+}
+
+fn is_hex16(s: &str) -> bool {
+    s.len() == 16
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Milliseconds since the Unix epoch now (0 if the clock is before 1970).
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Record {
+    /// A record of the current format and grim version, timed now.
+    pub fn new(
+        workload: WorkloadRef,
+        target: Target,
+        device: DeviceIdentity,
+        trace: Trace,
+        result: Outcome,
+    ) -> Record {
+        Record {
+            format: FORMAT_VERSION,
+            workload,
+            target,
+            device,
+            trace,
+            result,
+            grim_version: GRIM_VERSION.to_string(),
+            time_unix_ms: now_unix_ms(),
+        }
+    }
+
+    /// The median time, for measured records.
+    pub fn median_s(&self) -> Option<f64> {
+        match &self.result {
+            Outcome::Measured(m) => Some(m.median_s),
+            Outcome::Error(_) => None,
+        }
+    }
+
+    /// The error kind, for failed records.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        match &self.result {
+            Outcome::Measured(_) => None,
+            Outcome::Error(f) => Some(f.kind),
+        }
+    }
+
+    /// The canonical trace JSON (what "already measured" and dedup compare).
+    pub fn trace_json(&self) -> String {
+        self.trace.to_json()
+    }
+
+    /// Checks everything a reader relies on: the format version is not newer than
+    /// this build's, keys are 16 lowercase hex digits, the spec parses and is in
+    /// canonical form, the device is complete, the trace format is known, and times
+    /// are finite, non-negative and consistent.
+    pub fn validate(&self) -> Result<(), RecordError> {
+        if self.format > FORMAT_VERSION {
+            return Err(RecordError::new(
+                "format",
+                format!(
+                    "record format version {} is newer than this grim supports (version {FORMAT_VERSION})",
+                    self.format
+                ),
+            ));
+        }
+        if self.format == 0 {
+            return Err(RecordError::new("format", "version 0 does not exist"));
+        }
+        for (field, v) in [
+            ("workload.structure", &self.workload.structure),
+            ("workload.pattern", &self.workload.pattern),
+        ] {
+            if !is_hex16(v) {
+                return Err(RecordError::new(
+                    field,
+                    format!("`{v}` is not 16 lowercase hex digits"),
+                ));
+            }
+        }
+        let spec: tir::spec::WorkloadSpec = self
+            .workload
+            .spec
+            .parse()
+            .map_err(|e| RecordError::new("workload.spec", format!("{e}")))?;
+        if spec.to_string() != self.workload.spec {
+            return Err(RecordError::new(
+                "workload.spec",
+                format!(
+                    "`{}` is not in canonical form (expected `{spec}`)",
+                    self.workload.spec
+                ),
+            ));
+        }
+        self.device.validate()?;
+        if self.trace.format == 0 || self.trace.format > schedule::trace::TRACE_FORMAT {
+            return Err(RecordError::new(
+                "trace.format",
+                format!(
+                    "trace format version {} is not supported (this grim reads version {})",
+                    self.trace.format,
+                    schedule::trace::TRACE_FORMAT
+                ),
+            ));
+        }
+        if self.grim_version.trim().is_empty() {
+            return Err(RecordError::new("grim_version", "must not be empty"));
+        }
+        match &self.result {
+            Outcome::Measured(m) => {
+                for (field, v) in [
+                    ("result.measured.median_s", m.median_s),
+                    ("result.measured.min_s", m.min_s),
+                    ("result.measured.mean_s", m.mean_s),
+                    ("result.measured.stddev_s", m.stddev_s),
+                ] {
+                    if !v.is_finite() || v < 0.0 {
+                        return Err(RecordError::new(
+                            field,
+                            format!("{v} is not a finite, non-negative number of seconds"),
+                        ));
+                    }
+                }
+                if m.min_s > m.median_s {
+                    return Err(RecordError::new(
+                        "result.measured.min_s",
+                        format!("{} is larger than the median {}", m.min_s, m.median_s),
+                    ));
+                }
+                if m.number == 0 {
+                    return Err(RecordError::new(
+                        "result.measured.number",
+                        "must be at least 1",
+                    ));
+                }
+                if m.repeat == 0 {
+                    return Err(RecordError::new(
+                        "result.measured.repeat",
+                        "must be at least 1",
+                    ));
+                }
+            }
+            Outcome::Error(_) => {}
+        }
+        Ok(())
+    }
+}
