@@ -18,6 +18,7 @@
 pub mod bcr;
 pub mod csr;
 pub mod dtype;
+pub mod egraph;
 pub mod expr;
 pub mod function;
 pub mod hash;
