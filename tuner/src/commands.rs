@@ -22,6 +22,12 @@ pub enum CliError {
     /// A `.tir` file does not parse.
     #[error("{0}")]
     Parse(#[from] tir::parser::ParseError),
+    /// A rule file is unreadable or malformed.
+    #[error("{0}")]
+    Rules(#[from] tir::egraph::rules::RuleError),
+    /// The e-graph pass could not run.
+    #[error("{0}")]
+    Pass(tir::egraph::pass::PassError),
     /// A `.tir` file parses but is not well formed.
     #[error("{path}: {source}")]
     Verify {

@@ -10,9 +10,11 @@
 //!
 //! Today it holds the `grim-tune` front end with the commands that work on the
 //! foundation: [`show`] (a workload's pattern statistics, key and lowered IR) and
-//! [`check_ir`] (parse and verify a `.tir` file).
+//! [`check_ir`] (parse and verify a `.tir` file), and [`rules`] (list, check and
+//! explain the e-graph rewrite rules).
 #![warn(missing_docs)]
 
 pub mod commands;
+pub mod rules;
 
 pub use commands::{check_ir, show, CliError};

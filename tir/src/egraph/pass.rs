@@ -76,6 +76,18 @@ pub enum PassError {
     /// The workload's BCR arrays overflow `i32`.
     #[error(transparent)]
     Index(#[from] crate::lower::IndexOverflow),
+    /// The interpreter failed on the function before or after the pass.
+    #[error("interpreter check of the e-graph pass: {0}")]
+    Interp(#[from] crate::interp::InterpError),
+    /// The simplified function computes different outputs (a bug: every rule applied
+    /// should be sound).
+    #[error("the simplified function `{function}` computes different outputs than the original on random inputs (seed {seed})")]
+    Mismatch {
+        /// The function.
+        function: String,
+        /// The input seed that showed it.
+        seed: u64,
+    },
 }
 
 /// A stop reason in words; limits say which limit.
@@ -524,6 +536,33 @@ pub fn simplify_function(
     let mut report = s.report;
     report.before = FunctionCost::of(f);
     report.after = FunctionCost::of(&out);
+    Ok((out, report))
+}
+
+/// The pass as the compile pipeline runs it on a workload: [`simplify_function`] on
+/// `func` (the lowered or a scheduled function of `w`), then the result is checked
+/// against the reference interpreter on random inputs for each seed in `seeds`:
+/// outputs must be bit-identical (index arithmetic is exact), else
+/// [`PassError::Mismatch`].
+pub fn simplify_checked(
+    w: &Workload,
+    func: &Function,
+    rules: &RuleSet,
+    limits: &Limits,
+    seeds: &[u64],
+) -> Result<(Function, PassReport), PassError> {
+    let (out, report) = simplify_function(func, rules, limits)?;
+    for &seed in seeds {
+        let inputs = w.random_inputs(seed);
+        let before = w.interpret_function(func, &inputs)?;
+        let after = w.interpret_function(&out, &inputs)?;
+        if before != after {
+            return Err(PassError::Mismatch {
+                function: func.name.clone(),
+                seed,
+            });
+        }
+    }
     Ok((out, report))
 }
 
