@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use tir::egraph::check::{check_rule, check_rules, CheckConfig, Verdict};
-use tir::egraph::pass::{bcr_forms, simplify_function, Limits};
+use tir::egraph::pass::{bcr_forms, simplify_function, BcrStart, Limits};
 use tir::egraph::rules::RuleSet;
 use tir::workload::Workload;
 use tir::{parse_function, Tensor};
@@ -208,14 +208,34 @@ fn a_tiny_node_limit_is_reported() {
 #[test]
 fn bcr_form_shares_gathers_and_matches_the_interpreter() {
     let w = Workload::from_spec_str("bcr-fc:M=32,K=32,N=2,block=8x8,sparsity=0.75,seed=1").unwrap();
-    let forms = bcr_forms(&w, &RuleSet::shipped().unwrap(), &Limits::default()).unwrap();
-    assert_eq!(forms.len(), 1);
+    // A generous time limit, so that the (deterministic) iteration limit governs.
+    let limits = Limits {
+        time: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let forms = bcr_forms(&w, &RuleSet::shipped().unwrap(), &limits).unwrap();
+    assert_eq!(forms.len(), 2);
     let f = &forms[0];
+    assert_eq!(f.start, BcrStart::PerRow);
     assert_eq!(f.gathers_before, f.row_products);
     assert_eq!(f.gathers_after, f.blocks, "{}", f.extracted);
     assert!(f.cost_after < f.cost_before);
     assert!(f.fired.contains_key("share-gather"));
     let diff = f.checked_max_rel_diff.expect("bcr-fc is checked");
+    assert!(diff < 1e-4, "{diff}");
+    // From the masked dense matmul, the BCR rules derive the block form.
+    let d = &forms[1];
+    assert_eq!(d.start, BcrStart::MaskedDense);
+    assert_eq!(d.gathers_before, 0);
+    assert_eq!(d.gathers_after, d.blocks, "{}", d.extracted);
+    assert!(d.cost_after < d.cost_before);
+    assert!(d.fired.contains_key("bcr-block"));
+    assert!(
+        d.extracted.contains("(scatter-rows (matmul"),
+        "{}",
+        d.extracted
+    );
+    let diff = d.checked_max_rel_diff.expect("bcr-fc is checked");
     assert!(diff < 1e-4, "{diff}");
 }
 
@@ -237,4 +257,38 @@ fn rule_file_errors_name_the_file_and_line() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("cannot read rule file"), "{e}");
+}
+
+/// A tensor rule fires only where its declared kinds are known to hold: the column
+/// permutation rule must not fire on a column *subset*.
+#[test]
+fn declared_kinds_guard_rule_application() {
+    use tir::egraph::analysis::{Shape, SymInfo, TirAnalysis};
+    use tir::egraph::lang::{Level, TirLang};
+    let set = RuleSet::shipped().unwrap();
+    let only = RuleSet {
+        rules: vec![set.get("col-perm-into-gather").unwrap().clone()],
+    };
+    let rewrites = only.rewrites(Level::Tensor).unwrap();
+    let fires = |cols: &[i64]| {
+        let mut a = TirAnalysis::default();
+        let mat = |r, c| SymInfo {
+            shape: Some(Shape::Mat(r, c)),
+            ..SymInfo::default()
+        };
+        a.symbols.insert("W".into(), mat(3, 4));
+        a.symbols.insert("X".into(), mat(cols.len(), 2));
+        a.symbols.insert("c".into(), SymInfo::const_idx(cols));
+        let e: egg::RecExpr<TirLang> = "(matmul (gather-cols W c) X)".parse().unwrap();
+        let runner: egg::Runner<TirLang, TirAnalysis> =
+            egg::Runner::new(a).with_expr(&e).run(&rewrites);
+        runner
+            .iterations
+            .iter()
+            .map(|i| i.applied.values().sum::<usize>())
+            .sum::<usize>()
+    };
+    assert_eq!(fires(&[2, 0, 3, 1]), 1, "a permutation");
+    assert_eq!(fires(&[0, 2, 3]), 0, "a subset is not a permutation");
+    assert_eq!(fires(&[0, 0, 1, 2]), 0, "repeats");
 }

@@ -62,7 +62,7 @@ enum RulesCommand {
         #[arg(long, default_value_t = 10_000)]
         node_limit: usize,
         /// Most iterations per e-graph run.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 12)]
         iter_limit: usize,
         /// Most seconds per e-graph run.
         #[arg(long, default_value_t = 2.0)]

@@ -147,8 +147,8 @@ pub fn explain(
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "BCR compute form of {} (times {}): {} blocks, {} kept rows",
-            f.weight, f.input, f.blocks, f.row_products
+            "BCR compute form of {} (times {}): {} blocks, {} kept rows; start: {}",
+            f.weight, f.input, f.blocks, f.row_products, f.start
         );
         let _ = writeln!(
             out,
@@ -164,7 +164,7 @@ pub fn explain(
         let _ = writeln!(out, "  rules fired:   {}", f.fired_text());
         let _ = writeln!(
             out,
-            "  cost before:   {} (per-row form, {} gathers of {} rows)",
+            "  cost before:   {} ({} gathers of {} rows)",
             f.cost_before, f.gathers_before, f.input
         );
         let _ = writeln!(

@@ -107,17 +107,32 @@ fn explain_reports_fired_rules_and_costs() {
         "explain",
         "--workload",
         "bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.9,seed=1",
+        "--time-limit",
+        "60",
     ]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("BCR compute form of W (times X): 16 blocks, 80 kept rows"),
+        out.contains(
+            "BCR compute form of W (times X): 16 blocks, 80 kept rows; start: per-row form"
+        ),
         "{out}"
     );
     assert!(
-        out.contains("(per-row form, 80 gathers of X rows)"),
+        out.contains("cost before:   2992 (80 gathers of X rows)"),
         "{out}"
     );
-    assert!(out.contains("(16 gathers of X rows)"), "{out}");
+    assert!(
+        out.contains("cost after:    1840 (16 gathers of X rows)"),
+        "{out}"
+    );
+    assert!(out.contains("start: masked dense matmul"), "{out}");
+    assert!(
+        out.contains("cost before:   8320 (0 gathers of X rows)"),
+        "{out}"
+    );
+    assert!(out.contains("iteration limit (12) hit"), "{out}");
+    assert!(out.contains("bcr-block x16"), "{out}");
+    assert!(!out.contains("max relative difference inf"), "{out}");
     assert!(out.contains("share-gather x"), "{out}");
     assert!(
         out.contains("extracted term vs interpreter output: max relative difference"),

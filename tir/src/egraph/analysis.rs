@@ -30,6 +30,17 @@ pub enum Shape {
     Idx(usize),
 }
 
+/// What is known about the entries of an index vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdxFacts {
+    /// Every entry is in `[0, bound)`.
+    pub bound: usize,
+    /// No entry repeats.
+    pub distinct: bool,
+    /// The vector is a permutation of `0..len`.
+    pub perm: bool,
+}
+
 /// What is known about an e-class.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Facts {
@@ -39,6 +50,12 @@ pub struct Facts {
     pub boolean: Option<bool>,
     /// Tensor shape.
     pub shape: Option<Shape>,
+    /// For an index vector: what is known of its entries.
+    pub idx: Option<IdxFacts>,
+    /// Elements that can be non-zero when the class is computed as a sum of
+    /// `scatter-rows` (the rows scattered times their width); used by the cost model
+    /// for in-place accumulation.
+    pub scattered: Option<u64>,
     /// Compile-time constant (computable without run-time inputs).
     pub konst: bool,
 }
@@ -50,8 +67,31 @@ pub struct SymInfo {
     pub int: Option<(i64, i64)>,
     /// For a tensor: its shape.
     pub shape: Option<Shape>,
+    /// For an index vector: what is known of its entries.
+    pub idx: Option<IdxFacts>,
     /// Known at compile time (weights, index arrays).
     pub konst: bool,
+}
+
+impl SymInfo {
+    /// A compile-time constant index vector with these entries.
+    pub fn const_idx(entries: &[i64]) -> SymInfo {
+        let mut sorted = entries.to_vec();
+        sorted.sort_unstable();
+        let distinct = sorted.windows(2).all(|w| w[0] != w[1]);
+        let nonneg = sorted.first().is_none_or(|&x| x >= 0);
+        let bound = sorted.last().map_or(0, |&x| x + 1).max(0) as usize;
+        SymInfo {
+            int: None,
+            shape: Some(Shape::Idx(entries.len())),
+            idx: nonneg.then_some(IdxFacts {
+                bound,
+                distinct,
+                perm: distinct && bound == entries.len(),
+            }),
+            konst: true,
+        }
+    }
 }
 
 /// The analysis: symbol facts given by the caller, then [`Facts`] per e-class.
@@ -182,6 +222,7 @@ pub fn transfer(node: &TirLang, kids: &[&Facts], symbol: &dyn Fn(Symbol) -> SymI
             let info = symbol(*s);
             f.int = info.int;
             f.shape = info.shape;
+            f.idx = info.idx;
             f.konst = info.konst;
         }
         L::Add(_) | L::Sub(_) | L::Mul(_) | L::Div(_) | L::Mod(_) | L::Min(_) | L::Max(_) => {
@@ -255,6 +296,10 @@ pub fn transfer(node: &TirLang, kids: &[&Facts], symbol: &dyn Fn(Symbol) -> SymI
             }
         }
         L::ScatterRows(_) => {
+            f.scattered = match sh(0) {
+                Some(Shape::Mat(r, c)) => Some((r * c) as u64),
+                _ => None,
+            };
             if let (Some(Shape::Mat(_, c)), Some((m, m2))) = (sh(0), int(2)) {
                 if m == m2 && m >= 0 {
                     f.shape = Some(Shape::Mat(m as usize, c));
@@ -279,11 +324,34 @@ pub fn transfer(node: &TirLang, kids: &[&Facts], symbol: &dyn Fn(Symbol) -> SymI
             if let (Some(Shape::Idx(a)), Some(Shape::Idx(b))) = (sh(0), sh(1)) {
                 f.shape = Some(Shape::Idx(a + b));
             }
+            if let (Some(x), Some(y)) = (kids[0].idx, kids[1].idx) {
+                f.idx = Some(IdxFacts {
+                    bound: x.bound.max(y.bound),
+                    distinct: false,
+                    perm: false,
+                });
+            }
         }
-        L::InvPerm(_) => f.shape = sh(0),
+        L::InvPerm(_) => {
+            f.shape = sh(0);
+            if let (Some(Shape::Idx(n)), Some(x)) = (sh(0), kids[0].idx) {
+                if x.perm {
+                    f.idx = Some(IdxFacts {
+                        bound: n,
+                        distinct: true,
+                        perm: true,
+                    });
+                }
+            }
+        }
         L::EwAdd(_) | L::EwMul(_) => {
             if sh(0).is_some() && sh(0) == sh(1) {
                 f.shape = sh(0);
+            }
+            if matches!(node, L::EwAdd(_)) {
+                if let (Some(a), Some(b)) = (kids[0].scattered, kids[1].scattered) {
+                    f.scattered = Some(a + b);
+                }
             }
         }
         L::EwRelu(_) | L::EwTanh(_) | L::BcrMask(_) => f.shape = sh(0),
@@ -342,6 +410,18 @@ impl Analysis<TirLang> for TirAnalysis {
         };
         a.boolean = a.boolean.or(b.boolean);
         a.shape = a.shape.or(b.shape);
+        a.idx = match (a.idx, b.idx) {
+            (Some(x), Some(y)) => Some(IdxFacts {
+                bound: x.bound.min(y.bound),
+                distinct: x.distinct || y.distinct,
+                perm: x.perm || y.perm,
+            }),
+            (x, y) => x.or(y),
+        };
+        a.scattered = match (a.scattered, b.scattered) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
         a.konst = a.konst || b.konst;
         let a_changed = *a != before;
         let b_changed = *a != b;

@@ -20,7 +20,11 @@
 //! `m*k + k*n + m*n` elements moved; `gather-rows`/`gather-cols`/`transpose`/
 //! concatenations read and write every output element (2 per element); `scatter-rows`
 //! of an `r x c` matrix reads it and accumulates into the output (`3*r*c`); elementwise
-//! ops cost one operation per element plus inputs and output moved; `rows`, `cols`,
+//! ops cost one operation per element plus inputs and output moved (`4` per element for
+//! `ew-add`/`ew-mul`, `3` for unary ones), except that an `ew-add` of sums of
+//! `scatter-rows` results costs `3*s` where `s` is the smaller operand's number of
+//! scattered elements ([`Facts::scattered`](super::analysis::Facts)): kernels
+//! accumulate each block's rows into one output buffer in place; `rows`, `cols`,
 //! `len`, literals and symbols are free. A node whose operands are all compile-time
 //! constants (weights, BCR index arrays) costs 0: it is folded when the kernel is
 //! built (for example stacking the kept values of rows that share a gather).
@@ -133,7 +137,16 @@ impl TensorCost<'_> {
                 2 * out
             }
             L::ScatterRows(_) => 3 * elems(sh(0)),
-            L::EwAdd(_) | L::EwMul(_) => 4 * elems(sh(0)),
+            L::EwAdd(_) => {
+                // Adding a sum of scattered block results accumulates in place.
+                let sc = |i: usize| self.egraph[kids[i]].data.scattered;
+                match (sc(0), sc(1)) {
+                    (Some(a), Some(b)) => 3 * a.min(b),
+                    (Some(a), None) | (None, Some(a)) => 3 * a,
+                    (None, None) => 4 * elems(sh(0)),
+                }
+            }
+            L::EwMul(_) => 4 * elems(sh(0)),
             L::EwRelu(_) | L::EwTanh(_) => 3 * elems(sh(0)),
             L::Rows(_) | L::Cols(_) | L::Len(_) => 0,
             other => index_node_cost(other),

@@ -10,8 +10,11 @@
 //!   BCR matmul as the lowered loop nest computes it (one product per kept row, each
 //!   with its own gather of the input rows), saturated with every rule and extracted
 //!   under [`TensorCost`]; with the shipped rules, rows that share a column set end
-//!   up sharing one gather. For `bcr-fc` workloads without bias or activation the
-//!   extracted term is evaluated and compared with the interpreter's output.
+//!   up sharing one gather. A second search starts from the dense matmul of the
+//!   block-masked weight ([`BcrStart::MaskedDense`]) and derives the BCR block form
+//!   (gather kept rows and columns, multiply, scatter) with the BCR rules. For
+//!   `bcr-fc` workloads without bias or activation every extracted term is evaluated
+//!   and compared with the interpreter's output.
 //!
 //! Both run under explicit [`Limits`]; the stop reason of every run is reported, and
 //! a run that stops on a limit is counted in [`PassReport::limit_hits`] (its best term
@@ -39,7 +42,10 @@ use std::time::Duration;
 pub struct Limits {
     /// Most e-nodes (default 10 000).
     pub nodes: usize,
-    /// Most iterations (default 30).
+    /// Most iterations (default 12: enough to saturate the index expressions of the
+    /// lowered corpus and to reach the BCR block form; some tensor searches blow up
+    /// within a single iteration later on, and egg checks the node limit only
+    /// between iterations).
     pub iterations: usize,
     /// Most wall time (default 2 s).
     pub time: Duration,
@@ -49,7 +55,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             nodes: 10_000,
-            iterations: 30,
+            iterations: 12,
             time: Duration::from_secs(2),
         }
     }
@@ -571,6 +577,8 @@ pub fn simplify_checked(
 pub struct BcrFormReport {
     /// Weight name (`W`, `W_ih`, ...).
     pub weight: String,
+    /// The starting term: [`BcrStart`].
+    pub start: BcrStart,
     /// Input the matrix multiplies (`X`, `x`, `h_prev`, `im2col(X)`).
     pub input: String,
     /// Non-empty blocks.
@@ -607,6 +615,26 @@ impl BcrFormReport {
     }
 }
 
+/// The term a BCR form search starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BcrStart {
+    /// The lowered loop nest as a term: one product per kept row, each with its own
+    /// gather of input rows (`Σ_b Σ_i scatter-rows(v_bi · gather-rows(X, cols_b), [row_bi], M)`).
+    PerRow,
+    /// The dense matmul of the weight masked block by block:
+    /// `matmul(Σ_b bcr-mask(W, rows_b, cols_b), X)`.
+    MaskedDense,
+}
+
+impl fmt::Display for BcrStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BcrStart::PerRow => "per-row form (the lowered loop nest)",
+            BcrStart::MaskedDense => "masked dense matmul",
+        })
+    }
+}
+
 /// The tensor term of one BCR matrix, with the data of its symbols.
 struct BcrTerm {
     term: RecExpr<TirLang>,
@@ -617,7 +645,8 @@ struct BcrTerm {
 }
 
 /// Builds the per-row form `Σ_blocks Σ_rows scatter-rows(v_row · gather-rows(X, cols_b),
-/// [row], M)`, summed block by block.
+/// [row], M)`: the rows of a block summed right-nested (so neighbours can merge), the
+/// blocks summed as a balanced tree.
 fn bcr_term(
     arrays: &BcrArrays,
     weight: &str,
@@ -630,17 +659,16 @@ fn bcr_term(
     let mut symbols = HashMap::new();
     let mut values = HashMap::new();
     let konst = |shape| SymInfo {
-        int: None,
         shape: Some(shape),
         konst: true,
+        ..SymInfo::default()
     };
     let x = term.add(TirLang::Symbol(Symbol::from(input)));
     symbols.insert(
         Symbol::from(input),
         SymInfo {
-            int: None,
             shape: Some(Shape::Mat(k, n)),
-            konst: false,
+            ..SymInfo::default()
         },
     );
     let mm = term.add(TirLang::Int(m as i64));
@@ -652,24 +680,23 @@ fn bcr_term(
         let v0 = arrays.val_ptr[b] as usize;
         let q = c1 - c0;
         let cname = format!("{weight}.c{b}");
-        symbols.insert(Symbol::from(cname.as_str()), konst(Shape::Idx(q)));
-        values.insert(
-            cname.clone(),
-            Value::Idx(arrays.cols[c0..c1].iter().map(|&c| c as i64).collect()),
-        );
+        let cols: Vec<i64> = arrays.cols[c0..c1].iter().map(|&c| c as i64).collect();
+        symbols.insert(Symbol::from(cname.as_str()), SymInfo::const_idx(&cols));
+        values.insert(cname.clone(), Value::Idx(cols));
         let cs = term.add(TirLang::Symbol(Symbol::from(cname.as_str())));
         let g = term.add(TirLang::GatherRows([x, cs]));
         let mut row_terms = Vec::new();
         for i in 0..(r1 - r0) {
             let vname = format!("{weight}.v{b}.{i}");
             let rname = format!("{weight}.r{b}.{i}");
+            let row = vec![arrays.rows[r0 + i] as i64];
             symbols.insert(Symbol::from(vname.as_str()), konst(Shape::Mat(1, q)));
-            symbols.insert(Symbol::from(rname.as_str()), konst(Shape::Idx(1)));
+            symbols.insert(Symbol::from(rname.as_str()), SymInfo::const_idx(&row));
             values.insert(
                 vname.clone(),
                 Value::mat(1, q, arrays.values[v0 + i * q..v0 + (i + 1) * q].to_vec()),
             );
-            values.insert(rname.clone(), Value::Idx(vec![arrays.rows[r0 + i] as i64]));
+            values.insert(rname.clone(), Value::Idx(row));
             let v = term.add(TirLang::Symbol(Symbol::from(vname.as_str())));
             let r = term.add(TirLang::Symbol(Symbol::from(rname.as_str())));
             let p = term.add(TirLang::MatMul([v, g]));
@@ -680,13 +707,86 @@ fn bcr_term(
             block_sums.push(sum);
         }
     }
-    let _ = right_sum(&mut term, &block_sums);
+    let _ = balanced_sum(&mut term, &block_sums);
     BcrTerm {
         term,
         symbols,
         values,
         blocks: arrays.blocks,
         rows: rows_total,
+    }
+}
+
+/// Builds `matmul(Σ_b bcr-mask(W, rows_b, cols_b), X)` (a balanced sum).
+fn masked_dense_term(
+    arrays: &BcrArrays,
+    dense: &crate::matrix::Matrix,
+    weight: &str,
+    input: &str,
+    n: usize,
+) -> BcrTerm {
+    let (m, k) = (dense.rows(), dense.cols());
+    let mut term = RecExpr::default();
+    let mut symbols = HashMap::new();
+    let mut values = HashMap::new();
+    let konst = |shape| SymInfo {
+        shape: Some(shape),
+        konst: true,
+        ..SymInfo::default()
+    };
+    symbols.insert(Symbol::from(weight), konst(Shape::Mat(m, k)));
+    values.insert(weight.to_string(), Value::mat(m, k, dense.data().to_vec()));
+    symbols.insert(
+        Symbol::from(input),
+        SymInfo {
+            shape: Some(Shape::Mat(k, n)),
+            ..SymInfo::default()
+        },
+    );
+    let wid = term.add(TirLang::Symbol(Symbol::from(weight)));
+    let mut masks = Vec::new();
+    let mut rows_total = 0;
+    for b in 0..arrays.blocks {
+        let (r0, r1) = (arrays.row_ptr[b] as usize, arrays.row_ptr[b + 1] as usize);
+        let (c0, c1) = (arrays.col_ptr[b] as usize, arrays.col_ptr[b + 1] as usize);
+        rows_total += r1 - r0;
+        let rname = format!("{weight}.rows{b}");
+        let cname = format!("{weight}.cols{b}");
+        let rows: Vec<i64> = arrays.rows[r0..r1].iter().map(|&r| r as i64).collect();
+        let cols: Vec<i64> = arrays.cols[c0..c1].iter().map(|&c| c as i64).collect();
+        symbols.insert(Symbol::from(rname.as_str()), SymInfo::const_idx(&rows));
+        symbols.insert(Symbol::from(cname.as_str()), SymInfo::const_idx(&cols));
+        values.insert(rname.clone(), Value::Idx(rows));
+        values.insert(cname.clone(), Value::Idx(cols));
+        let r = term.add(TirLang::Symbol(Symbol::from(rname.as_str())));
+        let c = term.add(TirLang::Symbol(Symbol::from(cname.as_str())));
+        masks.push(term.add(TirLang::BcrMask([wid, r, c])));
+    }
+    if let Some(sum) = balanced_sum(&mut term, &masks) {
+        let x = term.add(TirLang::Symbol(Symbol::from(input)));
+        term.add(TirLang::MatMul([sum, x]));
+    }
+    BcrTerm {
+        term,
+        symbols,
+        values,
+        blocks: arrays.blocks,
+        rows: rows_total,
+    }
+}
+
+/// A balanced sum (depth log2 of the count), so distributing a matmul over it takes
+/// few iterations.
+fn balanced_sum(term: &mut RecExpr<TirLang>, items: &[Id]) -> Option<Id> {
+    match items.len() {
+        0 => None,
+        1 => Some(items[0]),
+        n => {
+            let (a, b) = items.split_at(n / 2);
+            let a = balanced_sum(term, a)?;
+            let b = balanced_sum(term, b)?;
+            Some(term.add(TirLang::EwAdd([a, b])))
+        }
     }
 }
 
@@ -757,47 +857,55 @@ pub fn bcr_forms(
             }
             _ => continue,
         };
-        let t = bcr_term(&arrays, &mat.name, &input, m, k, n);
-        let runner: Runner<TirLang, TirAnalysis> = Runner::new(TirAnalysis {
-            symbols: t.symbols.clone(),
-        })
-        .with_node_limit(limits.nodes)
-        .with_iter_limit(limits.iterations)
-        .with_time_limit(limits.time)
-        .with_expr(&t.term)
-        .run(&rewrites);
-        let mut fired = BTreeMap::new();
-        for it in &runner.iterations {
-            for (name, c) in &it.applied {
-                *fired.entry(name.to_string()).or_insert(0) += c;
+        for start in [BcrStart::PerRow, BcrStart::MaskedDense] {
+            let t = match start {
+                BcrStart::PerRow => bcr_term(&arrays, &mat.name, &input, m, k, n),
+                BcrStart::MaskedDense => {
+                    masked_dense_term(&arrays, &mat.dense, &mat.name, &input, n)
+                }
+            };
+            let runner: Runner<TirLang, TirAnalysis> = Runner::new(TirAnalysis {
+                symbols: t.symbols.clone(),
+            })
+            .with_node_limit(limits.nodes)
+            .with_iter_limit(limits.iterations)
+            .with_time_limit(limits.time)
+            .with_expr(&t.term)
+            .run(&rewrites);
+            let mut fired = BTreeMap::new();
+            for it in &runner.iterations {
+                for (name, c) in &it.applied {
+                    *fired.entry(name.to_string()).or_insert(0) += c;
+                }
             }
+            let root = runner.roots[0];
+            let (cost_after, best) = Extractor::new(
+                &runner.egraph,
+                TensorCost {
+                    egraph: &runner.egraph,
+                },
+            )
+            .find_best(root);
+            let cost_before = tensor_cost_of(&t.term, &t.symbols);
+            let checked = check_against_interpreter(w, &best, &t, &input);
+            out.push(BcrFormReport {
+                weight: mat.name.clone(),
+                start,
+                input: input.clone(),
+                blocks: t.blocks,
+                row_products: t.rows,
+                cost_before,
+                cost_after,
+                gathers_before: count_input_gathers(&t.term, &input),
+                gathers_after: count_input_gathers(&best, &input),
+                fired,
+                stop_reason: stop_reason_text(&runner.stop_reason),
+                hit_limit: is_limit(&runner.stop_reason),
+                egraph_nodes: runner.egraph.total_number_of_nodes(),
+                extracted: super::lang::print_term(&best),
+                checked_max_rel_diff: checked,
+            });
         }
-        let root = runner.roots[0];
-        let (cost_after, best) = Extractor::new(
-            &runner.egraph,
-            TensorCost {
-                egraph: &runner.egraph,
-            },
-        )
-        .find_best(root);
-        let cost_before = tensor_cost_of(&t.term, &t.symbols);
-        let checked = check_against_interpreter(w, &best, &t, &input);
-        out.push(BcrFormReport {
-            weight: mat.name.clone(),
-            input: input.clone(),
-            blocks: t.blocks,
-            row_products: t.rows,
-            cost_before,
-            cost_after,
-            gathers_before: count_input_gathers(&t.term, &input),
-            gathers_after: count_input_gathers(&best, &input),
-            fired,
-            stop_reason: stop_reason_text(&runner.stop_reason),
-            hit_limit: is_limit(&runner.stop_reason),
-            egraph_nodes: runner.egraph.total_number_of_nodes(),
-            extracted: super::lang::print_term(&best),
-            checked_max_rel_diff: checked,
-        });
     }
     Ok(out)
 }

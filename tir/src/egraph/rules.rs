@@ -22,6 +22,10 @@
 //!   right side for `<=>`). In the compile pipeline it must be *provable* from the
 //!   e-class facts (constants and intervals); the checker only draws bindings that
 //!   satisfy it.
+//! - Declared tensor kinds are conditions too: in the compile pipeline a rule fires
+//!   only where the matched classes are known to have those kinds (shapes matching
+//!   the dimension names, index bounds, distinctness, permutations; see
+//!   [`kinds_hold`]), so a rule is only ever applied where it was checked.
 //! - `where ?v: KIND, ...`: variable kinds. Index-level variables default to `int`
 //!   (the first argument of `load` defaults to `buf`); tensor rules must declare every
 //!   variable. Kinds: `int`, `bool`, `f32`, `buf` (an uninterpreted buffer),
@@ -643,13 +647,83 @@ fn parse_rule_line(text: &str, file: &str, line: usize, doc: Option<String>) -> 
     })
 }
 
-/// A rule side condition, proved from the e-class facts.
-struct FactCond(PatternAst<TirLang>);
+/// When a rewrite may fire: the declared tensor kinds of its variables hold on the
+/// matched classes ([`kinds_hold`]) and its condition is proved from the facts.
+struct RuleGuard {
+    kinds: Vec<(Var, Kind)>,
+    cond: Option<PatternAst<TirLang>>,
+}
 
-impl Condition<TirLang, TirAnalysis> for FactCond {
+impl Condition<TirLang, TirAnalysis> for RuleGuard {
     fn check(&self, egraph: &mut TirEGraph, _eclass: Id, subst: &Subst) -> bool {
-        cond_holds(egraph, subst, &self.0)
+        kinds_hold(egraph, subst, &self.kinds)
+            && self
+                .cond
+                .as_ref()
+                .is_none_or(|c| cond_holds(egraph, subst, c))
     }
+}
+
+/// True when the classes bound by `subst` have the declared tensor kinds: shapes
+/// agree with the dimension names (one value per name), index vectors are within
+/// their bounds, `distinct[..]` vectors are known to have no repeats and `perm[..]`
+/// vectors are known permutations, `dim[m]` is the constant value of `m`. Scalar kinds
+/// (`int`, `bool`, `f32`, `buf`) are not checked here. Without this guard a rule
+/// checked on well-kinded bindings could fire on terms it was never checked for.
+pub fn kinds_hold(egraph: &TirEGraph, subst: &Subst, kinds: &[(Var, Kind)]) -> bool {
+    use super::analysis::Shape;
+    let mut dims: BTreeMap<String, usize> = BTreeMap::new();
+    let bind = |d: &str, v: usize, dims: &mut BTreeMap<String, usize>| -> bool {
+        match dims.get(d) {
+            Some(&x) => x == v,
+            None => {
+                dims.insert(d.to_string(), v);
+                true
+            }
+        }
+    };
+    let facts = |v: &Var| subst.get(*v).map(|id| &egraph[*id].data);
+    for (v, k) in kinds {
+        let Some(f) = facts(v) else { return false };
+        let ok = match k {
+            Kind::Mat(a, b) => match f.shape {
+                Some(Shape::Mat(r, c)) => bind(a, r, &mut dims) && bind(b, c, &mut dims),
+                _ => false,
+            },
+            Kind::Idx(a, _) | Kind::Distinct(a, _) | Kind::Perm(a) => match (f.shape, f.idx) {
+                (Some(Shape::Idx(l)), Some(_)) => bind(a, l, &mut dims),
+                _ => false,
+            },
+            Kind::Dim(a) => match f.int {
+                Some((lo, hi)) if lo == hi && lo >= 0 => bind(a, lo as usize, &mut dims),
+                _ => false,
+            },
+            Kind::Int | Kind::Bool | Kind::F32 | Kind::Buf => true,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    for (v, k) in kinds {
+        let Some(ix) = facts(v).and_then(|f| f.idx) else {
+            continue;
+        };
+        let ok = match k {
+            Kind::Idx(_, m) => dims.get(m.as_str()).is_none_or(|&m| ix.bound <= m),
+            Kind::Distinct(a, m) => {
+                ix.distinct
+                    && dims.get(m.as_str()).is_none_or(|&m| {
+                        ix.bound <= m && dims.get(a.as_str()).is_none_or(|&a| a <= m)
+                    })
+            }
+            Kind::Perm(_) => ix.perm,
+            _ => true,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
 }
 
 impl RuleSet {
@@ -755,17 +829,26 @@ impl RuleSet {
             let mk = |name: String, l: &PatternAst<TirLang>, rr: &PatternAst<TirLang>| {
                 let searcher = Pattern::new(l.clone());
                 let applier = Pattern::new(rr.clone());
-                match &r.cond {
-                    Some(c) => Rewrite::new(
-                        name,
-                        searcher,
-                        ConditionalApplier {
-                            condition: FactCond(c.clone()),
-                            applier,
-                        },
-                    ),
-                    None => Rewrite::new(name, searcher, applier),
+                let kinds: Vec<(Var, Kind)> = r
+                    .kinds
+                    .iter()
+                    .filter(|(_, k)| !matches!(k, Kind::Int | Kind::Bool | Kind::F32 | Kind::Buf))
+                    .filter_map(|(v, k)| v.parse::<Var>().ok().map(|v| (v, k.clone())))
+                    .collect();
+                if r.cond.is_none() && kinds.is_empty() {
+                    return Rewrite::new(name, searcher, applier);
                 }
+                Rewrite::new(
+                    name,
+                    searcher,
+                    ConditionalApplier {
+                        condition: RuleGuard {
+                            kinds,
+                            cond: r.cond.clone(),
+                        },
+                        applier,
+                    },
+                )
             };
             out.push(mk(r.name.clone(), &r.lhs, &r.rhs).map_err(err)?);
             if r.bidirectional {
