@@ -14,7 +14,13 @@
 //!
 //! A rule whose condition is too rarely satisfiable, or whose left side never has a
 //! value, is reported as vacuous (a failure too: it checks nothing).
-//! Integer soundness is up to `i64` overflow (values are drawn below `2^20`).
+//!
+//! What the checker does *not* establish: integer soundness is up to `i64` overflow
+//! (values are drawn below `2^20`, as index arithmetic never overflows in practice);
+//! variables are bound to values, so a rule that drops a subterm (`x * 0 => 0`) may, in
+//! a program, remove a run-time error of that subterm (grim accepts this refinement, as
+//! TVM's simplifier does); and random testing is evidence, not proof (an SMT check as in
+//! Cranelift's ISLE verifier would be the next step).
 
 use super::eval::{eval_pattern, EvalError, Value};
 use super::rules::{Kind, Rule, RuleSet};

@@ -324,9 +324,10 @@ pub fn eval_node(
             a => Err(type_err(op, &[a])),
         },
         L::Load(_) => {
-            let seed = match args[0] {
-                Value::Buf(s) => *s,
-                a => return Err(type_err(op, &[a])),
+            let seed = match args.first() {
+                Some(Value::Buf(s)) => *s,
+                Some(a) => return Err(type_err(op, &[a])),
+                None => return Err(EvalError::Type("`load` without a buffer".into())),
             };
             let mut ix = Vec::new();
             for a in &args[1..] {
