@@ -387,3 +387,19 @@ fn pass_preserves_random_index_expressions() {
         "the pass should simplify most cases ({changed})"
     );
 }
+
+#[test]
+fn vacuous_rules_are_reported() {
+    let set = RuleSet::parse(
+        "never: (+ ?a 0) => ?a if (< ?a ?a)\nill-typed: (+ ?A 1) => (+ ?A 2) where ?A: mat[m,n]\n",
+        "v.rules",
+    )
+    .unwrap();
+    for r in &set.rules {
+        let c = check_rule(r, &CheckConfig::default());
+        assert!(matches!(c.verdict, Verdict::Vacuous { .. }), "{c}");
+        assert!(c
+            .to_string()
+            .starts_with(&format!("VACUOUS  {} (v.rules:", r.name)));
+    }
+}

@@ -12,6 +12,9 @@
 //!   floats and matrices exactly, `-0.0 == 0.0`, unless the rule is `[approx]`, then
 //!   within a relative tolerance of [`CheckConfig::rel_tol`]).
 //!
+//! When a rule is unsound, the smallest counterexample found among the bindings is
+//! reported (small numbers and small tensors are easier to read).
+//!
 //! A rule whose condition is too rarely satisfiable, or whose left side never has a
 //! value, is reported as vacuous (a failure too: it checks nothing).
 //!
@@ -309,6 +312,19 @@ fn agree(a: &Value, b: &Value, approx: bool, tol: f32) -> Result<(), String> {
     }
 }
 
+/// How big a binding is to read: magnitudes of numbers plus sizes of tensors.
+fn binding_size(b: &BTreeMap<String, Value>) -> u64 {
+    b.values()
+        .map(|v| match v {
+            Value::Int(i) => i.unsigned_abs(),
+            Value::F32(f) => f.abs().min(1e9) as u64,
+            Value::Bool(_) | Value::Buf(_) => 0,
+            Value::Mat { rows, cols, .. } => 4 * (rows * cols) as u64,
+            Value::Idx(ix) => 4 * ix.len() as u64,
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
 fn rule_seed(seed: u64, name: &str) -> u64 {
     name.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
@@ -321,6 +337,7 @@ pub fn check_rule(rule: &Rule, cfg: &CheckConfig) -> RuleCheck {
     let mut satisfied = 0usize;
     let mut defined = 0usize;
     let mut attempts = 0usize;
+    let mut best: Option<(u64, Counterexample)> = None;
     let report = |verdict| RuleCheck {
         name: rule.name.clone(),
         location: rule.location(),
@@ -357,13 +374,23 @@ pub fn check_rule(rule: &Rule, cfg: &CheckConfig) -> RuleCheck {
             }
         };
         if let Some(why) = why {
-            return report(Verdict::Unsound(Box::new(Counterexample {
-                binding: b.into_iter().collect(),
-                lhs,
-                rhs,
-                why,
-            })));
+            // Keep looking (within the binding budget) for the smallest counterexample.
+            let size = binding_size(&b);
+            if best.as_ref().is_none_or(|(s, _)| size < *s) {
+                best = Some((
+                    size,
+                    Counterexample {
+                        binding: b.into_iter().collect(),
+                        lhs,
+                        rhs,
+                        why,
+                    },
+                ));
+            }
         }
+    }
+    if let Some((_, c)) = best {
+        return report(Verdict::Unsound(Box::new(c)));
     }
     if satisfied < cfg.bindings {
         return report(Verdict::Vacuous {
