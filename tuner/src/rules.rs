@@ -182,7 +182,7 @@ pub fn explain(
             None => {
                 let _ = writeln!(
                     out,
-                    "  check:         not evaluated (only bcr-fc without bias/activation is evaluated)"
+                    "  check:         not evaluated (only bcr-fc without bias/activation, and terms of at most 2^25 elements, are evaluated)"
                 );
             }
         }

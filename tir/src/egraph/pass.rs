@@ -604,7 +604,8 @@ pub struct BcrFormReport {
     /// The extracted term (printed).
     pub extracted: String,
     /// Largest relative difference between the extracted term's value and the
-    /// interpreter's output, when checked (`bcr-fc` without bias or activation).
+    /// interpreter's output, when checked (`bcr-fc` without bias or activation, and a
+    /// term small enough to evaluate: [`MAX_EVAL_ELEMENTS`]).
     pub checked_max_rel_diff: Option<f32>,
 }
 
@@ -635,6 +636,18 @@ impl fmt::Display for BcrStart {
     }
 }
 
+/// Builds a term node by node. (`RecExpr::add` is linear in the term's size in egg
+/// 0.11, via `RecExpr::root`, which makes large terms quadratic to build.)
+#[derive(Default)]
+struct TermBuilder(Vec<TirLang>);
+
+impl TermBuilder {
+    fn add(&mut self, n: TirLang) -> Id {
+        self.0.push(n);
+        Id::from(self.0.len() - 1)
+    }
+}
+
 /// The tensor term of one BCR matrix, with the data of its symbols.
 struct BcrTerm {
     term: RecExpr<TirLang>,
@@ -655,7 +668,7 @@ fn bcr_term(
     k: usize,
     n: usize,
 ) -> BcrTerm {
-    let mut term = RecExpr::default();
+    let mut term = TermBuilder::default();
     let mut symbols = HashMap::new();
     let mut values = HashMap::new();
     let konst = |shape| SymInfo {
@@ -709,7 +722,7 @@ fn bcr_term(
     }
     let _ = balanced_sum(&mut term, &block_sums);
     BcrTerm {
-        term,
+        term: RecExpr::from(term.0),
         symbols,
         values,
         blocks: arrays.blocks,
@@ -726,7 +739,7 @@ fn masked_dense_term(
     n: usize,
 ) -> BcrTerm {
     let (m, k) = (dense.rows(), dense.cols());
-    let mut term = RecExpr::default();
+    let mut term = TermBuilder::default();
     let mut symbols = HashMap::new();
     let mut values = HashMap::new();
     let konst = |shape| SymInfo {
@@ -767,7 +780,7 @@ fn masked_dense_term(
         term.add(TirLang::MatMul([sum, x]));
     }
     BcrTerm {
-        term,
+        term: RecExpr::from(term.0),
         symbols,
         values,
         blocks: arrays.blocks,
@@ -777,7 +790,7 @@ fn masked_dense_term(
 
 /// A balanced sum (depth log2 of the count), so distributing a matmul over it takes
 /// few iterations.
-fn balanced_sum(term: &mut RecExpr<TirLang>, items: &[Id]) -> Option<Id> {
+fn balanced_sum(term: &mut TermBuilder, items: &[Id]) -> Option<Id> {
     match items.len() {
         0 => None,
         1 => Some(items[0]),
@@ -790,7 +803,7 @@ fn balanced_sum(term: &mut RecExpr<TirLang>, items: &[Id]) -> Option<Id> {
     }
 }
 
-fn right_sum(term: &mut RecExpr<TirLang>, items: &[Id]) -> Option<Id> {
+fn right_sum(term: &mut TermBuilder, items: &[Id]) -> Option<Id> {
     let (last, rest) = items.split_last()?;
     let mut acc = *last;
     for it in rest.iter().rev() {
@@ -910,6 +923,32 @@ pub fn bcr_forms(
     Ok(out)
 }
 
+/// The most tensor elements the evaluation of an extracted term may materialise
+/// (every node's value is kept): 2^25 (128 MiB of `f32`).
+pub const MAX_EVAL_ELEMENTS: u64 = 1 << 25;
+
+/// Elements materialised when evaluating `e` node by node (from the shapes).
+fn eval_elements(e: &RecExpr<TirLang>, symbols: &HashMap<Symbol, SymInfo>) -> u64 {
+    let mut facts: Vec<super::analysis::Facts> = Vec::with_capacity(e.as_ref().len());
+    let mut total = 0u64;
+    for n in e.as_ref() {
+        let kids: Vec<&super::analysis::Facts> = n
+            .children()
+            .iter()
+            .map(|c| &facts[usize::from(*c)])
+            .collect();
+        let f =
+            super::analysis::transfer(n, &kids, &|s| symbols.get(&s).cloned().unwrap_or_default());
+        total = total.saturating_add(match f.shape {
+            Some(Shape::Mat(r, c)) => (r * c) as u64,
+            Some(Shape::Idx(l)) => l as u64,
+            None => 0,
+        });
+        facts.push(f);
+    }
+    total
+}
+
 /// For `bcr-fc` without bias and activation: evaluates `best` on random inputs and
 /// returns the largest relative difference from the interpreter's `Y`.
 fn check_against_interpreter(
@@ -922,6 +961,9 @@ fn check_against_interpreter(
         return None;
     };
     if s.bias || s.act != Activation::None {
+        return None;
+    }
+    if eval_elements(best, &t.symbols) > MAX_EVAL_ELEMENTS {
         return None;
     }
     let inputs = w.random_inputs(7);
