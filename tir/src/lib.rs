@@ -12,12 +12,16 @@
 //! - [`spec`], [`workload`], [`lower`]: workload spec strings (`bcr-fc:M=...`), the
 //!   deterministic weights they stand for, and their lowering to a naive loop nest;
 //! - [`hash`]: the workload key (structure hash plus sparsity-pattern hash) that keys the
-//!   tuning database.
+//!   tuning database;
+//! - [`egraph`]: the e-graph layer on [`egg`]: a language for tir expressions (index and
+//!   tensor level), rewrite rules loaded from text files (`tir/rules/*.rules`), a
+//!   soundness checker, and saturation with cost-based extraction as a compile pass.
 #![warn(missing_docs)]
 
 pub mod bcr;
 pub mod csr;
 pub mod dtype;
+pub mod egraph;
 pub mod expr;
 pub mod function;
 pub mod hash;

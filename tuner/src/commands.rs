@@ -25,6 +25,12 @@ pub enum CliError {
     /// Any other failure, already phrased for the user.
     #[error("{0}")]
     Other(String),
+    /// A rule file is unreadable or malformed.
+    #[error("{0}")]
+    Rules(#[from] tir::egraph::rules::RuleError),
+    /// The e-graph pass could not run.
+    #[error("{0}")]
+    Pass(tir::egraph::pass::PassError),
     /// A `.tir` file parses but is not well formed.
     #[error("{path}: {source}")]
     Verify {

@@ -8,10 +8,12 @@
 //! building, progress reporting, runners (local host, adb device, qemu-aarch64), the
 //! measurement protocol, watchdogs and resumable runs.
 //!
-//! Today it holds the `grim-tune` front end with the commands that work so far:
-//! [`show`] (a workload's pattern statistics, key and lowered IR), [`check_ir`] (parse
-//! and verify a `.tir` file), and [`build_check`] (`build` and `check` generated code
-//! against the interpreter, locally or under qemu).
+//! Today it holds the `grim-tune` front end: [`show`] (a workload's pattern
+//! statistics, key and lowered IR), [`check_ir`] (parse and verify a `.tir` file),
+//! [`build_check`] (`build` and `check` generated code against the interpreter,
+//! locally, under qemu or on OpenCL), [`tune_cmd`] (the tuning run), [`db`] (the
+//! database commands) and [`rules`] (list, check and explain the e-graph rewrite
+//! rules).
 #![warn(missing_docs)]
 
 pub mod build_check;
@@ -21,6 +23,7 @@ pub mod db;
 pub mod features;
 pub mod measure;
 pub mod plot;
+pub mod rules;
 pub mod space;
 pub mod space_bcr;
 pub mod tune;
