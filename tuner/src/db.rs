@@ -208,7 +208,13 @@ pub fn show(db: &Path) -> Result<String, DbCliError> {
                 format!("{} #{}", g.device.name(), &g.device.id_hex()[..8]),
                 g.trials.to_string(),
                 g.errors.to_string(),
-                g.best_s.map_or("-".to_string(), format_seconds),
+                g.best_s.map_or("-".to_string(), |v| {
+                    if g.instructions {
+                        format!("{v:.0} insns")
+                    } else {
+                        format_seconds(v)
+                    }
+                }),
                 g.speedup().map_or("-".to_string(), |x| format!("{x:.2}x")),
             ]
         })

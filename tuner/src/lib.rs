@@ -20,6 +20,7 @@ pub mod build_check;
 pub mod commands;
 pub mod cost_model;
 pub mod db;
+pub mod db_store;
 pub mod features;
 pub mod measure;
 pub mod plot;

@@ -59,6 +59,9 @@ enum Command {
         /// Write the tuning curve (best so far vs trial) to an SVG file.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// The tuning database (default: the user's data directory, see README).
+        #[arg(long)]
+        db: Option<PathBuf>,
     },
     /// Parses and verifies a tir text file.
     CheckIr {
@@ -161,6 +164,7 @@ struct TuneCli {
     json: bool,
     no_dense: bool,
     plot: Option<PathBuf>,
+    db: Option<PathBuf>,
 }
 
 fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
@@ -190,8 +194,19 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
         }
         eprintln!("grim-tune: stopping after the current candidate (Ctrl-C again to abort)");
     });
-    let mut store_for = |_w: &tir::workload::Workload, _r: &dyn tuner::measure::Runner| {
-        Ok(Box::new(tuner::tune::MemoryStore::default()) as Box<dyn tuner::tune::Store>)
+    let db_path = match c.db {
+        Some(p) => p,
+        None => tuning_logs::default_db_path().ok_or_else(|| {
+            other("no data directory for the default database: pass --db PATH".into())
+        })?,
+    };
+    let db = Arc::new(
+        tuning_logs::Database::open(&db_path)
+            .map_err(|e| other(format!("{}: {e}", db_path.display())))?,
+    );
+    let mut store_for = |w: &tir::workload::Workload, r: &dyn tuner::measure::Runner| {
+        tuner::db_store::DbStore::new(db.clone(), w, r)
+            .map(|s| Box::new(s) as Box<dyn tuner::tune::Store>)
     };
     let sums = tuner::tune_cmd::run(&args, &mut store_for, &stop).map_err(other)?;
     if args.json {
@@ -218,6 +233,7 @@ fn main() -> ExitCode {
             json,
             no_dense,
             plot,
+            db,
         } => tune_command(TuneCli {
             workload,
             target,
@@ -230,6 +246,7 @@ fn main() -> ExitCode {
             json,
             no_dense,
             plot,
+            db,
         }),
         Command::Show { spec, no_ir } => tuner::show(&spec, !no_ir),
         Command::CheckIr { file } => tuner::check_ir(&file),

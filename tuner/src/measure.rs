@@ -385,7 +385,7 @@ impl OpenClRunner {
 
 impl Runner for OpenClRunner {
     fn describe(&self) -> String {
-        "opencl".into()
+        format!("opencl:{}", self.device.name())
     }
 
     fn target(&self) -> &Target {

@@ -196,10 +196,39 @@ fn dense_spec(spec: &WorkloadSpec) -> Option<WorkloadSpec> {
     Some(d)
 }
 
-fn summarize(r: &TuneReport, unit: &str, dense: Option<f64>) -> Summary {
-    let best = r.best();
-    let default_cost = r.default_trial().and_then(|t| t.cost());
-    let best_cost = best.and_then(|t| t.cost());
+/// Summarizes a run; `history` (everything stored for this workload, target and
+/// device, this run included) gives the overall default and best, so a resumed run
+/// reports the best of all runs.
+fn summarize(
+    r: &TuneReport,
+    unit: &str,
+    dense: Option<f64>,
+    history: &[(schedule::Trace, Option<f64>)],
+) -> Summary {
+    let best_here = r.best();
+    let overall_best = history
+        .iter()
+        .filter_map(|(t, c)| c.map(|c| (t, c)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    let default_cost = history
+        .iter()
+        .filter(|(t, _)| t.instructions.is_empty())
+        .filter_map(|(_, c)| *c)
+        .min_by(|a, b| a.total_cmp(b))
+        .or_else(|| r.default_trial().and_then(|t| t.cost()));
+    let best_cost = overall_best
+        .map(|(_, c)| c)
+        .or_else(|| best_here.and_then(|t| t.cost()));
+    let best_trace = overall_best
+        .map(|(t, _)| t.to_json())
+        .or_else(|| best_here.map(|t| t.trace.to_json()))
+        .unwrap_or_default();
+    let best_schedule = match best_here {
+        Some(t) if t.trace.to_json() == best_trace => t.description.clone(),
+        _ if best_trace.is_empty() => String::new(),
+        _ if best_trace == r#"{"format":1,"instructions":[]}"# => "default".to_string(),
+        _ => format!("from an earlier run, trace {best_trace}"),
+    };
     let mut curve = Vec::new();
     let mut cur: Option<f64> = None;
     for t in &r.trials {
@@ -221,8 +250,8 @@ fn summarize(r: &TuneReport, unit: &str, dense: Option<f64>) -> Summary {
         speedup: default_cost.zip(best_cost).map(|(d, b)| d / b),
         dense_cost: dense,
         speedup_over_dense: dense.zip(best_cost).map(|(d, b)| d / b),
-        best_schedule: best.map(|t| t.description.clone()).unwrap_or_default(),
-        best_trace: best.map(|t| t.trace.to_json()).unwrap_or_default(),
+        best_schedule,
+        best_trace,
         curve,
         interrupted: r.interrupted,
     }
@@ -252,7 +281,7 @@ pub fn table(sums: &[Summary]) -> String {
             x.device,
             x.trials,
             if x.skipped > 0 {
-                format!(" (+{} done before)", x.skipped)
+                format!(" ({} already measured, skipped)", x.skipped)
             } else {
                 String::new()
             },
@@ -353,7 +382,8 @@ pub fn run(
                 }
             }
         };
-        sums.push(summarize(&report, unit, dense));
+        let history = store.history();
+        sums.push(summarize(&report, unit, dense, &history));
     }
     if let Some(path) = &args.plot {
         crate::plot::tuning_curve(&sums, path)?;

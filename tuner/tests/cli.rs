@@ -180,55 +180,44 @@ fn tune_prints_the_result_table_and_json() {
     let dir = std::env::temp_dir().join(format!("grim-cli-tune-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let plot = dir.join("curve.svg");
-    let (ok, out, err) = grim_tune(&[
-        "tune",
-        "--workload",
-        spec,
-        "--trials",
-        "6",
-        "--strategy",
-        "random",
-        "--plot",
-        plot.to_str().unwrap(),
-    ]);
+    let plot = plot.to_str().unwrap();
+    let db = dir.join("db");
+    let db = db.to_str().unwrap();
+    let tune = |extra: &[&str]| {
+        let mut args = vec!["tune", "--workload", spec, "--db", db];
+        args.extend_from_slice(extra);
+        grim_tune(&args)
+    };
+    let (ok, out, err) = tune(&["--trials", "6", "--strategy", "random", "--plot", plot]);
     assert!(ok, "{err}");
     assert!(
         out.contains("| workload | device | trials | errors | default | best | speedup |"),
         "{out}"
     );
     assert!(out.contains("| local | 6 | 0 |"), "{out}");
-    assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
-    let (ok, out, err) = grim_tune(&[
-        "tune",
-        "--workload",
-        spec,
-        "--trials",
-        "4",
-        "--json",
-        "--no-dense",
-    ]);
+    assert!(std::fs::read_to_string(plot).unwrap().starts_with("<svg"));
+    // Resuming with the same database measures only new candidates.
+    let (ok, out, err) = tune(&["--trials", "4", "--json", "--no-dense"]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[0]["trials"], 4);
+    assert!(v[0]["skipped"].as_u64().unwrap() >= 1, "{out}");
     assert!(v[0]["best_cost"].as_f64().unwrap() > 0.0);
     assert!(
         v[0]["speedup"].as_f64().unwrap() >= 1.0,
-        "best is never worse than the default it includes"
+        "the best includes the default"
     );
+    let (ok, out, err) = grim_tune(&["db", "show", "--db", db]);
+    assert!(ok, "{err}");
+    assert!(out.contains("10 record(s) in 1 group(s)"), "{out}");
     // Bad inputs: clear errors, non-zero exit.
-    let (ok, _, err) = grim_tune(&["tune", "--workload", spec, "--device", "phone"]);
+    let (ok, _, err) = tune(&["--device", "phone"]);
     assert!(!ok && err.contains("unknown device `phone`"), "{err}");
-    let (ok, _, err) = grim_tune(&[
-        "tune",
-        "--workload",
-        spec,
-        "--target",
-        "aarch64-neon:cortex-a76",
-    ]);
+    let (ok, _, err) = tune(&["--target", "aarch64-neon:cortex-a76"]);
     assert!(!ok && err.contains("use --device qemu"), "{err}");
     let list = dir.join("layers.txt");
     std::fs::write(&list, "# layers\nfc:M=4,K=4,N=1\nfc:M=4,K=0,N=1\n").unwrap();
-    let (ok, _, err) = grim_tune(&["tune", "--workload", list.to_str().unwrap()]);
+    let (ok, _, err) = grim_tune(&["tune", "--workload", list.to_str().unwrap(), "--db", db]);
     assert!(
         !ok && err.contains("layers.txt:3: bad value `0` for key `K`"),
         "{err}"

@@ -196,7 +196,7 @@ impl Database {
             DbError::InvalidRecord(crate::error::RecordError::new("record", e.to_string()))
         })?;
         let trace_json = record.trace_json();
-        let median = record.median_s();
+        let median = record.cost();
         let seq = self.db.generate_id().map_err(|e| self.sled_err(e))?;
         let rk = key::record_key(&group, seq);
         let mk = key::measured_key(&group, &trace_json, seq);
@@ -380,7 +380,7 @@ impl Database {
             let (k, v) = item.map_err(|e| self.sled_err(e))?;
             let s = self.decode(&k, &v)?;
             let group = Self::group_of(&s.record)?;
-            if let Some(m) = s.record.median_s() {
+            if let Some(m) = s.record.cost() {
                 expected_best.insert(key::best_key(&group, m, s.seq).to_vec());
             }
             expected_measured

@@ -140,12 +140,12 @@ pub fn export(db: &Database, out: &Path, filter: &ExportFilter) -> Result<u64, E
             if !filter.keeps(&r) {
                 continue;
             }
-            let Some(m) = r.median_s() else { continue };
+            let Some(m) = r.cost() else { continue };
             let g = group_of(&r);
             match &best {
                 Some((bg, br)) if *bg == g => {
                     // Strictly better only: ties keep the earlier record, as best_k does.
-                    if br.median_s().is_some_and(|bm| m < bm) {
+                    if br.cost().is_some_and(|bm| m < bm) {
                         best = Some((g, r));
                     }
                 }
@@ -510,7 +510,7 @@ fn identity(r: &Record) -> (Vec<u8>, String) {
 /// result does not depend on the order of the inputs.
 fn preferred(a: &Record, b: &Record) -> Ordering {
     let rank = |r: &Record| match &r.result {
-        Outcome::Measured(m) => (0u8, m.median_s),
+        Outcome::Measured(m) => (0u8, m.instructions.map(|n| n as f64).unwrap_or(m.median_s)),
         Outcome::Error(_) => (1u8, 0.0),
     };
     let (ra, rb) = (rank(a), rank(b));

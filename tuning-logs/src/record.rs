@@ -190,6 +190,22 @@ impl Record {
         }
     }
 
+    /// The quantity "best" minimises, for measured records: the retired instruction
+    /// count where it was measured (emulated devices, whose wall time means nothing),
+    /// otherwise the median time in seconds. Within one (workload, target, device)
+    /// group every record uses the same unit.
+    pub fn cost(&self) -> Option<f64> {
+        match &self.result {
+            Outcome::Measured(m) => Some(m.instructions.map(|n| n as f64).unwrap_or(m.median_s)),
+            Outcome::Error(_) => None,
+        }
+    }
+
+    /// True when the cost is an instruction count.
+    pub fn cost_is_instructions(&self) -> bool {
+        matches!(&self.result, Outcome::Measured(m) if m.instructions.is_some())
+    }
+
     /// The median time, for measured records.
     pub fn median_s(&self) -> Option<f64> {
         match &self.result {

@@ -20,10 +20,12 @@ pub struct GroupSummary {
     pub trials: usize,
     /// How many of them failed.
     pub errors: usize,
-    /// The best median, seconds.
+    /// The best cost: median seconds, or instructions when `instructions` is set.
     pub best_s: Option<f64>,
-    /// The best median of the default schedule (empty trace), seconds.
+    /// The best cost of the default schedule (empty trace).
     pub default_s: Option<f64>,
+    /// True when the costs are instruction counts (emulated devices), not seconds.
+    pub instructions: bool,
 }
 
 impl GroupSummary {
@@ -55,11 +57,12 @@ pub fn summarize(db: &Database) -> Result<Vec<GroupSummary>, DbError> {
             r.target.id(),
             r.device.id(),
         );
-        let median = r.median_s();
+        let median = r.cost();
         let is_default = r.trace.instructions.is_empty();
         match out.last_mut() {
             Some((g, sum)) if g[..] == group[..GROUP_LEN] => {
                 sum.trials += 1;
+                sum.instructions |= r.cost_is_instructions();
                 sum.errors += usize::from(median.is_none());
                 sum.best_s = min_opt(sum.best_s, median);
                 if is_default {
@@ -73,6 +76,7 @@ pub fn summarize(db: &Database) -> Result<Vec<GroupSummary>, DbError> {
                     errors: usize::from(median.is_none()),
                     best_s: median,
                     default_s: if is_default { median } else { None },
+                    instructions: r.cost_is_instructions(),
                     workload: r.workload,
                     target: r.target,
                     device: r.device,

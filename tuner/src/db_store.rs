@@ -1,0 +1,155 @@
+//! The tuning database as the tuner's [`Store`]: every completed trial becomes a
+//! durable record (flushed before the next candidate runs), resumed runs skip traces
+//! already measured for the same workload, target and device, and the cost model
+//! starts from the stored records.
+
+use crate::measure::{ErrorKind, Runner};
+use crate::tune::{Store, Trial};
+use schedule::Trace;
+use std::sync::Arc;
+use tir::workload::Workload;
+use tir::WorkloadKey;
+use tuning_logs::{Database, DeviceIdentity, Query, Record, Target, WorkloadRef};
+
+/// The identity under which a runner's results are stored.
+pub fn identity_of(runner: &dyn Runner) -> Result<(Target, DeviceIdentity), String> {
+    let sanitize = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    match runner.target() {
+        codegen::Target::Host => Ok((Target::Host, DeviceIdentity::host())),
+        codegen::Target::Aarch64Neon { mcpu } => {
+            let d = runner.describe();
+            let cpu = d.strip_prefix("qemu:").unwrap_or(&d).to_string();
+            Ok((
+                Target::Aarch64Neon { mcpu: mcpu.clone() },
+                DeviceIdentity {
+                    model: format!("qemu-aarch64 -cpu {cpu}"),
+                    soc: cpu,
+                    abi: "arm64-v8a".into(),
+                    cores: 1,
+                    opencl_device: None,
+                    serial: None,
+                },
+            ))
+        }
+        codegen::Target::OpenCl { .. } => {
+            let d = runner.describe();
+            let name = d.strip_prefix("opencl:").unwrap_or(&d).to_string();
+            let mut dev = DeviceIdentity::host();
+            dev.opencl_device = Some(name.clone());
+            Ok((
+                Target::OpenCl {
+                    profile: sanitize(&name),
+                },
+                dev,
+            ))
+        }
+    }
+}
+
+/// A [`Store`] over an open database for one workload, target and device.
+pub struct DbStore {
+    db: Arc<Database>,
+    workload: WorkloadRef,
+    key: WorkloadKey,
+    target: Target,
+    device: DeviceIdentity,
+}
+
+impl DbStore {
+    /// The store of `w`'s results on `runner` in `db`.
+    pub fn new(db: Arc<Database>, w: &Workload, runner: &dyn Runner) -> Result<DbStore, String> {
+        let (target, device) = identity_of(runner)?;
+        Ok(DbStore {
+            db,
+            workload: WorkloadRef::of(w),
+            key: w.key(),
+            target,
+            device,
+        })
+    }
+
+    fn query(&self) -> Query<'_> {
+        Query {
+            workload: &self.key,
+            target: &self.target,
+            device: &self.device,
+        }
+    }
+}
+
+fn kind(k: ErrorKind) -> tuning_logs::ErrorKind {
+    match k {
+        ErrorKind::BuildError => tuning_logs::ErrorKind::BuildError,
+        ErrorKind::BuildTimeout => tuning_logs::ErrorKind::BuildTimeout,
+        ErrorKind::RunError => tuning_logs::ErrorKind::RunError,
+        ErrorKind::RunTimeout => tuning_logs::ErrorKind::RunTimeout,
+        ErrorKind::WrongResult => tuning_logs::ErrorKind::WrongResult,
+        ErrorKind::DeviceLost => tuning_logs::ErrorKind::DeviceLost,
+    }
+}
+
+impl Store for DbStore {
+    fn contains(&self, trace_json: &str) -> bool {
+        match Trace::from_json(trace_json) {
+            Ok(t) => self.db.is_measured(&self.query(), &t).unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    fn put(&mut self, trial: &Trial) -> Result<(), String> {
+        let result = match &trial.outcome {
+            Ok(m) => tuning_logs::Outcome::Measured(tuning_logs::Measurement {
+                median_s: m.median,
+                min_s: m.min.min(m.median),
+                mean_s: m.mean,
+                stddev_s: m.stddev,
+                number: m.number.min(u32::MAX as u64) as u32,
+                repeat: m.repeat.min(u32::MAX as u64) as u32,
+                instructions: m.instructions,
+            }),
+            Err(f) => tuning_logs::Outcome::Error(tuning_logs::Failure {
+                kind: kind(f.kind),
+                message: f.message.clone(),
+            }),
+        };
+        let time_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let record = Record {
+            format: tuning_logs::FORMAT_VERSION,
+            workload: self.workload.clone(),
+            target: self.target.clone(),
+            device: self.device.clone(),
+            trace: trial.trace.clone(),
+            result,
+            grim_version: tuning_logs::GRIM_VERSION.to_string(),
+            time_unix_ms,
+        };
+        self.db
+            .insert(&record)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn history(&self) -> Vec<(Trace, Option<f64>)> {
+        self.db
+            .records_of(&self.query())
+            .map(|v| {
+                v.into_iter()
+                    .map(|s| (s.record.trace.clone(), s.record.cost()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
