@@ -8,12 +8,10 @@ use codegen::run::{max_error, run_candidate, Protocol};
 use codegen::toolchain::{build_binary, Runner};
 use codegen::Target;
 use schedule::{Schedule, Trace};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 use tir::workload::Workload;
-use tir::{Function, ParamKind, Tensor};
 
 /// Where `check` runs the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -58,7 +56,8 @@ pub fn build(
 ) -> Result<String, CliError> {
     let target = parse_target(target)?;
     let (w, s) = scheduled(spec, trace)?;
-    let src = measurement_source(&[Candidate { func: s.func() }], &target)
+    let func = crate::pipeline::optimize(s.func());
+    let src = measurement_source(&[Candidate { func: &func }], &target)
         .map_err(|e| CliError::Other(e.to_string()))?;
     let bin = build_binary(&src, out, &target, Duration::from_secs(300))
         .map_err(|e| CliError::Other(e.to_string()))?;
@@ -69,20 +68,6 @@ pub fn build(
         bin.display(),
         bin.display()
     ))
-}
-
-fn interpreter_outputs(
-    f: &Function,
-    args: &BTreeMap<String, Tensor>,
-) -> Result<BTreeMap<String, Tensor>, CliError> {
-    let mut a = args.clone();
-    for p in f.params.iter().filter(|p| p.kind == ParamKind::Output) {
-        a.insert(p.name.clone(), Tensor::zeros(p.dtype, p.shape.clone()));
-    }
-    tir::interp::run(f, &mut a).map_err(|e| CliError::Other(format!("interpreter: {e}")))?;
-    Ok(a.into_iter()
-        .filter(|(k, _)| f.param(k).is_some_and(|p| p.kind == ParamKind::Output))
-        .collect())
 }
 
 /// The outcome of `check`: the report text and whether the tolerance held.
@@ -126,18 +111,23 @@ pub fn check(
     let (w, s) = scheduled(spec, trace)?;
     let dir = std::env::temp_dir().join(format!("grim-check-{}", std::process::id()));
     let err = |e: codegen::CodegenError| CliError::Other(e.to_string());
-    let src = measurement_source(&[Candidate { func: s.func() }], &target).map_err(err)?;
+    let func = crate::pipeline::optimize(s.func());
+    let src = measurement_source(&[Candidate { func: &func }], &target).map_err(err)?;
     let bin = build_binary(&src, &dir, &target, Duration::from_secs(300)).map_err(err)?;
     let mut args = w.random_inputs(1);
     args.extend(s.weights().clone());
-    let want = interpreter_outputs(s.func(), &args)?;
+    // The reference is the original lowered function with the original weights: the
+    // schedule, the e-graph pass and the code generator are all under test.
+    let want = w
+        .interpret(&w.random_inputs(1))
+        .map_err(|e| CliError::Other(format!("interpreter: {e}")))?;
     let protocol = Protocol {
         number: 1,
         repeat: if runner == Runner::Native { 10 } else { 1 },
         min_repeat_ms: if runner == Runner::Native { 10.0 } else { 0.0 },
         timeout: Duration::from_secs(120),
     };
-    let got = run_candidate(&bin, &runner, 0, s.func(), &args, &protocol, &dir).map_err(err)?;
+    let got = run_candidate(&bin, &runner, 0, &func, &args, &protocol, &dir).map_err(err)?;
     let (abs, rel) = max_error(&got.outputs, &want).ok_or_else(|| {
         CliError::Other("kernel outputs do not match the function's outputs".into())
     })?;

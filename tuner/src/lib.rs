@@ -23,6 +23,7 @@ pub mod db;
 pub mod db_store;
 pub mod features;
 pub mod measure;
+pub mod pipeline;
 pub mod plot;
 pub mod rules;
 pub mod space;

@@ -66,6 +66,8 @@ pub struct TuneOptions {
     pub work_dir: PathBuf,
     /// Fault injection (tests only).
     pub faults: Option<FaultInjection>,
+    /// Run the e-graph simplification pass on each candidate before code generation.
+    pub egraph: bool,
 }
 
 impl Default for TuneOptions {
@@ -78,6 +80,7 @@ impl Default for TuneOptions {
             epsilon: 0.25,
             work_dir: std::env::temp_dir().join(format!("grim-tune-{}", std::process::id())),
             faults: None,
+            egraph: true,
         }
     }
 }
@@ -383,7 +386,11 @@ pub fn tune(
             .map(|(decisions, s, json)| {
                 seen.insert(json);
                 candidate_no += 1;
-                let mut func = s.func().clone();
+                let mut func = if opts.egraph {
+                    crate::pipeline::optimize(s.func())
+                } else {
+                    s.func().clone()
+                };
                 if let Some(fi) = &opts.faults {
                     if fi.every > 0
                         && candidate_no.is_multiple_of(fi.every)
