@@ -208,6 +208,14 @@ pub enum TuneError {
     /// The store failed.
     #[error("database: {0}")]
     Store(String),
+    /// The device failed several candidates in a row.
+    #[error("the device was lost {count} times in a row ({last}); stopping. Every completed result is recorded; rerun the same command to resume")]
+    DeviceLost {
+        /// Consecutive losses.
+        count: usize,
+        /// The last message.
+        last: String,
+    },
 }
 
 /// A proposed candidate, ready to build.
@@ -249,6 +257,10 @@ fn inject(func: &mut Function, fault: Fault) {
     };
 }
 
+/// After this many consecutive "device lost" failures (each already retried by the
+/// runner) the run stops.
+pub const MAX_DEVICE_LOST: usize = 3;
+
 /// Runs the tuning loop for `w` on `runner`, recording into `store`.
 pub fn tune(
     w: &Workload,
@@ -289,6 +301,7 @@ pub fn tune(
     let mut population: Vec<(Decisions, f64)> = Vec::new();
     let mut candidate_no = 0usize;
     let mut first = true;
+    let mut lost_in_a_row = 0usize;
     while report.trials.len() < opts.trials {
         if stop.load(Ordering::SeqCst) {
             report.interrupted = true;
@@ -465,6 +478,18 @@ pub fn tune(
                     outcome,
                 };
                 store.put(&trial).map_err(TuneError::Store)?;
+                match &trial.outcome {
+                    Err(f) if f.kind == ErrorKind::DeviceLost => {
+                        lost_in_a_row += 1;
+                        if lost_in_a_row >= MAX_DEVICE_LOST {
+                            return Err(TuneError::DeviceLost {
+                                count: lost_in_a_row,
+                                last: f.message.clone(),
+                            });
+                        }
+                    }
+                    _ => lost_in_a_row = 0,
+                }
                 match &trial.outcome {
                     Ok(m) => {
                         model.add(features(&p.func), m.cost());

@@ -220,3 +220,61 @@ fn opencl_tune_on_the_local_platform() {
         .iter()
         .any(|t| t.trace.to_json().contains("\"axis\":\"ThreadX\"")));
 }
+
+/// A device that is gone: every measurement fails with `DeviceLost`.
+struct GoneDevice(LocalRunner);
+
+impl tuner::measure::Runner for GoneDevice {
+    fn describe(&self) -> String {
+        "gone".into()
+    }
+    fn target(&self) -> &codegen::Target {
+        self.0.target()
+    }
+    fn build(
+        &self,
+        jobs: &[tuner::measure::Job<'_>],
+        dir: &std::path::Path,
+    ) -> Result<std::path::PathBuf, tuner::measure::Failure> {
+        self.0.build(jobs, dir)
+    }
+    fn measure(
+        &self,
+        _: &std::path::Path,
+        _: usize,
+        _: &tuner::measure::Job<'_>,
+        _: &std::collections::BTreeMap<String, tir::Tensor>,
+        _: &std::path::Path,
+    ) -> Result<tuner::measure::Measurement, tuner::measure::Failure> {
+        Err(tuner::measure::Failure {
+            kind: ErrorKind::DeviceLost,
+            message: "no route to device".into(),
+        })
+    }
+}
+
+#[test]
+fn a_lost_device_stops_the_run_with_everything_recorded() {
+    let w = Workload::from_spec_str("bcr-fc:M=16,K=16,N=4,block=8x8,sparsity=0.5,seed=1").unwrap();
+    let runner = GoneDevice(LocalRunner::new(quick_limits()));
+    let mut store = MemoryStore::default();
+    let e = tune(
+        &w,
+        &runner,
+        &mut store,
+        &opts(10, Strategy::Random, 2),
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("the device was lost 3 times in a row (no route to device); stopping"),
+        "{e}"
+    );
+    assert_eq!(
+        store.trials.len(),
+        3,
+        "the failed candidates are recorded as device_lost"
+    );
+}
