@@ -387,4 +387,19 @@ impl Schedule {
             at_loop: at_loop.to_string(),
         })
     }
+
+    /// Keeps the partial sums of `buffer`'s updates in a local accumulator across loop
+    /// `loop_name` and adds them once after it; returns the accumulator's name. See
+    /// [`crate::primitive::accumulate::accumulate_at`].
+    pub fn accumulate_at(
+        &mut self,
+        loop_name: &str,
+        buffer: &str,
+    ) -> Result<String, ScheduleError> {
+        let names = self.apply(Instruction::AccumulateAt {
+            loop_name: loop_name.to_string(),
+            buffer: buffer.to_string(),
+        })?;
+        Ok(names.into_iter().next().unwrap_or_default())
+    }
 }

@@ -143,6 +143,13 @@ pub enum Instruction {
         /// Memory scope of the copy.
         scope: MemScope,
     },
+    /// [`crate::primitive::accumulate::accumulate_at`].
+    AccumulateAt {
+        /// The loop across which partial sums are kept.
+        loop_name: String,
+        /// The buffer reduced into.
+        buffer: String,
+    },
     /// [`crate::primitive::cache::cache_write`].
     CacheWrite {
         /// The loop whose body's writes are staged.

@@ -1,6 +1,7 @@
 //! BCR knobs of the search space: the GRIM optimizations as choices. They come first
 //! in the knob list, in the order the BCR primitives compose (row reordering, column
-//! reordering, load-redundancy elimination, block-row partitioning, block tiling).
+//! reordering, load-redundancy elimination, accumulation of each row's partial sums in
+//! registers, block-row partitioning, block tiling).
 
 use crate::space::{Choice, Knob};
 use schedule::{ColumnOrder, Factor, Instruction, Remainder, RowOrder};
@@ -14,6 +15,16 @@ fn choice(label: String, instructions: Vec<Instruction>) -> Choice {
 
 fn as_is() -> Choice {
     choice("as is".into(), Vec::new())
+}
+
+/// The kept-column loop and the output buffer of BCR weight `weight` in lowered code
+/// (`W` -> `j`/`Y`; RNN weights `W_ih` -> `gi_j`/`gi`, `W_hh` -> `gh_j`/`gh`).
+fn accumulation_of(weight: &str) -> (String, String) {
+    match weight {
+        "W_ih" => ("gi_j".into(), "gi".into()),
+        "W_hh" => ("gh_j".into(), "gh".into()),
+        _ => ("j".into(), "Y".into()),
+    }
 }
 
 /// The knobs for BCR weight `weight`.
@@ -69,6 +80,19 @@ pub fn bcr_knobs(weight: &str) -> Vec<Knob> {
                     vec![Instruction::EliminateRedundantLoads { weight: w.clone() }],
                 ),
             ],
+        },
+        Knob {
+            name: format!("accumulate rows {w}"),
+            choices: vec![as_is(), {
+                let (j, out) = accumulation_of(&w);
+                choice(
+                    format!("accumulate rows of {w} in registers"),
+                    vec![Instruction::AccumulateAt {
+                        loop_name: j,
+                        buffer: out,
+                    }],
+                )
+            }],
         },
         Knob {
             name: format!("block-row partition {w}"),

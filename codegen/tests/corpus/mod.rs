@@ -59,6 +59,30 @@ pub fn corpus() -> Vec<Case> {
         s.split("i", &[None, Some(2)], Remainder::Tail)?;
         s.parallel("init_m")
     }));
+    out.push(case(
+        "bcr-fc row reordering + LRE + vectorize + partition",
+        &bfc,
+        |s| {
+            s.reorder_rows("W", schedule::RowOrder::BlockColumn)?;
+            s.eliminate_redundant_loads("W")?;
+            s.partition_block_rows("W")?;
+            s.split("n", &[None, Some(4)], Remainder::Exact)?;
+            s.vectorize("n_1")
+        },
+    ));
+    out.push(case("bcr-fc column reordering + tile blocks", &bfc, |s| {
+        s.reorder_columns("W", schedule::ColumnOrder::FirstUse)?;
+        s.tile_blocks("W", 2, Some(4), Remainder::Tail).map(|_| ())
+    }));
+    out.push(case(
+        "bcr-fc LRE + accumulate rows + tail-split rows",
+        &bfc,
+        |s| {
+            s.eliminate_redundant_loads("W")?;
+            s.accumulate_at("j", "Y")?;
+            s.split("i", &[None, Some(2)], Remainder::Tail).map(|_| ())
+        },
+    ));
     let bfc1 =
         Workload::from_spec_str("bcr-fc:M=40,K=36,N=1,block=8x12,sparsity=0.7,seed=2").unwrap();
     out.push(case("bcr-fc N=1 guard-split cols", &bfc1, |s| {
@@ -83,6 +107,12 @@ pub fn corpus() -> Vec<Case> {
     )
     .unwrap();
     out.push(case("bcr-conv3x3 stride 2", &bconv, |_| Ok(())));
+    out.push(case("bcr-conv1x1 LRE", &conv1, |s| {
+        s.eliminate_redundant_loads("W").map(|_| ())
+    }));
+    out.push(case("bcr-conv3x3 accumulate rows", &bconv, |s| {
+        s.accumulate_at("j", "Y").map(|_| ())
+    }));
     let gru =
         Workload::from_spec_str("bcr-gru:hidden=16,input=12,batch=4,block=8x4,sparsity=0.6,seed=5")
             .unwrap();

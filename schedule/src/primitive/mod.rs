@@ -1,6 +1,7 @@
 //! The primitives, one file per family (as TVM's schedule), and the dispatch of trace
 //! instructions to them.
 
+pub mod accumulate;
 pub mod bcr;
 pub mod cache;
 pub mod compute_location;
@@ -137,6 +138,9 @@ pub fn apply(
         }
         Instruction::Bind { loop_name, axis } => {
             for_kind::bind(&mut state.func, loop_name, *axis).map(|_| Vec::new())
+        }
+        Instruction::AccumulateAt { loop_name, buffer } => {
+            accumulate::accumulate_at(&mut state.func, loop_name, buffer).map(|b| vec![b])
         }
         Instruction::CacheRead {
             loop_name,
