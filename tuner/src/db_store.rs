@@ -3,7 +3,7 @@
 //! already measured for the same workload, target and device, and the cost model
 //! starts from the stored records.
 
-use crate::measure::{ErrorKind, Runner};
+use crate::measure::Runner;
 use crate::tune::{Store, Trial};
 use schedule::Trace;
 use std::sync::Arc;
@@ -87,17 +87,6 @@ impl DbStore {
     }
 }
 
-fn kind(k: ErrorKind) -> tuning_logs::ErrorKind {
-    match k {
-        ErrorKind::BuildError => tuning_logs::ErrorKind::BuildError,
-        ErrorKind::BuildTimeout => tuning_logs::ErrorKind::BuildTimeout,
-        ErrorKind::RunError => tuning_logs::ErrorKind::RunError,
-        ErrorKind::RunTimeout => tuning_logs::ErrorKind::RunTimeout,
-        ErrorKind::WrongResult => tuning_logs::ErrorKind::WrongResult,
-        ErrorKind::DeviceLost => tuning_logs::ErrorKind::DeviceLost,
-    }
-}
-
 impl Store for DbStore {
     fn contains(&self, trace_json: &str) -> bool {
         match Trace::from_json(trace_json) {
@@ -118,7 +107,7 @@ impl Store for DbStore {
                 instructions: m.instructions,
             }),
             Err(f) => tuning_logs::Outcome::Error(tuning_logs::Failure {
-                kind: kind(f.kind),
+                kind: f.kind,
                 message: f.message.clone(),
             }),
         };

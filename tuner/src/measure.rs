@@ -12,35 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tir::{Function, Tensor};
 
-/// Why a candidate has no valid measurement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// The generated code did not compile (or could not be generated).
-    BuildError,
-    /// The compiler ran past the build timeout.
-    BuildTimeout,
-    /// The binary crashed or exited with an error.
-    RunError,
-    /// The binary ran past the run timeout and was killed.
-    RunTimeout,
-    /// The outputs differ from the reference interpreter.
-    WrongResult,
-    /// The device stopped answering.
-    DeviceLost,
-}
-
-impl ErrorKind {
-    /// Every kind, in a fixed order.
-    pub const ALL: [ErrorKind; 6] = [
-        ErrorKind::BuildError,
-        ErrorKind::BuildTimeout,
-        ErrorKind::RunError,
-        ErrorKind::RunTimeout,
-        ErrorKind::WrongResult,
-        ErrorKind::DeviceLost,
-    ];
-}
+/// Why a candidate has no valid measurement: the tuning database's error kinds
+/// (build error, build timeout, run error, run timeout, wrong result, device lost).
+pub use tuning_logs::ErrorKind;
 
 /// A failed candidate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,6 +109,24 @@ impl Default for Limits {
                 timeout: Duration::from_secs(30),
             },
         }
+    }
+}
+
+/// A successful measurement from a run's timing.
+fn measured(
+    t: &codegen::run::Timing,
+    instructions: Option<u64>,
+    max_rel_error: f64,
+) -> Measurement {
+    Measurement {
+        median: t.median,
+        min: t.min,
+        mean: t.mean,
+        stddev: t.stddev,
+        number: t.number,
+        repeat: t.repeat,
+        instructions,
+        max_rel_error,
     }
 }
 
@@ -257,16 +249,7 @@ impl Runner for LocalRunner {
         )
         .map_err(run_failure)?;
         let rel = check(&r.outputs, reference, self.limits.tolerance)?;
-        Ok(Measurement {
-            median: r.timing.median,
-            min: r.timing.min,
-            mean: r.timing.mean,
-            stddev: r.timing.stddev,
-            number: r.timing.number,
-            repeat: r.timing.repeat,
-            instructions: None,
-            max_rel_error: rel,
-        })
+        Ok(measured(&r.timing, None, rel))
     }
 }
 
@@ -347,16 +330,7 @@ impl Runner for QemuRunner {
             self.limits.run_timeout,
         )
         .map_err(run_failure)?;
-        Ok(Measurement {
-            median: r.timing.median,
-            min: r.timing.min,
-            mean: r.timing.mean,
-            stddev: r.timing.stddev,
-            number: r.timing.number,
-            repeat: r.timing.repeat,
-            instructions: Some(n),
-            max_rel_error: rel,
-        })
+        Ok(measured(&r.timing, Some(n), rel))
     }
 }
 
@@ -425,15 +399,6 @@ impl Runner for OpenClRunner {
             codegen::opencl_run::run_program(&self.device, &prog, job.func, job.args, &protocol)
                 .map_err(run_failure)?;
         let rel = check(&r.outputs, reference, self.limits.tolerance)?;
-        Ok(Measurement {
-            median: r.timing.median,
-            min: r.timing.min,
-            mean: r.timing.mean,
-            stddev: r.timing.stddev,
-            number: r.timing.number,
-            repeat: r.timing.repeat,
-            instructions: None,
-            max_rel_error: rel,
-        })
+        Ok(measured(&r.timing, None, rel))
     }
 }
