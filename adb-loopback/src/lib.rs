@@ -280,11 +280,9 @@ fn serve(sock: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
                     None => conn.send(&Message::new(A_CLSE, 0, remote, Vec::new()))?,
                 }
             }
-            A_WRTE => {
-                // arg0 = the host's id, arg1 = ours. Acknowledge once queued.
-                if conn.deliver(m.arg1, m.data) {
-                    conn.send(&Message::new(A_OKAY, m.arg1, m.arg0, Vec::new()))?;
-                }
+            // arg0 = the host's id, arg1 = ours. Acknowledge once queued.
+            A_WRTE if conn.deliver(m.arg1, m.data) => {
+                conn.send(&Message::new(A_OKAY, m.arg1, m.arg0, Vec::new()))?;
             }
             A_OKAY => conn.ack(m.arg1),
             A_CLSE => conn.remote_closed(m.arg1),
