@@ -81,6 +81,26 @@ impl AdbServer {
             .stdin(Stdio::null());
     }
 
+    /// Writes a script `HOME/adb` that runs this `adb` against this server (for a
+    /// program that takes an `adb` path, like `grim-tune --adb`); returns its path.
+    pub fn wrapper(&self) -> io::Result<PathBuf> {
+        let p = self.home.join("adb");
+        let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let script = format!(
+            "#!/bin/sh\nHOME={} ANDROID_ADB_SERVER_PORT={} exec {} \"$@\"\n",
+            q(&self.home.display().to_string()),
+            self.port,
+            q(&self.adb.display().to_string())
+        );
+        std::fs::write(&p, script)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+        }
+        Ok(p)
+    }
+
     /// Runs `adb ARGS` and waits.
     pub fn run(&self, args: &[&str]) -> io::Result<Output> {
         self.command().args(args).output()

@@ -66,6 +66,9 @@ pub struct TuneOptions {
     pub work_dir: PathBuf,
     /// Fault injection (tests only).
     pub faults: Option<FaultInjection>,
+    /// Stop the run after this many consecutive `device_lost` candidates (the runner
+    /// has already tried to reconnect for each); 0 never stops.
+    pub max_device_lost: usize,
 }
 
 impl Default for TuneOptions {
@@ -78,6 +81,7 @@ impl Default for TuneOptions {
             epsilon: 0.25,
             work_dir: std::env::temp_dir().join(format!("grim-tune-{}", std::process::id())),
             faults: None,
+            max_device_lost: 3,
         }
     }
 }
@@ -205,6 +209,17 @@ pub enum TuneError {
     /// The store failed.
     #[error("database: {0}")]
     Store(String),
+    /// The device stayed lost for `max_device_lost` candidates in a row; everything
+    /// measured before is recorded, and a rerun resumes (lost candidates are retried).
+    #[error("{lost} candidates in a row lost the device, giving up ({message}); results so far are recorded, rerun to resume")]
+    DeviceLost {
+        /// Consecutive lost candidates.
+        lost: usize,
+        /// The last failure's message.
+        message: String,
+        /// The report so far.
+        report: Box<TuneReport>,
+    },
 }
 
 /// A proposed candidate, ready to build.
@@ -286,6 +301,7 @@ pub fn tune(
     let mut population: Vec<(Decisions, f64)> = Vec::new();
     let mut candidate_no = 0usize;
     let mut first = true;
+    let mut lost_in_a_row = 0usize;
     while report.trials.len() < opts.trials {
         if stop.load(Ordering::SeqCst) {
             report.interrupted = true;
@@ -465,7 +481,25 @@ pub fn tune(
                     }
                     Err(f) => *report.errors.entry(f.kind).or_insert(0) += 1,
                 }
+                let lost = match &trial.outcome {
+                    Err(f) if f.kind == ErrorKind::DeviceLost => Some(f.message.clone()),
+                    _ => None,
+                };
                 report.trials.push(trial);
+                match lost {
+                    Some(message) => {
+                        lost_in_a_row += 1;
+                        if opts.max_device_lost > 0 && lost_in_a_row >= opts.max_device_lost {
+                            let _ = std::fs::remove_dir_all(&batch_dir);
+                            return Err(TuneError::DeviceLost {
+                                lost: lost_in_a_row,
+                                message,
+                                report: Box::new(report),
+                            });
+                        }
+                    }
+                    None => lost_in_a_row = 0,
+                }
                 let best = report.best().and_then(|t| t.cost());
                 let errors: usize = report.errors.values().sum();
                 if let Some(t) = report.trials.last() {
