@@ -375,6 +375,8 @@ pub struct AdbOptions {
     pub backoff: Duration,
     /// Run candidates under `taskset MASK` (hex CPU mask, e.g. `f0` for big cores).
     pub cpu_mask: Option<String>,
+    /// Limit of each adb step other than the run itself (push, pull, mkdir, kill).
+    pub command_timeout: Duration,
 }
 
 impl AdbOptions {
@@ -388,6 +390,7 @@ impl AdbOptions {
             reconnect_tries: 4,
             backoff: Duration::from_millis(500),
             cpu_mask: None,
+            command_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -481,12 +484,20 @@ impl AdbRunner {
         }
     }
 
-    /// The device's state as `adb get-state` says (`device` when usable).
+    /// The device's state as `adb get-state` says (`device` when usable), and for a
+    /// device the server still lists, whether it answers a trivial command.
     fn state_now(&self) -> String {
-        match self.call(&["get-state".into()], Duration::from_secs(10)) {
+        let limit = self.opts.command_timeout.min(Duration::from_secs(10));
+        match self.call(&["get-state".into()], limit) {
+            Ok(f) if f.code == Some(0) && f.stdout.trim() == "device" => {
+                match self.call(&["shell".into(), "echo grim-ping".into()], limit) {
+                    Ok(p) if p.stdout.contains("grim-ping") => "device".into(),
+                    _ => format!("listed, but not answering within {limit:?}"),
+                }
+            }
             Ok(f) if f.code == Some(0) => f.stdout.trim().to_string(),
             Ok(f) => f.stderr.trim().to_string(),
-            Err(_) => "not answering".into(),
+            Err(_) => "adb server not answering".into(),
         }
     }
 
@@ -525,7 +536,7 @@ impl AdbRunner {
 
     /// Runs an adb step that must succeed.
     fn step(&self, st: &mut State, what: &str, args: &[OsString]) -> Result<Finished, Failure> {
-        match self.call(args, Duration::from_secs(60)) {
+        match self.call(args, self.opts.command_timeout) {
             Ok(f) if f.code == Some(0) => Ok(f),
             Ok(f) => Err(self.classify(st, what, f.stderr.trim(), ErrorKind::RunError)),
             Err(e) => Err(self.failed(st, what, e, ErrorKind::RunError)),
@@ -538,13 +549,13 @@ impl AdbRunner {
         let is_tcp = self.opts.serial.contains(':');
         for attempt in 1..=self.opts.reconnect_tries.max(1) {
             if is_tcp {
-                let _ = self.call(
-                    &["disconnect".into(), self.opts.serial.clone().into()],
-                    Duration::from_secs(10),
-                );
+                let limit = self.opts.command_timeout.min(Duration::from_secs(10));
+                let mut c = adb_command(&self.opts.adb);
+                c.arg("disconnect").arg(&self.opts.serial);
+                let _ = run_with_timeout(&mut c, limit);
                 let mut c = adb_command(&self.opts.adb);
                 c.arg("connect").arg(&self.opts.serial);
-                let _ = run_with_timeout(&mut c, Duration::from_secs(10));
+                let _ = run_with_timeout(&mut c, limit);
             }
             if self.state_now() == "device" {
                 st.lost = false;
@@ -632,7 +643,7 @@ impl AdbRunner {
             let killed = match pid {
                 Some(pid) => self.call(
                     &["shell".into(), format!("kill -9 {pid}").into()],
-                    Duration::from_secs(10),
+                    self.opts.command_timeout.min(Duration::from_secs(10)),
                 ),
                 None => Err(CallError::Timeout),
             };

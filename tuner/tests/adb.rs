@@ -418,3 +418,139 @@ fn device_lost_mid_run_reconnects_and_gives_up_clearly_when_it_stays_away() {
     let _ = Store::history(&store);
     drop(runner);
 }
+
+/// Freezes the device (it stops answering without closing the connection) after `at`
+/// trials, and thaws it once the next trial is recorded.
+struct Freezer {
+    at: usize,
+    rig: Arc<Mutex<Option<Handle>>>,
+}
+
+impl Progress for Freezer {
+    fn trial(&self, _t: &Trial, done: usize, _: usize, _: Option<f64>, _: usize) {
+        if let Some(h) = self.rig.lock().unwrap().as_ref() {
+            if done == self.at {
+                h.set_frozen(true);
+            } else if done == self.at + 1 {
+                h.set_frozen(false);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_device_that_stops_answering_times_out_then_the_run_goes_on() {
+    let mut r = rig();
+    let slot = Arc::new(Mutex::new(r.dev.take()));
+    let mut o = options(&r);
+    o.command_timeout = Duration::from_secs(3);
+    let runner = AdbRunner::new(o, "cortex-a76", limits(3)).unwrap();
+    let w = Workload::from_spec_str(SPEC).unwrap();
+    let mut store = MemoryStore::default();
+    let freezer = Freezer {
+        at: 1,
+        rig: slot.clone(),
+    };
+    let rep = tune(
+        &w,
+        &runner,
+        &mut store,
+        &tune_opts(3, "frozen"),
+        &freezer,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(rep.trials.len(), 3);
+    let f = rep.trials[1].outcome.as_ref().unwrap_err();
+    assert_eq!(f.kind, ErrorKind::DeviceLost, "{f:?}");
+    assert!(f.message.contains("not answering"), "{}", f.message);
+    assert!(rep.trials[2].outcome.is_ok(), "{:?}", rep.trials[2].outcome);
+    drop(runner);
+}
+
+#[test]
+fn a_resumed_run_remeasures_lost_candidates_and_nothing_else() {
+    let mut r = rig();
+    let port = r.dev.as_ref().unwrap().port();
+    let slot = Arc::new(Mutex::new(r.dev.take()));
+    let w = Workload::from_spec_str(SPEC).unwrap();
+    let dbdir = std::env::temp_dir().join(format!("grim-adb-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dbdir);
+    let db = Arc::new(tuning_logs::Database::open(&dbdir).unwrap());
+
+    let runner = AdbRunner::new(options(&r), "cortex-a76", limits(20)).unwrap();
+    let mut store = tuner::db_store::DbStore::new(db.clone(), &w, &runner).unwrap();
+    let killer = Killer {
+        at: 2,
+        back: None,
+        rig: slot.clone(),
+        port,
+    };
+    let err = tune(
+        &w,
+        &runner,
+        &mut store,
+        &tune_opts(6, "resume"),
+        &killer,
+        &AtomicBool::new(false),
+    )
+    .unwrap_err();
+    let TuneError::DeviceLost { report, .. } = err else {
+        panic!("expected DeviceLost, got {err}")
+    };
+    let lost: Vec<String> = report.trials[2..]
+        .iter()
+        .map(|t| t.trace.to_json())
+        .collect();
+    let measured: Vec<String> = report.trials[..2]
+        .iter()
+        .map(|t| t.trace.to_json())
+        .collect();
+    assert_eq!(lost.len(), 3);
+    drop(runner);
+
+    // The device comes back on the same port; the same run again resumes: the two
+    // measured candidates are skipped, the three lost ones measured.
+    *slot.lock().unwrap() = Some(
+        spawn(Config {
+            port,
+            ..Config::default()
+        })
+        .unwrap(),
+    );
+    r.adb.connect(&r.serial, Duration::from_secs(20)).unwrap();
+    let runner = AdbRunner::new(options(&r), "cortex-a76", limits(20)).unwrap();
+    let mut store = tuner::db_store::DbStore::new(db.clone(), &w, &runner).unwrap();
+    let rep = tune(
+        &w,
+        &runner,
+        &mut store,
+        &tune_opts(3, "resume"),
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert!(
+        rep.skipped_already_measured >= 2,
+        "{}",
+        rep.skipped_already_measured
+    );
+    let again: Vec<String> = rep.trials.iter().map(|t| t.trace.to_json()).collect();
+    // Same seed, same proposals: the first batch's two lost candidates come up first
+    // and are measured again; the measured ones never are.
+    assert_eq!(
+        again[..2],
+        lost[..2],
+        "the lost candidates are measured again"
+    );
+    assert!(
+        again.iter().all(|t| !measured.contains(t)),
+        "a candidate was measured twice"
+    );
+    assert!(
+        rep.trials.iter().all(|t| t.outcome.is_ok()),
+        "{:?}",
+        rep.errors
+    );
+    drop(runner);
+}
