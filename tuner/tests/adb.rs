@@ -62,13 +62,13 @@ fn options(r: &Rig) -> AdbOptions {
     o
 }
 
-fn tune_opts(trials: usize, name: &str) -> TuneOptions {
+fn tune_opts(trials: usize, work: &tempfile::TempDir) -> TuneOptions {
     TuneOptions {
         trials,
         batch: 4,
         strategy: Strategy::Random,
         seed: 7,
-        work_dir: std::env::temp_dir().join(format!("grim-adb-test-{}-{name}", std::process::id())),
+        work_dir: work.path().to_path_buf(),
         ..TuneOptions::default()
     }
 }
@@ -161,6 +161,7 @@ fn devices_lists_identity_and_unknown_serial_is_clear() {
         Ok(_) => panic!("an unknown serial was accepted"),
     }
     // The same through the CLI: non-zero exit, the message names the serial.
+    let nodb = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_grim-tune"))
         .args([
             "tune",
@@ -174,7 +175,7 @@ fn devices_lists_identity_and_unknown_serial_is_clear() {
             "2",
             "--db",
         ])
-        .arg(std::env::temp_dir().join(format!("grim-adb-nodb-{}", std::process::id())))
+        .arg(nodb.path().join("db"))
         .arg("--adb")
         .arg(&r.wrapper)
         .output()
@@ -187,8 +188,8 @@ fn devices_lists_identity_and_unknown_serial_is_clear() {
 #[test]
 fn grim_tune_over_adb_records_the_device_identity_and_the_best_replays() {
     let r = rig();
-    let db = std::env::temp_dir().join(format!("grim-adb-db-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&db);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
     let t0 = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_grim-tune"))
         .args([
@@ -263,11 +264,12 @@ fn grim_tune_over_adb_records_the_device_identity_and_the_best_replays() {
 
 #[test]
 fn a_hanging_candidate_is_killed_on_the_device_and_recorded() {
+    let work = tempfile::tempdir().unwrap();
     let r = rig();
     let runner = AdbRunner::new(options(&r), "cortex-a76", limits(4)).unwrap();
     let w = Workload::from_spec_str(SPEC).unwrap();
     let mut store = MemoryStore::default();
-    let mut o = tune_opts(3, "hang");
+    let mut o = tune_opts(3, &work);
     o.faults = Some(FaultInjection {
         every: 2,
         faults: vec![Fault::Hang],
@@ -340,6 +342,7 @@ impl Progress for Killer {
 
 #[test]
 fn device_lost_mid_run_reconnects_and_gives_up_clearly_when_it_stays_away() {
+    let work = tempfile::tempdir().unwrap();
     let mut r = rig();
     let port = r.dev.as_ref().unwrap().port();
     let slot = Arc::new(Mutex::new(r.dev.take()));
@@ -359,7 +362,7 @@ fn device_lost_mid_run_reconnects_and_gives_up_clearly_when_it_stays_away() {
         &w,
         &runner,
         &mut store,
-        &tune_opts(6, "lost1"),
+        &tune_opts(6, &work),
         &killer,
         &AtomicBool::new(false),
     )
@@ -391,7 +394,7 @@ fn device_lost_mid_run_reconnects_and_gives_up_clearly_when_it_stays_away() {
         &w,
         &runner,
         &mut store,
-        &tune_opts(8, "lost2"),
+        &tune_opts(8, &work),
         &killer,
         &AtomicBool::new(false),
     ) {
@@ -440,6 +443,7 @@ impl Progress for Freezer {
 
 #[test]
 fn a_device_that_stops_answering_times_out_then_the_run_goes_on() {
+    let work = tempfile::tempdir().unwrap();
     let mut r = rig();
     let slot = Arc::new(Mutex::new(r.dev.take()));
     let mut o = options(&r);
@@ -455,7 +459,7 @@ fn a_device_that_stops_answering_times_out_then_the_run_goes_on() {
         &w,
         &runner,
         &mut store,
-        &tune_opts(3, "frozen"),
+        &tune_opts(3, &work),
         &freezer,
         &AtomicBool::new(false),
     )
@@ -470,12 +474,13 @@ fn a_device_that_stops_answering_times_out_then_the_run_goes_on() {
 
 #[test]
 fn a_resumed_run_remeasures_lost_candidates_and_nothing_else() {
+    let work = tempfile::tempdir().unwrap();
     let mut r = rig();
     let port = r.dev.as_ref().unwrap().port();
     let slot = Arc::new(Mutex::new(r.dev.take()));
     let w = Workload::from_spec_str(SPEC).unwrap();
-    let dbdir = std::env::temp_dir().join(format!("grim-adb-resume-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dbdir);
+    let tmp = tempfile::tempdir().unwrap();
+    let dbdir = tmp.path().join("db");
     let db = Arc::new(tuning_logs::Database::open(&dbdir).unwrap());
 
     let runner = AdbRunner::new(options(&r), "cortex-a76", limits(20)).unwrap();
@@ -490,7 +495,7 @@ fn a_resumed_run_remeasures_lost_candidates_and_nothing_else() {
         &w,
         &runner,
         &mut store,
-        &tune_opts(6, "resume"),
+        &tune_opts(6, &work),
         &killer,
         &AtomicBool::new(false),
     )
@@ -525,7 +530,7 @@ fn a_resumed_run_remeasures_lost_candidates_and_nothing_else() {
         &w,
         &runner,
         &mut store,
-        &tune_opts(3, "resume"),
+        &tune_opts(3, &work),
         &NoProgress,
         &AtomicBool::new(false),
     )
