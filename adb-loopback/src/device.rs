@@ -39,7 +39,8 @@ fn sq(s: &str) -> String {
 
 impl Device {
     /// Lays out `root`: `/data/local/tmp`, `/system/bin/getprop`, `/proc/cpuinfo`,
-    /// `/sys/devices/system/cpu/cpuN/cpufreq/cpuinfo_max_freq`.
+    /// `/sys/devices/system/cpu/cpuN/cpufreq/cpuinfo_max_freq`,
+    /// `/sys/class/thermal/thermal_zoneN/temp`.
     pub fn create(root: PathBuf, config: &Config) -> io::Result<Device> {
         std::fs::create_dir_all(root.join("data/local/tmp"))?;
         let bin = root.join("system/bin");
@@ -71,6 +72,11 @@ impl Device {
             let d = root.join(format!("sys/devices/system/cpu/cpu{i}/cpufreq"));
             std::fs::create_dir_all(&d)?;
             std::fs::write(d.join("cpuinfo_max_freq"), format!("{khz}\n"))?;
+        }
+        for (i, t) in config.thermal_millic.iter().enumerate() {
+            let d = root.join(format!("sys/class/thermal/thermal_zone{i}"));
+            std::fs::create_dir_all(&d)?;
+            std::fs::write(d.join("temp"), format!("{t}\n"))?;
         }
         Ok(Device {
             root,

@@ -66,6 +66,8 @@ pub struct Config {
     pub cpu_max_khz: Vec<u32>,
     /// The qemu CPU model that runs pushed aarch64 binaries.
     pub qemu_cpu: String,
+    /// Readings of `/sys/class/thermal/thermal_zoneN/temp`, millidegrees Celsius.
+    pub thermal_millic: Vec<i64>,
 }
 
 impl Default for Config {
@@ -94,6 +96,7 @@ impl Default for Config {
                 2_400_000,
             ],
             qemu_cpu: "cortex-a76".into(),
+            thermal_millic: vec![38_000, 41_500],
         }
     }
 }

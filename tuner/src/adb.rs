@@ -170,6 +170,21 @@ pub fn require_device(adb: &Path, serial: &str) -> Result<(), AdbError> {
     }
 }
 
+/// The hottest of the thermal-zone readings in `text` (one integer per line, in
+/// millidegrees Celsius, or degrees on some devices), in degrees Celsius.
+pub fn max_temperature_c(text: &str) -> Option<f64> {
+    text.lines()
+        .filter_map(|l| l.trim().parse::<i64>().ok())
+        .map(|v| {
+            if v.abs() >= 1000 {
+                v as f64 / 1000.0
+            } else {
+                v as f64
+            }
+        })
+        .max_by(|a, b| a.total_cmp(b))
+}
+
 /// The core name of an ARM `CPU part` (implementer 0x41).
 pub fn core_name(part: u32) -> Option<&'static str> {
     Some(match part {
@@ -377,6 +392,11 @@ pub struct AdbOptions {
     pub cpu_mask: Option<String>,
     /// Limit of each adb step other than the run itself (push, pull, mkdir, kill).
     pub command_timeout: Duration,
+    /// Pause before each new batch binary (lets a phone cool down between batches).
+    pub cooldown: Option<Duration>,
+    /// Warn when a thermal zone of the device reports more than this, in degrees
+    /// Celsius (read from `/sys/class/thermal/thermal_zone*/temp` before each batch).
+    pub thermal_warn_c: f64,
 }
 
 impl AdbOptions {
@@ -391,12 +411,16 @@ impl AdbOptions {
             backoff: Duration::from_millis(500),
             cpu_mask: None,
             command_timeout: Duration::from_secs(60),
+            cooldown: None,
+            thermal_warn_c: 75.0,
         }
     }
 }
 
 #[derive(Default)]
 struct State {
+    /// Thermal warnings so far.
+    warnings: Vec<String>,
     /// Batch binaries on the device, by (host path, size, mtime).
     pushed: HashMap<(PathBuf, u64, Option<SystemTime>), String>,
     next_bin: usize,
@@ -540,6 +564,40 @@ impl AdbRunner {
             Ok(f) if f.code == Some(0) => Ok(f),
             Ok(f) => Err(self.classify(st, what, f.stderr.trim(), ErrorKind::RunError)),
             Err(e) => Err(self.failed(st, what, e, ErrorKind::RunError)),
+        }
+    }
+
+    /// Reads the hottest thermal zone; past `thermal_warn_c`, prints a warning (once
+    /// per batch) and keeps it for [`AdbRunner::warnings`]. Unreadable zones are
+    /// skipped silently (many phones restrict them).
+    fn check_thermal(&self, st: &mut State) {
+        let limit = self.opts.command_timeout.min(Duration::from_secs(10));
+        let Ok(f) = self.call(
+            &[
+                "shell".into(),
+                "cat /sys/class/thermal/thermal_zone*/temp 2>/dev/null".into(),
+            ],
+            limit,
+        ) else {
+            return;
+        };
+        if let Some(c) = max_temperature_c(&f.stdout) {
+            if c > self.opts.thermal_warn_c {
+                let w = format!(
+                    "device {} reports {c:.0} °C (thermal zone): it may be throttling, timings may be slow; consider a cooldown",
+                    self.opts.serial
+                );
+                eprintln!("grim-tune: warning: {w}");
+                st.warnings.push(w);
+            }
+        }
+    }
+
+    /// The thermal warnings issued so far.
+    pub fn warnings(&self) -> Vec<String> {
+        match self.state.lock() {
+            Ok(s) => s.warnings.clone(),
+            Err(p) => p.into_inner().warnings.clone(),
         }
     }
 
@@ -711,6 +769,10 @@ impl AdbRunner {
         let remote_bin = match st.pushed.get(&key) {
             Some(p) => p.clone(),
             None => {
+                if let Some(c) = self.opts.cooldown {
+                    std::thread::sleep(c);
+                }
+                self.check_thermal(st);
                 let p = format!("{}/b{}/kernels", self.session, st.next_bin);
                 st.next_bin += 1;
                 self.step(
@@ -864,6 +926,13 @@ mod tests {
         let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
         let want: String = words.iter().map(|w| format!("[{w}]")).collect();
         assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    }
+
+    #[test]
+    fn temperatures() {
+        assert_eq!(max_temperature_c("41000\n83500\n-1\n"), Some(83.5));
+        assert_eq!(max_temperature_c("45\n"), Some(45.0));
+        assert_eq!(max_temperature_c(""), None);
     }
 
     #[test]

@@ -69,6 +69,9 @@ enum Command {
         /// e.g. `f0` for the big cores of a 4+4 phone).
         #[arg(long)]
         cpu_mask: Option<String>,
+        /// On an adb device, pause this many seconds before each batch (cooldown).
+        #[arg(long)]
+        cooldown: Option<f64>,
     },
     /// Lists the adb devices with their identity (model, ABI, SoC, cores and their
     /// frequencies, and the id their tuning records are stored under).
@@ -181,6 +184,7 @@ struct TuneCli {
     db: Option<PathBuf>,
     adb: Option<PathBuf>,
     cpu_mask: Option<String>,
+    cooldown: Option<f64>,
 }
 
 fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
@@ -203,6 +207,10 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
         plot: c.plot,
         adb: c.adb,
         cpu_mask: c.cpu_mask,
+        cooldown: c
+            .cooldown
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(std::time::Duration::from_secs_f64),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -254,6 +262,7 @@ fn main() -> ExitCode {
             db,
             adb,
             cpu_mask,
+            cooldown,
         } => tune_command(TuneCli {
             workload,
             target,
@@ -269,6 +278,7 @@ fn main() -> ExitCode {
             db,
             adb,
             cpu_mask,
+            cooldown,
         }),
         Command::Devices { adb } => {
             tuner::adb::devices(adb.as_deref().unwrap_or(std::path::Path::new("adb")))

@@ -81,6 +81,8 @@ pub struct TuneArgs {
     pub adb: Option<PathBuf>,
     /// Pin candidates on an adb device to these CPUs (`taskset` hex mask).
     pub cpu_mask: Option<String>,
+    /// Pause before each batch on an adb device.
+    pub cooldown: Option<Duration>,
 }
 
 /// Resolves `--workload SPEC|FILE`: a file holds one spec per line (`#` comments).
@@ -138,6 +140,7 @@ fn runner(args: &TuneArgs) -> Result<Box<dyn Runner>, String> {
                 opts.adb = adb.clone();
             }
             opts.cpu_mask = args.cpu_mask.clone();
+            opts.cooldown = args.cooldown;
             Ok(Box::new(
                 crate::adb::AdbRunner::new(opts, mcpu, limits).map_err(|e| e.to_string())?,
             ))

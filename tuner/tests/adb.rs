@@ -29,7 +29,11 @@ struct Rig {
 }
 
 fn rig() -> Rig {
-    let dev = spawn(Config::default()).expect("start the loopback device");
+    rig_with(Config::default())
+}
+
+fn rig_with(cfg: Config) -> Rig {
+    let dev = spawn(cfg).expect("start the loopback device");
     let adb =
         AdbServer::start().expect("start an isolated adb server (is Debian's adb installed?)");
     let serial = dev.serial();
@@ -206,6 +210,8 @@ fn grim_tune_over_adb_records_the_device_identity_and_the_best_replays() {
             "random",
             "--no-dense",
             "--json",
+            "--cpu-mask",
+            "1",
             "--db",
         ])
         .arg(&db)
@@ -265,7 +271,11 @@ fn grim_tune_over_adb_records_the_device_identity_and_the_best_replays() {
 #[test]
 fn a_hanging_candidate_is_killed_on_the_device_and_recorded() {
     let work = tempfile::tempdir().unwrap();
-    let r = rig();
+    // A hot device: the runner warns before the batch.
+    let r = rig_with(Config {
+        thermal_millic: vec![40_000, 91_000],
+        ..Config::default()
+    });
     let runner = AdbRunner::new(options(&r), "cortex-a76", limits(4)).unwrap();
     let w = Workload::from_spec_str(SPEC).unwrap();
     let mut store = MemoryStore::default();
@@ -296,6 +306,11 @@ fn a_hanging_candidate_is_killed_on_the_device_and_recorded() {
     );
     let msg = &rep.trials[1].outcome.as_ref().unwrap_err().message;
     assert!(msg.contains("killed on the device (pid "), "{msg}");
+    let warnings = runner.warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("reports 91 °C")),
+        "{warnings:?}"
+    );
     // Nothing of the candidate still runs on the device.
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     let root = r.dev.as_ref().unwrap().root().display().to_string();
