@@ -37,7 +37,7 @@ mod service;
 mod stream;
 
 use device::Device;
-use message::{Message, A_CLSE, A_CNXN, A_OKAY, A_OPEN, A_VERSION, A_WRTE, MAX_PAYLOAD};
+use message::{Message, A_AUTH, A_CLSE, A_CNXN, A_OKAY, A_OPEN, A_VERSION, A_WRTE, MAX_PAYLOAD};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -68,6 +68,9 @@ pub struct Config {
     pub qemu_cpu: String,
     /// Readings of `/sys/class/thermal/thermal_zoneN/temp`, millidegrees Celsius.
     pub thermal_millic: Vec<i64>,
+    /// Answer `CNXN` with an `AUTH` token and never accept a key: the host lists the
+    /// device as `unauthorized` (a phone whose USB-debugging prompt was not accepted).
+    pub unauthorized: bool,
 }
 
 impl Default for Config {
@@ -97,6 +100,7 @@ impl Default for Config {
             ],
             qemu_cpu: "cortex-a76".into(),
             thermal_millic: vec![38_000, 41_500],
+            unauthorized: false,
         }
     }
 }
@@ -111,6 +115,7 @@ pub(crate) struct Shared {
     /// Process groups of running commands, killed on stop.
     pub(crate) children: Mutex<Vec<u32>>,
     pub(crate) props: BTreeMap<String, String>,
+    pub(crate) unauthorized: bool,
 }
 
 /// A running loopback device. Dropping it stops it.
@@ -189,6 +194,7 @@ pub fn spawn(config: Config) -> io::Result<Handle> {
         sockets: Mutex::new(Vec::new()),
         children: Mutex::new(Vec::new()),
         props: config.props.clone(),
+        unauthorized: config.unauthorized,
     });
     let sh = shared.clone();
     let t = std::thread::spawn(move || accept_loop(listener, sh));
@@ -257,6 +263,15 @@ fn serve(sock: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
             continue; // swallowed: a hung device answers nothing
         }
         match m.command {
+            A_CNXN if shared.unauthorized => {
+                // AUTH TOKEN (type 1) with a 20-byte token; signatures are ignored.
+                conn.send(&Message::new(A_AUTH, 1, 0, vec![0x5a; 20]))?;
+            }
+            // A signature of our token: reject it with a new token (the host then
+            // offers its public key, which we never accept).
+            A_AUTH if shared.unauthorized && m.arg0 == 2 => {
+                conn.send(&Message::new(A_AUTH, 1, 0, vec![0x5a; 20]))?;
+            }
             A_CNXN => {
                 let version = m.arg0.min(A_VERSION);
                 let maxdata = m.arg1.clamp(4096, MAX_PAYLOAD);

@@ -574,3 +574,42 @@ fn a_resumed_run_remeasures_lost_candidates_and_nothing_else() {
     );
     drop(runner);
 }
+
+#[test]
+fn an_unauthorized_device_says_what_to_do() {
+    let dev = spawn(Config {
+        unauthorized: true,
+        ..Config::default()
+    })
+    .unwrap();
+    let adb = AdbServer::start().unwrap();
+    let serial = dev.serial();
+    let _ = adb.run(&["connect", &serial]).unwrap();
+    // The server lists the device as unauthorized once the AUTH exchange happened.
+    let start = Instant::now();
+    loop {
+        let o = adb.run(&["devices"]).unwrap();
+        if String::from_utf8_lossy(&o.stdout).contains(&format!("{serial}\tunauthorized")) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut o = AdbOptions::new(&serial);
+    o.adb = adb.wrapper().unwrap();
+    match AdbRunner::new(o, "cortex-a76", limits(5)) {
+        Err(e @ AdbError::Unauthorized { .. }) => {
+            assert!(
+                e.to_string().contains("accept the USB debugging prompt"),
+                "{e}"
+            )
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("an unauthorized device was accepted"),
+    }
+    dev.stop();
+}
