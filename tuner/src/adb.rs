@@ -449,7 +449,18 @@ impl AdbRunner {
     /// and prepares a session directory name. `mcpu` is the `-mcpu` of the code.
     pub fn new(opts: AdbOptions, mcpu: &str, limits: Limits) -> Result<AdbRunner, AdbError> {
         require_device(&opts.adb, &opts.serial)?;
-        let probe = probe_identity(&opts.adb, &opts.serial)?;
+        // A device that just connected may refuse its first command: retry briefly.
+        let mut attempt = 0;
+        let probe = loop {
+            match probe_identity(&opts.adb, &opts.serial) {
+                Ok(p) => break p,
+                Err(AdbError::Command { .. }) if attempt < 3 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(300 * attempt));
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let stamp = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis())
