@@ -24,6 +24,16 @@ pub fn identity_of(runner: &dyn Runner) -> Result<(Target, DeviceIdentity), Stri
             })
             .collect()
     };
+    if let Some(device) = runner.identity() {
+        let target = match runner.target() {
+            codegen::Target::Host => Target::Host,
+            codegen::Target::Aarch64Neon { mcpu } => Target::Aarch64Neon { mcpu: mcpu.clone() },
+            codegen::Target::OpenCl { .. } => Target::OpenCl {
+                profile: sanitize(device.opencl_device.as_deref().unwrap_or("opencl")),
+            },
+        };
+        return Ok((target, device));
+    }
     match runner.target() {
         codegen::Target::Host => Ok((Target::Host, DeviceIdentity::host())),
         codegen::Target::Aarch64Neon { mcpu } => {
@@ -87,10 +97,29 @@ impl DbStore {
     }
 }
 
+fn device_lost(r: &Record) -> bool {
+    matches!(
+        &r.result,
+        tuning_logs::Outcome::Error(f) if f.kind == tuning_logs::ErrorKind::DeviceLost
+    )
+}
+
 impl Store for DbStore {
+    /// Candidates whose only records say `device_lost` count as not measured: a
+    /// resumed run measures them again.
     fn contains(&self, trace_json: &str) -> bool {
         match Trace::from_json(trace_json) {
-            Ok(t) => self.db.is_measured(&self.query(), &t).unwrap_or(false),
+            Ok(t) => {
+                self.db.is_measured(&self.query(), &t).unwrap_or(false)
+                    && self
+                        .db
+                        .records_of(&self.query())
+                        .map(|v| {
+                            v.iter()
+                                .any(|s| s.record.trace == t && !device_lost(&s.record))
+                        })
+                        .unwrap_or(true)
+            }
             Err(_) => false,
         }
     }
@@ -136,6 +165,7 @@ impl Store for DbStore {
             .records_of(&self.query())
             .map(|v| {
                 v.into_iter()
+                    .filter(|s| !device_lost(&s.record))
                     .map(|s| (s.record.trace.clone(), s.record.cost()))
                     .collect()
             })

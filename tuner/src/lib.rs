@@ -16,6 +16,7 @@
 //! rules).
 #![warn(missing_docs)]
 
+pub mod adb;
 pub mod build_check;
 pub mod commands;
 pub mod cost_model;

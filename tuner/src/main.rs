@@ -62,6 +62,23 @@ enum Command {
         /// The tuning database (default: the user's data directory, see README).
         #[arg(long)]
         db: Option<PathBuf>,
+        /// The `adb` program for `--device adb:SERIAL` (default: `adb` on PATH).
+        #[arg(long)]
+        adb: Option<PathBuf>,
+        /// On an adb device, run candidates pinned to these CPUs (`taskset` hex mask,
+        /// e.g. `f0` for the big cores of a 4+4 phone).
+        #[arg(long)]
+        cpu_mask: Option<String>,
+        /// On an adb device, pause this many seconds before each batch (cooldown).
+        #[arg(long)]
+        cooldown: Option<f64>,
+    },
+    /// Lists the adb devices with their identity (model, ABI, SoC, cores and their
+    /// frequencies, and the id their tuning records are stored under).
+    Devices {
+        /// The `adb` program (default: `adb` on PATH).
+        #[arg(long)]
+        adb: Option<PathBuf>,
     },
     /// Parses and verifies a tir text file.
     CheckIr {
@@ -165,6 +182,9 @@ struct TuneCli {
     no_dense: bool,
     plot: Option<PathBuf>,
     db: Option<PathBuf>,
+    adb: Option<PathBuf>,
+    cpu_mask: Option<String>,
+    cooldown: Option<f64>,
 }
 
 fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
@@ -185,6 +205,12 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
         progress: std::io::stderr().is_terminal() && !c.json,
         no_dense: c.no_dense,
         plot: c.plot,
+        adb: c.adb,
+        cpu_mask: c.cpu_mask,
+        cooldown: c
+            .cooldown
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(std::time::Duration::from_secs_f64),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -234,6 +260,9 @@ fn main() -> ExitCode {
             no_dense,
             plot,
             db,
+            adb,
+            cpu_mask,
+            cooldown,
         } => tune_command(TuneCli {
             workload,
             target,
@@ -247,7 +276,14 @@ fn main() -> ExitCode {
             no_dense,
             plot,
             db,
+            adb,
+            cpu_mask,
+            cooldown,
         }),
+        Command::Devices { adb } => {
+            tuner::adb::devices(adb.as_deref().unwrap_or(std::path::Path::new("adb")))
+                .map_err(|e| tuner::CliError::Other(e.to_string()))
+        }
         Command::Show { spec, no_ir } => tuner::show(&spec, !no_ir),
         Command::CheckIr { file } => tuner::check_ir(&file),
         Command::Build {

@@ -81,6 +81,11 @@ pub trait Runner: Send + Sync {
         reference: &BTreeMap<String, Tensor>,
         dir: &Path,
     ) -> Result<Measurement, Failure>;
+    /// The identity of the device it measures on, when the runner knows it better than
+    /// its target does (an adb device reports its model, SoC and cores).
+    fn identity(&self) -> Option<tuning_logs::DeviceIdentity> {
+        None
+    }
 }
 
 /// Timeouts and tolerances shared by the runners.
@@ -156,7 +161,7 @@ fn run_failure(e: CodegenError) -> Failure {
     }
 }
 
-fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     if s.len() > 2000 {
         let mut end = 2000;
         while !s.is_char_boundary(end) {
@@ -168,7 +173,7 @@ fn truncate(s: &str) -> String {
     }
 }
 
-fn check(
+pub(crate) fn check(
     got: &BTreeMap<String, Tensor>,
     want: &BTreeMap<String, Tensor>,
     tol: f64,
@@ -188,7 +193,7 @@ fn check(
     }
 }
 
-fn build_jobs(
+pub(crate) fn build_jobs(
     target: &Target,
     jobs: &[Job<'_>],
     dir: &Path,

@@ -68,6 +68,9 @@ pub struct TuneOptions {
     pub faults: Option<FaultInjection>,
     /// Run the e-graph simplification pass on each candidate before code generation.
     pub egraph: bool,
+    /// Stop the run after this many consecutive `device_lost` candidates (the runner
+    /// has already tried to reconnect for each); 0 never stops.
+    pub max_device_lost: usize,
 }
 
 impl Default for TuneOptions {
@@ -81,6 +84,7 @@ impl Default for TuneOptions {
             work_dir: std::env::temp_dir().join(format!("grim-tune-{}", std::process::id())),
             faults: None,
             egraph: true,
+            max_device_lost: 3,
         }
     }
 }
@@ -208,13 +212,16 @@ pub enum TuneError {
     /// The store failed.
     #[error("database: {0}")]
     Store(String),
-    /// The device failed several candidates in a row.
-    #[error("the device was lost {count} times in a row ({last}); stopping. Every completed result is recorded; rerun the same command to resume")]
+    /// The device stayed lost for `max_device_lost` candidates in a row; everything
+    /// measured before is recorded, and a rerun resumes (lost candidates are retried).
+    #[error("{lost} candidates in a row lost the device, giving up ({message}); results so far are recorded, rerun to resume")]
     DeviceLost {
-        /// Consecutive losses.
-        count: usize,
-        /// The last message.
-        last: String,
+        /// Consecutive lost candidates.
+        lost: usize,
+        /// The last failure's message.
+        message: String,
+        /// The report so far.
+        report: Box<TuneReport>,
     },
 }
 
@@ -256,10 +263,6 @@ fn inject(func: &mut Function, fault: Fault) {
         ),
     };
 }
-
-/// After this many consecutive "device lost" failures (each already retried by the
-/// runner) the run stops.
-pub const MAX_DEVICE_LOST: usize = 3;
 
 /// Runs the tuning loop for `w` on `runner`, recording into `store`.
 pub fn tune(
@@ -479,25 +482,31 @@ pub fn tune(
                 };
                 store.put(&trial).map_err(TuneError::Store)?;
                 match &trial.outcome {
-                    Err(f) if f.kind == ErrorKind::DeviceLost => {
-                        lost_in_a_row += 1;
-                        if lost_in_a_row >= MAX_DEVICE_LOST {
-                            return Err(TuneError::DeviceLost {
-                                count: lost_in_a_row,
-                                last: f.message.clone(),
-                            });
-                        }
-                    }
-                    _ => lost_in_a_row = 0,
-                }
-                match &trial.outcome {
                     Ok(m) => {
                         model.add(features(&p.func), m.cost());
                         population.push((p.decisions.clone(), m.cost()));
                     }
                     Err(f) => *report.errors.entry(f.kind).or_insert(0) += 1,
                 }
+                let lost = match &trial.outcome {
+                    Err(f) if f.kind == ErrorKind::DeviceLost => Some(f.message.clone()),
+                    _ => None,
+                };
                 report.trials.push(trial);
+                match lost {
+                    Some(message) => {
+                        lost_in_a_row += 1;
+                        if opts.max_device_lost > 0 && lost_in_a_row >= opts.max_device_lost {
+                            let _ = std::fs::remove_dir_all(&batch_dir);
+                            return Err(TuneError::DeviceLost {
+                                lost: lost_in_a_row,
+                                message,
+                                report: Box::new(report),
+                            });
+                        }
+                    }
+                    None => lost_in_a_row = 0,
+                }
                 let best = report.best().and_then(|t| t.cost());
                 let errors: usize = report.errors.values().sum();
                 if let Some(t) = report.trials.last() {

@@ -77,6 +77,12 @@ pub struct TuneArgs {
     pub no_dense: bool,
     /// Tuning-curve plot output.
     pub plot: Option<PathBuf>,
+    /// The `adb` program for `adb:SERIAL` devices (default: `adb` on PATH).
+    pub adb: Option<PathBuf>,
+    /// Pin candidates on an adb device to these CPUs (`taskset` hex mask).
+    pub cpu_mask: Option<String>,
+    /// Pause before each batch on an adb device.
+    pub cooldown: Option<Duration>,
 }
 
 /// Resolves `--workload SPEC|FILE`: a file holds one spec per line (`#` comments).
@@ -115,17 +121,32 @@ fn runner(args: &TuneArgs) -> Result<Box<dyn Runner>, String> {
         .map_err(|e: codegen::target::TargetParseError| e.to_string())?;
     match (&args.device, &target) {
         (DeviceArg::Local, codegen::Target::Host) => Ok(Box::new(LocalRunner::new(limits))),
-        (DeviceArg::Local, codegen::Target::OpenCl { fp16 }) => {
-            Ok(Box::new(crate::measure::OpenClRunner::new(*fp16, None, limits)?))
-        }
+        (DeviceArg::Local, codegen::Target::OpenCl { fp16 }) => Ok(Box::new(
+            crate::measure::OpenClRunner::new(*fp16, None, limits)?,
+        )),
         (DeviceArg::Local, t) => Err(format!(
             "target {t} cannot run on this machine ({}); use --device qemu or --target host",
             std::env::consts::ARCH
         )),
-        (DeviceArg::Qemu(cpu), codegen::Target::Aarch64Neon { mcpu }) => Ok(Box::new(QemuRunner::new(mcpu, cpu, limits))),
-        (DeviceArg::Qemu(_), t) => Err(format!("--device qemu runs aarch64 code; use --target aarch64-neon:MCPU (not {t})")),
-        (DeviceArg::Adb(serial), _) => Err(format!(
-            "adb device `{serial}`: the adb runner is not implemented yet; use --device local or qemu"
+        (DeviceArg::Qemu(cpu), codegen::Target::Aarch64Neon { mcpu }) => {
+            Ok(Box::new(QemuRunner::new(mcpu, cpu, limits)))
+        }
+        (DeviceArg::Qemu(_), t) => Err(format!(
+            "--device qemu runs aarch64 code; use --target aarch64-neon:MCPU (not {t})"
+        )),
+        (DeviceArg::Adb(serial), codegen::Target::Aarch64Neon { mcpu }) => {
+            let mut opts = crate::adb::AdbOptions::new(serial);
+            if let Some(adb) = &args.adb {
+                opts.adb = adb.clone();
+            }
+            opts.cpu_mask = args.cpu_mask.clone();
+            opts.cooldown = args.cooldown;
+            Ok(Box::new(
+                crate::adb::AdbRunner::new(opts, mcpu, limits).map_err(|e| e.to_string())?,
+            ))
+        }
+        (DeviceArg::Adb(_), t) => Err(format!(
+            "--device adb runs aarch64 code; use --target aarch64-neon:MCPU (not {t})"
         )),
     }
 }

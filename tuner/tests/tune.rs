@@ -269,7 +269,7 @@ fn a_lost_device_stops_the_run_with_everything_recorded() {
     .unwrap_err();
     assert!(
         e.to_string()
-            .starts_with("the device was lost 3 times in a row (no route to device); stopping"),
+            .starts_with("3 candidates in a row lost the device, giving up (no route to device)"),
         "{e}"
     );
     assert_eq!(
