@@ -90,7 +90,8 @@ fn local_tune_records_checked_results_and_resumes_without_repeats() {
 fn faulty_candidates_are_recorded_and_never_chosen() {
     let w = Workload::from_spec_str("bcr-fc:M=32,K=32,N=4,block=8x8,sparsity=0.7,seed=1").unwrap();
     let mut limits = quick_limits();
-    limits.run_timeout = Duration::from_secs(3);
+    // Long enough that a healthy candidate never hits it on a loaded 2-core machine.
+    limits.run_timeout = Duration::from_secs(8);
     let runner = LocalRunner::new(limits);
     let mut store = MemoryStore::default();
     let mut o = opts(12, Strategy::Random, 9);
