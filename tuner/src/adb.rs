@@ -273,7 +273,16 @@ pub fn parse_probe(text: &str, serial: &str) -> Probe {
             freqs.insert(cpu, v);
         }
     }
-    let n = parts.len().max(1);
+    // Cores: one `CPU part` per core on ARM; otherwise count `processor` entries.
+    let processors = sections
+        .get("cpuinfo")
+        .map(|v| {
+            v.iter()
+                .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
+                .count()
+        })
+        .unwrap_or(0);
+    let n = parts.len().max(processors).max(1);
     let max_khz: Vec<Option<u64>> = (0..parts.len()).map(|i| freqs.get(&i).copied()).collect();
     // Groups of equal (core, frequency), in core order: "4x cortex-a55@1.8GHz".
     let mut groups: Vec<(String, Option<u64>, usize)> = Vec::new();
@@ -490,19 +499,20 @@ impl AdbRunner {
         &self.probe
     }
 
-    /// Removes the session directory from the device (also done on drop).
+    /// Removes the session directory from the device (also done on drop; skipped while
+    /// the device is lost).
     pub fn finish(&self) {
         let mut st = match self.state.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
-        if st.dir_ready {
+        if st.dir_ready && !st.lost {
             let _ = self.call(
                 &[
                     "shell".into(),
                     shell_words(&["rm", "-rf", &self.session]).into(),
                 ],
-                Duration::from_secs(20),
+                self.opts.command_timeout.min(Duration::from_secs(20)),
             );
             st.dir_ready = false;
             st.pushed.clear();
