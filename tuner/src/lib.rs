@@ -12,8 +12,8 @@
 //! statistics, key and lowered IR), [`check_ir`] (parse and verify a `.tir` file),
 //! [`build_check`] (`build` and `check` generated code against the interpreter,
 //! locally, under qemu or on OpenCL), [`tune_cmd`] (the tuning run), [`db`] (the
-//! database commands) and [`rules`] (list, check and explain the e-graph rewrite
-//! rules).
+//! database commands), [`rules`] (list, check and explain the e-graph rewrite
+//! rules) and [`adb`] (the adb runner and `grim-tune devices`).
 #![warn(missing_docs)]
 
 pub mod adb;

@@ -1,0 +1,27 @@
+//! Measuring on a phone over adb: [`AdbRunner`] drives the real `adb` program, always
+//! with `-s SERIAL`. Per session it creates a directory on the device (default
+//! `/data/local/tmp/grim/<session>`), pushes each batch binary once and each
+//! candidate's inputs, runs the candidate with `adb shell` (every argument quoted with
+//! [`shell_quote`]), pulls the outputs back and checks them against the reference
+//! before its time counts. The directory is removed by [`AdbRunner::finish`] or on drop.
+//!
+//! Faults: a missing, offline or unauthorized device is an [`AdbError`] that says what
+//! to do; a candidate that runs past the run timeout is killed on the device by its
+//! pid and recorded as [`ErrorKind::RunTimeout`](crate::measure::ErrorKind::RunTimeout); when the device disappears the
+//! candidate is recorded as [`ErrorKind::DeviceLost`](crate::measure::ErrorKind::DeviceLost) and the next measurement first
+//! reconnects (`adb connect` for `host:port` serials) with exponential backoff, a
+//! bounded number of times, re-creating the directory and pushing again.
+//!
+//! [`devices`] lists the connected devices with their identity ([`probe_identity`]:
+//! `getprop`, `/proc/cpuinfo` CPU parts mapped to core names, core frequencies).
+
+mod device;
+mod quote;
+mod runner;
+
+pub use device::{
+    core_name, devices, list, max_temperature_c, parse_probe, probe_identity, require_device,
+    AdbError, Listed, Probe,
+};
+pub use quote::{shell_quote, shell_words};
+pub use runner::{AdbOptions, AdbRunner};
