@@ -54,6 +54,23 @@ const META_FORMAT: &[u8] = b"format";
 /// Attempts to take the lock, 25 ms apart, before [`DbError::Locked`] (0.5 s).
 const LOCK_ATTEMPTS: u32 = 20;
 
+/// Removes `snap.*.generating` files (snapshots sled did not finish writing) from the
+/// database directory; returns how many were removed.
+fn remove_partial_snapshots(path: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("snap.") && name.ends_with(".generating")
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 impl Database {
     /// Opens the database at `path`, creating it if it does not exist. Fails without
     /// hanging (after at most half a second of retries) with [`DbError::Locked`] when
@@ -64,9 +81,22 @@ impl Database {
         // process can stay locked for a few milliseconds (a child process being
         // spawned holds the descriptor until it execs), so retry briefly, then fail.
         let mut attempts = 0;
+        let mut removed_partial_snapshots = false;
         let db = loop {
             match sled::Config::new().path(path).open() {
                 Ok(db) => break db,
+                // sled 0.34 writes a snapshot to `snap.N.generating` and renames it when
+                // complete, but its recovery also reads `.generating` files: a process
+                // killed while writing one leaves a database that refuses to open with
+                // "Read corrupted data". Such a file is incomplete by construction and
+                // recovery does not need it (the log holds everything after the last
+                // complete snapshot), so remove it and retry once. This open held the
+                // lock when it failed, so no live process owns the file.
+                Err(sled::Error::Corruption { .. })
+                    if !removed_partial_snapshots && remove_partial_snapshots(path) > 0 =>
+                {
+                    removed_partial_snapshots = true;
+                }
                 Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
                     attempts += 1;
                     if attempts >= LOCK_ATTEMPTS {

@@ -369,3 +369,37 @@ fn open_existing_does_not_create() {
     ));
     assert!(!path.exists());
 }
+
+/// A snapshot that sled did not finish writing (`snap.N.generating`, left by a process
+/// killed mid-write) used to make sled 0.34 refuse the database ("Read corrupted
+/// data", seen in the SIGKILL crash test under load). Opening removes it and recovers
+/// every record from the log.
+#[test]
+fn a_partial_snapshot_left_by_a_killed_process_does_not_block_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let dev = common::device("phone");
+    {
+        let db = Database::open(&path).unwrap();
+        for tag in 0..5 {
+            db.insert(&common::record(
+                1,
+                common::a76(),
+                &dev,
+                tag,
+                common::measured(1e-3 + tag as f64 * 1e-6),
+            ))
+            .unwrap();
+        }
+    }
+    // A torn snapshot with the highest sequence number, as a killed writer leaves it.
+    std::fs::write(
+        path.join("snap.7FFFFFFFFFFFFFF0.generating"),
+        b"half a snapshot",
+    )
+    .unwrap();
+    let db = Database::open(&path).unwrap();
+    assert_eq!(db.len(), 5);
+    assert!(!path.join("snap.7FFFFFFFFFFFFFF0.generating").exists());
+    db.check().unwrap();
+}
