@@ -12,11 +12,18 @@ use tuner::measure::{Limits, LocalRunner, QemuRunner};
 use tuner::tune::{tune, MemoryStore, NoProgress, Strategy, TuneOptions};
 
 fn best_after(r: &tuner::tune::TuneReport, n: usize) -> f64 {
-    r.trials.iter().take(n).filter_map(|t| t.cost()).fold(f64::INFINITY, f64::min)
+    r.trials
+        .iter()
+        .take(n)
+        .filter_map(|t| t.cost())
+        .fold(f64::INFINITY, f64::min)
 }
 
 fn main() {
-    let trials: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(32);
+    let trials: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(32);
     let stop = AtomicBool::new(false);
     let specs = [
         "bcr-fc:M=512,K=512,N=1,block=32x32,sparsity=0.9,seed=1",
@@ -24,15 +31,32 @@ fn main() {
         "bcr-gru:hidden=128,input=128,batch=1,block=16x16,sparsity=0.9,seed=1",
     ];
     println!("## Search strategies under qemu (cortex-a76), {trials} trials, cost = aarch64 instructions per run\n");
-    println!("| workload | strategy | default | best@{} | best@{} | best@{trials} | candidates/s |", trials / 4, trials / 2);
+    println!(
+        "| workload | strategy | default | best@{} | best@{} | best@{trials} | candidates/s |",
+        trials / 4,
+        trials / 2
+    );
     println!("|---|---|---|---|---|---|---|");
     for spec in specs {
         let w = Workload::from_spec_str(spec).expect("workload");
         for strategy in [Strategy::Random, Strategy::Evolutionary] {
             let runner = QemuRunner::new("cortex-a76", "cortex-a76", Limits::default());
-            let opts = TuneOptions { trials, strategy, seed: 7, ..TuneOptions::default() };
+            let opts = TuneOptions {
+                trials,
+                strategy,
+                seed: 7,
+                ..TuneOptions::default()
+            };
             let t0 = Instant::now();
-            let r = tune(&w, &runner, &mut MemoryStore::default(), &opts, &NoProgress, &stop).expect("tune");
+            let r = tune(
+                &w,
+                &runner,
+                &mut MemoryStore::default(),
+                &opts,
+                &NoProgress,
+                &stop,
+            )
+            .expect("tune");
             let secs = t0.elapsed().as_secs_f64();
             let d = r.default_trial().and_then(|t| t.cost()).unwrap_or(f64::NAN);
             println!(
@@ -55,9 +79,21 @@ fn main() {
     ] {
         let w = Workload::from_spec_str(spec).expect("workload");
         let runner = LocalRunner::new(Limits::default());
-        let opts = TuneOptions { trials, seed: 7, ..TuneOptions::default() };
+        let opts = TuneOptions {
+            trials,
+            seed: 7,
+            ..TuneOptions::default()
+        };
         let t0 = Instant::now();
-        let r = tune(&w, &runner, &mut MemoryStore::default(), &opts, &NoProgress, &stop).expect("tune");
+        let r = tune(
+            &w,
+            &runner,
+            &mut MemoryStore::default(),
+            &opts,
+            &NoProgress,
+            &stop,
+        )
+        .expect("tune");
         let secs = t0.elapsed().as_secs_f64();
         let d = r.default_trial().and_then(|t| t.cost()).unwrap_or(f64::NAN);
         let b = r.best().and_then(|t| t.cost()).unwrap_or(f64::NAN);
