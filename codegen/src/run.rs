@@ -111,6 +111,18 @@ pub fn write_inputs(
 /// Reads the output parameters of `f` from `path`.
 pub fn read_outputs(f: &Function, path: &Path) -> Result<BTreeMap<String, Tensor>, CodegenError> {
     let bytes = std::fs::read(path).map_err(io(path))?;
+    outputs_from_bytes(f, &bytes, &path.display().to_string())
+}
+
+/// Decodes the output parameters of `f` from the bytes of an output file (`what` names
+/// it in errors). A file of the wrong length (truncated, or with trailing garbage) is
+/// a [`CodegenError::BadOutput`]; any bit pattern of the right length decodes (a NaN
+/// is caught later by the comparison with the reference).
+pub fn outputs_from_bytes(
+    f: &Function,
+    bytes: &[u8],
+    what: &str,
+) -> Result<BTreeMap<String, Tensor>, CodegenError> {
     let want: usize = f
         .params
         .iter()
@@ -119,8 +131,7 @@ pub fn read_outputs(f: &Function, path: &Path) -> Result<BTreeMap<String, Tensor
         .sum();
     if bytes.len() != want {
         return Err(CodegenError::BadOutput(format!(
-            "{}: {} bytes, expected {want}",
-            path.display(),
+            "{what}: {} bytes, expected {want}",
             bytes.len()
         )));
     }

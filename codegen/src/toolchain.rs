@@ -75,6 +75,11 @@ pub fn run_with_timeout(
     cmd: &mut Command,
     limit: Duration,
 ) -> Result<Option<Finished>, std::io::Error> {
+    // The child leads its own process group, so that a timeout kills what it started
+    // too (the compiler driver's `cc1`, a shell wrapper's program); killing only the
+    // direct child left orphaned compilers running after a build timeout.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();

@@ -38,7 +38,14 @@ pub enum Fault {
     WrongOutput,
     /// The candidate cannot be generated (a GPU binding on a CPU target).
     BuildError,
+    /// The compiler runs (practically) forever: the body is wrapped in a fully
+    /// unrolled loop of [`BUILD_HANG_COPIES`] iterations, so the C compiler gets that
+    /// many copies of the kernel and runs past any short build timeout.
+    BuildHang,
 }
+
+/// Copies of the kernel body a [`Fault::BuildHang`] candidate hands the C compiler.
+pub const BUILD_HANG_COPIES: i64 = 4096;
 
 /// Test hook: every `every`-th candidate (1-based) gets the next fault of `faults`.
 #[derive(Debug, Clone)]
@@ -234,6 +241,10 @@ struct Proposal {
     trace: Trace,
 }
 
+/// Loop names that mark a function changed by [`Fault`] injection (one per kind), so
+/// that a test harness can tell injected candidates apart.
+pub const FAULT_MARKERS: [&str; 5] = ["__hang", "__crash", "__wrong", "__gpu", "__slow"];
+
 fn inject(func: &mut Function, fault: Fault) {
     let out = func
         .params
@@ -247,13 +258,25 @@ fn inject(func: &mut Function, fault: Fault) {
         Fault::Crash => {
             let mut idx = vec![Expr::Int(0); rank];
             idx[0] = Expr::Int(1 << 40);
-            Stmt::Seq(vec![Stmt::store(out, idx, Expr::Float(1.0)), body])
+            let bad = Stmt::serial(
+                "__crash",
+                Expr::Int(1),
+                Stmt::store(out, idx, Expr::Float(1.0)),
+            );
+            Stmt::Seq(vec![bad, body])
         }
         Fault::WrongOutput => {
             let idx = vec![Expr::Int(0); rank];
             let bump = Stmt::store(&out, idx.clone(), Expr::load(&out, idx) + Expr::Float(1.0));
-            Stmt::Seq(vec![body, bump])
+            Stmt::Seq(vec![body, Stmt::serial("__wrong", Expr::Int(1), bump)])
         }
+        Fault::BuildHang => Stmt::for_(
+            "__slow",
+            Expr::Int(0),
+            Expr::Int(BUILD_HANG_COPIES),
+            tir::ForKind::Unrolled,
+            body,
+        ),
         Fault::BuildError => Stmt::for_(
             "__gpu",
             Expr::Int(0),

@@ -1,0 +1,363 @@
+//! Seed corpora: valid inputs generated from real workloads (printed IR of lowered and
+//! scheduled workloads, canonical specs, the shipped rule files, real trace JSON,
+//! export lines of real records, real measurement outputs).
+
+use crate::Target;
+use tir::rng::SplitMix64;
+use tir::workload::Workload;
+use tuner::space::SearchSpace;
+
+/// Workload specs the corpora are built from (small, so that replay stays cheap).
+pub const SPECS: &[&str] = &[
+    "fc:M=8,K=8,N=4",
+    "fc:M=24,K=20,N=8,bias=1,act=relu",
+    "fc:M=40,K=24,N=3,bias=1,act=tanh,seed=9",
+    "bias-add:M=4,N=3",
+    "conv2d:C=3,O=8,H=9,W=9,k=3,pad=1,bias=1,act=relu",
+    "lstm:hidden=8,input=8,batch=4,seed=6",
+    "bcr-fc:M=16,K=16,N=4,block=8x8,sparsity=0.5,seed=1",
+    "bcr-fc:M=40,K=36,N=1,block=8x12,sparsity=0.7,seed=2",
+    "bcr-fc:M=40,K=24,N=3,bias=1,act=tanh,block=8x8,sparsity=0,seed=9",
+    "bcr-conv2d:C=16,O=16,H=6,W=8,k=1,block=8x8,sparsity=0.6,seed=4",
+    "bcr-gru:hidden=16,input=12,batch=4,block=8x4,sparsity=0.6,seed=5",
+];
+
+/// The workloads the trace and output targets run against (the first few specs).
+pub fn workloads() -> Vec<Workload> {
+    [SPECS[0], SPECS[6], SPECS[3]]
+        .iter()
+        .filter_map(|s| Workload::from_spec_str(s).ok())
+        .collect()
+}
+
+const RULE_FILES: &[&str] = &[
+    include_str!("../../tir/rules/algebra.rules"),
+    include_str!("../../tir/rules/bcr.rules"),
+    include_str!("../../tir/rules/index.rules"),
+];
+
+/// Tokens the mutator inserts, per target.
+pub fn dictionary(target: Target) -> &'static [&'static str] {
+    match target {
+        Target::TirText => &[
+            "fn ",
+            "for ",
+            "in ",
+            "0..",
+            "parallel",
+            "vectorized",
+            "unrolled",
+            "serial",
+            "alloc",
+            "f32",
+            "i32",
+            "input",
+            "output",
+            "weight",
+            "[",
+            "]",
+            "(",
+            ")",
+            "{",
+            "}",
+            " = ",
+            " + ",
+            " * ",
+            " / ",
+            " % ",
+            "min(",
+            "max(",
+            "select(",
+            "-1",
+            "4294967296",
+            "99999999999999999999",
+            "1e39",
+            "NaN",
+            "inf",
+            "0.5",
+            "//",
+            "\n",
+        ],
+        Target::Spec => &[
+            "fc:",
+            "bcr-fc:",
+            "conv2d:",
+            "bcr-conv2d:",
+            "lstm:",
+            "bcr-gru:",
+            "gru:",
+            "bias-add:",
+            "M=",
+            "K=",
+            "N=",
+            "C=",
+            "O=",
+            "H=",
+            "W=",
+            "k=",
+            "pad=",
+            "stride=",
+            "hidden=",
+            "input=",
+            "batch=",
+            "block=",
+            "sparsity=",
+            "seed=",
+            "bias=",
+            "act=",
+            "relu",
+            "tanh",
+            "0",
+            "1",
+            "-1",
+            "0x0",
+            "8x8",
+            "1.5",
+            "NaN",
+            "18446744073709551616",
+            ",",
+            "=",
+        ],
+        Target::Rules => &[
+            "=>",
+            "if ",
+            "(+ ?a ?b)",
+            "(* ?a 0)",
+            "(/ ?a ?b)",
+            "(% ?a ?b)",
+            "(min ?a ?b)",
+            "?a",
+            "?b",
+            "0",
+            "1",
+            "-1",
+            " #",
+            "\n",
+            ";",
+            "(",
+            ")",
+            "nonneg",
+            "const",
+            "int",
+            "9223372036854775807",
+        ],
+        Target::TraceJson => &[
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"",
+            "null",
+            "true",
+            "false",
+            "-1",
+            "0",
+            "1e309",
+            "18446744073709551616",
+            "\"instructions\"",
+            "\"split\"",
+            "\"factors\"",
+            "\"loop\"",
+            "\"fuse\"",
+            "\"reorder\"",
+            "\"unroll\"",
+            "\"vectorize\"",
+            "\"parallel\"",
+            "\"m\"",
+            "\"n\"",
+            "\"k\"",
+            "\\u0000",
+            "\\ud800",
+        ],
+        Target::DbImport => &[
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"",
+            "null",
+            "-1",
+            "0",
+            "1e309",
+            "\n",
+            "\r\n",
+            "\"format\"",
+            "\"count\"",
+            "\"kind\"",
+            "\"grim-tuning-log\"",
+            "\"result\"",
+            "\"trace\"",
+            "\"workload\"",
+            "\"median_s\"",
+            "\"instructions\"",
+            "NaN",
+            "18446744073709551616",
+        ],
+        Target::TimingOutput => &[
+            "GRIM-TIMING ",
+            " ",
+            "\n",
+            "0",
+            "1e-3",
+            "-1",
+            "NaN",
+            "inf",
+            "1e309",
+            "18446744073709551616",
+            "-0",
+            "0x10",
+            "+5",
+        ],
+        Target::OutputsFile => &["\0\0\0\0", "\x7f\x7f\x7f\x7f", "\0\0\u{80}\x7f"],
+    }
+}
+
+/// The seed corpus of `target`.
+pub fn seeds(target: Target) -> Vec<Vec<u8>> {
+    let ws = || SPECS.iter().filter_map(|s| Workload::from_spec_str(s).ok());
+    let scheduled = |w: &Workload, n: usize, seed: u64| {
+        let space = SearchSpace::for_target(w, false);
+        let mut rng = SplitMix64::new(seed);
+        (0..n)
+            .filter_map(|_| space.apply(w, &space.random(&mut rng)).ok())
+            .map(|(s, _)| s)
+            .collect::<Vec<_>>()
+    };
+    let mut out: Vec<Vec<u8>> = match target {
+        Target::TirText => {
+            let mut v = Vec::new();
+            for w in ws() {
+                v.push(tir::print_function(&w.func).into_bytes());
+                for s in scheduled(&w, 2, 3) {
+                    v.push(tir::print_function(s.func()).into_bytes());
+                }
+            }
+            v
+        }
+        Target::Spec => {
+            let mut v: Vec<Vec<u8>> = SPECS.iter().map(|s| s.as_bytes().to_vec()).collect();
+            v.extend(ws().map(|w| w.spec.to_string().into_bytes()));
+            v
+        }
+        Target::Rules => {
+            let mut v = Vec::new();
+            for text in RULE_FILES {
+                let lines: Vec<&str> = text.lines().collect();
+                for chunk in lines.chunks(12) {
+                    v.push(chunk.join("\n").into_bytes());
+                }
+            }
+            v
+        }
+        Target::TraceJson => {
+            let mut v = vec![schedule::Trace::new().to_json().into_bytes()];
+            for w in workloads() {
+                for s in scheduled(&w, 8, 5) {
+                    v.push(s.trace().to_json().into_bytes());
+                }
+            }
+            v
+        }
+        Target::DbImport => export_lines(),
+        Target::TimingOutput => vec![
+            b"GRIM-TIMING 1.25e-6 1.1e-6 1.3e-6 2e-8 1000 7\n".to_vec(),
+            b"warming up\nGRIM-TIMING 0.002 0.0019 0.0021 0.00005 1 5\n".to_vec(),
+            b"GRIM-TIMING 0 0 0 0 1 1".to_vec(),
+        ],
+        Target::OutputsFile => workloads()
+            .iter()
+            .filter_map(|w| w.interpret(&w.random_inputs(1)).ok())
+            .map(|outs| {
+                let mut b = Vec::new();
+                for t in outs.values() {
+                    if let Some(v) = t.as_f32() {
+                        v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+                    }
+                }
+                b
+            })
+            .collect(),
+    };
+    out.retain(|s| s.len() <= crate::MAX_INPUT);
+    out
+}
+
+/// A real export file: measured and failed records of scheduled workloads.
+fn export_lines() -> Vec<Vec<u8>> {
+    use tuning_logs::{DeviceIdentity, ErrorKind, Failure, Measurement, Outcome, Record};
+    let device = DeviceIdentity {
+        model: "Pixel 7".into(),
+        soc: "Tensor G2".into(),
+        abi: "arm64-v8a".into(),
+        cores: 8,
+        opencl_device: None,
+        serial: Some("28051FDH2000ZZ".into()),
+    };
+    let mut records = Vec::new();
+    for (i, w) in workloads().iter().enumerate() {
+        let space = SearchSpace::for_target(w, false);
+        let mut rng = SplitMix64::new(9);
+        for j in 0..3u64 {
+            let Ok((s, _)) = space.apply(w, &space.random(&mut rng)) else {
+                continue;
+            };
+            let target = if j % 2 == 0 {
+                "aarch64-neon -mcpu=cortex-a76"
+            } else {
+                "host"
+            };
+            let Ok(target) = target.parse() else { continue };
+            let result = if j == 2 {
+                Outcome::Error(Failure {
+                    kind: ErrorKind::WrongResult,
+                    message: "max abs error 0.5".into(),
+                })
+            } else {
+                Outcome::Measured(Measurement {
+                    median_s: 1e-3 * (i as f64 + 1.0),
+                    min_s: 9e-4,
+                    mean_s: 1e-3,
+                    stddev_s: 1e-5,
+                    number: 10,
+                    repeat: 3,
+                    instructions: (j == 0).then_some(12345 + i as u64),
+                })
+            };
+            let mut r = Record::new(
+                tuning_logs::WorkloadRef::of(w),
+                target,
+                device.clone(),
+                s.trace().clone(),
+                result,
+            );
+            r.time_unix_ms = 1_700_000_000_000 + j;
+            records.push(r);
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("grim-fuzz-corpus-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("log.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let n = records.len();
+    let written = tuning_logs::export::write_file(&path, records.into_iter().map(Ok));
+    let text = std::fs::read(&path).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        written.is_ok() && !text.is_empty(),
+        "writing the export corpus ({n} records) failed: {written:?}"
+    );
+    // The whole file, and files cut after each line (a truncated download).
+    let mut v = vec![text.clone()];
+    let mut at = 0;
+    for line in text.split(|b| *b == b'\n') {
+        at += line.len() + 1;
+        if at < text.len() {
+            v.push(text[..at].to_vec());
+        }
+    }
+    v
+}

@@ -1,0 +1,137 @@
+//! One function per fuzz target: feed the bytes to the parser or loader, and (where a
+//! parse succeeds) to what consumes its result next. A target returns normally on any
+//! error (returning whether the input was accepted); a panic is a bug.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use tir::workload::Workload;
+
+/// Fixtures the targets need (workloads to replay traces on and to decode outputs of).
+pub struct Fixtures {
+    workloads: Vec<Workload>,
+    reference: Vec<BTreeMap<String, tir::Tensor>>,
+}
+
+impl Fixtures {
+    /// Builds the fixtures (a few small workloads and their reference outputs).
+    pub fn new() -> Fixtures {
+        let workloads = crate::corpus::workloads();
+        let reference = workloads
+            .iter()
+            .map(|w| w.interpret(&w.random_inputs(1)).unwrap_or_default())
+            .collect();
+        Fixtures {
+            workloads,
+            reference,
+        }
+    }
+
+    fn pick(&self, data: &[u8]) -> usize {
+        data.len() % self.workloads.len().max(1)
+    }
+}
+
+impl Default for Fixtures {
+    fn default() -> Self {
+        Fixtures::new()
+    }
+}
+
+fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(data)
+}
+
+/// IR text: parse, and when it parses, verify it and check that it prints to text
+/// that parses back to the same function.
+pub fn tir_text(data: &[u8], _: &Fixtures) -> bool {
+    let Ok(f) = tir::parse_function(&text(data)) else {
+        return false;
+    };
+    {
+        let _ = tir::verify(&f);
+        let printed = tir::print_function(&f);
+        match tir::parse_function(&printed) {
+            Ok(g) => assert_eq!(
+                tir::print_function(&g),
+                printed,
+                "printing is not stable after a round trip"
+            ),
+            Err(e) => panic!("printed IR does not parse back: {e}\n{printed}"),
+        }
+    }
+    true
+}
+
+/// Workload spec strings: parse, and a parsed spec prints to a canonical string that
+/// parses back to the same spec.
+pub fn spec(data: &[u8], _: &Fixtures) -> bool {
+    let Ok(s) = text(data).parse::<tir::WorkloadSpec>() else {
+        return false;
+    };
+    let canon = s.to_string();
+    match canon.parse::<tir::WorkloadSpec>() {
+        Ok(t) => assert_eq!(t.to_string(), canon, "canonical spec is not stable"),
+        Err(e) => panic!("canonical spec `{canon}` does not parse back: {e}"),
+    }
+    true
+}
+
+/// Rule files: parse; a parsed set also builds its egg rewrites.
+pub fn rules(data: &[u8], _: &Fixtures) -> bool {
+    let Ok(set) = tir::egraph::rules::RuleSet::parse(&text(data), "fuzz.rules") else {
+        return false;
+    };
+    let _ = set.rewrites(tir::egraph::lang::Level::Index);
+    let _ = set.counts_by_file();
+    true
+}
+
+/// Trace JSON: parse, then replay on a workload (a bad trace must be an error).
+pub fn trace_json(data: &[u8], fx: &Fixtures) -> bool {
+    let Ok(t) = schedule::Trace::from_json(&text(data)) else {
+        return false;
+    };
+    let _ = t.to_json();
+    if let Some(w) = fx.workloads.get(fx.pick(data)) {
+        let _ = t.replay(&w.func, &w.weights);
+    }
+    true
+}
+
+/// Database import files: read and validate every line, then merge what was read.
+pub fn db_import(data: &[u8], _: &Fixtures) -> bool {
+    let path = Path::new("fuzz.jsonl");
+    // A small line cap so that long lines exercise the cap, not the allocator.
+    let Ok(parsed) = tuning_logs::export::read_from(path, data, 1 << 16) else {
+        return false;
+    };
+    let records: Vec<_> = parsed.records.into_iter().map(|(_, r)| r).collect();
+    for r in &records {
+        let _ = r.cost();
+        let _ = r.trace_json();
+    }
+    let _ = tuning_logs::export::merge_records(records);
+    parsed.bad.is_empty()
+}
+
+/// The `GRIM-TIMING` line of a measurement binary's standard output.
+pub fn timing_output(data: &[u8], _: &Fixtures) -> bool {
+    let Ok(t) = codegen::run::parse_timing(&text(data)) else {
+        return false;
+    };
+    assert!(t.median.is_finite() && t.min >= 0.0, "accepted {t:?}");
+    true
+}
+
+/// A measurement binary's output file: decode, then compare with the reference.
+pub fn outputs_file(data: &[u8], fx: &Fixtures) -> bool {
+    let i = usize::from(data.first().copied().unwrap_or(0)) % fx.workloads.len().max(1);
+    let Some(w) = fx.workloads.get(i) else {
+        return false;
+    };
+    let Ok(outs) = codegen::run::outputs_from_bytes(&w.func, data, "out.bin") else {
+        return false;
+    };
+    let _ = codegen::run::max_error(&outs, &fx.reference[i]);
+    true
+}

@@ -1,0 +1,169 @@
+//! `grim-tune tune` killed with SIGKILL at random moments, then rerun until a run
+//! completes: nothing recorded is lost, nothing is recorded twice, the database opens
+//! and checks clean after every kill, and the result matches an uninterrupted run.
+//!
+//! Under qemu the cost is the retired instruction count, which is deterministic, so
+//! the same trace has the same cost in both databases and "the same best" is exact.
+//!
+//! What "the same best" can mean: `--trials N` is the number of *new* candidates a run
+//! measures (a resumed run skips what is stored and keeps proposing), so the killed
+//! and resumed runs together measure every candidate of the uninterrupted run plus
+//! some more (the random strategy proposes the same pools for the same seed). The test
+//! asserts exactly that: the uninterrupted run's traces are all in the final database
+//! with identical costs, hence the best over them is identical, and the overall best
+//! is no worse.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tir::rng::SplitMix64;
+use tuning_logs::Database;
+
+const SPEC: &str = "bcr-fc:M=16,K=16,N=4,block=8x8,sparsity=0.5,seed=1";
+const TRIALS: &str = "8";
+const SEED: &str = "5";
+
+fn start(db: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_grim-tune"))
+        .args([
+            "tune",
+            "--workload",
+            SPEC,
+            "--db",
+            db.to_str().unwrap(),
+            "--seed",
+            SEED,
+            "--trials",
+            TRIALS,
+            "--strategy",
+            "random",
+            "--no-dense",
+            "--device",
+            "qemu",
+            "--target",
+            "aarch64-neon:cortex-a76",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start grim-tune")
+}
+
+/// Trace JSON -> cost (None for failures) of every record; panics on a duplicate.
+fn contents(db: &Path) -> BTreeMap<String, Option<f64>> {
+    let d = Database::open(db).expect("the database opens after a kill");
+    d.check().expect("the database checks clean after a kill");
+    let mut m = BTreeMap::new();
+    for s in d.iter() {
+        let r = s.expect("every record reads back").record;
+        let prev = m.insert(r.trace_json(), r.cost());
+        assert!(prev.is_none(), "trace recorded twice: {}", r.trace_json());
+    }
+    m
+}
+
+fn best(m: &BTreeMap<String, Option<f64>>) -> Option<(String, f64)> {
+    m.iter()
+        .filter_map(|(t, c)| c.map(|c| (t.clone(), c)))
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_nothing_and_resumes_to_the_same_best() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    // The uninterrupted reference run.
+    let clean_db = dir.path().join("clean");
+    let out = start(&clean_db).wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clean = contents(&clean_db);
+    let clean_time = t0.elapsed();
+    assert_eq!(clean.len(), 8, "{clean:?}");
+    eprintln!(
+        "uninterrupted run: {} records in {:.1} s",
+        clean.len(),
+        clean_time.as_secs_f64()
+    );
+
+    // Kill a run at random moments (within the time a whole run takes), at least 10
+    // times, checking the database after each kill.
+    let db = dir.path().join("killed");
+    let mut rng = SplitMix64::new(2026);
+    let mut kills = 0;
+    let mut seen: BTreeMap<String, Option<f64>> = BTreeMap::new();
+    let window = clean_time.as_millis().max(500) as u64;
+    while kills < 10 {
+        let mut child = start(&db);
+        let at = Duration::from_millis(100 + rng.next_u64() % window);
+        std::thread::sleep(at);
+        let killed = child.try_wait().unwrap().is_none();
+        if killed {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        let _ = child.wait();
+        let now = contents(&db);
+        eprintln!(
+            "after {at:?}: {} ({kills} kills), {} records",
+            if killed { "killed" } else { "completed" },
+            now.len()
+        );
+        for (t, c) in &seen {
+            assert_eq!(
+                now.get(t),
+                Some(c),
+                "record lost or changed after kill {kills}"
+            );
+        }
+        seen = now;
+    }
+    // Rerun until a run completes.
+    let mut reruns = 0;
+    loop {
+        reruns += 1;
+        let out = start(&db).wait_with_output().unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(reruns < 5, "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let fin = contents(&db);
+    for (t, c) in &seen {
+        assert_eq!(
+            fin.get(t),
+            Some(c),
+            "record lost or changed by the final run"
+        );
+    }
+    // Every candidate of the uninterrupted run, with the same (deterministic) cost.
+    for (t, c) in &clean {
+        assert_eq!(
+            fin.get(t),
+            Some(c),
+            "uninterrupted run's trace {t} missing or differs"
+        );
+    }
+    let restricted: BTreeMap<String, Option<f64>> = fin
+        .iter()
+        .filter(|(t, _)| clean.contains_key(*t))
+        .map(|(t, c)| (t.clone(), *c))
+        .collect();
+    let (want, fin_best) = (best(&clean), best(&fin));
+    assert_eq!(best(&restricted), want, "best over the same candidates");
+    assert!(fin_best.as_ref().unwrap().1 <= want.as_ref().unwrap().1);
+    eprintln!(
+        "kill_resume: {kills} kills survived, {} records after the kills, {} at the end \
+         (uninterrupted: {}), records lost 0; best {:?} (uninterrupted {:?}); {:.1} s",
+        seen.len(),
+        fin.len(),
+        clean.len(),
+        fin_best.map(|b| b.1),
+        want.map(|b| b.1),
+        t0.elapsed().as_secs_f64()
+    );
+}
