@@ -1,5 +1,5 @@
 //! Byte-level mutation of corpus entries: bit flips, interesting bytes, dictionary
-//! tokens, insertion, deletion, duplication and splicing, stacked 1 to 8 at a time.
+//! tokens, insertion, deletion, duplication and splicing, one at a time or stacked.
 
 use tir::rng::SplitMix64;
 
@@ -18,7 +18,13 @@ pub fn mutate(
     dict: &[&str],
     max_len: usize,
 ) {
-    let steps = 1 + (rng.next_u64() % 8) as usize;
+    // Half the inputs get a single mutation (so that many stay valid and reach the
+    // code behind the parser), the rest a stack of 2 to 8.
+    let steps = if rng.next_u64().is_multiple_of(2) {
+        1
+    } else {
+        2 + (rng.next_u64() % 7) as usize
+    };
     for _ in 0..steps {
         let len = input.len();
         let pick = |rng: &mut SplitMix64, n: usize| (rng.next_u64() % (n as u64).max(1)) as usize;
@@ -100,6 +106,6 @@ mod tests {
             assert!(x.len() <= 32);
             changed += usize::from(x != corpus[0]);
         }
-        assert!(changed > 9_000, "{changed}");
+        assert!(changed > 8_000, "{changed}");
     }
 }

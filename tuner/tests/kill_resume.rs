@@ -2,8 +2,10 @@
 //! completes: nothing recorded is lost, nothing is recorded twice, the database opens
 //! and checks clean after every kill, and the result matches an uninterrupted run.
 //!
-//! Under qemu the cost is the retired instruction count, which is deterministic, so
-//! the same trace has the same cost in both databases and "the same best" is exact.
+//! Under qemu the cost is the retired instruction count, which is deterministic for
+//! serial kernels, so the same trace has the same cost in both databases and "the
+//! same best" is exact; OpenMP-parallel kernels vary by a few instructions per run
+//! (found by this test), so for them costs are compared within 1%.
 //!
 //! What "the same best" can mean: `--trials N` is the number of *new* candidates a run
 //! measures (a resumed run skips what is stored and keeps proposing), so the killed
@@ -140,13 +142,22 @@ fn sigkill_at_random_moments_loses_nothing_and_resumes_to_the_same_best() {
             "record lost or changed by the final run"
         );
     }
-    // Every candidate of the uninterrupted run, with the same (deterministic) cost.
+    // Every candidate of the uninterrupted run, with the same cost: exactly for serial
+    // kernels; within 1% (or 64 instructions) for OpenMP-parallel ones, whose instruction count under qemu
+    // varies by a few instructions from run to run (thread start-up and joins).
+    let close = |a: f64, b: f64| (a - b).abs() <= (0.01 * a.abs().max(b.abs())).max(64.0);
+    let mut parallel_differences = 0;
     for (t, c) in &clean {
-        assert_eq!(
-            fin.get(t),
-            Some(c),
-            "uninterrupted run's trace {t} missing or differs"
-        );
+        let got = fin
+            .get(t)
+            .unwrap_or_else(|| panic!("uninterrupted run's trace {t} missing"));
+        match (c, got) {
+            (Some(a), Some(b)) if t.contains("\"parallel\"") => {
+                assert!(close(*a, *b), "{t}: {a} vs {b}");
+                parallel_differences += usize::from(a != b);
+            }
+            _ => assert_eq!(got, c, "{t}: the same cost in both databases"),
+        }
     }
     let restricted: BTreeMap<String, Option<f64>> = fin
         .iter()
@@ -154,11 +165,23 @@ fn sigkill_at_random_moments_loses_nothing_and_resumes_to_the_same_best() {
         .map(|(t, c)| (t.clone(), *c))
         .collect();
     let (want, fin_best) = (best(&clean), best(&fin));
-    assert_eq!(best(&restricted), want, "best over the same candidates");
-    assert!(fin_best.as_ref().unwrap().1 <= want.as_ref().unwrap().1);
+    let (got_best, want_best) = (
+        best(&restricted).expect("a best"),
+        want.clone().expect("a best"),
+    );
+    if !want_best.0.contains("\"parallel\"") && !got_best.0.contains("\"parallel\"") {
+        assert_eq!(got_best, want_best, "best over the same candidates");
+    } else {
+        assert!(
+            close(got_best.1, want_best.1),
+            "{got_best:?} vs {want_best:?}"
+        );
+    }
+    assert!(fin_best.as_ref().expect("a best").1 <= want_best.1 * 1.01);
     eprintln!(
         "kill_resume: {kills} kills survived, {} records after the kills, {} at the end \
-         (uninterrupted: {}), records lost 0; best {:?} (uninterrupted {:?}); {:.1} s",
+         (uninterrupted: {}), records lost 0; best {:?} (uninterrupted {:?}); parallel kernels whose count \
+         differed: {parallel_differences}; {:.1} s",
         seen.len(),
         fin.len(),
         clean.len(),
