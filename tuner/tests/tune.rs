@@ -6,9 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tir::workload::Workload;
 use tuner::measure::{ErrorKind, Limits, LocalRunner, QemuRunner};
-use tuner::tune::{
-    tune, Fault, FaultInjection, MemoryStore, NoProgress, Store, Strategy, TuneOptions,
-};
+use tuner::tune::{tune, Fault, FaultInjection, MemoryStore, NoProgress, Strategy, TuneOptions};
 
 fn opts(trials: usize, strategy: Strategy, seed: u64) -> TuneOptions {
     TuneOptions {
@@ -166,13 +164,16 @@ fn qemu_tune_uses_instruction_counts_and_is_deterministic() {
     let w =
         Workload::from_spec_str("bcr-fc:M=48,K=48,N=4,block=16x16,sparsity=0.8,seed=3").unwrap();
     let runner = QemuRunner::new("cortex-a76", "cortex-a76", quick_limits());
+    // The random strategy's candidate sequence depends only on the seed; instruction
+    // counts are deterministic for serial kernels, while OpenMP-parallel ones vary by
+    // a few instructions from run to run (libgomp), so counts are compared within 1%.
     let run = || {
         let mut store = MemoryStore::default();
         let r = tune(
             &w,
             &runner,
             &mut store,
-            &opts(8, Strategy::Evolutionary, 5),
+            &opts(8, Strategy::Random, 5),
             &NoProgress,
             &AtomicBool::new(false),
         )
@@ -187,15 +188,20 @@ fn qemu_tune_uses_instruction_counts_and_is_deterministic() {
             })
             .collect::<Vec<_>>()
     };
-    let a = run();
+    let (a, b) = (run(), run());
     assert_eq!(a.len(), 8);
     assert!(a.iter().all(|(_, n)| *n > 0));
-    assert_eq!(
-        a,
-        run(),
-        "qemu tuning is deterministic: same candidates, same counts"
-    );
-    let _ = Store::history(&MemoryStore::default());
+    for ((ta, na), (tb, nb)) in a.iter().zip(&b) {
+        assert_eq!(ta, tb, "same seed, same candidates");
+        let (na, nb) = (*na as f64, *nb as f64);
+        assert!(
+            (na - nb).abs() <= 0.01 * na,
+            "instruction counts {na} vs {nb} for {ta}"
+        );
+        if !ta.contains("\"parallel\"") && !ta.contains("partition_block_rows") {
+            assert_eq!(na, nb, "serial kernels count exactly: {ta}");
+        }
+    }
 }
 
 #[test]
