@@ -19,7 +19,7 @@ use tir::visit::{expr_uses_var, substitute_expr};
 use tir::{BinOp, DType, Expr, ScalarType, Stmt};
 
 /// Coefficient of `v` in `e` when `e` is affine in `v` (other terms free of `v`).
-fn lane_coeff(e: &Expr, v: &str) -> Option<i64> {
+pub(crate) fn lane_coeff(e: &Expr, v: &str) -> Option<i64> {
     if !expr_uses_var(e, v) {
         return Some(0);
     }
@@ -70,7 +70,7 @@ fn vectorizable<'s>(s: &'s Stmt, v: &str, out: &mut Vec<&'s Stmt>) -> bool {
 }
 
 /// The value of `e` for lane `l` (the loop variable replaced by `v + l`).
-fn at_lane(e: &Expr, v: &str, l: i64) -> Expr {
+pub(crate) fn at_lane(e: &Expr, v: &str, l: i64) -> Expr {
     if l == 0 {
         e.clone()
     } else {

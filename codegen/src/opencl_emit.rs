@@ -58,11 +58,12 @@
 
 use crate::c_emit::float_lit;
 use crate::error::CodegenError;
+use crate::neon::{at_lane, lane_coeff};
 use crate::target::Target;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use tir::verify::{type_of, BufferInfo, TypeEnv};
-use tir::visit::{expr_uses_var, substitute_expr};
+use tir::visit::expr_uses_var;
 use tir::{
     BinOp, DType, Expr, ForKind, Function, Intrinsic, MemScope, ParamKind, ScalarType, Stmt, UnOp,
 };
@@ -1300,32 +1301,6 @@ fn affine(e: &Expr) -> Option<BTreeMap<String, i64>> {
     go(e, 1, &mut out)?;
     out.retain(|_, c| *c != 0);
     Some(out)
-}
-
-/// Coefficient of `v` in `e` when `e` is affine in `v` (other terms free of `v`).
-fn lane_coeff(e: &Expr, v: &str) -> Option<i64> {
-    if !expr_uses_var(e, v) {
-        return Some(0);
-    }
-    match e {
-        Expr::Var(n) if n == v => Some(1),
-        Expr::Binary(BinOp::Add, a, b) => Some(lane_coeff(a, v)? + lane_coeff(b, v)?),
-        Expr::Binary(BinOp::Sub, a, b) => Some(lane_coeff(a, v)? - lane_coeff(b, v)?),
-        Expr::Binary(BinOp::Mul, a, b) => match (&**a, &**b) {
-            (x, Expr::Int(c)) | (Expr::Int(c), x) => Some(lane_coeff(x, v)? * c),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// The value of `e` for lane `l` (the loop variable replaced by `v + l`).
-fn at_lane(e: &Expr, v: &str, l: i64) -> Expr {
-    if l == 0 {
-        e.clone()
-    } else {
-        substitute_expr(e, v, &(Expr::var(v) + Expr::Int(l)))
-    }
 }
 
 /// The kernel's parameter list.
