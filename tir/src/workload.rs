@@ -31,6 +31,126 @@ pub enum WorkloadError {
     /// Index arrays would overflow `i32`.
     #[error(transparent)]
     IndexOverflow(#[from] IndexOverflow),
+    /// Weights given to [`Workload::with_weights`] do not fit the spec.
+    #[error("given weight `{weight}`: {reason}")]
+    GivenWeights {
+        /// Which weight (`W`, `W_ih`, `B`, ...).
+        weight: String,
+        /// What does not fit.
+        reason: String,
+    },
+}
+
+/// One weight matrix handed to [`Workload::with_weights`]: dense for dense kinds,
+/// already BCR-pruned for `bcr-` kinds (its block shape must be the spec's).
+#[derive(Debug, Clone)]
+pub enum GivenMatrix {
+    /// A dense matrix.
+    Dense(Matrix),
+    /// A BCR matrix, pruned (and perhaps refit) by the caller.
+    Bcr(BcrMatrix),
+}
+
+impl GivenMatrix {
+    /// Rows and columns.
+    pub fn shape(&self) -> (usize, usize) {
+        match self {
+            GivenMatrix::Dense(m) => (m.rows(), m.cols()),
+            GivenMatrix::Bcr(b) => (b.rows(), b.cols()),
+        }
+    }
+}
+
+/// Real weights of a layer (from a model) for [`Workload::with_weights`], in the
+/// order of the spec kind: FC and conv2d `[W]` with biases `[B]` (when the spec has a
+/// bias); GRU/LSTM `[W_ih, W_hh]` with biases `[b_ih, b_hh]`.
+#[derive(Debug, Clone)]
+pub struct GivenWeights {
+    /// The weight matrices (conv2d: the `O x (C·kh·kw)` view).
+    pub matrices: Vec<GivenMatrix>,
+    /// The bias vectors.
+    pub biases: Vec<Vec<f32>>,
+}
+
+fn given_error(weight: &str, reason: String) -> WorkloadError {
+    WorkloadError::GivenWeights {
+        weight: weight.to_string(),
+        reason,
+    }
+}
+
+/// Checks a given matrix against the spec's shape and sparsity and turns it into a
+/// workload weight.
+fn take_given(
+    name: &str,
+    given: Option<&GivenMatrix>,
+    rows: usize,
+    cols: usize,
+    sparse: Option<SparseSpec>,
+) -> Result<(WeightMatrix, WeightData), WorkloadError> {
+    let g = given.ok_or_else(|| given_error(name, "missing".to_string()))?;
+    if g.shape() != (rows, cols) {
+        return Err(given_error(
+            name,
+            format!("shape {:?}, the spec needs ({rows}, {cols})", g.shape()),
+        ));
+    }
+    match (g, sparse) {
+        (GivenMatrix::Dense(m), None) => Ok((
+            WeightMatrix {
+                name: name.to_string(),
+                dense: m.clone(),
+                bcr: None,
+            },
+            WeightData::Dense(m.clone()),
+        )),
+        (GivenMatrix::Bcr(b), Some(s)) => {
+            if (b.block().rows, b.block().cols) != (s.block_rows, s.block_cols) {
+                return Err(given_error(
+                    name,
+                    format!(
+                        "block {}x{}, the spec says {}x{}",
+                        b.block().rows,
+                        b.block().cols,
+                        s.block_rows,
+                        s.block_cols
+                    ),
+                ));
+            }
+            b.validate()
+                .map_err(|e| given_error(name, format!("invalid BCR matrix: {e}")))?;
+            Ok((
+                WeightMatrix {
+                    name: name.to_string(),
+                    dense: b.to_dense(),
+                    bcr: Some(b.clone()),
+                },
+                WeightData::Bcr(b.clone()),
+            ))
+        }
+        (GivenMatrix::Dense(_), Some(_)) => Err(given_error(
+            name,
+            "dense, but the spec is a bcr- kind (prune it first)".to_string(),
+        )),
+        (GivenMatrix::Bcr(_), None) => Err(given_error(
+            name,
+            "BCR, but the spec is a dense kind".to_string(),
+        )),
+    }
+}
+
+fn take_bias(name: &str, given: Option<&Vec<f32>>, len: usize) -> Result<Vec<f32>, WorkloadError> {
+    let b = given.ok_or_else(|| given_error(name, "missing".to_string()))?;
+    if b.len() != len {
+        return Err(given_error(
+            name,
+            format!("length {}, the spec needs {len}", b.len()),
+        ));
+    }
+    if let Some(i) = b.iter().position(|v| !v.is_finite()) {
+        return Err(given_error(name, format!("element {i} is not finite")));
+    }
+    Ok(b.clone())
 }
 
 /// A weight matrix of a workload, as generated and (for `bcr-` kinds) pruned.
@@ -165,6 +285,72 @@ impl Workload {
                 lower::lower_activation(*func, *m, *n),
                 format!("activation_{}", func.name()),
             ),
+        };
+        let fname = match spec.sparse() {
+            Some(_) => format!("bcr_{name}"),
+            None => name.to_string(),
+        };
+        let (func, data) = lowered.into_function(&fname);
+        Ok(Workload {
+            spec,
+            func,
+            weights: data.into_iter().collect(),
+            matrices,
+        })
+    }
+
+    /// Builds the workload of a model layer from its real weights instead of the
+    /// spec's generated ones (the spec's `seed` is then ignored). For `bcr-` kinds the
+    /// matrices must already be BCR-pruned with the spec's block shape; the workload
+    /// key hashes their actual pattern.
+    pub fn with_weights(
+        spec: WorkloadSpec,
+        given: &GivenWeights,
+    ) -> Result<Workload, WorkloadError> {
+        let mut matrices = Vec::new();
+        let m = |i: usize| given.matrices.get(i);
+        let b = |i: usize| given.biases.get(i);
+        let (lowered, name) = match &spec {
+            WorkloadSpec::Fc(s) => {
+                let (wm, wd) = take_given("W", m(0), s.m, s.k, s.sparse)?;
+                let bias = if s.bias {
+                    Some(take_bias("B", b(0), s.m)?)
+                } else {
+                    None
+                };
+                matrices.push(wm);
+                (lower::lower_fc(s, &wd, bias.as_deref())?, "fc")
+            }
+            WorkloadSpec::Conv2d(s) => {
+                let (wm, wd) = take_given("W", m(0), s.o, s.c * s.kh * s.kw, s.sparse)?;
+                let bias = if s.bias {
+                    Some(take_bias("B", b(0), s.o)?)
+                } else {
+                    None
+                };
+                matrices.push(wm);
+                (lower::lower_conv2d(s, &wd, bias.as_deref())?, "conv2d")
+            }
+            WorkloadSpec::Rnn(s) => {
+                let rows = s.cell.gates() * s.hidden;
+                let (m_ih, d_ih) = take_given("W_ih", m(0), rows, s.input, s.sparse)?;
+                let (m_hh, d_hh) = take_given("W_hh", m(1), rows, s.hidden, s.sparse)?;
+                let b_ih = take_bias("b_ih", b(0), rows)?;
+                let b_hh = take_bias("b_hh", b(1), rows)?;
+                matrices.push(m_ih);
+                matrices.push(m_hh);
+                let name = match s.cell {
+                    RnnCell::Gru => "gru",
+                    RnnCell::Lstm => "lstm",
+                };
+                (lower::lower_rnn(s, &d_ih, &d_hh, &b_ih, &b_hh)?, name)
+            }
+            other => {
+                return Err(given_error(
+                    "W",
+                    format!("`{}` workloads have no weight matrices", other.kind()),
+                ))
+            }
         };
         let fname = match spec.sparse() {
             Some(_) => format!("bcr_{name}"),
