@@ -5,11 +5,29 @@ use serde::{Deserialize, Serialize};
 /// A dense `rows x cols` row-major matrix of `f32`.
 ///
 /// Invariant kept by the constructor: `data.len() == rows * cols`.
+/// Deserialization checks the invariant (a file cannot make a malformed matrix).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawMatrix")]
 pub struct Matrix {
     rows: usize,
     cols: usize,
     data: Vec<f32>,
+}
+
+/// The unchecked serialized form of [`Matrix`].
+#[derive(Deserialize)]
+struct RawMatrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+impl TryFrom<RawMatrix> for Matrix {
+    type Error = MatrixShapeError;
+
+    fn try_from(raw: RawMatrix) -> Result<Matrix, MatrixShapeError> {
+        Matrix::new(raw.rows, raw.cols, raw.data)
+    }
 }
 
 /// The error returned when a matrix's data does not fit its shape.

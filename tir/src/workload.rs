@@ -43,7 +43,7 @@ pub enum WorkloadError {
 
 /// One weight matrix handed to [`Workload::with_weights`]: dense for dense kinds,
 /// already BCR-pruned for `bcr-` kinds (its block shape must be the spec's).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum GivenMatrix {
     /// A dense matrix.
     Dense(Matrix),
@@ -64,7 +64,7 @@ impl GivenMatrix {
 /// Real weights of a layer (from a model) for [`Workload::with_weights`], in the
 /// order of the spec kind: FC and conv2d `[W]` with biases `[B]` (when the spec has a
 /// bias); GRU/LSTM `[W_ih, W_hh]` with biases `[b_ih, b_hh]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GivenWeights {
     /// The weight matrices (conv2d: the `O x (C·kh·kw)` view).
     pub matrices: Vec<GivenMatrix>,

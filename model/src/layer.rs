@@ -1,0 +1,77 @@
+//! Weight-bearing layers: each one is a `tir` workload spec with the model's real
+//! weights.
+
+use crate::error::ModelError;
+use serde::{Deserialize, Serialize};
+use tir::spec::WorkloadSpec;
+use tir::workload::{GivenMatrix, GivenWeights, Workload};
+use tir::Matrix;
+
+/// One FC, conv2d, GRU or LSTM layer of a model.
+///
+/// `spec` fixes the kind and every shape (its `seed` is unused); `weights` are the
+/// real weights in the order [`GivenWeights`] documents. A pruned layer has a `bcr-`
+/// spec and BCR matrices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Layer {
+    /// The layer's name (from the model: `conv1`, `fc2`, `encoder`, ...).
+    pub name: String,
+    /// Kind and shapes.
+    pub spec: WorkloadSpec,
+    /// The weights.
+    pub weights: GivenWeights,
+}
+
+impl Layer {
+    /// The layer's `tir` workload (lowered with its real weights), or an error naming
+    /// the layer when the weights do not fit the spec.
+    pub fn workload(&self) -> Result<Workload, ModelError> {
+        Workload::with_weights(self.spec.clone(), &self.weights)
+            .map_err(|e| ModelError::layer(&self.name, e.to_string()))
+    }
+
+    /// The effective dense form of weight matrix `i` (pruned entries are zero).
+    pub fn dense(&self, i: usize) -> Result<Matrix, ModelError> {
+        match self.weights.matrices.get(i) {
+            Some(GivenMatrix::Dense(m)) => Ok(m.clone()),
+            Some(GivenMatrix::Bcr(b)) => Ok(b.to_dense()),
+            None => Err(ModelError::layer(
+                &self.name,
+                format!("has no weight matrix {i}"),
+            )),
+        }
+    }
+
+    /// Bias vector `i`.
+    pub fn bias(&self, i: usize) -> Result<&[f32], ModelError> {
+        self.weights
+            .biases
+            .get(i)
+            .map(|b| &b[..])
+            .ok_or_else(|| ModelError::layer(&self.name, format!("has no bias {i}")))
+    }
+
+    /// Number of weights in the dense form of every matrix.
+    pub fn dense_params(&self) -> usize {
+        self.weights
+            .matrices
+            .iter()
+            .map(|m| {
+                let (r, c) = m.shape();
+                r * c
+            })
+            .sum()
+    }
+
+    /// Number of weights kept (all of them for dense matrices).
+    pub fn kept_params(&self) -> usize {
+        self.weights
+            .matrices
+            .iter()
+            .map(|m| match m {
+                GivenMatrix::Dense(d) => d.rows() * d.cols(),
+                GivenMatrix::Bcr(b) => b.nnz(),
+            })
+            .sum()
+    }
+}

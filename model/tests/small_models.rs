@@ -1,0 +1,221 @@
+//! Small synthetic models: the plain-Rust reference and the `tir` interpreter agree,
+//! pruned layers run, files round-trip, and bad models are named.
+
+use model::graph::{Graph, Node, Op};
+use model::layer::Layer;
+use model::seq2seq::Seq2Seq;
+use model::{eval, file, Array, Body, Interpreter, Model, Reference};
+use tir::workload::{GivenMatrix, GivenWeights, Workload};
+
+/// A layer with the spec's generated weights (BCR for `bcr-` specs).
+fn layer(name: &str, spec: &str) -> Layer {
+    let w = Workload::from_spec_str(spec).unwrap();
+    let matrices = w
+        .matrices
+        .iter()
+        .map(|m| match &m.bcr {
+            Some(b) => GivenMatrix::Bcr(b.clone()),
+            None => GivenMatrix::Dense(m.dense.clone()),
+        })
+        .collect();
+    let biases = ["B", "b_ih", "b_hh"]
+        .iter()
+        .filter_map(|n| w.weights.get(*n))
+        .map(|t| t.as_f32().unwrap().to_vec())
+        .collect();
+    Layer {
+        name: name.to_string(),
+        spec: w.spec.clone(),
+        weights: GivenWeights { matrices, biases },
+    }
+}
+
+fn node(name: &str, op: Op, inputs: &[&str], output: &str) -> Node {
+    Node {
+        name: name.to_string(),
+        op,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: vec![output.to_string()],
+    }
+}
+
+/// conv(1->8, 3x3, pad 1) relu maxpool2 -> conv(8->16) relu maxpool2 -> flatten -> fc 10.
+fn tiny_cnn(pruned: bool) -> Model {
+    let p = if pruned { "bcr-" } else { "" };
+    let sp = |b: &str| {
+        if pruned {
+            format!(",block={b},sparsity=0.5")
+        } else {
+            String::new()
+        }
+    };
+    let layers = vec![
+        layer(
+            "conv1",
+            "conv2d:C=1,O=8,H=8,W=8,kh=3,kw=3,pad=1,bias=true,seed=1",
+        ),
+        layer(
+            "conv2",
+            &format!(
+                "{p}conv2d:C=8,O=16,H=4,W=4,kh=3,kw=3,pad=1,bias=true,seed=2{}",
+                sp("8x8")
+            ),
+        ),
+        layer(
+            "fc",
+            &format!("{p}fc:M=10,K=64,N=1,bias=true,seed=3{}", sp("5x16")),
+        ),
+    ];
+    let pool = Op::MaxPool {
+        kernel: [2, 2],
+        stride: [2, 2],
+        pad: [0; 4],
+    };
+    let nodes = vec![
+        node("c1", Op::Conv { layer: 0 }, &["x"], "a"),
+        node("r1", Op::Relu, &["a"], "b"),
+        node("p1", pool.clone(), &["b"], "c"),
+        node("c2", Op::Conv { layer: 1 }, &["c"], "d"),
+        node("r2", Op::Relu, &["d"], "e"),
+        node("p2", pool, &["e"], "f"),
+        node("fl", Op::Flatten { axis: 1 }, &["f"], "g"),
+        node("fc", Op::Fc { layer: 2 }, &["g"], "h"),
+        node("sm", Op::Softmax { axis: 1 }, &["h"], "y"),
+    ];
+    Model {
+        name: "tiny".to_string(),
+        layers,
+        body: Body::Graph(Graph {
+            input: "x".to_string(),
+            input_shape: vec![1, 1, 8, 8],
+            output: "y".to_string(),
+            nodes,
+        }),
+    }
+}
+
+fn image(seed: u64) -> Array {
+    let mut rng = tir::rng::SplitMix64::new(seed);
+    Array::new(vec![1, 1, 8, 8], rng.symmetric_vec(64, 1.0)).unwrap()
+}
+
+#[test]
+fn reference_and_interpreter_agree_on_a_cnn() {
+    for pruned in [false, true] {
+        let m = tiny_cnn(pruned);
+        m.validate().unwrap();
+        let Body::Graph(g) = &m.body else {
+            unreachable!()
+        };
+        for seed in 0..3 {
+            let x = image(seed);
+            let a = eval::run_graph(g, &m.layers, &x, &mut Reference::default()).unwrap();
+            let b = eval::run_graph(g, &m.layers, &x, &mut Interpreter::default()).unwrap();
+            assert_eq!(a.shape(), [1, 10]);
+            assert!((a.data().iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            let d = a.max_abs_diff(&b);
+            assert!(d < 1e-5, "pruned={pruned} seed={seed}: diff {d}");
+        }
+    }
+}
+
+#[test]
+fn a_pruned_cnn_differs_from_the_dense_one() {
+    let (d, s) = (tiny_cnn(false), tiny_cnn(true));
+    let (Body::Graph(g), Body::Graph(_)) = (&d.body, &s.body) else {
+        unreachable!()
+    };
+    let x = image(7);
+    let a = eval::run_graph(g, &d.layers, &x, &mut Reference::default()).unwrap();
+    let b = eval::run_graph(g, &s.layers, &x, &mut Reference::default()).unwrap();
+    assert!(a.max_abs_diff(&b) > 1e-4, "pruning changed nothing");
+    assert!(s.layers[2].kept_params() < d.layers[2].kept_params());
+}
+
+fn tiny_seq2seq() -> Model {
+    let layers = vec![
+        layer("encoder", "gru:hidden=12,input=6,seed=11"),
+        layer("decoder", "gru:hidden=12,input=6,seed=12"),
+        layer("fc", "fc:M=7,K=12,N=1,bias=true,seed=13"),
+    ];
+    let mut rng = tir::rng::SplitMix64::new(5);
+    let input_symbols: Vec<String> = ["<pad>", "<unk>", "</s>", "a", "b", "c"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let output_symbols: Vec<String> = ["<pad>", "<unk>", "<s>", "</s>", "X", "Y", "Z"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    Model {
+        name: "tiny-g2p".to_string(),
+        layers,
+        body: Body::Seq2Seq(Seq2Seq {
+            enc_emb: Array::new(vec![6, 6], rng.symmetric_vec(36, 1.0)).unwrap(),
+            dec_emb: Array::new(vec![7, 6], rng.symmetric_vec(42, 1.0)).unwrap(),
+            input_symbols,
+            output_symbols,
+            encoder: 0,
+            decoder: 1,
+            output: 2,
+            input_end: 2,
+            input_unknown: 1,
+            start: 2,
+            end: 3,
+            max_len: 8,
+        }),
+    }
+}
+
+#[test]
+fn seq2seq_reference_and_interpreter_decode_the_same() {
+    let m = tiny_seq2seq();
+    m.validate().unwrap();
+    let Body::Seq2Seq(s) = &m.body else {
+        unreachable!()
+    };
+    for word in ["abc", "cab", "a?b", ""] {
+        let ids = s.encode_word(word);
+        let a = s
+            .predict(&m.layers, &ids, &mut Reference::default())
+            .unwrap();
+        let b = s
+            .predict(&m.layers, &ids, &mut Interpreter::default())
+            .unwrap();
+        assert_eq!(a, b, "{word}");
+        assert!(a.len() <= 8);
+    }
+    assert_eq!(s.encode_word("a?"), vec![3, 1, 2]);
+}
+
+#[test]
+fn files_round_trip_and_bad_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.bcr");
+    for m in [tiny_cnn(true), tiny_seq2seq()] {
+        file::save(&m, &path).unwrap();
+        assert_eq!(file::load(&path).unwrap(), m);
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Truncated.
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    let e = file::load(&path).unwrap_err().to_string();
+    assert!(e.contains("m.bcr") && e.contains("truncated"), "{e}");
+    // A newer version.
+    std::fs::write(&path, text.replacen("\"version\":1", "\"version\":9", 1)).unwrap();
+    let e = file::load(&path).unwrap_err().to_string();
+    assert!(e.contains("version 9"), "{e}");
+    // A layer whose bias has the wrong length is named.
+    let mut m = tiny_cnn(false);
+    m.layers[1].weights.biases[0].pop();
+    file::save(&m, &path).unwrap();
+    let e = file::load(&path).unwrap_err().to_string();
+    assert!(e.contains("conv2") && e.contains("`B`"), "{e}");
+    // A node reading an undefined value is named.
+    let mut m = tiny_cnn(false);
+    if let Body::Graph(g) = &mut m.body {
+        g.nodes[3].inputs[0] = "nope".to_string();
+    }
+    let e = m.validate().unwrap_err().to_string();
+    assert!(e.contains("c2") && e.contains("nope"), "{e}");
+}
