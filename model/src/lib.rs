@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod array;
+pub mod calibrate;
 pub mod error;
 pub mod eval;
 pub mod exec;
@@ -21,6 +22,8 @@ pub mod file;
 pub mod graph;
 pub mod layer;
 pub mod ops;
+pub mod prune;
+pub mod rates;
 pub mod seq2seq;
 
 pub use array::Array;

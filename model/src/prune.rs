@@ -1,0 +1,215 @@
+//! BCR pruning of a model's layers and refitting of the kept weights.
+//!
+//! [`prune_layer`] prunes every weight matrix of a layer with `tir`'s BCR pruning
+//! (columns, then rows, by L2 norm inside each block) and turns its spec into the
+//! `bcr-` kind. [`refit_layer`] then recovers accuracy without retraining: for each
+//! output row `r` with kept columns `S`, it solves the ridge least-squares problem
+//!
+//! `min_w ‖Xᵀ_S w − Xᵀ w_dense‖² + λ‖w‖²`, i.e. `(G_SS + λI) w = G_S: · w_dense`,
+//!
+//! where `G = Σ x xᵀ` is the Gram matrix of the inputs this matrix saw on calibration
+//! data ([`crate::calibrate`]): the pruned row then reproduces the dense row's outputs
+//! on that data as closely as its pattern allows. `λ` is `ridge` times the mean
+//! diagonal of `G_SS`.
+
+use crate::calibrate::Gram;
+use crate::error::ModelError;
+use crate::layer::Layer;
+use tir::bcr::{BcrMatrix, BlockShape};
+use tir::prune::{prune, PruneConfig, PruneRate};
+use tir::spec::{SparseSpec, WorkloadSpec};
+use tir::workload::GivenMatrix;
+use tir::Matrix;
+
+/// The block shape actually used for a layer: `block` clamped to the smallest weight
+/// matrix of the layer (a 32x9 conv1 matrix gets 32x9 blocks from 32x32).
+pub fn clamp_block(layer: &Layer, block: BlockShape) -> BlockShape {
+    let (mut rows, mut cols) = (block.rows, block.cols);
+    for m in &layer.weights.matrices {
+        let (r, c) = m.shape();
+        rows = rows.min(r);
+        cols = cols.min(c);
+    }
+    BlockShape {
+        rows: rows.max(1),
+        cols: cols.max(1),
+    }
+}
+
+fn set_sparse(spec: &mut WorkloadSpec, sparse: Option<SparseSpec>) {
+    match spec {
+        WorkloadSpec::Fc(s) => s.sparse = sparse,
+        WorkloadSpec::Conv2d(s) => s.sparse = sparse,
+        WorkloadSpec::Rnn(s) => s.sparse = sparse,
+        _ => {}
+    }
+}
+
+/// `layer` with every weight matrix BCR-pruned to `sparsity` with blocks `block`
+/// (clamped by [`clamp_block`]). Sparsity 0 returns the dense layer unchanged. The
+/// layer must be dense.
+pub fn prune_layer(layer: &Layer, block: BlockShape, sparsity: f64) -> Result<Layer, ModelError> {
+    if layer.spec.sparse().is_some() {
+        return Err(ModelError::layer(&layer.name, "is already pruned"));
+    }
+    if sparsity == 0.0 {
+        return Ok(layer.clone());
+    }
+    let block = clamp_block(layer, block);
+    let cfg = PruneConfig {
+        block,
+        rate: PruneRate::Sparsity(sparsity),
+    };
+    let mut out = layer.clone();
+    for (i, m) in layer.weights.matrices.iter().enumerate() {
+        let GivenMatrix::Dense(d) = m else {
+            return Err(ModelError::layer(&layer.name, "has a pruned matrix"));
+        };
+        let b = prune(d, &cfg)
+            .map_err(|e| ModelError::layer(&layer.name, format!("pruning matrix {i}: {e}")))?;
+        out.weights.matrices[i] = GivenMatrix::Bcr(b);
+    }
+    set_sparse(
+        &mut out.spec,
+        Some(SparseSpec {
+            block_rows: block.rows,
+            block_cols: block.cols,
+            sparsity,
+        }),
+    );
+    Ok(out)
+}
+
+/// Solves `A x = b` for a symmetric positive definite `n x n` `A` (row-major) by
+/// Cholesky; `None` when `A` is not positive definite.
+fn cholesky_solve(a: &mut [f64], b: &mut [f64], n: usize) -> Option<()> {
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= a[j * n + k] * a[j * n + k];
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return None;
+        }
+        let d = d.sqrt();
+        a[j * n + j] = d;
+        for i in j + 1..n {
+            let mut s = a[i * n + j];
+            for k in 0..j {
+                s -= a[i * n + k] * a[j * n + k];
+            }
+            a[i * n + j] = s / d;
+        }
+    }
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= a[i * n + k] * b[k];
+        }
+        b[i] = s / a[i * n + i];
+    }
+    for i in (0..n).rev() {
+        let mut s = b[i];
+        for k in i + 1..n {
+            s -= a[k * n + i] * b[k];
+        }
+        b[i] = s / a[i * n + i];
+    }
+    Some(())
+}
+
+/// For every row of `b`, the global columns it keeps, in increasing order, and where
+/// each kept value lives (`(block index, value index)`).
+fn row_supports(b: &BcrMatrix) -> Vec<Vec<(usize, usize, usize)>> {
+    let mut rows: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); b.rows()];
+    let (gr, gc) = b.grid();
+    for br in 0..gr {
+        for bc in 0..gc {
+            let (r0, c0, _, _) = b.block_extent(br, bc);
+            let blk = b.block_at(br, bc);
+            let kc = blk.kept_cols.len();
+            for (i, &lr) in blk.kept_rows.iter().enumerate() {
+                for (j, &lc) in blk.kept_cols.iter().enumerate() {
+                    rows[r0 + lr as usize].push((c0 + lc as usize, br * gc + bc, i * kc + j));
+                }
+            }
+        }
+    }
+    for r in &mut rows {
+        r.sort_unstable();
+    }
+    rows
+}
+
+/// Refits matrix `b` (the pruned form of `dense`) on the Gram matrix `g` of its
+/// calibration inputs; see the [module docs](self).
+pub fn refit_matrix(
+    dense: &Matrix,
+    b: &BcrMatrix,
+    g: &Gram,
+    ridge: f64,
+) -> Result<BcrMatrix, String> {
+    if g.k() != dense.cols() || (dense.rows(), dense.cols()) != (b.rows(), b.cols()) {
+        return Err(format!(
+            "calibration inputs have {} features, the matrix {}x{}",
+            g.k(),
+            dense.rows(),
+            dense.cols()
+        ));
+    }
+    let k = dense.cols();
+    let supports = row_supports(b);
+    let mut blocks = b.blocks().to_vec();
+    for (r, support) in supports.iter().enumerate() {
+        let n = support.len();
+        if n == 0 {
+            continue;
+        }
+        let w = &dense.data()[r * k..(r + 1) * k];
+        let mut a = vec![0.0f64; n * n];
+        let mut rhs = vec![0.0f64; n];
+        let mut diag = 0.0;
+        for (p, &(cp, _, _)) in support.iter().enumerate() {
+            for (q, &(cq, _, _)) in support.iter().enumerate() {
+                a[p * n + q] = g.get(cp, cq);
+            }
+            diag += g.get(cp, cp);
+            rhs[p] = (0..k).map(|c| g.get(cp, c) * w[c] as f64).sum();
+        }
+        let lambda = ridge * (diag / n as f64).max(1e-12);
+        for p in 0..n {
+            a[p * n + p] += lambda;
+        }
+        if cholesky_solve(&mut a, &mut rhs, n).is_none() {
+            // Not positive definite (no calibration signal): keep the magnitude values.
+            continue;
+        }
+        for (&(_, blk, vi), &v) in support.iter().zip(&rhs) {
+            if v.is_finite() {
+                blocks[blk].values[vi] = v as f32;
+            }
+        }
+    }
+    BcrMatrix::new(b.rows(), b.cols(), b.block(), blocks).map_err(|e| e.to_string())
+}
+
+/// Refits every pruned matrix of `pruned` (the pruned form of `dense`) with the Gram
+/// matrices `grams[m]` of its calibration inputs.
+pub fn refit_layer(
+    dense: &Layer,
+    pruned: &Layer,
+    grams: &[&Gram],
+    ridge: f64,
+) -> Result<Layer, ModelError> {
+    let mut out = pruned.clone();
+    for (i, m) in pruned.weights.matrices.iter().enumerate() {
+        let GivenMatrix::Bcr(b) = m else { continue };
+        let g = grams.get(i).ok_or_else(|| {
+            ModelError::layer(&dense.name, format!("no calibration data for matrix {i}"))
+        })?;
+        let d = dense.dense(i)?;
+        let refit = refit_matrix(&d, b, g, ridge).map_err(|e| ModelError::layer(&dense.name, e))?;
+        out.weights.matrices[i] = GivenMatrix::Bcr(refit);
+    }
+    Ok(out)
+}

@@ -1,0 +1,349 @@
+//! Choosing BCR hyperparameters for a whole model, as GRIM does: the block size is
+//! chosen first and separately from the per-layer pruning rates, which keeps the
+//! search small.
+//!
+//! 1. **Block size**: for each candidate block shape, prune every prunable layer at
+//!    the uniform rate that meets the target compression (refit when enabled) and
+//!    score the model on the calibration data; keep the best shape.
+//! 2. **Sensitivity**: with that block shape, prune one layer at a time at each rate of
+//!    a grid and score the model (the others stay dense).
+//! 3. **Rates**: start with every layer dense and repeatedly raise the rate of the
+//!    layer whose next grid step loses the least score per weight removed (by its
+//!    sensitivity curve), until the kept weights meet the target compression.
+//!
+//! Compression is `dense weights / kept weights` over every weight matrix of the
+//! model (biases and embeddings are not counted; index arrays neither: the storage
+//! ratio with BCR's index arrays is reported separately).
+
+use crate::calibrate::Gram;
+use crate::error::ModelError;
+use crate::layer::Layer;
+use crate::prune::{prune_layer, refit_layer};
+use crate::Model;
+use std::collections::BTreeMap;
+use tir::bcr::BlockShape;
+
+/// How to prune a model.
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// Target compression (dense weights / kept weights), > 1.
+    pub compression: f64,
+    /// Candidate block shapes (the best on calibration data is used).
+    pub blocks: Vec<BlockShape>,
+    /// The rate grid of the sensitivity analysis, increasing, each in `(0, 1)`.
+    pub rates: Vec<f64>,
+    /// Refit kept weights by ridge least squares (needs calibration Gram matrices).
+    pub refit: bool,
+    /// Relative ridge strength for refitting.
+    pub ridge: f64,
+    /// Layers smaller than this many weights stay dense.
+    pub min_layer_weights: usize,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            compression: 10.0,
+            blocks: vec![BlockShape { rows: 32, cols: 32 }],
+            rates: vec![
+                0.5, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.96, 0.97, 0.98, 0.99,
+            ],
+            refit: true,
+            ridge: 1e-3,
+            min_layer_weights: 1024,
+        }
+    }
+}
+
+/// The score of a model on calibration data (higher is better, e.g. accuracy).
+pub type Scorer<'a> = dyn FnMut(&Model) -> Result<f64, ModelError> + 'a;
+
+/// One layer's score at each rate of the grid (others dense).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sensitivity {
+    /// The layer's name.
+    pub layer: String,
+    /// `(rate, score)` pairs, starting with `(0, dense score)`.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The outcome of [`prune_model`].
+#[derive(Debug, Clone)]
+pub struct PruneReport {
+    /// The dense model's calibration score.
+    pub dense_score: f64,
+    /// Score of each candidate block shape at the uniform rate.
+    pub block_scores: Vec<(BlockShape, f64)>,
+    /// The chosen block shape.
+    pub block: BlockShape,
+    /// Per-layer sensitivity curves.
+    pub sensitivity: Vec<Sensitivity>,
+    /// Chosen rate per layer (0 = dense), in layer order.
+    pub rates: Vec<(String, f64)>,
+    /// Compression reached (dense / kept weights).
+    pub compression: f64,
+    /// The pruned model's calibration score with plain magnitude pruning.
+    pub magnitude_score: f64,
+    /// The pruned model's calibration score after refitting (when enabled).
+    pub refit_score: Option<f64>,
+}
+
+fn dense_weights(m: &Model) -> usize {
+    m.layers.iter().map(Layer::dense_params).sum()
+}
+
+fn kept_weights(m: &Model) -> usize {
+    m.layers.iter().map(Layer::kept_params).sum()
+}
+
+/// Model compression: dense weights / kept weights.
+pub fn compression(m: &Model) -> f64 {
+    dense_weights(m) as f64 / kept_weights(m).max(1) as f64
+}
+
+/// Prunes layer `i` of `model` at `rate` with `block`, refit when grams are given.
+fn pruned_layer(
+    model: &Model,
+    i: usize,
+    block: BlockShape,
+    rate: f64,
+    grams: Option<&BTreeMap<(usize, usize), Gram>>,
+    ridge: f64,
+) -> Result<Layer, ModelError> {
+    let dense = &model.layers[i];
+    let p = prune_layer(dense, block, rate)?;
+    match grams {
+        Some(g) if rate > 0.0 => {
+            let gs: Vec<&Gram> = (0..dense.weights.matrices.len())
+                .map(|m| {
+                    g.get(&(i, m)).ok_or_else(|| {
+                        ModelError::layer(
+                            &dense.name,
+                            format!("no calibration inputs for matrix {m}"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            refit_layer(dense, &p, &gs, ridge)
+        }
+        _ => Ok(p),
+    }
+}
+
+/// `model` with layer `i` pruned at `rates[i]`.
+pub fn apply_rates(
+    model: &Model,
+    block: BlockShape,
+    rates: &[f64],
+    grams: Option<&BTreeMap<(usize, usize), Gram>>,
+    ridge: f64,
+) -> Result<Model, ModelError> {
+    let mut out = model.clone();
+    for (i, &r) in rates.iter().enumerate() {
+        out.layers[i] = pruned_layer(model, i, block, r, grams, ridge)?;
+    }
+    Ok(out)
+}
+
+/// Which layers may be pruned.
+fn prunable(model: &Model, opts: &PruneOptions) -> Vec<bool> {
+    model
+        .layers
+        .iter()
+        .map(|l| l.dense_params() >= opts.min_layer_weights)
+        .collect()
+}
+
+/// The uniform rate (over prunable layers) that meets the target compression.
+fn uniform_rate(model: &Model, able: &[bool], target: f64) -> Result<f64, ModelError> {
+    let total = dense_weights(model) as f64;
+    let fixed: f64 = model
+        .layers
+        .iter()
+        .zip(able)
+        .filter(|(_, a)| !**a)
+        .map(|(l, _)| l.dense_params() as f64)
+        .sum();
+    let budget = total / target - fixed;
+    let prunable = total - fixed;
+    if budget <= 0.0 || prunable <= 0.0 {
+        return Err(ModelError::layer(
+            &model.name,
+            format!(
+                "compression {target}x cannot be met: the {fixed} weights of layers too small to prune already exceed the budget"
+            ),
+        ));
+    }
+    Ok((1.0 - budget / prunable).clamp(0.0, 0.995))
+}
+
+/// Runs the three steps of the [module docs](self) and returns the pruned (and refit)
+/// model with a report. `grams` are the calibration Gram matrices (needed when
+/// `opts.refit`); `score` scores a model on calibration data; `progress` gets a line
+/// per evaluated configuration.
+pub fn prune_model(
+    model: &Model,
+    opts: &PruneOptions,
+    grams: Option<&BTreeMap<(usize, usize), Gram>>,
+    score: &mut Scorer<'_>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Model, PruneReport), ModelError> {
+    if opts.compression.is_nan() || opts.compression <= 1.0 {
+        return Err(ModelError::layer(
+            &model.name,
+            format!("compression must be > 1, got {}", opts.compression),
+        ));
+    }
+    if opts.refit && grams.is_none() {
+        return Err(ModelError::layer(
+            &model.name,
+            "refitting needs calibration data",
+        ));
+    }
+    let grams = if opts.refit { grams } else { None };
+    let able = prunable(model, opts);
+    let n = model.layers.len();
+    let dense_score = score(model)?;
+    progress(&format!("dense model: score {dense_score:.4}"));
+    // 1. Block size at the uniform rate.
+    let u = uniform_rate(model, &able, opts.compression)?;
+    let mut block_scores = Vec::new();
+    for &b in &opts.blocks {
+        let rates: Vec<f64> = able.iter().map(|&a| if a { u } else { 0.0 }).collect();
+        let m = apply_rates(model, b, &rates, grams, opts.ridge)?;
+        let s = score(&m)?;
+        progress(&format!(
+            "block {}x{} at uniform rate {u:.3}: score {s:.4}",
+            b.rows, b.cols
+        ));
+        block_scores.push((b, s));
+    }
+    let block = block_scores
+        .iter()
+        .fold(None::<(BlockShape, f64)>, |best, &(b, s)| match best {
+            Some((_, bs)) if bs >= s => best,
+            _ => Some((b, s)),
+        })
+        .map(|(b, _)| b)
+        .ok_or_else(|| ModelError::layer(&model.name, "no candidate block shape"))?;
+    // 2. Sensitivity per prunable layer.
+    let mut sensitivity = Vec::new();
+    for (i, &prunable_layer) in able.iter().enumerate() {
+        let mut points = vec![(0.0, dense_score)];
+        if prunable_layer {
+            for &r in &opts.rates {
+                let mut m = model.clone();
+                m.layers[i] = pruned_layer(model, i, block, r, grams, opts.ridge)?;
+                let s = score(&m)?;
+                progress(&format!(
+                    "sensitivity {} at {r}: score {s:.4}",
+                    model.layers[i].name
+                ));
+                points.push((r, s));
+            }
+        }
+        sensitivity.push(Sensitivity {
+            layer: model.layers[i].name.clone(),
+            points,
+        });
+    }
+    // 3. Greedy rate choice.
+    let total = dense_weights(model) as f64;
+    let budget = total / opts.compression;
+    let mut step = vec![0usize; n];
+    let kept = |step: &[usize]| -> f64 {
+        (0..n)
+            .map(|i| {
+                model.layers[i].dense_params() as f64 * (1.0 - sensitivity[i].points[step[i]].0)
+            })
+            .sum()
+    };
+    while kept(&step) > budget {
+        let mut best: Option<(usize, f64)> = None;
+        for i in 0..n {
+            let pts = &sensitivity[i].points;
+            if step[i] + 1 >= pts.len() {
+                continue;
+            }
+            let (r0, s0) = pts[step[i]];
+            let (r1, s1) = pts[step[i] + 1];
+            let removed = model.layers[i].dense_params() as f64 * (r1 - r0);
+            let cost = (s0 - s1).max(0.0) / removed.max(1.0) + 1e-12 / removed.max(1.0);
+            if best.is_none_or(|(_, c)| cost < c) {
+                best = Some((i, cost));
+            }
+        }
+        match best {
+            Some((i, _)) => step[i] += 1,
+            None => {
+                return Err(ModelError::layer(
+                    &model.name,
+                    format!(
+                        "compression {}x cannot be met with rates up to {:?}: the most reachable is {:.2}x",
+                        opts.compression,
+                        opts.rates.last(),
+                        total / kept(&step).max(1.0)
+                    ),
+                ))
+            }
+        }
+    }
+    let rates: Vec<f64> = (0..n).map(|i| sensitivity[i].points[step[i]].0).collect();
+    let magnitude = apply_rates(model, block, &rates, None, opts.ridge)?;
+    let magnitude_score = score(&magnitude)?;
+    progress(&format!(
+        "chosen rates, magnitude pruning: score {magnitude_score:.4}"
+    ));
+    let (pruned, refit_score) = match grams {
+        Some(_) => {
+            let m = apply_rates(model, block, &rates, grams, opts.ridge)?;
+            let s = score(&m)?;
+            progress(&format!("chosen rates, refit: score {s:.4}"));
+            (m, Some(s))
+        }
+        None => (magnitude, None),
+    };
+    let report = PruneReport {
+        dense_score,
+        block_scores,
+        block,
+        sensitivity,
+        rates: model
+            .layers
+            .iter()
+            .map(|l| l.name.clone())
+            .zip(rates)
+            .collect(),
+        compression: compression(&pruned),
+        magnitude_score,
+        refit_score,
+    };
+    Ok((pruned, report))
+}
+
+impl PruneReport {
+    /// The chosen table as aligned text: layer, rate, kept weights, and the scores.
+    pub fn table(&self, pruned: &Model) -> String {
+        let mut s = format!(
+            "block {}x{}; compression {:.2}x\n{:<12} {:>7} {:>10} {:>10}\n",
+            self.block.rows, self.block.cols, self.compression, "layer", "rate", "weights", "kept"
+        );
+        for (l, (name, rate)) in pruned.layers.iter().zip(&self.rates) {
+            s.push_str(&format!(
+                "{:<12} {:>7.3} {:>10} {:>10}\n",
+                name,
+                rate,
+                l.dense_params(),
+                l.kept_params()
+            ));
+        }
+        s.push_str(&format!(
+            "score: dense {:.4}, magnitude-pruned {:.4}",
+            self.dense_score, self.magnitude_score
+        ));
+        if let Some(r) = self.refit_score {
+            s.push_str(&format!(", refit {r:.4}"));
+        }
+        s
+    }
+}

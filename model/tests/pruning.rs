@@ -1,0 +1,248 @@
+//! Pruning a model: refitting reduces the layer reconstruction error, the chosen rates
+//! meet the target compression, and impossible targets are refused clearly.
+
+use model::calibrate::{Gram, Recorder};
+use model::graph::{Graph, Node, Op};
+use model::layer::Layer;
+use model::prune::{prune_layer, refit_matrix};
+use model::rates::{compression, prune_model, PruneOptions};
+use model::{eval, Array, Body, Model, Reference};
+use proptest::prelude::*;
+use tir::bcr::BlockShape;
+use tir::rng::SplitMix64;
+use tir::workload::{GivenMatrix, GivenWeights, Workload};
+use tir::Matrix;
+
+/// Reconstruction error `Σ_samples ‖(W' − W) x‖²` through the Gram matrix.
+fn recon_error(dense: &Matrix, pruned: &Matrix, g: &Gram) -> f64 {
+    let k = dense.cols();
+    let mut total = 0.0;
+    for r in 0..dense.rows() {
+        let d: Vec<f64> = (0..k)
+            .map(|c| (pruned.get(r, c) - dense.get(r, c)) as f64)
+            .collect();
+        for i in 0..k {
+            for j in 0..k {
+                total += d[i] * g.get(i, j) * d[j];
+            }
+        }
+    }
+    total
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Refitting never makes the reconstruction error on the calibration inputs worse
+    /// than plain magnitude pruning (it is that problem's least-squares optimum, up to
+    /// the small ridge term), and it keeps the pattern.
+    #[test]
+    fn refit_reduces_reconstruction_error(seed in any::<u64>(), sparsity in 0.3f64..0.9) {
+        let mut rng = SplitMix64::new(seed);
+        let (m, k) = (16usize, 24usize);
+        let dense = Matrix::new(m, k, rng.symmetric_vec(m * k, 1.0)).unwrap();
+        // Correlated inputs: a low-rank mix plus noise, so refitting has something to use.
+        let basis = rng.symmetric_vec(4 * k, 1.0);
+        let mut g = Gram::new(k);
+        for _ in 0..200 {
+            let coef = rng.symmetric_vec(4, 1.0);
+            let noise = rng.symmetric_vec(k, 0.1);
+            let x: Vec<f32> = (0..k)
+                .map(|c| (0..4).map(|b| coef[b] * basis[b * k + c]).sum::<f32>() + noise[c])
+                .collect();
+            g.add(&x);
+        }
+        let cfg = tir::PruneConfig { block: BlockShape { rows: 8, cols: 8 }, rate: tir::PruneRate::Sparsity(sparsity) };
+        let b = tir::prune(&dense, &cfg).unwrap();
+        let refit = refit_matrix(&dense, &b, &g, 1e-6).unwrap();
+        let before = recon_error(&dense, &b.to_dense(), &g);
+        let after = recon_error(&dense, &refit.to_dense(), &g);
+        prop_assert!(after <= before * (1.0 + 1e-6) + 1e-9, "before {before}, after {after}");
+        for (x, y) in b.blocks().iter().zip(refit.blocks()) {
+            prop_assert_eq!(&x.kept_rows, &y.kept_rows);
+            prop_assert_eq!(&x.kept_cols, &y.kept_cols);
+        }
+    }
+}
+
+fn layer(name: &str, spec: &str) -> Layer {
+    let w = Workload::from_spec_str(spec).unwrap();
+    let matrices = w
+        .matrices
+        .iter()
+        .map(|m| GivenMatrix::Dense(m.dense.clone()))
+        .collect();
+    let biases = w
+        .weights
+        .get("B")
+        .map(|t| vec![t.as_f32().unwrap().to_vec()])
+        .unwrap_or_default();
+    Layer {
+        name: name.to_string(),
+        spec: w.spec.clone(),
+        weights: GivenWeights { matrices, biases },
+    }
+}
+
+fn mlp() -> Model {
+    let node = |name: &str, op: Op, i: &str, o: &str| Node {
+        name: name.to_string(),
+        op,
+        inputs: vec![i.to_string()],
+        outputs: vec![o.to_string()],
+    };
+    Model {
+        name: "mlp".to_string(),
+        layers: vec![
+            layer("fc1", "fc:M=64,K=48,N=1,bias=true,seed=1"),
+            layer("fc2", "fc:M=64,K=64,N=1,bias=true,seed=2"),
+            layer("fc3", "fc:M=8,K=64,N=1,bias=true,seed=3"),
+        ],
+        body: Body::Graph(Graph {
+            input: "x".to_string(),
+            input_shape: vec![1, 48],
+            output: "y".to_string(),
+            nodes: vec![
+                node("fc1", Op::Fc { layer: 0 }, "x", "a"),
+                node("r1", Op::Tanh, "a", "b"),
+                node("fc2", Op::Fc { layer: 1 }, "b", "c"),
+                node("r2", Op::Tanh, "c", "d"),
+                node("fc3", Op::Fc { layer: 2 }, "d", "y"),
+            ],
+        }),
+    }
+}
+
+fn inputs(n: usize, seed: u64) -> Vec<Array> {
+    let mut rng = SplitMix64::new(seed);
+    let basis = rng.symmetric_vec(6 * 48, 1.0);
+    (0..n)
+        .map(|_| {
+            let c = rng.symmetric_vec(6, 1.0);
+            let x = (0..48)
+                .map(|i| (0..6).map(|b| c[b] * basis[b * 48 + i]).sum())
+                .collect();
+            Array::new(vec![1, 48], x).unwrap()
+        })
+        .collect()
+}
+
+/// Fidelity to the dense model: minus the mean squared output difference.
+fn fidelity(dense: &Model, xs: &[Array]) -> impl FnMut(&Model) -> Result<f64, model::ModelError> {
+    let Body::Graph(g) = dense.body.clone() else {
+        unreachable!()
+    };
+    let want: Vec<Array> = xs
+        .iter()
+        .map(|x| eval::run_graph(&g, &dense.layers, x, &mut Reference::default()).unwrap())
+        .collect();
+    let xs = xs.to_vec();
+    move |m: &Model| {
+        let mut err = 0.0;
+        for (x, w) in xs.iter().zip(&want) {
+            let y = eval::run_graph(&g, &m.layers, x, &mut Reference::default())?;
+            err += y
+                .data()
+                .iter()
+                .zip(w.data())
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>();
+        }
+        Ok(-err / xs.len() as f64)
+    }
+}
+
+#[test]
+fn prune_model_meets_the_target_and_refit_beats_magnitude() {
+    let dense = mlp();
+    let Body::Graph(g) = &dense.body else {
+        unreachable!()
+    };
+    let calib = inputs(64, 1);
+    let mut rec = Recorder::default();
+    for x in &calib {
+        eval::run_graph(g, &dense.layers, x, &mut rec).unwrap();
+    }
+    let grams = rec.into_grams();
+    assert_eq!(grams[&(0, 0)].samples(), 64);
+    let mut score = fidelity(&dense, &calib);
+    let opts = PruneOptions {
+        compression: 4.0,
+        blocks: vec![
+            BlockShape { rows: 16, cols: 16 },
+            BlockShape { rows: 8, cols: 8 },
+        ],
+        min_layer_weights: 256,
+        ..PruneOptions::default()
+    };
+    let mut lines = Vec::new();
+    let (pruned, report) = prune_model(&dense, &opts, Some(&grams), &mut score, &mut |l| {
+        lines.push(l.to_string())
+    })
+    .unwrap();
+    assert!(compression(&pruned) >= 4.0, "{}", report.table(&pruned));
+    assert!((report.compression - compression(&pruned)).abs() < 1e-9);
+    assert_eq!(report.block_scores.len(), 2);
+    assert!(pruned.layers.iter().any(|l| l.spec.sparse().is_some()));
+    // fc3 (512 weights) is pruned too; every sensitivity curve starts at the dense score.
+    assert!(report
+        .sensitivity
+        .iter()
+        .all(|s| s.points[0] == (0.0, report.dense_score)));
+    let refit = report.refit_score.unwrap();
+    assert!(refit > report.magnitude_score, "{}", report.table(&pruned));
+    assert!(report.table(&pruned).contains("fc2"));
+    assert!(lines.iter().any(|l| l.contains("sensitivity fc1")));
+    pruned.validate().unwrap();
+    // Held-out inputs: the refit model is still closer to the dense one.
+    let held = inputs(32, 2);
+    let mut held_score = fidelity(&dense, &held);
+    let magnitude = model::rates::apply_rates(
+        &dense,
+        report.block,
+        &report.rates.iter().map(|r| r.1).collect::<Vec<_>>(),
+        None,
+        opts.ridge,
+    )
+    .unwrap();
+    assert!(held_score(&pruned).unwrap() > held_score(&magnitude).unwrap());
+}
+
+#[test]
+fn impossible_targets_and_bad_options_are_refused() {
+    let dense = mlp();
+    let mut score = |_: &Model| Ok(0.0);
+    let opts = PruneOptions {
+        compression: 500.0,
+        rates: vec![0.5, 0.9],
+        refit: false,
+        min_layer_weights: 1,
+        ..PruneOptions::default()
+    };
+    let e = prune_model(&dense, &opts, None, &mut score, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot be met"), "{e}");
+    let opts = PruneOptions {
+        compression: 0.5,
+        ..PruneOptions::default()
+    };
+    let e = prune_model(&dense, &opts, None, &mut score, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("compression must be > 1"), "{e}");
+    let opts = PruneOptions {
+        compression: 2.0,
+        refit: true,
+        ..PruneOptions::default()
+    };
+    let e = prune_model(&dense, &opts, None, &mut score, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("calibration"), "{e}");
+    // Pruning an already pruned layer is refused, naming it.
+    let p = prune_layer(&dense.layers[1], BlockShape { rows: 8, cols: 8 }, 0.5).unwrap();
+    let e = prune_layer(&p, BlockShape { rows: 8, cols: 8 }, 0.5)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("fc2"), "{e}");
+}
