@@ -15,6 +15,7 @@
 
 pub mod array;
 pub mod calibrate;
+pub mod compiled;
 pub mod error;
 pub mod eval;
 pub mod exec;

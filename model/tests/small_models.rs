@@ -219,3 +219,35 @@ fn files_round_trip_and_bad_files_are_named() {
     let e = m.validate().unwrap_err().to_string();
     assert!(e.contains("c2") && e.contains("nope"), "{e}");
 }
+
+#[test]
+fn compiled_layers_match_the_interpreter() {
+    use model::compiled::{schedules, Compiled, ScheduleSource};
+    let device = tuning_logs::DeviceIdentity::host();
+    for m in [tiny_cnn(false), tiny_cnn(true), tiny_seq2seq()] {
+        let funcs = schedules(&m.layers, None, &device).unwrap();
+        let mut c = Compiled::build(&m.layers, funcs, &|f| f.clone()).unwrap();
+        assert!(c.sources.iter().all(|(_, s)| *s == ScheduleSource::Default));
+        match &m.body {
+            Body::Graph(g) => {
+                for seed in 0..3 {
+                    let x = image(seed);
+                    let a = eval::run_graph(g, &m.layers, &x, &mut c).unwrap();
+                    let b = eval::run_graph(g, &m.layers, &x, &mut Interpreter::default()).unwrap();
+                    let d = a.max_abs_diff(&b);
+                    assert!(d < 1e-4, "{}: diff {d}", m.name);
+                }
+            }
+            Body::Seq2Seq(s) => {
+                for word in ["abc", "cab", "bca"] {
+                    let ids = s.encode_word(word);
+                    let a = s.predict(&m.layers, &ids, &mut c).unwrap();
+                    let b = s
+                        .predict(&m.layers, &ids, &mut Interpreter::default())
+                        .unwrap();
+                    assert_eq!(a, b, "{word}");
+                }
+            }
+        }
+    }
+}
