@@ -12,6 +12,7 @@ use crate::error::ModelError;
 use crate::exec::LayerExec;
 use crate::layer::Layer;
 use codegen::Target;
+use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::path::Path;
 use std::process::Command;
@@ -30,6 +31,18 @@ pub enum ScheduleSource {
     Default,
 }
 
+/// A layer's scheduled function with its weight buffers (schedules such as column
+/// reordering add weight buffers of their own) and where it came from.
+#[derive(Debug, Clone)]
+pub struct LayerSchedule {
+    /// The scheduled function.
+    pub func: Function,
+    /// Data of every weight parameter of `func`.
+    pub weights: BTreeMap<String, Tensor>,
+    /// Tuned or default.
+    pub source: ScheduleSource,
+}
+
 /// One compiled layer.
 struct Entry {
     call: unsafe extern "C" fn(*const *mut c_void) -> i32,
@@ -43,8 +56,10 @@ pub struct Compiled {
     entries: Vec<Entry>,
     /// Where each layer's schedule came from, in layer order.
     pub sources: Vec<(String, ScheduleSource)>,
-    // Keeps the library mapped while `entries` point into it; dropped last.
-    _lib: libloading::Library,
+    // Keeps the library mapped while `entries` point into it. It is never unloaded:
+    // the kernels' OpenMP worker threads (libgomp, loaded with the library) outlive a
+    // call, and unloading the code they idle in crashes the process.
+    _lib: std::mem::ManuallyDrop<libloading::Library>,
     _dir: tempfile::TempDir,
 }
 
@@ -69,23 +84,31 @@ pub fn schedules(
     layers: &[Layer],
     db: Option<&Database>,
     device: &DeviceIdentity,
-) -> Result<Vec<(Function, ScheduleSource)>, ModelError> {
+) -> Result<Vec<LayerSchedule>, ModelError> {
     let target = tuning_logs::Target::Host;
     layers
         .iter()
         .map(|l| {
             let w = l.workload()?;
+            let default = LayerSchedule {
+                func: w.func.clone(),
+                weights: w.weights.clone(),
+                source: ScheduleSource::Default,
+            };
             let Some(db) = db else {
-                return Ok((w.func.clone(), ScheduleSource::Default));
+                return Ok(default);
             };
             match apply_best(db, &w, &target, device)
                 .map_err(|e| ModelError::exec(&l.name, e.to_string()))?
             {
-                ApplyBest::Tuned { schedule, record } => {
-                    let cost = record.record.cost().unwrap_or(f64::NAN);
-                    Ok((schedule.func().clone(), ScheduleSource::Tuned { cost }))
-                }
-                ApplyBest::NoRecord(_) => Ok((w.func.clone(), ScheduleSource::Default)),
+                ApplyBest::Tuned { schedule, record } => Ok(LayerSchedule {
+                    func: schedule.func().clone(),
+                    weights: schedule.weights().clone(),
+                    source: ScheduleSource::Tuned {
+                        cost: record.record.cost().unwrap_or(f64::NAN),
+                    },
+                }),
+                ApplyBest::NoRecord(_) => Ok(default),
             }
         })
         .collect()
@@ -96,7 +119,7 @@ impl Compiled {
     /// each passed through `prepare` (the compile pipeline) first.
     pub fn build(
         layers: &[Layer],
-        funcs: Vec<(Function, ScheduleSource)>,
+        funcs: Vec<LayerSchedule>,
         prepare: &dyn Fn(&Function) -> Function,
     ) -> Result<Compiled, ModelError> {
         let target = Target::Host;
@@ -107,9 +130,8 @@ impl Compiled {
         let mut src = codegen::c_emit::prelude(&target);
         let mut pending = Vec::new();
         let mut sources = Vec::new();
-        for (i, (layer, (func, source))) in layers.iter().zip(funcs).enumerate() {
-            let w = layer.workload()?;
-            let func = prepare(&func);
+        for (i, (layer, sched)) in layers.iter().zip(funcs).enumerate() {
+            let func = prepare(&sched.func);
             let kernel = format!("layer{i}");
             let code = codegen::c_emit::emit_kernel(&func, &kernel, &target)
                 .map_err(|e| ModelError::exec(&layer.name, e.to_string()))?;
@@ -129,11 +151,11 @@ impl Compiled {
                 .params
                 .iter()
                 .map(|p| match p.kind {
-                    ParamKind::Weight => w.weights.get(&p.name).cloned(),
+                    ParamKind::Weight => sched.weights.get(&p.name).cloned(),
                     _ => None,
                 })
                 .collect();
-            sources.push((layer.name.clone(), source));
+            sources.push((layer.name.clone(), sched.source));
             pending.push((func, weights));
         }
         let c = dir.path().join("model.c");
@@ -165,7 +187,7 @@ impl Compiled {
         Ok(Compiled {
             entries,
             sources,
-            _lib: lib,
+            _lib: std::mem::ManuallyDrop::new(lib),
             _dir: dir,
         })
     }
@@ -243,8 +265,22 @@ impl LayerExec for Compiled {
                     outputs[out_no - 1].as_mut_ptr() as *mut c_void
                 }
                 ParamKind::Weight => match w.as_ref().map(|t| t.data()) {
-                    Some(TensorData::F32(v)) => v.as_ptr() as *mut c_void,
-                    Some(TensorData::I32(v)) => v.as_ptr() as *mut c_void,
+                    Some(TensorData::F32(v)) if p.dtype == DType::F32 && v.len() == p.len() => {
+                        v.as_ptr() as *mut c_void
+                    }
+                    Some(TensorData::I32(v)) if p.dtype == DType::I32 && v.len() == p.len() => {
+                        v.as_ptr() as *mut c_void
+                    }
+                    Some(_) => {
+                        return Err(ModelError::exec(
+                            name,
+                            format!(
+                                "weight `{}` does not have the parameter's type and length {}",
+                                p.name,
+                                p.len()
+                            ),
+                        ))
+                    }
                     None => {
                         return Err(ModelError::exec(
                             name,

@@ -23,6 +23,31 @@ pub struct Layer {
 }
 
 impl Layer {
+    /// A layer with the spec's generated weights (BCR-pruned for `bcr-` specs): for
+    /// synthetic models in tests, examples and benchmarks.
+    pub fn from_spec(name: &str, spec: &str) -> Result<Layer, ModelError> {
+        let w =
+            Workload::from_spec_str(spec).map_err(|e| ModelError::layer(name, e.to_string()))?;
+        let matrices = w
+            .matrices
+            .iter()
+            .map(|m| match &m.bcr {
+                Some(b) => GivenMatrix::Bcr(b.clone()),
+                None => GivenMatrix::Dense(m.dense.clone()),
+            })
+            .collect();
+        let biases = ["B", "b_ih", "b_hh"]
+            .iter()
+            .filter_map(|n| w.weights.get(*n))
+            .filter_map(|t| t.as_f32().map(|v| v.to_vec()))
+            .collect();
+        Ok(Layer {
+            name: name.to_string(),
+            spec: w.spec.clone(),
+            weights: GivenWeights { matrices, biases },
+        })
+    }
+
     /// The layer's `tir` workload (lowered with its real weights), or an error naming
     /// the layer when the weights do not fit the spec.
     pub fn workload(&self) -> Result<Workload, ModelError> {

@@ -10,7 +10,6 @@ use model::{eval, Array, Body, Model, Reference};
 use proptest::prelude::*;
 use tir::bcr::BlockShape;
 use tir::rng::SplitMix64;
-use tir::workload::{GivenMatrix, GivenWeights, Workload};
 use tir::Matrix;
 
 /// Reconstruction error `Σ_samples ‖(W' − W) x‖²` through the Gram matrix.
@@ -65,22 +64,7 @@ proptest! {
 }
 
 fn layer(name: &str, spec: &str) -> Layer {
-    let w = Workload::from_spec_str(spec).unwrap();
-    let matrices = w
-        .matrices
-        .iter()
-        .map(|m| GivenMatrix::Dense(m.dense.clone()))
-        .collect();
-    let biases = w
-        .weights
-        .get("B")
-        .map(|t| vec![t.as_f32().unwrap().to_vec()])
-        .unwrap_or_default();
-    Layer {
-        name: name.to_string(),
-        spec: w.spec.clone(),
-        weights: GivenWeights { matrices, biases },
-    }
+    Layer::from_spec(name, spec).unwrap()
 }
 
 fn mlp() -> Model {

@@ -5,29 +5,9 @@ use model::graph::{Graph, Node, Op};
 use model::layer::Layer;
 use model::seq2seq::Seq2Seq;
 use model::{eval, file, Array, Body, Interpreter, Model, Reference};
-use tir::workload::{GivenMatrix, GivenWeights, Workload};
 
-/// A layer with the spec's generated weights (BCR for `bcr-` specs).
 fn layer(name: &str, spec: &str) -> Layer {
-    let w = Workload::from_spec_str(spec).unwrap();
-    let matrices = w
-        .matrices
-        .iter()
-        .map(|m| match &m.bcr {
-            Some(b) => GivenMatrix::Bcr(b.clone()),
-            None => GivenMatrix::Dense(m.dense.clone()),
-        })
-        .collect();
-    let biases = ["B", "b_ih", "b_hh"]
-        .iter()
-        .filter_map(|n| w.weights.get(*n))
-        .map(|t| t.as_f32().unwrap().to_vec())
-        .collect();
-    Layer {
-        name: name.to_string(),
-        spec: w.spec.clone(),
-        weights: GivenWeights { matrices, biases },
-    }
+    Layer::from_spec(name, spec).unwrap()
 }
 
 fn node(name: &str, op: Op, inputs: &[&str], output: &str) -> Node {

@@ -27,8 +27,12 @@ enum Command {
     /// the interpreter, records results, prints default vs best vs dense.
     Tune {
         /// Workload spec, or a file with one spec per line.
+        #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+        workload: Option<String>,
+        /// A model file (from `grim-tune prune`): tunes every distinct layer, the
+        /// `--trials` budget split across layers by their weight counts.
         #[arg(long)]
-        workload: String,
+        model: Option<PathBuf>,
         /// Target: `host` or `aarch64-neon:MCPU`.
         #[arg(long, default_value = "host")]
         target: String,
@@ -170,7 +174,8 @@ enum RulesCommand {
 }
 
 struct TuneCli {
-    workload: String,
+    workload: Option<String>,
+    model: Option<PathBuf>,
     target: String,
     device: String,
     trials: usize,
@@ -192,8 +197,30 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let other = tuner::CliError::Other;
+    let (workloads, given) = match (&c.workload, &c.model) {
+        (Some(w), _) => (
+            tuner::tune_cmd::workloads_from_arg(w).map_err(other)?,
+            Vec::new(),
+        ),
+        (None, Some(path)) => {
+            let m = model::file::load(path).map_err(|e| other(e.to_string()))?;
+            let (jobs, lines) = tuner::tune_cmd::model_jobs(&m, c.trials.max(1)).map_err(other)?;
+            eprintln!(
+                "model `{}`: {} layers, {} distinct workloads to tune",
+                m.name,
+                m.layers.len(),
+                jobs.len()
+            );
+            for l in lines {
+                eprintln!("  {l}");
+            }
+            (Vec::new(), jobs)
+        }
+        (None, None) => return Err(other("give --workload or --model".into())),
+    };
     let args = tuner::tune_cmd::TuneArgs {
-        workloads: tuner::tune_cmd::workloads_from_arg(&c.workload).map_err(other)?,
+        workloads,
+        given,
         target: c.target,
         device: c.device.parse().map_err(other)?,
         trials: c.trials.max(1),
@@ -249,6 +276,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Tune {
             workload,
+            model,
             target,
             device,
             trials,
@@ -265,6 +293,7 @@ fn main() -> ExitCode {
             cooldown,
         } => tune_command(TuneCli {
             workload,
+            model,
             target,
             device,
             trials,

@@ -83,6 +83,55 @@ pub struct TuneArgs {
     pub cpu_mask: Option<String>,
     /// Pause before each batch on an adb device.
     pub cooldown: Option<Duration>,
+    /// Workloads built elsewhere (a model's layers, with their real weights), tuned
+    /// after the spec workloads, each with its own trial budget.
+    pub given: Vec<GivenJob>,
+}
+
+/// A workload to tune that was not built from a spec string: a model layer.
+#[derive(Debug, Clone)]
+pub struct GivenJob {
+    /// What to call it in progress and results (e.g. `conv2 bcr-conv2d:...`).
+    pub label: String,
+    /// The workload, with the model's weights.
+    pub workload: Workload,
+    /// Its share of the trial budget.
+    pub trials: usize,
+}
+
+/// The tuning jobs of a model: one per distinct layer workload (by key), with
+/// `trials` split across them in proportion to their dense weight counts (at least 4
+/// each). Returns the jobs and a line per layer saying which job tunes it.
+pub fn model_jobs(m: &model::Model, trials: usize) -> Result<(Vec<GivenJob>, Vec<String>), String> {
+    let mut jobs: Vec<GivenJob> = Vec::new();
+    let mut keys = Vec::new();
+    let mut weights = Vec::new();
+    let mut lines = Vec::new();
+    for layer in &m.layers {
+        let w = layer.workload().map_err(|e| e.to_string())?;
+        let key = w.key();
+        match keys.iter().position(|k| *k == key) {
+            Some(j) => lines.push(format!(
+                "{}: same workload as {}",
+                layer.name, jobs[j].label
+            )),
+            None => {
+                lines.push(format!("{}: {} (key {key})", layer.name, w.spec));
+                keys.push(key);
+                weights.push(layer.dense_params().max(1));
+                jobs.push(GivenJob {
+                    label: format!("{} {}", layer.name, w.spec),
+                    workload: w,
+                    trials: 0,
+                });
+            }
+        }
+    }
+    let total: usize = weights.iter().sum();
+    for (j, wts) in jobs.iter_mut().zip(&weights) {
+        j.trials = ((trials as f64 * *wts as f64 / total.max(1) as f64).round() as usize).max(4);
+    }
+    Ok((jobs, lines))
 }
 
 /// Resolves `--workload SPEC|FILE`: a file holds one spec per line (`#` comments).
@@ -343,15 +392,22 @@ pub fn run(
         "seconds"
     };
     let mut sums = Vec::new();
+    let mut jobs = Vec::new();
     for spec in &args.workloads {
         let w = Workload::from_spec_str(spec).map_err(|e| e.to_string())?;
+        jobs.push((w.spec.to_string(), w, args.trials));
+    }
+    for g in &args.given {
+        jobs.push((g.label.clone(), g.workload.clone(), g.trials));
+    }
+    for (label, w, trials) in jobs {
         let opts = TuneOptions {
-            trials: args.trials,
+            trials,
             strategy: args.strategy,
             seed: args.seed,
             ..TuneOptions::default()
         };
-        let bar = ProgressBar::new(args.trials as u64);
+        let bar = ProgressBar::new(trials as u64);
         if !args.progress {
             bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
@@ -360,7 +416,10 @@ pub fn run(
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        bar.set_prefix(w.spec.to_string());
+        bar.set_prefix(label.clone());
+        if !args.progress && !args.given.is_empty() {
+            eprintln!("tuning {label}: {trials} trials");
+        }
         let progress = Bar {
             bar: bar.clone(),
             instructions: unit == "instructions",
@@ -386,7 +445,7 @@ pub fn run(
                 Some(d) => {
                     let dw = Workload::new(d).map_err(|e| e.to_string())?;
                     let dopts = TuneOptions {
-                        trials: (args.trials / 4).max(4),
+                        trials: (trials / 4).max(4),
                         ..opts.clone()
                     };
                     let mut mem = MemoryStore::default();
@@ -404,7 +463,9 @@ pub fn run(
             }
         };
         let history = store.history();
-        sums.push(summarize(&report, unit, dense, &history));
+        let mut sum = summarize(&report, unit, dense, &history);
+        sum.workload = label;
+        sums.push(sum);
     }
     if let Some(path) = &args.plot {
         crate::plot::tuning_curve(&sums, path)?;

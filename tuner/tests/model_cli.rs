@@ -1,0 +1,114 @@
+//! `grim-tune tune --model`: every distinct layer of a model file is tuned with its
+//! real weights, and the compiled model then uses the tuned schedules and still
+//! matches the interpreter.
+
+use model::compiled::{schedules, Compiled, ScheduleSource};
+use model::graph::{Graph, Node, Op};
+use model::layer::Layer;
+use model::{eval, Array, Body, Interpreter, Model};
+use std::process::Command;
+
+fn node(name: &str, op: Op, i: &str, o: &str) -> Node {
+    Node {
+        name: name.to_string(),
+        op,
+        inputs: vec![i.to_string()],
+        outputs: vec![o.to_string()],
+    }
+}
+
+fn small_model() -> Model {
+    let l = |n: &str, s: &str| Layer::from_spec(n, s).unwrap();
+    Model {
+        name: "small".to_string(),
+        layers: vec![
+            l("conv", "bcr-conv2d:C=4,O=16,H=6,W=6,kh=3,kw=3,pad=1,bias=true,block=8x12,sparsity=0.5,seed=1"),
+            l("fc1", "bcr-fc:M=64,K=576,N=1,bias=true,block=16x16,sparsity=0.75,seed=2"),
+            l("fc2", "fc:M=10,K=64,N=1,bias=true,seed=3"),
+        ],
+        body: Body::Graph(Graph {
+            input: "x".to_string(),
+            input_shape: vec![1, 4, 6, 6],
+            output: "y".to_string(),
+            nodes: vec![
+                node("conv", Op::Conv { layer: 0 }, "x", "a"),
+                node("relu", Op::Relu, "a", "b"),
+                node("flat", Op::Flatten { axis: 1 }, "b", "c"),
+                node("fc1", Op::Fc { layer: 1 }, "c", "d"),
+                node("relu2", Op::Relu, "d", "e"),
+                node("fc2", Op::Fc { layer: 2 }, "e", "y"),
+            ],
+        }),
+    }
+}
+
+#[test]
+fn tune_a_model_then_run_it_with_the_tuned_schedules() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small.bcr");
+    let m = small_model();
+    model::file::save(&m, &path).unwrap();
+    let db = dir.path().join("db");
+    let out = Command::new(env!("CARGO_BIN_EXE_grim-tune"))
+        .args(["tune", "--model"])
+        .arg(&path)
+        .args(["--trials", "12", "--no-dense", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("3 layers, 3 distinct workloads"),
+        "{stderr}"
+    );
+    for layer in ["conv", "fc1", "fc2"] {
+        assert!(stdout.contains(layer), "{stdout}");
+    }
+    let db = tuning_logs::Database::open(&db).unwrap();
+    let device = tuning_logs::DeviceIdentity::host();
+    let funcs = schedules(&m.layers, Some(&db), &device).unwrap();
+    assert!(
+        funcs
+            .iter()
+            .all(|s| matches!(s.source, ScheduleSource::Tuned { cost } if cost > 0.0)),
+        "{:?}",
+        funcs.iter().map(|f| &f.source).collect::<Vec<_>>()
+    );
+    let mut compiled = Compiled::build(&m.layers, funcs, &tuner::pipeline::optimize).unwrap();
+    let Body::Graph(g) = &m.body else {
+        unreachable!()
+    };
+    let mut rng = tir::rng::SplitMix64::new(3);
+    for _ in 0..3 {
+        let x = Array::new(vec![1, 4, 6, 6], rng.symmetric_vec(144, 1.0)).unwrap();
+        let a = eval::run_graph(g, &m.layers, &x, &mut compiled).unwrap();
+        let b = eval::run_graph(g, &m.layers, &x, &mut Interpreter::default()).unwrap();
+        assert!(a.max_abs_diff(&b) < 1e-4, "{}", a.max_abs_diff(&b));
+    }
+}
+
+#[test]
+fn tune_rejects_a_bad_model_file_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.bcr");
+    std::fs::write(
+        &path,
+        "{\"format\": \"grim-model\", \"version\": 1, \"model\": {\"name\": 3}}",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_grim-tune"))
+        .args(["tune", "--model"])
+        .arg(&path)
+        .args(["--db"])
+        .arg(dir.path().join("db"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("broken.bcr") && stderr.contains("model.name"),
+        "{stderr}"
+    );
+}
