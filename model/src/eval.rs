@@ -127,6 +127,22 @@ pub fn run_graph(
     input: &Array,
     exec: &mut dyn LayerExec,
 ) -> Result<Array, ModelError> {
+    let mut values = run_graph_values(graph, layers, input, exec)?;
+    values
+        .remove(&graph.output)
+        .ok_or_else(|| ModelError::Format {
+            path: "graph".to_string(),
+            reason: format!("the output `{}` was never computed", graph.output),
+        })
+}
+
+/// Runs `graph` like [`run_graph`] and returns every value it computed, by name.
+pub fn run_graph_values(
+    graph: &Graph,
+    layers: &[Layer],
+    input: &Array,
+    exec: &mut dyn LayerExec,
+) -> Result<BTreeMap<String, Array>, ModelError> {
     if input.shape() != graph.input_shape.as_slice() {
         return Err(ModelError::Format {
             path: "input".to_string(),
@@ -189,10 +205,5 @@ pub fn run_graph(
             values.insert(name.clone(), v);
         }
     }
-    values
-        .remove(&graph.output)
-        .ok_or_else(|| ModelError::Format {
-            path: "graph".to_string(),
-            reason: format!("the output `{}` was never computed", graph.output),
-        })
+    Ok(values)
 }

@@ -26,6 +26,7 @@ pub mod ops;
 pub mod prune;
 pub mod rates;
 pub mod seq2seq;
+pub mod standalone;
 
 pub use array::Array;
 pub use error::ModelError;

@@ -231,3 +231,66 @@ fn compiled_layers_match_the_interpreter() {
         }
     }
 }
+
+/// The standalone program of each model, natively and under qemu-aarch64 (NEON
+/// build), gives the interpreter's outputs.
+#[test]
+fn standalone_programs_match_the_interpreter_natively_and_under_qemu() {
+    use codegen::toolchain::Runner;
+    use model::standalone::{self, f32_bytes, f32_values, sequences_bytes, sequences_from_bytes};
+    let device = tuning_logs::DeviceIdentity::host();
+    let targets = [
+        (codegen::Target::Host, Runner::Native),
+        (
+            "aarch64-neon:cortex-a76"
+                .parse::<codegen::Target>()
+                .unwrap(),
+            Runner::Qemu {
+                cpu: "cortex-a76".to_string(),
+            },
+        ),
+    ];
+    for m in [tiny_cnn(true), tiny_seq2seq()] {
+        let scheds = model::compiled::schedules(&m.layers, None, &device).unwrap();
+        for (target, runner) in &targets {
+            let dir = tempfile::tempdir().unwrap();
+            let prog = standalone::generate(&m, &scheds, &|f| f.clone(), target).unwrap();
+            let bin = standalone::build(&prog, dir.path(), target).unwrap();
+            let timeout = std::time::Duration::from_secs(120);
+            match &m.body {
+                Body::Graph(g) => {
+                    let xs: Vec<Array> = (0..4).map(image).collect();
+                    let input = f32_bytes(&xs.iter().map(|x| x.data()).collect::<Vec<_>>());
+                    let out = standalone::run(&bin, runner, &input, 3, timeout).unwrap();
+                    let ys = f32_values(&out.output);
+                    assert_eq!(ys.len(), 4 * prog.output_len);
+                    assert!(out.timing.is_some_and(|(med, min)| med >= min && min > 0.0));
+                    for (i, x) in xs.iter().enumerate() {
+                        let want =
+                            eval::run_graph(g, &m.layers, x, &mut Interpreter::default()).unwrap();
+                        let got = Array::new(
+                            prog.output_shape.clone(),
+                            ys[i * prog.output_len..(i + 1) * prog.output_len].to_vec(),
+                        )
+                        .unwrap();
+                        let d = got.max_abs_diff(&want);
+                        assert!(d < 1e-4, "{target}: sample {i}: diff {d}");
+                    }
+                }
+                Body::Seq2Seq(s) => {
+                    let words = ["abc", "cab", "", "ccba"];
+                    let seqs: Vec<Vec<usize>> = words.iter().map(|w| s.encode_word(w)).collect();
+                    let out =
+                        standalone::run(&bin, runner, &sequences_bytes(&seqs), 0, timeout).unwrap();
+                    let got = sequences_from_bytes(&out.output).unwrap();
+                    for (seq, g) in seqs.iter().zip(&got) {
+                        let want = s
+                            .predict(&m.layers, seq, &mut Interpreter::default())
+                            .unwrap();
+                        assert_eq!(*g, want, "{target}");
+                    }
+                }
+            }
+        }
+    }
+}
