@@ -16,6 +16,8 @@ pub struct Device {
     pub root: PathBuf,
     /// qemu CPU model for aarch64 executables.
     pub qemu_cpu: String,
+    /// `QEMU_LD_PREFIX` for dynamic aarch64 executables.
+    pub qemu_ld_prefix: Option<PathBuf>,
 }
 
 /// A fresh temporary directory for a device on `port`.
@@ -81,6 +83,7 @@ impl Device {
         Ok(Device {
             root,
             qemu_cpu: config.qemu_cpu.clone(),
+            qemu_ld_prefix: config.qemu_ld_prefix.clone(),
         })
     }
 
@@ -140,8 +143,12 @@ impl Device {
             }
             std::fs::write(&real, bytes)?;
             set_mode(&real, 0o755)?;
+            let prefix = match &self.qemu_ld_prefix {
+                Some(p) => format!("QEMU_LD_PREFIX={} ", sq(&p.display().to_string())),
+                None => String::new(),
+            };
             let launcher = format!(
-                "{LAUNCHER_MARK}OMP_WAIT_POLICY=PASSIVE exec qemu-aarch64 -cpu {} {} \"$@\"\n",
+                "{LAUNCHER_MARK}OMP_WAIT_POLICY=PASSIVE {prefix}exec qemu-aarch64 -cpu {} {} \"$@\"\n",
                 sq(&self.qemu_cpu),
                 sq(&real.display().to_string())
             );
@@ -204,6 +211,7 @@ mod tests {
         let d = Device {
             root: PathBuf::from("/tmp/r"),
             qemu_cpu: "cortex-a76".into(),
+            qemu_ld_prefix: None,
         };
         assert_eq!(
             d.host_path("/data/local/tmp/x").unwrap(),

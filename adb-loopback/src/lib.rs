@@ -19,8 +19,10 @@
 //! (textually: this is a test double, not a sandbox), `getprop` is a generated script
 //! answering the configured properties, and `/proc/cpuinfo` lists the configured CPU
 //! parts. A pushed aarch64 ELF executable (`e_machine` 183) is stored with a tiny
-//! launcher in its place that runs it under `qemu-aarch64 -cpu CPU`, so a pushed
-//! static ARM binary runs when the shell executes its path; `sync` reads (pull, stat)
+//! launcher in its place that runs it under `qemu-aarch64 -cpu CPU` (with
+//! `QEMU_LD_PREFIX` set to the configured aarch64 system root, for dynamic binaries),
+//! so a pushed ARM binary runs when the shell executes its path; any other executable
+//! (an x86-64 one, for a device playing an x86-64 emulator) runs as it is; `sync` reads (pull, stat)
 //! still return the original bytes.
 //!
 //! ```no_run
@@ -66,6 +68,10 @@ pub struct Config {
     pub cpu_max_khz: Vec<u32>,
     /// The qemu CPU model that runs pushed aarch64 binaries.
     pub qemu_cpu: String,
+    /// The aarch64 system root qemu loads a dynamic executable's libraries from
+    /// (`QEMU_LD_PREFIX`; Debian's cross C library by default), so that dynamic
+    /// aarch64 binaries run too. Static binaries do not use it.
+    pub qemu_ld_prefix: Option<PathBuf>,
     /// Readings of `/sys/class/thermal/thermal_zoneN/temp`, millidegrees Celsius.
     pub thermal_millic: Vec<i64>,
     /// Answer `CNXN` with an `AUTH` token and never accept a key: the host lists the
@@ -99,6 +105,7 @@ impl Default for Config {
                 2_400_000,
             ],
             qemu_cpu: "cortex-a76".into(),
+            qemu_ld_prefix: Some(PathBuf::from("/usr/aarch64-linux-gnu")),
             thermal_millic: vec![38_000, 41_500],
             unauthorized: false,
         }

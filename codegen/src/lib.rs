@@ -18,7 +18,9 @@
 //!   `__local` arrays, `float4`/`half4` vector loops, one kernel per bound stage);
 //!   [`opencl_run`]: building and running it through an OpenCL driver (pocl here, a
 //!   phone's GPU driver there) with profiling-event timing, and
-//!   [`opencl_run::check_against_interpreter`] for callers such as the CLI.
+//!   [`opencl_run::check_against_interpreter`] for callers such as the CLI;
+//!   [`opencl_harness`]: the device-side C program that runs one OpenCL program on a
+//!   phone over adb, loading the device's `libOpenCL.so` with `dlopen`.
 #![warn(missing_docs)]
 
 pub mod c_emit;
@@ -27,6 +29,7 @@ pub mod harness;
 pub mod insn_count;
 pub mod neon;
 pub mod opencl_emit;
+pub mod opencl_harness;
 pub mod opencl_run;
 pub mod run;
 pub mod target;

@@ -33,7 +33,7 @@ enum Command {
         /// `--trials` budget split across layers by their weight counts.
         #[arg(long)]
         model: Option<PathBuf>,
-        /// Target: `host` or `aarch64-neon:MCPU`.
+        /// Target: `host`, `aarch64-neon:MCPU`, `opencl` or `opencl:fp16`.
         #[arg(long, default_value = "host")]
         target: String,
         /// Device: `local`, `qemu[:CPU]` or `adb:SERIAL`.
@@ -76,6 +76,15 @@ enum Command {
         /// On an adb device, pause this many seconds before each batch (cooldown).
         #[arg(long)]
         cooldown: Option<f64>,
+        /// With --target opencl on an adb device: the OpenCL library on the device
+        /// (default: search /vendor/lib64/libOpenCL.so and the other usual paths).
+        #[arg(long)]
+        opencl_lib: Option<String>,
+        /// With --target opencl on an adb device: the C compiler for the device-side
+        /// OpenCL harness (default: aarch64-linux-gnu-gcc for arm64-v8a, cc for x86_64;
+        /// an Android phone needs the NDK's aarch64-linux-android<API>-clang).
+        #[arg(long)]
+        opencl_cc: Option<String>,
     },
     /// Lists the adb devices with their identity (model, ABI, SoC, cores and their
     /// frequencies, and the id their tuning records are stored under).
@@ -83,6 +92,15 @@ enum Command {
         /// The `adb` program (default: `adb` on PATH).
         #[arg(long)]
         adb: Option<PathBuf>,
+        /// Also find each device's OpenCL device (runs the OpenCL harness on it).
+        #[arg(long)]
+        opencl: bool,
+        /// The OpenCL library on the devices (default: the usual vendor paths).
+        #[arg(long)]
+        opencl_lib: Option<String>,
+        /// The C compiler for the device-side OpenCL harness (default: by ABI).
+        #[arg(long)]
+        opencl_cc: Option<String>,
     },
     /// Parses and verifies a tir text file.
     CheckIr {
@@ -190,6 +208,8 @@ struct TuneCli {
     adb: Option<PathBuf>,
     cpu_mask: Option<String>,
     cooldown: Option<f64>,
+    opencl_lib: Option<String>,
+    opencl_cc: Option<String>,
 }
 
 fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
@@ -238,6 +258,8 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
             .cooldown
             .filter(|s| s.is_finite() && *s > 0.0)
             .map(std::time::Duration::from_secs_f64),
+        opencl_lib: c.opencl_lib,
+        opencl_cc: c.opencl_cc,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -291,6 +313,8 @@ fn main() -> ExitCode {
             adb,
             cpu_mask,
             cooldown,
+            opencl_lib,
+            opencl_cc,
         } => tune_command(TuneCli {
             workload,
             model,
@@ -308,9 +332,24 @@ fn main() -> ExitCode {
             adb,
             cpu_mask,
             cooldown,
+            opencl_lib,
+            opencl_cc,
         }),
-        Command::Devices { adb } => {
-            tuner::adb::devices(adb.as_deref().unwrap_or(std::path::Path::new("adb")))
+        Command::Devices {
+            adb,
+            opencl,
+            opencl_lib,
+            opencl_cc,
+        } => {
+            let adb = adb.unwrap_or_else(|| PathBuf::from("adb"));
+            let template = opencl.then(|| {
+                let mut o = tuner::adb::AdbOptions::new("-");
+                o.adb = adb.clone();
+                o.opencl_library = opencl_lib;
+                o.opencl_cc = opencl_cc;
+                o
+            });
+            tuner::adb::devices(&adb, template.as_ref())
                 .map_err(|e| tuner::CliError::Other(e.to_string()))
         }
         Command::Show { spec, no_ir } => tuner::show(&spec, !no_ir),

@@ -135,7 +135,7 @@ fn measured(
     }
 }
 
-fn build_failure(e: CodegenError) -> Failure {
+pub(crate) fn build_failure(e: CodegenError) -> Failure {
     match e {
         CodegenError::BuildTimeout(d) => Failure {
             kind: ErrorKind::BuildTimeout,

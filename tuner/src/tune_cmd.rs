@@ -55,7 +55,7 @@ impl std::str::FromStr for DeviceArg {
 pub struct TuneArgs {
     /// Workload specs (one, or the lines of a file).
     pub workloads: Vec<String>,
-    /// Target string (`host`, `aarch64-neon:MCPU`).
+    /// Target string (`host`, `aarch64-neon:MCPU`, `opencl`, `opencl:fp16`).
     pub target: String,
     /// Device.
     pub device: DeviceArg,
@@ -83,6 +83,12 @@ pub struct TuneArgs {
     pub cpu_mask: Option<String>,
     /// Pause before each batch on an adb device.
     pub cooldown: Option<Duration>,
+    /// `--target opencl` on an adb device: the OpenCL library on the device (default:
+    /// the usual vendor paths).
+    pub opencl_lib: Option<String>,
+    /// `--target opencl` on an adb device: the compiler of the device-side harness
+    /// (default: by the device's ABI).
+    pub opencl_cc: Option<String>,
     /// Workloads built elsewhere (a model's layers, with their real weights), tuned
     /// after the spec workloads, each with its own trial budget.
     pub given: Vec<GivenJob>,
@@ -183,21 +189,30 @@ fn runner(args: &TuneArgs) -> Result<Box<dyn Runner>, String> {
         (DeviceArg::Qemu(_), t) => Err(format!(
             "--device qemu runs aarch64 code; use --target aarch64-neon:MCPU (not {t})"
         )),
-        (DeviceArg::Adb(serial), codegen::Target::Aarch64Neon { mcpu }) => {
-            let mut opts = crate::adb::AdbOptions::new(serial);
-            if let Some(adb) = &args.adb {
-                opts.adb = adb.clone();
-            }
-            opts.cpu_mask = args.cpu_mask.clone();
-            opts.cooldown = args.cooldown;
-            Ok(Box::new(
-                crate::adb::AdbRunner::new(opts, mcpu, limits).map_err(|e| e.to_string())?,
-            ))
-        }
+        (DeviceArg::Adb(serial), codegen::Target::Aarch64Neon { mcpu }) => Ok(Box::new(
+            crate::adb::AdbRunner::new(adb_options(args, serial), mcpu, limits)
+                .map_err(|e| e.to_string())?,
+        )),
+        (DeviceArg::Adb(serial), codegen::Target::OpenCl { fp16 }) => Ok(Box::new(
+            crate::adb::AdbRunner::new_opencl(adb_options(args, serial), *fp16, limits)
+                .map_err(|e| e.to_string())?,
+        )),
         (DeviceArg::Adb(_), t) => Err(format!(
-            "--device adb runs aarch64 code; use --target aarch64-neon:MCPU (not {t})"
+            "--device adb runs aarch64 or OpenCL code; use --target aarch64-neon:MCPU or --target opencl (not {t})"
         )),
     }
+}
+
+fn adb_options(args: &TuneArgs, serial: &str) -> crate::adb::AdbOptions {
+    let mut opts = crate::adb::AdbOptions::new(serial);
+    if let Some(adb) = &args.adb {
+        opts.adb = adb.clone();
+    }
+    opts.cpu_mask = args.cpu_mask.clone();
+    opts.cooldown = args.cooldown;
+    opts.opencl_library = args.opencl_lib.clone();
+    opts.opencl_cc = args.opencl_cc.clone();
+    opts
 }
 
 struct Bar {

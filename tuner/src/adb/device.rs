@@ -1,6 +1,7 @@
 //! Which devices adb knows, whether one is usable, and what it is: `getprop`, the CPU
 //! parts of `/proc/cpuinfo` mapped to core names, and the cores' frequencies.
 
+use crate::measure::Runner as _;
 use codegen::toolchain::run_with_timeout;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -38,6 +39,23 @@ pub enum AdbError {
     Unauthorized {
         /// The serial.
         serial: String,
+    },
+    /// The device has no OpenCL library (`--target opencl`).
+    #[error("adb device `{serial}` has no OpenCL library; searched: {searched} (pass --opencl-lib PATH when the driver lives elsewhere on the device, or tune its CPU with --target aarch64-neon:MCPU)")]
+    NoOpenCl {
+        /// The serial.
+        serial: String,
+        /// The libraries tried, comma-separated.
+        searched: String,
+    },
+    /// OpenCL on the device failed otherwise (the harness cannot be built for its ABI,
+    /// no platform or device behind the library, ...).
+    #[error("adb device `{serial}`: OpenCL: {message}")]
+    OpenCl {
+        /// The serial.
+        serial: String,
+        /// What went wrong.
+        message: String,
     },
     /// An adb command failed.
     #[error("adb {what} on `{serial}`: {message}")]
@@ -311,8 +329,11 @@ pub fn probe_identity(adb: &Path, serial: &str) -> Result<Probe, AdbError> {
     Ok(parse_probe(&f.stdout, serial))
 }
 
-/// `grim-tune devices`: one block per connected device with its identity.
-pub fn devices(adb: &Path) -> Result<String, AdbError> {
+/// `grim-tune devices`: one block per connected device with its identity; with
+/// `opencl` (the options of the OpenCL harness: `adb`, `opencl_library`, `opencl_cc`;
+/// the serial is replaced), also the OpenCL device the GPU path would use, found by
+/// running the harness's `probe` on the device.
+pub fn devices(adb: &Path, opencl: Option<&super::AdbOptions>) -> Result<String, AdbError> {
     let listed = list(adb)?;
     if listed.is_empty() {
         return Ok(
@@ -329,6 +350,26 @@ pub fn devices(adb: &Path) -> Result<String, AdbError> {
                     Ok(p) => {
                         let id = &p.identity;
                         s.push_str(&format!("  model   {}\n  abi     {}\n  soc     {}\n  cores   {}\n  id      {}\n", id.model, id.abi, id.soc, id.cores, id.id_hex()));
+                        if let Some(template) = opencl {
+                            let mut o = template.clone();
+                            o.adb = adb.to_path_buf();
+                            o.serial = d.serial.clone();
+                            let limits = crate::measure::Limits::default();
+                            match super::AdbRunner::new_opencl(o, false, limits) {
+                                Ok(r) => {
+                                    if let Some(i) = r.opencl() {
+                                        s.push_str(&format!("  opencl  {}\n", i.describe()));
+                                    }
+                                    if let Some(id) = r.identity() {
+                                        s.push_str(&format!(
+                                            "  id      {} (with OpenCL)\n",
+                                            id.id_hex()
+                                        ));
+                                    }
+                                }
+                                Err(e) => s.push_str(&format!("  opencl  none: {e}\n")),
+                            }
+                        }
                     }
                     Err(e) => s.push_str(&format!("  error   {e}\n")),
                 }

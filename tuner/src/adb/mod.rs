@@ -12,10 +12,20 @@
 //! reconnects (`adb connect` for `host:port` serials) with exponential backoff, a
 //! bounded number of times, re-creating the directory and pushing again.
 //!
+//! OpenCL ([`AdbRunner::new_opencl`]): the device-side harness of
+//! [`codegen::opencl_harness`] is built for the device's ABI, pushed once, and loads the
+//! device's `libOpenCL.so` with `dlopen` (the usual vendor paths, or
+//! [`AdbOptions::opencl_library`]); each candidate is a program file (OpenCL C plus its
+//! launches) pushed and run by it, its outputs pulled back and checked like the CPU
+//! path's. The OpenCL device's name joins the device identity. A device without an
+//! OpenCL library is [`AdbError::NoOpenCl`], naming every path searched.
+//!
 //! [`devices`] lists the connected devices with their identity ([`probe_identity`]:
-//! `getprop`, `/proc/cpuinfo` CPU parts mapped to core names, core frequencies).
+//! `getprop`, `/proc/cpuinfo` CPU parts mapped to core names, core frequencies), and
+//! on request the OpenCL device of each.
 
 mod device;
+mod opencl;
 mod quote;
 mod runner;
 

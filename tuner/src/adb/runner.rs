@@ -3,12 +3,14 @@
 use super::device::{
     adb_command, max_temperature_c, probe_identity, require_device, AdbError, Probe,
 };
+use super::opencl::{self, HarnessBuild};
 use super::quote::{shell_quote, shell_words};
 use crate::measure::{check, truncate, ErrorKind, Failure, Job, Limits, Measurement, Runner};
+use codegen::opencl_harness::{HarnessError, OpenClInfo};
 use codegen::run::{parse_timing, read_outputs, write_inputs};
 use codegen::toolchain::{run_with_timeout, Finished};
 use codegen::Target;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,13 @@ pub struct AdbOptions {
     /// Warn when a thermal zone of the device reports more than this, in degrees
     /// Celsius (read from `/sys/class/thermal/thermal_zone*/temp` before each batch).
     pub thermal_warn_c: f64,
+    /// OpenCL targets: the OpenCL library on the device (default: the harness searches
+    /// [`codegen::opencl_harness::LIBRARY_PATHS`]).
+    pub opencl_library: Option<String>,
+    /// OpenCL targets: the C compiler that builds the device-side harness (default: by
+    /// the device's ABI, see [`codegen::opencl_harness::compiler_for_abi`]; an Android
+    /// phone needs the NDK's `aarch64-linux-android<API>-clang`).
+    pub opencl_cc: Option<String>,
 }
 
 impl AdbOptions {
@@ -56,6 +65,8 @@ impl AdbOptions {
             command_timeout: Duration::from_secs(60),
             cooldown: None,
             thermal_warn_c: 75.0,
+            opencl_library: None,
+            opencl_cc: None,
         }
     }
 }
@@ -67,17 +78,30 @@ struct State {
     /// Batch binaries on the device, by (host path, size, mtime).
     pushed: HashMap<(PathBuf, u64, Option<SystemTime>), String>,
     next_bin: usize,
+    /// OpenCL batches (directories of program files) seen so far.
+    batches: HashSet<PathBuf>,
     dir_ready: bool,
     lost: bool,
 }
 
-/// Measures aarch64 candidates on an adb device (see the module docs).
+/// What runs on the device.
+enum Mode {
+    /// Static aarch64 measurement binaries, one per batch.
+    Cpu,
+    /// The OpenCL harness, pushed once, and one program file per candidate.
+    OpenCl(HarnessBuild),
+}
+
+/// Measures aarch64 candidates, or OpenCL candidates through the device's OpenCL
+/// library, on an adb device (see the module docs).
 pub struct AdbRunner {
     opts: AdbOptions,
     target: Target,
     limits: Limits,
     probe: Probe,
     session: String,
+    mode: Mode,
+    opencl: Option<OpenClInfo>,
     state: Mutex<State>,
 }
 
@@ -91,6 +115,116 @@ impl AdbRunner {
     /// Connects to `opts.serial` (it must be listed as `device`), reads its identity,
     /// and prepares a session directory name. `mcpu` is the `-mcpu` of the code.
     pub fn new(opts: AdbOptions, mcpu: &str, limits: Limits) -> Result<AdbRunner, AdbError> {
+        let (probe, session) = Self::connect(&opts)?;
+        Ok(AdbRunner {
+            opts,
+            target: Target::Aarch64Neon { mcpu: mcpu.into() },
+            limits,
+            probe,
+            session,
+            mode: Mode::Cpu,
+            opencl: None,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// Like [`AdbRunner::new`], for OpenCL candidates (`opencl`, or `opencl:fp16` with
+    /// `fp16`): builds the device-side harness of [`codegen::opencl_harness`] for the
+    /// device's ABI (or with `opts.opencl_cc`), pushes it, and runs its `probe`, which
+    /// loads the device's OpenCL library (`opts.opencl_library`, else the usual vendor
+    /// paths). The OpenCL device's name becomes part of the device identity.
+    ///
+    /// A device without an OpenCL library is [`AdbError::NoOpenCl`] naming every path
+    /// searched; one whose library offers no device, or whose ABI has no known
+    /// compiler, is [`AdbError::OpenCl`].
+    pub fn new_opencl(opts: AdbOptions, fp16: bool, limits: Limits) -> Result<AdbRunner, AdbError> {
+        let (probe, session) = Self::connect(&opts)?;
+        let harness = opencl::build_for(
+            &opts.serial,
+            &probe.identity.abi,
+            opts.opencl_cc.as_deref(),
+            limits.build_timeout,
+        )?;
+        let mut runner = AdbRunner {
+            opts,
+            target: Target::OpenCl { fp16 },
+            limits,
+            probe,
+            session,
+            mode: Mode::OpenCl(harness),
+            opencl: None,
+            state: Mutex::new(State::default()),
+        };
+        let info = runner.probe_opencl()?;
+        runner.probe.identity.opencl_device = Some(info.device.clone());
+        runner.opencl = Some(info);
+        Ok(runner)
+    }
+
+    /// The OpenCL device the harness found (OpenCL runners only).
+    pub fn opencl(&self) -> Option<&OpenClInfo> {
+        self.opencl.as_ref()
+    }
+
+    /// The library argument of the harness: the configured path, or `-` to search.
+    fn library_arg(&self) -> String {
+        self.opts
+            .opencl_library
+            .clone()
+            .unwrap_or_else(|| "-".into())
+    }
+
+    /// Pushes the harness and runs its `probe` in the session directory.
+    fn probe_opencl(&self) -> Result<OpenClInfo, AdbError> {
+        let Mode::OpenCl(harness) = &self.mode else {
+            return Err(AdbError::OpenCl {
+                serial: self.opts.serial.clone(),
+                message: "not an OpenCL runner".into(),
+            });
+        };
+        let mut st = match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let command_error = |f: Failure| AdbError::Command {
+            serial: self.opts.serial.clone(),
+            what: "OpenCL probe".into(),
+            message: f.message,
+        };
+        self.ensure_dir(&mut st).map_err(command_error)?;
+        let remote = self
+            .ensure_pushed(&mut st, &harness.bin, false)
+            .map_err(command_error)?;
+        let command = format!(
+            "cd {} && exec {}",
+            shell_quote(&self.session),
+            shell_words(&[remote.as_str(), "probe", &self.library_arg()])
+        );
+        let f = match self.call(&["shell".into(), command.into()], self.opts.command_timeout) {
+            Ok(f) => f,
+            Err(e) => {
+                return Err(command_error(self.failed(
+                    &mut st,
+                    "OpenCL probe",
+                    e,
+                    ErrorKind::RunError,
+                )))
+            }
+        };
+        if let Some(e) = HarnessError::from_run(f.code, &f.stderr) {
+            return Err(opencl::probe_error(&self.opts.serial, e));
+        }
+        OpenClInfo::parse(&f.stdout).ok_or_else(|| AdbError::OpenCl {
+            serial: self.opts.serial.clone(),
+            message: format!(
+                "the harness's probe printed no device: {}",
+                truncate(f.stdout.trim())
+            ),
+        })
+    }
+
+    /// Checks the device, reads its identity, and names the session directory.
+    fn connect(opts: &AdbOptions) -> Result<(Probe, String), AdbError> {
         require_device(&opts.adb, &opts.serial)?;
         // A device that just connected may refuse its first command: retry briefly.
         let mut attempt = 0;
@@ -113,14 +247,7 @@ impl AdbRunner {
             opts.device_dir.trim_end_matches('/'),
             std::process::id()
         );
-        Ok(AdbRunner {
-            opts,
-            target: Target::Aarch64Neon { mcpu: mcpu.into() },
-            limits,
-            probe,
-            session,
-            state: Mutex::new(State::default()),
-        })
+        Ok((probe, session))
     }
 
     /// The session directory on the device.
@@ -392,6 +519,55 @@ impl AdbRunner {
         })
     }
 
+    /// Creates the session directory once (again after a reconnection).
+    fn ensure_dir(&self, st: &mut State) -> Result<(), Failure> {
+        if !st.dir_ready {
+            self.step(
+                st,
+                "mkdir",
+                &[
+                    "shell".into(),
+                    shell_words(&["mkdir", "-p", &self.session]).into(),
+                ],
+            )?;
+            st.dir_ready = true;
+        }
+        Ok(())
+    }
+
+    /// Pause and thermal check before a new batch.
+    fn before_batch(&self, st: &mut State) {
+        if let Some(c) = self.opts.cooldown {
+            std::thread::sleep(c);
+        }
+        self.check_thermal(st);
+    }
+
+    /// Pushes the executable `bin` unless this session already has it; returns its path
+    /// on the device. With `batch`, a new push starts a batch (cooldown, thermal check).
+    fn ensure_pushed(&self, st: &mut State, bin: &Path, batch: bool) -> Result<String, Failure> {
+        let md = std::fs::metadata(bin).map_err(|e| Failure {
+            kind: ErrorKind::RunError,
+            message: format!("{}: {e}", bin.display()),
+        })?;
+        let key = (bin.to_path_buf(), md.len(), md.modified().ok());
+        if let Some(p) = st.pushed.get(&key) {
+            return Ok(p.clone());
+        }
+        if batch {
+            self.before_batch(st);
+        }
+        let p = format!("{}/b{}/kernels", self.session, st.next_bin);
+        st.next_bin += 1;
+        self.step(
+            st,
+            "push binary",
+            &["push".into(), bin.into(), p.clone().into()],
+        )?;
+        st.pushed.insert(key, p.clone());
+        Ok(p)
+    }
+
     fn measure_locked(
         &self,
         st: &mut State,
@@ -408,42 +584,55 @@ impl AdbRunner {
             kind: ErrorKind::RunError,
             message: format!("{what}: {e}"),
         };
-        if !st.dir_ready {
-            self.step(
-                st,
-                "mkdir",
-                &[
-                    "shell".into(),
-                    shell_words(&["mkdir", "-p", &self.session]).into(),
-                ],
-            )?;
-            st.dir_ready = true;
-        }
-        let md = std::fs::metadata(bin).map_err(|e| io_fail(&bin.display().to_string(), &e))?;
-        let key = (bin.to_path_buf(), md.len(), md.modified().ok());
-        let remote_bin = match st.pushed.get(&key) {
-            Some(p) => p.clone(),
-            None => {
-                if let Some(c) = self.opts.cooldown {
-                    std::thread::sleep(c);
+        self.ensure_dir(st)?;
+        let remote_in = format!("{}/in.bin", self.session);
+        let remote_out = format!("{}/out.bin", self.session);
+        let p = &self.limits.protocol;
+        // The command line of the measurement, and what is pushed for it first.
+        let run: Vec<String> = match &self.mode {
+            Mode::Cpu => {
+                let remote_bin = self.ensure_pushed(st, bin, true)?;
+                vec![
+                    remote_bin,
+                    index.to_string(),
+                    remote_in.clone(),
+                    remote_out.clone(),
+                    p.number.to_string(),
+                    p.repeat.to_string(),
+                    p.min_repeat_ms.to_string(),
+                ]
+            }
+            Mode::OpenCl(harness) => {
+                // `bin` is the batch's directory of program files.
+                if st.batches.insert(bin.to_path_buf()) {
+                    self.before_batch(st);
                 }
-                self.check_thermal(st);
-                let p = format!("{}/b{}/kernels", self.session, st.next_bin);
-                st.next_bin += 1;
+                let remote_harness = self.ensure_pushed(st, &harness.bin, false)?;
+                let remote_prog = format!("{}/program.grimcl", self.session);
                 self.step(
                     st,
-                    "push binary",
-                    &["push".into(), bin.into(), p.clone().into()],
+                    "push program",
+                    &[
+                        "push".into(),
+                        opencl::program_path(bin, index).into(),
+                        remote_prog.clone().into(),
+                    ],
                 )?;
-                st.pushed.insert(key, p.clone());
-                p
+                vec![
+                    remote_harness,
+                    "run".into(),
+                    self.library_arg(),
+                    remote_prog,
+                    remote_in.clone(),
+                    remote_out.clone(),
+                    "1".into(),
+                    p.repeat.clamp(1, 1000).to_string(),
+                ]
             }
         };
         std::fs::create_dir_all(dir).map_err(|e| io_fail(&dir.display().to_string(), &e))?;
         let input = dir.join(format!("in{index}.bin"));
         write_inputs(job.func, job.args, &input).map_err(|e| io_fail("inputs", &e))?;
-        let remote_in = format!("{}/in.bin", self.session);
-        let remote_out = format!("{}/out.bin", self.session);
         self.step(
             st,
             "push inputs",
@@ -453,28 +642,25 @@ impl AdbRunner {
                 remote_in.clone().into(),
             ],
         )?;
-        let p = &self.limits.protocol;
-        let mut run: Vec<String> = Vec::new();
+        let mut words: Vec<String> = Vec::new();
         if let Some(mask) = &self.opts.cpu_mask {
-            run.extend(["taskset".to_string(), mask.clone()]);
+            words.extend(["taskset".to_string(), mask.clone()]);
         }
-        run.extend([
-            remote_bin,
-            index.to_string(),
-            remote_in,
-            remote_out.clone(),
-            p.number.to_string(),
-            p.repeat.to_string(),
-            p.min_repeat_ms.to_string(),
-        ]);
+        words.extend(run);
         let command = format!(
             "cd {} && rm -f {} && echo GRIM-PID $$ && exec {}",
             shell_quote(&self.session),
             shell_quote(&remote_out),
-            shell_words(&run)
+            shell_words(&words)
         );
         let fin = self.run_watched(st, &command, self.limits.run_timeout)?;
         if fin.code != Some(0) {
+            if let (Mode::OpenCl(_), None) = (&self.mode, fin.signal) {
+                if let Some(e) = HarnessError::from_run(fin.code, &fin.stderr) {
+                    let kind = opencl::run_kind(&e);
+                    return Err(self.classify(st, "run", &e.to_string(), kind));
+                }
+            }
             let detail = match fin.signal {
                 Some(s) => format!("adb killed by signal {s}"),
                 None => format!("exit status {:?}; stderr: {}", fin.code, fin.stderr.trim()),
@@ -519,8 +705,16 @@ impl Runner for AdbRunner {
         &self.target
     }
 
+    /// CPU: one static aarch64 binary per batch. OpenCL: one program file per
+    /// candidate (OpenCL C plus its launches) in `dir`, built by the device's driver
+    /// when it runs; the batch's "binary" is `dir`.
     fn build(&self, jobs: &[Job<'_>], dir: &Path) -> Result<PathBuf, Failure> {
-        crate::measure::build_jobs(&self.target, jobs, dir, self.limits.build_timeout)
+        match self.mode {
+            Mode::Cpu => {
+                crate::measure::build_jobs(&self.target, jobs, dir, self.limits.build_timeout)
+            }
+            Mode::OpenCl(_) => opencl::write_programs(&self.target, jobs, dir),
+        }
     }
 
     fn measure(
