@@ -112,3 +112,60 @@ fn tune_rejects_a_bad_model_file_by_name() {
         "{stderr}"
     );
 }
+
+/// A whole model's standalone NEON program pushed with the real adb to the loopback
+/// device (run there under qemu), outputs pulled back: equal to the interpreter.
+#[test]
+fn a_compiled_model_runs_over_adb() {
+    use adb_loopback::server::AdbServer;
+    use tuner::model_run::{run_program, target_for, ModelDevice};
+    use tuner::tune_cmd::DeviceArg;
+    let dev = adb_loopback::spawn(adb_loopback::Config::default()).unwrap();
+    let adb = AdbServer::start().expect("an isolated adb server (is Debian's adb installed?)");
+    adb.connect(&dev.serial(), std::time::Duration::from_secs(20))
+        .unwrap();
+    let m = small_model();
+    let device = tuning_logs::DeviceIdentity::host();
+    let scheds = schedules(&m.layers, None, &device).unwrap();
+    let on = ModelDevice {
+        device: DeviceArg::Adb(dev.serial()),
+        adb: Some(adb.wrapper().unwrap()),
+        target: target_for(&DeviceArg::Adb(dev.serial()), "cortex-a76").unwrap(),
+        timeout: std::time::Duration::from_secs(120),
+    };
+    let prog =
+        model::standalone::generate(&m, &scheds, &tuner::pipeline::optimize, &on.target).unwrap();
+    let mut rng = tir::rng::SplitMix64::new(9);
+    let xs: Vec<Array> = (0..3)
+        .map(|_| Array::new(vec![1, 4, 6, 6], rng.symmetric_vec(144, 1.0)).unwrap())
+        .collect();
+    let input = model::standalone::f32_bytes(&xs.iter().map(|x| x.data()).collect::<Vec<_>>());
+    let work = tempfile::tempdir().unwrap();
+    let out = run_program(&prog, &on, work.path(), &input, 2).unwrap();
+    assert!(out.timing.is_some());
+    let ys = model::standalone::f32_values(&out.output);
+    let Body::Graph(g) = &m.body else {
+        unreachable!()
+    };
+    for (i, x) in xs.iter().enumerate() {
+        let want = eval::run_graph(g, &m.layers, x, &mut Interpreter::default()).unwrap();
+        let got = &ys[i * prog.output_len..(i + 1) * prog.output_len];
+        let d = got
+            .iter()
+            .zip(want.data())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(d < 1e-4, "sample {i}: {d}");
+    }
+    // The session directory is gone from the device.
+    let left = dev.root().join("data/local/tmp/grim");
+    let n = std::fs::read_dir(&left).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(n, 0, "left on the device: {}", left.display());
+    // An unknown serial is a clear error.
+    let bad = ModelDevice {
+        device: DeviceArg::Adb("127.0.0.1:1".to_string()),
+        ..on
+    };
+    let e = run_program(&prog, &bad, work.path(), &input, 0).unwrap_err();
+    assert!(e.contains("127.0.0.1:1"), "{e}");
+}
