@@ -10,23 +10,32 @@
 //! compiler), or compiled kernels.
 //!
 //! Models are stored as versioned JSON files ([`file`]).
+//!
+//! The two real models of the project are built from their original files
+//! ([`zoo`]: a PyTorch MNIST CNN and the g2p-en GRU, read by [`load`]) and scored on
+//! their data ([`data`]: MNIST images, CMUdict words) by [`evaluate`] ([`metrics`]).
 
 #![warn(missing_docs)]
 
 pub mod array;
 pub mod calibrate;
 pub mod compiled;
+pub mod data;
 pub mod error;
 pub mod eval;
+pub mod evaluate;
 pub mod exec;
 pub mod file;
 pub mod graph;
 pub mod layer;
+pub mod load;
+pub mod metrics;
 pub mod ops;
 pub mod prune;
 pub mod rates;
 pub mod seq2seq;
 pub mod standalone;
+pub mod zoo;
 
 pub use array::Array;
 pub use error::ModelError;
