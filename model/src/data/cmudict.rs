@@ -58,11 +58,7 @@ impl Lexicon {
     /// `calibration` as the calibration set (fewer when the lexicon is smaller).
     pub fn split(&self, test: usize, calibration: usize) -> Split {
         let mut order: Vec<&Entry> = self.entries.iter().collect();
-        order.sort_by(|a, b| {
-            fnv1a(&a.word)
-                .cmp(&fnv1a(&b.word))
-                .then_with(|| a.word.cmp(&b.word))
-        });
+        order.sort_by_cached_key(|e| (fnv1a(&e.word), e.word.as_str()));
         let test_end = test.min(order.len());
         let cal_end = test_end.saturating_add(calibration).min(order.len());
         Split {
