@@ -12,11 +12,23 @@ use crate::layer::Layer;
 use std::collections::BTreeMap;
 use tir::spec::WorkloadSpec;
 
+/// Gram matrices of every `(layer, matrix)` from two disjoint halves of the
+/// calibration data: `fit` to refit on, `valid` to choose the ridge strength and to
+/// score on (so the refit is judged on data it was not fit to).
+#[derive(Debug, Clone, Default)]
+pub struct Calibration {
+    /// From the first half.
+    pub fit: BTreeMap<(usize, usize), Gram>,
+    /// From the second half.
+    pub valid: BTreeMap<(usize, usize), Gram>,
+}
+
 /// A running Gram matrix `Σ x xᵀ` of `k`-vectors, in `f64`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gram {
     k: usize,
     g: Vec<f64>,
+    sum: Vec<f64>,
     samples: u64,
 }
 
@@ -26,6 +38,7 @@ impl Gram {
         Gram {
             k,
             g: vec![0.0; k * k],
+            sum: vec![0.0; k],
             samples: 0,
         }
     }
@@ -45,10 +58,19 @@ impl Gram {
         self.g[i * self.k + j]
     }
 
+    /// The mean of the vectors added (zeros before any).
+    pub fn mean(&self) -> Vec<f64> {
+        let n = self.samples.max(1) as f64;
+        self.sum.iter().map(|s| s / n).collect()
+    }
+
     /// Adds `x xᵀ` (ignores vectors of the wrong length).
     pub fn add(&mut self, x: &[f32]) {
         if x.len() != self.k {
             return;
+        }
+        for (s, &v) in self.sum.iter_mut().zip(x) {
+            *s += v as f64;
         }
         for (i, &xi) in x.iter().enumerate() {
             if xi == 0.0 {

@@ -79,13 +79,14 @@ fn c_type(d: DType) -> &'static str {
 }
 
 /// Picks each layer's function: the database's best for (`target`, `device`) when
-/// `db` has one, else the default.
+/// `db` has one, else the default (host for the in-process library; the device's
+/// target for standalone programs).
 pub fn schedules(
     layers: &[Layer],
     db: Option<&Database>,
+    target: &tuning_logs::Target,
     device: &DeviceIdentity,
 ) -> Result<Vec<LayerSchedule>, ModelError> {
-    let target = tuning_logs::Target::Host;
     layers
         .iter()
         .map(|l| {
@@ -98,7 +99,7 @@ pub fn schedules(
             let Some(db) = db else {
                 return Ok(default);
             };
-            match apply_best(db, &w, &target, device)
+            match apply_best(db, &w, target, device)
                 .map_err(|e| ModelError::exec(&l.name, e.to_string()))?
             {
                 ApplyBest::Tuned { schedule, record } => Ok(LayerSchedule {

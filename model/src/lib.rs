@@ -35,6 +35,7 @@ pub mod prune;
 pub mod rates;
 pub mod seq2seq;
 pub mod standalone;
+pub mod task;
 pub mod zoo;
 
 pub use array::Array;

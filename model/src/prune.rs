@@ -5,12 +5,14 @@
 //! `bcr-` kind. [`refit_layer`] then recovers accuracy without retraining: for each
 //! output row `r` with kept columns `S`, it solves the ridge least-squares problem
 //!
-//! `min_w ‖Xᵀ_S w − Xᵀ w_dense‖² + λ‖w‖²`, i.e. `(G_SS + λI) w = G_S: · w_dense`,
+//! `min_w ‖Xᵀ_S w − Xᵀ w_dense‖² + λ‖w − w_dense,S‖²`, i.e.
+//! `(G_SS + λI) w = G_S: · w_dense + λ w_dense,S`,
 //!
 //! where `G = Σ x xᵀ` is the Gram matrix of the inputs this matrix saw on calibration
 //! data ([`crate::calibrate`]): the pruned row then reproduces the dense row's outputs
-//! on that data as closely as its pattern allows. `λ` is `ridge` times the mean
-//! diagonal of `G_SS`.
+//! on that data as closely as its pattern allows, while the ridge term keeps it near
+//! the magnitude-pruned values (so it cannot overfit inputs the calibration data barely
+//! exercises). `λ` is `ridge` times the mean diagonal of `G_SS`.
 
 use crate::calibrate::Gram;
 use crate::error::ModelError;
@@ -176,9 +178,13 @@ pub fn refit_matrix(
             diag += g.get(cp, cp);
             rhs[p] = (0..k).map(|c| g.get(cp, c) * w[c] as f64).sum();
         }
+        // Ridge toward the magnitude-pruned values (not toward zero): with a large
+        // `ridge` the refit stays at plain pruning, so rarely active inputs (a nearly
+        // singular G_SS) cannot blow weights up and overfit the calibration data.
         let lambda = ridge * (diag / n as f64).max(1e-12);
-        for p in 0..n {
+        for (p, &(cp, _, _)) in support.iter().enumerate() {
             a[p * n + p] += lambda;
+            rhs[p] += lambda * w[cp] as f64;
         }
         if cholesky_solve(&mut a, &mut rhs, n).is_none() {
             // Not positive definite (no calibration signal): keep the magnitude values.
@@ -191,6 +197,109 @@ pub fn refit_matrix(
         }
     }
     BcrMatrix::new(b.rows(), b.cols(), b.block(), blocks).map_err(|e| e.to_string())
+}
+
+/// `Σ_samples ‖(P − D) x‖² / samples` through the Gram matrix `g`: how far the
+/// outputs of `pruned` are from those of `dense` on the data `g` summarizes.
+pub fn output_error(dense: &Matrix, pruned: &Matrix, g: &Gram) -> f64 {
+    let k = dense.cols();
+    let mut total = 0.0;
+    let mut idx = Vec::with_capacity(k);
+    let mut val = Vec::with_capacity(k);
+    for r in 0..dense.rows() {
+        idx.clear();
+        val.clear();
+        for c in 0..k {
+            let d = pruned.get(r, c) as f64 - dense.get(r, c) as f64;
+            if d != 0.0 {
+                idx.push(c);
+                val.push(d);
+            }
+        }
+        for (a, &i) in idx.iter().enumerate() {
+            let mut row = 0.0;
+            for (b, &j) in idx.iter().enumerate() {
+                row += g.get(i, j) * val[b];
+            }
+            total += val[a] * row;
+        }
+    }
+    total / g.samples().max(1) as f64
+}
+
+/// Refits `b` on `fit` with each strength of `ridges` and keeps whichever of those
+/// and plain magnitude pruning has the smallest [`output_error`] on `valid`. Returns
+/// the matrix and the chosen strength (`None`: magnitude pruning was best).
+pub fn refit_matrix_validated(
+    dense: &Matrix,
+    b: &BcrMatrix,
+    fit: &Gram,
+    valid: &Gram,
+    ridges: &[f64],
+) -> Result<(BcrMatrix, Option<f64>), String> {
+    let mut best = (b.clone(), None, output_error(dense, &b.to_dense(), valid));
+    for &ridge in ridges {
+        let m = refit_matrix(dense, b, fit, ridge)?;
+        let e = output_error(dense, &m.to_dense(), valid);
+        if e < best.2 {
+            best = (m, Some(ridge), e);
+        }
+    }
+    Ok((best.0, best.1))
+}
+
+/// Refits every pruned matrix of `pruned` (the pruned form of `dense`) on the fit
+/// Gram matrices `fit[m]`, choosing the strength among `ridges` (or no refit) by the
+/// output error on `valid[m]` ([`refit_matrix_validated`]).
+pub fn refit_layer_validated(
+    dense: &Layer,
+    pruned: &Layer,
+    fit: &[&Gram],
+    valid: &[&Gram],
+    ridges: &[f64],
+) -> Result<Layer, ModelError> {
+    let mut out = pruned.clone();
+    for (i, m) in pruned.weights.matrices.iter().enumerate() {
+        let GivenMatrix::Bcr(b) = m else { continue };
+        let (Some(f), Some(v)) = (fit.get(i), valid.get(i)) else {
+            return Err(ModelError::layer(
+                &dense.name,
+                format!("no calibration data for matrix {i}"),
+            ));
+        };
+        let d = dense.dense(i)?;
+        let (refit, _) = refit_matrix_validated(&d, b, f, v, ridges)
+            .map_err(|e| ModelError::layer(&dense.name, e))?;
+        correct_bias(&mut out, i, &d, &refit.to_dense(), &f.mean());
+        out.weights.matrices[i] = GivenMatrix::Bcr(refit);
+    }
+    Ok(out)
+}
+
+/// Bias correction: adds `(W_dense − W_pruned) · mean(x)` to the bias that goes with
+/// weight matrix `i` (FC/conv: `B` when the layer has one; GRU/LSTM: `b_ih` for
+/// `W_ih`, `b_hh` for `W_hh`), so the layer's mean output on the calibration data is
+/// unchanged by pruning.
+fn correct_bias(layer: &mut Layer, i: usize, dense: &Matrix, pruned: &Matrix, mean: &[f64]) {
+    let has_bias = match &layer.spec {
+        WorkloadSpec::Fc(s) => s.bias && i == 0,
+        WorkloadSpec::Conv2d(s) => s.bias && i == 0,
+        WorkloadSpec::Rnn(_) => i < 2,
+        _ => false,
+    };
+    let Some(bias) = layer.weights.biases.get_mut(i).filter(|_| has_bias) else {
+        return;
+    };
+    let k = dense.cols();
+    if mean.len() != k || bias.len() != dense.rows() {
+        return;
+    }
+    for (r, b) in bias.iter_mut().enumerate() {
+        let shift: f64 = (0..k)
+            .map(|c| (dense.get(r, c) - pruned.get(r, c)) as f64 * mean[c])
+            .sum();
+        *b += shift as f32;
+    }
 }
 
 /// Refits every pruned matrix of `pruned` (the pruned form of `dense`) with the Gram

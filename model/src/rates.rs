@@ -15,10 +15,10 @@
 //! model (biases and embeddings are not counted; index arrays neither: the storage
 //! ratio with BCR's index arrays is reported separately).
 
-use crate::calibrate::Gram;
+use crate::calibrate::{Calibration, Gram};
 use crate::error::ModelError;
 use crate::layer::Layer;
-use crate::prune::{prune_layer, refit_layer};
+use crate::prune::{prune_layer, refit_layer_validated};
 use crate::Model;
 use std::collections::BTreeMap;
 use tir::bcr::BlockShape;
@@ -34,8 +34,10 @@ pub struct PruneOptions {
     pub rates: Vec<f64>,
     /// Refit kept weights by ridge least squares (needs calibration Gram matrices).
     pub refit: bool,
-    /// Relative ridge strength for refitting.
-    pub ridge: f64,
+    /// Relative ridge strengths tried by the refit (toward the magnitude-pruned
+    /// values); per matrix, the one with the least output error on the validation
+    /// half of the calibration data wins, or no refit when that is better.
+    pub ridges: Vec<f64>,
     /// Layers smaller than this many weights stay dense.
     pub min_layer_weights: usize,
 }
@@ -49,7 +51,7 @@ impl Default for PruneOptions {
                 0.5, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.96, 0.97, 0.98, 0.99,
             ],
             refit: true,
-            ridge: 1e-3,
+            ridges: vec![0.01, 0.1, 1.0, 10.0],
             min_layer_weights: 1024,
         }
     }
@@ -107,24 +109,29 @@ fn pruned_layer(
     i: usize,
     block: BlockShape,
     rate: f64,
-    grams: Option<&BTreeMap<(usize, usize), Gram>>,
-    ridge: f64,
+    grams: Option<&Calibration>,
+    ridges: &[f64],
 ) -> Result<Layer, ModelError> {
     let dense = &model.layers[i];
     let p = prune_layer(dense, block, rate)?;
     match grams {
-        Some(g) if rate > 0.0 => {
-            let gs: Vec<&Gram> = (0..dense.weights.matrices.len())
-                .map(|m| {
-                    g.get(&(i, m)).ok_or_else(|| {
-                        ModelError::layer(
-                            &dense.name,
-                            format!("no calibration inputs for matrix {m}"),
-                        )
+        Some(c) if rate > 0.0 => {
+            let pick = |g: &'_ BTreeMap<(usize, usize), Gram>| -> Result<Vec<Gram>, ModelError> {
+                (0..dense.weights.matrices.len())
+                    .map(|m| {
+                        g.get(&(i, m)).cloned().ok_or_else(|| {
+                            ModelError::layer(
+                                &dense.name,
+                                format!("no calibration inputs for matrix {m}"),
+                            )
+                        })
                     })
-                })
-                .collect::<Result<_, _>>()?;
-            refit_layer(dense, &p, &gs, ridge)
+                    .collect()
+            };
+            let (fit, valid) = (pick(&c.fit)?, pick(&c.valid)?);
+            let fit: Vec<&Gram> = fit.iter().collect();
+            let valid: Vec<&Gram> = valid.iter().collect();
+            refit_layer_validated(dense, &p, &fit, &valid, ridges)
         }
         _ => Ok(p),
     }
@@ -135,12 +142,12 @@ pub fn apply_rates(
     model: &Model,
     block: BlockShape,
     rates: &[f64],
-    grams: Option<&BTreeMap<(usize, usize), Gram>>,
-    ridge: f64,
+    grams: Option<&Calibration>,
+    ridges: &[f64],
 ) -> Result<Model, ModelError> {
     let mut out = model.clone();
     for (i, &r) in rates.iter().enumerate() {
-        out.layers[i] = pruned_layer(model, i, block, r, grams, ridge)?;
+        out.layers[i] = pruned_layer(model, i, block, r, grams, ridges)?;
     }
     Ok(out)
 }
@@ -184,7 +191,7 @@ fn uniform_rate(model: &Model, able: &[bool], target: f64) -> Result<f64, ModelE
 pub fn prune_model(
     model: &Model,
     opts: &PruneOptions,
-    grams: Option<&BTreeMap<(usize, usize), Gram>>,
+    grams: Option<&Calibration>,
     score: &mut Scorer<'_>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Model, PruneReport), ModelError> {
@@ -210,7 +217,7 @@ pub fn prune_model(
     let mut block_scores = Vec::new();
     for &b in &opts.blocks {
         let rates: Vec<f64> = able.iter().map(|&a| if a { u } else { 0.0 }).collect();
-        let m = apply_rates(model, b, &rates, grams, opts.ridge)?;
+        let m = apply_rates(model, b, &rates, grams, &opts.ridges)?;
         let s = score(&m)?;
         progress(&format!(
             "block {}x{} at uniform rate {u:.3}: score {s:.4}",
@@ -228,12 +235,16 @@ pub fn prune_model(
         .ok_or_else(|| ModelError::layer(&model.name, "no candidate block shape"))?;
     // 2. Sensitivity per prunable layer.
     let mut sensitivity = Vec::new();
+    // Weights actually kept at each point (BCR rounding makes it differ from the rate).
+    let mut kept_at: Vec<Vec<f64>> = Vec::new();
     for (i, &prunable_layer) in able.iter().enumerate() {
         let mut points = vec![(0.0, dense_score)];
+        let mut kept_here = vec![model.layers[i].dense_params() as f64];
         if prunable_layer {
             for &r in &opts.rates {
                 let mut m = model.clone();
-                m.layers[i] = pruned_layer(model, i, block, r, grams, opts.ridge)?;
+                m.layers[i] = pruned_layer(model, i, block, r, grams, &opts.ridges)?;
+                kept_here.push(m.layers[i].kept_params() as f64);
                 let s = score(&m)?;
                 progress(&format!(
                     "sensitivity {} at {r}: score {s:.4}",
@@ -246,18 +257,13 @@ pub fn prune_model(
             layer: model.layers[i].name.clone(),
             points,
         });
+        kept_at.push(kept_here);
     }
     // 3. Greedy rate choice.
     let total = dense_weights(model) as f64;
     let budget = total / opts.compression;
     let mut step = vec![0usize; n];
-    let kept = |step: &[usize]| -> f64 {
-        (0..n)
-            .map(|i| {
-                model.layers[i].dense_params() as f64 * (1.0 - sensitivity[i].points[step[i]].0)
-            })
-            .sum()
-    };
+    let kept = |step: &[usize]| -> f64 { (0..n).map(|i| kept_at[i][step[i]]).sum() };
     while kept(&step) > budget {
         let mut best: Option<(usize, f64)> = None;
         for i in 0..n {
@@ -265,9 +271,8 @@ pub fn prune_model(
             if step[i] + 1 >= pts.len() {
                 continue;
             }
-            let (r0, s0) = pts[step[i]];
-            let (r1, s1) = pts[step[i] + 1];
-            let removed = model.layers[i].dense_params() as f64 * (r1 - r0);
+            let (s0, s1) = (pts[step[i]].1, pts[step[i] + 1].1);
+            let removed = kept_at[i][step[i]] - kept_at[i][step[i] + 1];
             let cost = (s0 - s1).max(0.0) / removed.max(1.0) + 1e-12 / removed.max(1.0);
             if best.is_none_or(|(_, c)| cost < c) {
                 best = Some((i, cost));
@@ -289,14 +294,14 @@ pub fn prune_model(
         }
     }
     let rates: Vec<f64> = (0..n).map(|i| sensitivity[i].points[step[i]].0).collect();
-    let magnitude = apply_rates(model, block, &rates, None, opts.ridge)?;
+    let magnitude = apply_rates(model, block, &rates, None, &opts.ridges)?;
     let magnitude_score = score(&magnitude)?;
     progress(&format!(
         "chosen rates, magnitude pruning: score {magnitude_score:.4}"
     ));
     let (pruned, refit_score) = match grams {
         Some(_) => {
-            let m = apply_rates(model, block, &rates, grams, opts.ridge)?;
+            let m = apply_rates(model, block, &rates, grams, &opts.ridges)?;
             let s = score(&m)?;
             progress(&format!("chosen rates, refit: score {s:.4}"));
             (m, Some(s))

@@ -1,7 +1,7 @@
 //! Pruning a model: refitting reduces the layer reconstruction error, the chosen rates
 //! meet the target compression, and impossible targets are refused clearly.
 
-use model::calibrate::{Gram, Recorder};
+use model::calibrate::{Calibration, Gram, Recorder};
 use model::graph::{Graph, Node, Op};
 use model::layer::Layer;
 use model::prune::{prune_layer, refit_matrix};
@@ -142,13 +142,20 @@ fn prune_model_meets_the_target_and_refit_beats_magnitude() {
         unreachable!()
     };
     let calib = inputs(64, 1);
-    let mut rec = Recorder::default();
-    for x in &calib {
-        eval::run_graph(g, &dense.layers, x, &mut rec).unwrap();
-    }
-    let grams = rec.into_grams();
-    assert_eq!(grams[&(0, 0)].samples(), 64);
-    let mut score = fidelity(&dense, &calib);
+    let valid = inputs(64, 3);
+    let record = |xs: &[Array]| {
+        let mut rec = Recorder::default();
+        for x in xs {
+            eval::run_graph(g, &dense.layers, x, &mut rec).unwrap();
+        }
+        rec.into_grams()
+    };
+    let grams = Calibration {
+        fit: record(&calib),
+        valid: record(&valid),
+    };
+    assert_eq!(grams.fit[&(0, 0)].samples(), 64);
+    let mut score = fidelity(&dense, &valid);
     let opts = PruneOptions {
         compression: 4.0,
         blocks: vec![
@@ -185,7 +192,7 @@ fn prune_model_meets_the_target_and_refit_beats_magnitude() {
         report.block,
         &report.rates.iter().map(|r| r.1).collect::<Vec<_>>(),
         None,
-        opts.ridge,
+        &opts.ridges,
     )
     .unwrap();
     assert!(held_score(&pruned).unwrap() > held_score(&magnitude).unwrap());

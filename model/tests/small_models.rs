@@ -205,7 +205,7 @@ fn compiled_layers_match_the_interpreter() {
     use model::compiled::{schedules, Compiled, ScheduleSource};
     let device = tuning_logs::DeviceIdentity::host();
     for m in [tiny_cnn(false), tiny_cnn(true), tiny_seq2seq()] {
-        let funcs = schedules(&m.layers, None, &device).unwrap();
+        let funcs = schedules(&m.layers, None, &tuning_logs::Target::Host, &device).unwrap();
         let mut c = Compiled::build(&m.layers, funcs, &|f| f.clone()).unwrap();
         assert!(c.sources.iter().all(|(_, s)| *s == ScheduleSource::Default));
         match &m.body {
@@ -251,7 +251,9 @@ fn standalone_programs_match_the_interpreter_natively_and_under_qemu() {
         ),
     ];
     for m in [tiny_cnn(true), tiny_seq2seq()] {
-        let scheds = model::compiled::schedules(&m.layers, None, &device).unwrap();
+        let scheds =
+            model::compiled::schedules(&m.layers, None, &tuning_logs::Target::Host, &device)
+                .unwrap();
         for (target, runner) in &targets {
             let dir = tempfile::tempdir().unwrap();
             let prog = standalone::generate(&m, &scheds, &|f| f.clone(), target).unwrap();

@@ -24,6 +24,7 @@ pub mod db;
 pub mod db_store;
 pub mod features;
 pub mod measure;
+pub mod model_cmd;
 pub mod model_run;
 pub mod pipeline;
 pub mod plot;

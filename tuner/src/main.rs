@@ -86,6 +86,79 @@ enum Command {
         #[arg(long)]
         opencl_cc: Option<String>,
     },
+    /// Prunes a whole model to BCR: chooses the block size and per-layer rates for a
+    /// target compression on calibration data, refits the kept weights, prints the
+    /// table and writes the pruned model file.
+    /// Example: grim-tune prune --model mnist-cnn --compression 10 --calib mnist --out mnist.bcr
+    Prune {
+        /// `mnist-cnn`, `g2p` (shipped, see scripts/fetch-models.sh), a `.pth` or
+        /// `.npz` checkpoint, or a grim model file.
+        #[arg(long)]
+        model: String,
+        /// Target compression: dense weights / kept weights.
+        #[arg(long, default_value_t = 10.0)]
+        compression: f64,
+        /// Candidate BCR block shapes, e.g. `--block 32x32 --block 16x16`; the best on
+        /// the calibration data is used.
+        #[arg(long = "block", default_value = "32x32")]
+        blocks: Vec<String>,
+        /// Calibration data: `mnist`, `cmudict`, or a path.
+        #[arg(long)]
+        calib: String,
+        /// Calibration samples (taken from the start of MNIST; a hash sample of CMUdict
+        /// disjoint from the 3000 test words).
+        #[arg(long, default_value_t = 500)]
+        calib_size: usize,
+        /// Plain magnitude pruning, no refit.
+        #[arg(long)]
+        no_refit: bool,
+        /// The pruned model file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the shipped models and data are (default: $GRIM_MODELS_DIR or models).
+        #[arg(long)]
+        models_dir: Option<PathBuf>,
+    },
+    /// Runs a (pruned) model compiled with the best tuned schedules on test data,
+    /// dense vs BCR side by side: accuracy, latency, check against the interpreter.
+    Run {
+        /// The model to run (usually from `grim-tune prune`).
+        #[arg(long)]
+        model: String,
+        /// Its dense original, for the comparison (e.g. `mnist-cnn`).
+        #[arg(long)]
+        dense: Option<String>,
+        /// Test data: `mnist`, `cmudict`, or a path.
+        #[arg(long)]
+        data: String,
+        /// Calibration samples at the start of the data, skipped (as given to prune).
+        #[arg(long, default_value_t = 500)]
+        calib_size: usize,
+        /// At most this many test samples.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Device: `local`, `qemu[:CPU]` or `adb:SERIAL`.
+        #[arg(long, default_value = "local")]
+        device: String,
+        /// `-mcpu` of the NEON build for qemu and adb devices.
+        #[arg(long, default_value = "cortex-a76")]
+        mcpu: String,
+        /// The `adb` program (default: `adb` on PATH).
+        #[arg(long)]
+        adb: Option<PathBuf>,
+        /// The tuning database (default: the user's data directory).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Timed inferences (median reported).
+        #[arg(long, default_value_t = 50)]
+        repeat: usize,
+        /// Outputs compared with the reference interpreter.
+        #[arg(long, default_value_t = 2)]
+        check: usize,
+        /// Where the shipped models and data are (default: $GRIM_MODELS_DIR or models).
+        #[arg(long)]
+        models_dir: Option<PathBuf>,
+    },
     /// Lists the adb devices with their identity (model, ABI, SoC, cores and their
     /// frequencies, and the id their tuning records are stored under).
     Devices {
@@ -352,6 +425,68 @@ fn main() -> ExitCode {
             tuner::adb::devices(&adb, template.as_ref())
                 .map_err(|e| tuner::CliError::Other(e.to_string()))
         }
+        Command::Prune {
+            model,
+            compression,
+            blocks,
+            calib,
+            calib_size,
+            no_refit,
+            out,
+            models_dir,
+        } => blocks
+            .iter()
+            .map(|b| {
+                b.parse::<tir::BlockShape>()
+                    .map_err(|e| tuner::CliError::Other(format!("--block {b}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|blocks| {
+                tuner::model_cmd::prune(&tuner::model_cmd::PruneArgs {
+                    model,
+                    models_dir: models_dir.unwrap_or_else(model::zoo::default_dir),
+                    compression,
+                    blocks,
+                    calib,
+                    calib_size,
+                    no_refit,
+                    out,
+                })
+                .map_err(tuner::CliError::Other)
+            }),
+        Command::Run {
+            model,
+            dense,
+            data,
+            calib_size,
+            limit,
+            device,
+            mcpu,
+            adb,
+            db,
+            repeat,
+            check,
+            models_dir,
+        } => device
+            .parse()
+            .map_err(tuner::CliError::Other)
+            .and_then(|device| {
+                tuner::model_cmd::run(&tuner::model_cmd::RunArgs {
+                    model,
+                    dense,
+                    models_dir: models_dir.unwrap_or_else(model::zoo::default_dir),
+                    data,
+                    calib_size,
+                    limit,
+                    device,
+                    mcpu,
+                    adb,
+                    db,
+                    repeat,
+                    check,
+                })
+                .map_err(tuner::CliError::Other)
+            }),
         Command::Show { spec, no_ir } => tuner::show(&spec, !no_ir),
         Command::CheckIr { file } => tuner::check_ir(&file),
         Command::Build {

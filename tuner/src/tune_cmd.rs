@@ -163,7 +163,8 @@ pub fn workloads_from_arg(arg: &str) -> Result<Vec<String>, String> {
     Ok(vec![arg.to_string()])
 }
 
-fn runner(args: &TuneArgs) -> Result<Box<dyn Runner>, String> {
+/// The runner `args` ask for (device and target).
+pub fn runner(args: &TuneArgs) -> Result<Box<dyn Runner>, String> {
     let mut limits = Limits {
         build_timeout: args.build_timeout,
         run_timeout: args.run_timeout,

@@ -1,0 +1,421 @@
+//! `grim-tune prune` and `grim-tune run`: whole models.
+//!
+//! - `prune` loads a model (a shipped one by name, its original file, an ONNX file or
+//!   a grim model file), chooses the BCR block size and per-layer rates for a target
+//!   compression on calibration data ([`model::rates`]), refits the kept weights, prints
+//!   the chosen table with calibration scores, and writes the pruned model file.
+//! - `run` compiles a pruned model and its dense original with the best schedules of the
+//!   tuning database (the default loop nest, with a note, for layers without one) into
+//!   standalone programs, runs them on the test data locally, under qemu or over adb,
+//!   checks the first outputs against the reference interpreter, and prints accuracy
+//!   and latency side by side.
+
+use crate::model_run::{run_program, target_for, ModelDevice};
+use crate::tune_cmd::{DeviceArg, TuneArgs};
+use model::compiled::{schedules, ScheduleSource};
+use model::rates::{compression, prune_model, PruneOptions};
+use model::standalone::{self, f32_bytes, f32_values, sequences_bytes, sequences_from_bytes};
+use model::task::{data_path, Accuracy, Task};
+use model::{Body, Interpreter, Model};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tir::bcr::BlockShape;
+
+/// Loads a model argument: `mnist-cnn` or `g2p` (the shipped models, from
+/// `models_dir`), a `.pth` MNIST CNN checkpoint, a g2p `.npz` checkpoint, an `.onnx`
+/// file, or a grim model file (anything else).
+pub fn load_model(arg: &str, models_dir: &Path) -> Result<Model, String> {
+    let p = Path::new(arg);
+    let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let r = match (arg, ext) {
+        ("mnist-cnn", _) => model::zoo::mnist_cnn::load(models_dir),
+        ("g2p", _) => model::zoo::g2p::load(models_dir),
+        (_, "pth") => model::zoo::mnist_cnn::load_file(p),
+        (_, "npz") => model::zoo::g2p::load_file(p),
+        _ => model::file::load(p),
+    };
+    r.map_err(|e| {
+        let hint = if matches!(arg, "mnist-cnn" | "g2p") {
+            " (run scripts/fetch-models.sh, or set GRIM_MODELS_DIR)"
+        } else {
+            ""
+        };
+        format!("{e}{hint}")
+    })
+}
+
+/// Everything `grim-tune prune` takes.
+#[derive(Debug, Clone)]
+pub struct PruneArgs {
+    /// The dense model (see [`load_model`]).
+    pub model: String,
+    /// Where shipped models and data live.
+    pub models_dir: PathBuf,
+    /// Target compression (dense weights / kept weights).
+    pub compression: f64,
+    /// Candidate block shapes.
+    pub blocks: Vec<BlockShape>,
+    /// Calibration data (`mnist`, `cmudict` or a path).
+    pub calib: String,
+    /// Calibration samples.
+    pub calib_size: usize,
+    /// Skip the refit (plain magnitude pruning).
+    pub no_refit: bool,
+    /// Where to write the pruned model.
+    pub out: PathBuf,
+}
+
+/// Runs `grim-tune prune`; returns the report.
+pub fn prune(a: &PruneArgs) -> Result<String, String> {
+    let dense = load_model(&a.model, &a.models_dir)?;
+    let data = data_path(&a.calib, &a.models_dir);
+    let task = Task::load(&dense, &data, a.calib_size).map_err(|e| e.to_string())?;
+    eprintln!(
+        "prune: model `{}` ({} layers), calibration data {} ({} samples)",
+        dense.name,
+        dense.layers.len(),
+        data.display(),
+        a.calib_size
+    );
+    let opts = PruneOptions {
+        compression: a.compression,
+        blocks: a.blocks.clone(),
+        refit: !a.no_refit,
+        ..PruneOptions::default()
+    };
+    let t0 = std::time::Instant::now();
+    let grams = if opts.refit {
+        eprintln!("prune: recording calibration inputs of every layer");
+        Some(task.calibration_grams(&dense).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let mut score = |m: &Model| task.score(m);
+    let mut progress =
+        |line: &str| eprintln!("prune: {line} ({:.0} s)", t0.elapsed().as_secs_f64());
+    let (pruned, report) = prune_model(&dense, &opts, grams.as_ref(), &mut score, &mut progress)
+        .map_err(|e| e.to_string())?;
+    model::file::save(&pruned, &a.out).map_err(|e| e.to_string())?;
+    let mut s = String::new();
+    s.push_str(&format!(
+        "pruned `{}` to {:.2}x ({} of {} weights kept)\n",
+        dense.name,
+        compression(&pruned),
+        pruned.layers.iter().map(|l| l.kept_params()).sum::<usize>(),
+        dense.layers.iter().map(|l| l.dense_params()).sum::<usize>()
+    ));
+    s.push_str(&format!(
+        "block size candidates: {}\n",
+        report
+            .block_scores
+            .iter()
+            .map(|(b, sc)| format!("{}x{} score {sc:.4}", b.rows, b.cols))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    s.push_str(&report.table(&pruned));
+    s.push_str("\n(score: calibration ");
+    s.push_str(match &dense.body {
+        Body::Graph(_) => "mean log-probability of the right class",
+        Body::Seq2Seq(_) => "minus phoneme error rate",
+    });
+    s.push_str(")\n");
+    // Test accuracy, dense vs magnitude vs refit, on the held-out split.
+    let acc = |m: &Model| {
+        task.accuracy(m, model::Reference::default)
+            .map_err(|e| e.to_string())
+    };
+    let magnitude = model::rates::apply_rates(
+        &dense,
+        report.block,
+        &report.rates.iter().map(|r| r.1).collect::<Vec<_>>(),
+        None,
+        &opts.ridges,
+    )
+    .map_err(|e| e.to_string())?;
+    s.push_str(&format!("test: dense {}\n", acc(&dense)?));
+    s.push_str(&format!(
+        "test: BCR, magnitude pruning only {}\n",
+        acc(&magnitude)?
+    ));
+    if opts.refit {
+        s.push_str(&format!("test: BCR, refit {}\n", acc(&pruned)?));
+    }
+    s.push_str(&format!("wrote {}\n", a.out.display()));
+    Ok(s)
+}
+
+/// Everything `grim-tune run` takes.
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    /// The (pruned) model.
+    pub model: String,
+    /// Its dense original, for the side-by-side comparison.
+    pub dense: Option<String>,
+    /// Where shipped models and data live.
+    pub models_dir: PathBuf,
+    /// Test data (`mnist`, `cmudict` or a path).
+    pub data: String,
+    /// Calibration samples to skip at the start of the data (as in `prune`).
+    pub calib_size: usize,
+    /// At most this many test samples.
+    pub limit: Option<usize>,
+    /// Device.
+    pub device: DeviceArg,
+    /// `-mcpu` for qemu and adb.
+    pub mcpu: String,
+    /// The `adb` program.
+    pub adb: Option<PathBuf>,
+    /// The tuning database.
+    pub db: Option<PathBuf>,
+    /// Timed inferences.
+    pub repeat: usize,
+    /// Outputs checked against the interpreter.
+    pub check: usize,
+}
+
+struct Row {
+    label: String,
+    kept: usize,
+    tuned: usize,
+    layers: usize,
+    accuracy: Accuracy,
+    latency: Option<(f64, f64)>,
+    check: String,
+}
+
+fn device_identity(
+    a: &RunArgs,
+    target: &codegen::Target,
+) -> Result<(tuning_logs::Target, tuning_logs::DeviceIdentity), String> {
+    let args = TuneArgs {
+        workloads: vec![],
+        target: target.to_string(),
+        device: a.device.clone(),
+        trials: 1,
+        strategy: crate::tune::Strategy::Random,
+        seed: 1,
+        build_timeout: Duration::from_secs(60),
+        run_timeout: Duration::from_secs(60),
+        json: false,
+        progress: false,
+        no_dense: true,
+        plot: None,
+        adb: a.adb.clone(),
+        cpu_mask: None,
+        cooldown: None,
+        opencl_lib: None,
+        opencl_cc: None,
+        given: vec![],
+    };
+    let runner = crate::tune_cmd::runner(&args)?;
+    crate::db_store::identity_of(runner.as_ref())
+}
+
+fn run_one(
+    label: &str,
+    m: &Model,
+    task: &Task,
+    a: &RunArgs,
+    on: &ModelDevice,
+    db: Option<&tuning_logs::Database>,
+    ident: &(tuning_logs::Target, tuning_logs::DeviceIdentity),
+    notes: &mut Vec<String>,
+) -> Result<Row, String> {
+    let scheds = schedules(&m.layers, db, &ident.0, &ident.1).map_err(|e| e.to_string())?;
+    let mut tuned = 0;
+    for (l, s) in m.layers.iter().zip(&scheds) {
+        match s.source {
+            ScheduleSource::Tuned { .. } => tuned += 1,
+            ScheduleSource::Default => notes.push(format!("{label} layer `{}`: no tuned schedule for {} on this device, using the default loop nest", l.name, l.spec)),
+        }
+    }
+    let prog = standalone::generate(m, &scheds, &crate::pipeline::optimize, &on.target)
+        .map_err(|e| e.to_string())?;
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (accuracy, latency, check) = match (task, &m.body) {
+        (Task::Mnist { test, .. }, Body::Graph(g)) => {
+            let xs: Vec<model::Array> = (0..test.len()).filter_map(|i| test.input(i)).collect();
+            let input = f32_bytes(&xs.iter().map(|x| x.data()).collect::<Vec<_>>());
+            let out = run_program(&prog, on, work.path(), &input, a.repeat)?;
+            let ys = f32_values(&out.output);
+            if ys.len() != xs.len() * prog.output_len {
+                return Err(format!(
+                    "{label}: the program wrote {} values for {} images",
+                    ys.len(),
+                    xs.len()
+                ));
+            }
+            let mut correct = 0;
+            for (i, chunk) in ys.chunks(prog.output_len).enumerate() {
+                let best =
+                    model::Array::new(vec![chunk.len()], chunk.to_vec()).and_then(|a| a.argmax());
+                if best == Some(usize::from(test.labels[i])) {
+                    correct += 1;
+                }
+            }
+            let mut worst = 0.0f32;
+            for (i, x) in xs.iter().take(a.check).enumerate() {
+                let want = model::eval::run_graph(g, &m.layers, x, &mut Interpreter::default())
+                    .map_err(|e| e.to_string())?;
+                let got = &ys[i * prog.output_len..(i + 1) * prog.output_len];
+                worst = got
+                    .iter()
+                    .zip(want.data())
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(worst, f32::max);
+            }
+            if worst > 1e-4 {
+                return Err(format!(
+                    "{label}: compiled outputs differ from the interpreter by {worst:e} (> 1e-4)"
+                ));
+            }
+            (
+                Accuracy::Top1 {
+                    top1: correct as f64 / xs.len().max(1) as f64,
+                    n: xs.len(),
+                },
+                out.timing,
+                format!("max |diff| {worst:.1e} on {} images", a.check.min(xs.len())),
+            )
+        }
+        (Task::G2p { test, .. }, Body::Seq2Seq(s)) => {
+            let seqs: Vec<Vec<usize>> = test.iter().map(|e| s.encode_word(&e.word)).collect();
+            let out = run_program(&prog, on, work.path(), &sequences_bytes(&seqs), a.repeat)?;
+            let got = sequences_from_bytes(&out.output)
+                .ok_or_else(|| format!("{label}: malformed program output"))?;
+            if got.len() != seqs.len() {
+                return Err(format!(
+                    "{label}: {} results for {} words",
+                    got.len(),
+                    seqs.len()
+                ));
+            }
+            let mut score = model::metrics::G2pScore::default();
+            for (e, ids) in test.iter().zip(&got) {
+                let phones: Vec<String> = ids
+                    .iter()
+                    .map(|&i| s.output_symbols.get(i).cloned().unwrap_or_default())
+                    .collect();
+                score = score.merge(model::metrics::G2pScore::of(&phones, &e.phonemes));
+            }
+            for (seq, ids) in seqs.iter().zip(&got).take(a.check) {
+                let want = s
+                    .predict(&m.layers, seq, &mut Interpreter::default())
+                    .map_err(|e| e.to_string())?;
+                if want != *ids {
+                    return Err(format!(
+                        "{label}: the compiled model decodes {ids:?}, the interpreter {want:?}"
+                    ));
+                }
+            }
+            (
+                Accuracy::G2p {
+                    words: score.word_accuracy(),
+                    per: score.phoneme_error_rate(),
+                    n: test.len(),
+                },
+                out.timing,
+                format!(
+                    "same decoding as the interpreter on {} words",
+                    a.check.min(seqs.len())
+                ),
+            )
+        }
+        _ => return Err(format!("{label}: the data does not fit the model")),
+    };
+    Ok(Row {
+        label: label.to_string(),
+        kept: m.layers.iter().map(|l| l.kept_params()).sum(),
+        tuned,
+        layers: m.layers.len(),
+        accuracy,
+        latency,
+        check,
+    })
+}
+
+/// Runs `grim-tune run`; returns the report.
+pub fn run(a: &RunArgs) -> Result<String, String> {
+    let bcr = load_model(&a.model, &a.models_dir)?;
+    let dense = match &a.dense {
+        Some(d) => Some(load_model(d, &a.models_dir)?),
+        None => None,
+    };
+    let data = data_path(&a.data, &a.models_dir);
+    let mut task = Task::load(&bcr, &data, a.calib_size).map_err(|e| e.to_string())?;
+    let n = a.limit.unwrap_or(usize::MAX).min(task.test_len());
+    task.limit_test(n);
+    let target = target_for(&a.device, &a.mcpu)?;
+    let on = ModelDevice {
+        device: a.device.clone(),
+        adb: a.adb.clone(),
+        target: target.clone(),
+        timeout: Duration::from_secs(1800),
+    };
+    let db = match &a.db {
+        Some(p) => {
+            Some(tuning_logs::Database::open(p).map_err(|e| format!("{}: {e}", p.display()))?)
+        }
+        None => tuning_logs::default_db_path()
+            .filter(|p| p.exists())
+            .and_then(|p| tuning_logs::Database::open(&p).ok()),
+    };
+    let ident = device_identity(a, &target)?;
+    let mut notes = Vec::new();
+    let mut rows = Vec::new();
+    if let Some(d) = &dense {
+        rows.push(run_one(
+            "dense",
+            d,
+            &task,
+            a,
+            &on,
+            db.as_ref(),
+            &ident,
+            &mut notes,
+        )?);
+    }
+    rows.push(run_one(
+        "BCR",
+        &bcr,
+        &task,
+        a,
+        &on,
+        db.as_ref(),
+        &ident,
+        &mut notes,
+    )?);
+    let mut s = format!(
+        "model `{}` on {} ({}), test data {} ({} samples), median of {} timed inferences\n\n",
+        bcr.name,
+        ident.1.name(),
+        target,
+        data.display(),
+        n,
+        a.repeat
+    );
+    s.push_str("| model | weights kept | tuned layers | accuracy | latency (median) | speedup | check vs interpreter |\n|---|---|---|---|---|---|---|\n");
+    let base = rows.first().and_then(|r| r.latency).map(|t| t.0);
+    for r in &rows {
+        let lat = r
+            .latency
+            .map(|t| format!("{:.1} us", t.0 * 1e6))
+            .unwrap_or_else(|| "-".into());
+        let speed = match (base, r.latency) {
+            (Some(b), Some(t)) if dense.is_some() => format!("{:.2}x", b / t.0),
+            _ => "-".into(),
+        };
+        s.push_str(&format!(
+            "| {} | {} | {}/{} | {} | {} | {} | {} |\n",
+            r.label, r.kept, r.tuned, r.layers, r.accuracy, lat, speed, r.check
+        ));
+    }
+    if matches!(a.device, DeviceArg::Qemu(_)) {
+        s.push_str("\nnote: under qemu wall time is not a performance signal (emulated); compare instruction counts instead.\n");
+    }
+    for n in notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    Ok(s)
+}
