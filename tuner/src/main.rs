@@ -12,6 +12,24 @@ struct Cli {
     command: Command,
 }
 
+/// The rules of the e-graph pass: the shipped ones, minus `--drop-rule`s, plus
+/// `--rules` files.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct RuleArgs {
+    /// Extra rule file to load after the shipped ones (repeatable).
+    #[arg(long = "rules")]
+    rules: Vec<PathBuf>,
+    /// Shipped rule to leave out, by name (repeatable; see `grim-tune rules list`).
+    #[arg(long = "drop-rule")]
+    drop_rules: Vec<String>,
+}
+
+impl RuleArgs {
+    fn load(&self) -> Result<tir::egraph::rules::RuleSet, tuner::CliError> {
+        Ok(tuner::pipeline::load_rules(&self.rules, &self.drop_rules)?)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Builds a workload from a spec string and prints its key, BCR statistics and
@@ -72,6 +90,8 @@ enum Command {
         /// On an adb device, pause this many seconds before each batch (cooldown).
         #[arg(long)]
         cooldown: Option<f64>,
+        #[command(flatten)]
+        rules: RuleArgs,
     },
     /// Lists the adb devices with their identity (model, ABI, SoC, cores and their
     /// frequencies, and the id their tuning records are stored under).
@@ -93,12 +113,15 @@ enum Command {
         /// Target: `host` or `aarch64-neon:MCPU`.
         #[arg(long, default_value = "host")]
         target: String,
-        /// A trace JSON file with the schedule to apply (default schedule otherwise).
+        /// A trace JSON file with the schedule to apply (default schedule otherwise:
+        /// the BCR form the e-graph picks, see README).
         #[arg(long)]
         trace: Option<PathBuf>,
         /// Output directory for `kernels.c` and `kernels`.
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        rules: RuleArgs,
     },
     /// Builds and runs a (scheduled) workload and compares it with the interpreter;
     /// exits non-zero when the error exceeds the tolerance.
@@ -118,6 +141,8 @@ enum Command {
         /// Largest accepted relative error.
         #[arg(long, default_value_t = 1e-4)]
         tolerance: f64,
+        #[command(flatten)]
+        rules: RuleArgs,
     },
     /// The tuning database: export, import, merge, show.
     Db {
@@ -141,9 +166,8 @@ enum RulesCommand {
     },
     /// Prints every loaded rule (shipped, plus --rules files) with its file:line.
     List {
-        /// Extra rule file to load after the shipped ones (repeatable).
-        #[arg(long = "rules")]
-        rules: Vec<PathBuf>,
+        #[command(flatten)]
+        rules: RuleArgs,
     },
     /// Runs the e-graph pass on a workload: rules fired, stop reasons, cost before and
     /// after, and the BCR compute form picked.
@@ -151,9 +175,8 @@ enum RulesCommand {
         /// Workload spec, `KIND:KEY=VALUE,...`.
         #[arg(long)]
         workload: String,
-        /// Extra rule file to load after the shipped ones (repeatable).
-        #[arg(long = "rules")]
-        rules: Vec<PathBuf>,
+        #[command(flatten)]
+        rules: RuleArgs,
         /// Most e-nodes per e-graph run.
         #[arg(long, default_value_t = 10_000)]
         node_limit: usize,
@@ -185,6 +208,7 @@ struct TuneCli {
     adb: Option<PathBuf>,
     cpu_mask: Option<String>,
     cooldown: Option<f64>,
+    rules: RuleArgs,
 }
 
 fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
@@ -192,6 +216,11 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let other = tuner::CliError::Other;
+    let rules = if c.rules.rules.is_empty() && c.rules.drop_rules.is_empty() {
+        None
+    } else {
+        Some(c.rules.load()?)
+    };
     let args = tuner::tune_cmd::TuneArgs {
         workloads: tuner::tune_cmd::workloads_from_arg(&c.workload).map_err(other)?,
         target: c.target,
@@ -211,6 +240,7 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
             .cooldown
             .filter(|s| s.is_finite() && *s > 0.0)
             .map(std::time::Duration::from_secs_f64),
+        rules,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -263,6 +293,7 @@ fn main() -> ExitCode {
             adb,
             cpu_mask,
             cooldown,
+            rules,
         } => tune_command(TuneCli {
             workload,
             target,
@@ -279,6 +310,7 @@ fn main() -> ExitCode {
             adb,
             cpu_mask,
             cooldown,
+            rules,
         }),
         Command::Devices { adb } => {
             tuner::adb::devices(adb.as_deref().unwrap_or(std::path::Path::new("adb")))
@@ -291,16 +323,29 @@ fn main() -> ExitCode {
             target,
             trace,
             out,
-        } => tuner::build_check::build(&workload, &target, trace.as_deref(), &out),
+            rules,
+        } => rules.load().and_then(|r| {
+            tuner::build_check::build(&workload, &target, trace.as_deref(), &out, &r)
+        }),
         Command::Check {
             workload,
             target,
             device,
             trace,
             tolerance,
+            rules,
         } => {
-            match tuner::build_check::check(&workload, &target, device, trace.as_deref(), tolerance)
-            {
+            let checked = rules.load().and_then(|r| {
+                tuner::build_check::check(
+                    &workload,
+                    &target,
+                    device,
+                    trace.as_deref(),
+                    tolerance,
+                    &r,
+                )
+            });
+            match checked {
                 Ok(r) if r.ok => Ok(r.text),
                 Ok(r) => {
                     print!("{}", r.text);
@@ -324,7 +369,7 @@ fn main() -> ExitCode {
                 Ok(outcome) => Ok(outcome.text),
                 Err(e) => Err(e),
             },
-            RulesCommand::List { rules } => tuner::rules::list(&rules),
+            RulesCommand::List { rules } => rules.load().and_then(|r| tuner::rules::list(&r)),
             RulesCommand::Explain {
                 workload,
                 rules,
@@ -344,7 +389,9 @@ fn main() -> ExitCode {
                     iterations: iter_limit,
                     time: std::time::Duration::from_secs_f64(time_limit),
                 };
-                tuner::rules::explain(&workload, &rules, &limits, ir)
+                rules
+                    .load()
+                    .and_then(|r| tuner::rules::explain(&workload, &r, &limits, ir))
             }
         },
     };

@@ -83,6 +83,8 @@ pub struct TuneArgs {
     pub cpu_mask: Option<String>,
     /// Pause before each batch on an adb device.
     pub cooldown: Option<Duration>,
+    /// The rules of the e-graph's BCR choice (`None`: the shipped rules).
+    pub rules: Option<tir::egraph::rules::RuleSet>,
 }
 
 /// Resolves `--workload SPEC|FILE`: a file holds one spec per line (`#` comments).
@@ -204,6 +206,10 @@ pub struct Summary {
     pub curve: Vec<Option<f64>>,
     /// True when interrupted.
     pub interrupted: bool,
+    /// The e-graph's BCR choice per weight, in words.
+    pub egraph_choices: Vec<String>,
+    /// Cost of the e-graph's starting point, when measured in this run.
+    pub egraph_cost: Option<f64>,
 }
 
 fn dense_spec(spec: &WorkloadSpec) -> Option<WorkloadSpec> {
@@ -275,6 +281,8 @@ fn summarize(
         best_trace,
         curve,
         interrupted: r.interrupted,
+        egraph_choices: r.egraph_choices.clone(),
+        egraph_cost: r.egraph_trial().and_then(|t| t.cost()),
     }
 }
 
@@ -319,6 +327,15 @@ pub fn table(sums: &[Summary]) -> String {
             "\nbest schedule for {}: {}\n",
             x.workload, x.best_schedule
         ));
+        for c in &x.egraph_choices {
+            s.push_str(&format!("e-graph start, {c}\n"));
+        }
+        if !x.egraph_choices.is_empty() {
+            s.push_str(&format!(
+                "e-graph start measured: {}\n",
+                fmt_cost(x.egraph_cost, &x.unit)
+            ));
+        }
         if x.interrupted {
             s.push_str("(interrupted: results so far are recorded)\n");
         }
@@ -349,6 +366,7 @@ pub fn run(
             trials: args.trials,
             strategy: args.strategy,
             seed: args.seed,
+            rules: args.rules.clone(),
             ..TuneOptions::default()
         };
         let bar = ProgressBar::new(args.trials as u64);
