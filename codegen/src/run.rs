@@ -110,8 +110,26 @@ pub fn write_inputs(
 
 /// Reads the output parameters of `f` from `path`.
 pub fn read_outputs(f: &Function, path: &Path) -> Result<BTreeMap<String, Tensor>, CodegenError> {
+    // The file may come from a device: check its size before reading it whole.
+    let want = output_bytes(f);
+    let len = std::fs::metadata(path).map_err(io(path))?.len();
+    if len != want as u64 {
+        return Err(CodegenError::BadOutput(format!(
+            "{}: {len} bytes, expected {want}",
+            path.display()
+        )));
+    }
     let bytes = std::fs::read(path).map_err(io(path))?;
     outputs_from_bytes(f, &bytes, &path.display().to_string())
+}
+
+/// The size of `f`'s output file: 4 bytes per element of every output parameter.
+fn output_bytes(f: &Function) -> usize {
+    f.params
+        .iter()
+        .filter(|p| p.kind == ParamKind::Output)
+        .map(|p| 4 * p.len())
+        .sum()
 }
 
 /// Decodes the output parameters of `f` from the bytes of an output file (`what` names
@@ -123,12 +141,7 @@ pub fn outputs_from_bytes(
     bytes: &[u8],
     what: &str,
 ) -> Result<BTreeMap<String, Tensor>, CodegenError> {
-    let want: usize = f
-        .params
-        .iter()
-        .filter(|p| p.kind == ParamKind::Output)
-        .map(|p| 4 * p.len())
-        .sum();
+    let want = output_bytes(f);
     if bytes.len() != want {
         return Err(CodegenError::BadOutput(format!(
             "{what}: {} bytes, expected {want}",

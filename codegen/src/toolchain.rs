@@ -69,8 +69,33 @@ pub struct Finished {
     pub stderr: String,
 }
 
+/// Most bytes kept from each output stream of a child process ([`read_capped`]).
+pub const MAX_CAPTURE: usize = 8 << 20;
+
+/// Reads `r` to its end, keeping the first [`MAX_CAPTURE`] bytes (the rest is read
+/// and dropped, so the child never blocks on a full pipe), as text: invalid UTF-8
+/// (a device's or a compiler's stray bytes) becomes U+FFFD instead of losing the
+/// whole output.
+pub fn read_capped<R: Read>(r: &mut R) -> String {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let room = MAX_CAPTURE.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
 /// Runs `cmd` with a wall-clock limit; kills it (SIGKILL) when the limit passes.
-/// Returns `Ok(None)` on timeout.
+/// Returns `Ok(None)` on timeout. Each output stream is captured with
+/// [`read_capped`].
 pub fn run_with_timeout(
     cmd: &mut Command,
     limit: Duration,
@@ -83,20 +108,8 @@ pub fn run_with_timeout(
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(o) = out.as_mut() {
-            let _ = o.read_to_string(&mut s);
-        }
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(e) = err.as_mut() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    });
+    let out_t = std::thread::spawn(move || out.as_mut().map(read_capped).unwrap_or_default());
+    let err_t = std::thread::spawn(move || err.as_mut().map(read_capped).unwrap_or_default());
     let start = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait()? {
@@ -192,4 +205,25 @@ pub fn command(bin: &Path, runner: &Runner) -> Result<Command, CodegenError> {
             c
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captured_output_is_capped_and_lossy() {
+        let latin1 = b"model \xe9t\xe9\n";
+        assert_eq!(read_capped(&mut &latin1[..]), "model \u{fffd}t\u{fffd}\n");
+        let big = vec![b'x'; MAX_CAPTURE + 12345];
+        assert_eq!(read_capped(&mut big.as_slice()).len(), MAX_CAPTURE);
+        // A real child whose output is not UTF-8 keeps its output.
+        let f = run_with_timeout(
+            Command::new("printf").arg("GRIM-PID 7\\n\\377\\n"),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.stdout, "GRIM-PID 7\n\u{fffd}\n");
+    }
 }

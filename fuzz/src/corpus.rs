@@ -213,6 +213,49 @@ pub fn dictionary(target: Target) -> &'static [&'static str] {
             "+5",
         ],
         Target::OutputsFile => &["\0\0\0\0", "\x7f\x7f\x7f\x7f", "\0\0\u{80}\x7f"],
+        Target::AdbOutput => &[
+            "List of devices attached\n",
+            "\tdevice",
+            "\toffline",
+            "\tunauthorized",
+            " device ",
+            "usb:1-1 ",
+            "model:",
+            "product:",
+            "transport_id:",
+            ":",
+            "* daemon started successfully\n",
+            "@model\n",
+            "@abi\n",
+            "@soc\n",
+            "@platform\n",
+            "@cpuinfo\n",
+            "@freq\n",
+            "@end\n",
+            "@",
+            "processor\t: ",
+            "CPU part\t: 0x",
+            "0xd05",
+            "0xffffffff",
+            "/sys/devices/system/cpu/cpu",
+            "/cpufreq/cpuinfo_max_freq ",
+            "18446744073709551615",
+            "18446744073709551616",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "\n-9223372036854775808\n",
+            "-1",
+            "0",
+            "GRIM-PID ",
+            "GRIM-TIMING ",
+            "4294967295",
+            "\r\n",
+            "\n",
+            "\t",
+            " ",
+            "\u{fffd}",
+            "\u{1F600}",
+        ],
     }
 }
 
@@ -281,6 +324,7 @@ pub fn seeds(target: Target) -> Vec<Vec<u8>> {
                 b
             })
             .collect(),
+        Target::AdbOutput => ADB_SEEDS.iter().map(|s| s.as_bytes().to_vec()).collect(),
     };
     out.retain(|s| s.len() <= crate::MAX_INPUT);
     out
@@ -361,3 +405,32 @@ fn export_lines() -> Vec<Vec<u8>> {
     }
     v
 }
+
+/// Real-looking adb and device output: `adb devices` and `adb devices -l` (with the
+/// server's start-up messages, offline, unauthorized and no-permission devices, an
+/// emulator and a TCP device), identity probes of three kinds of phone and an x86
+/// emulator (getprop values, `/proc/cpuinfo`, cpufreq files; one with unreadable
+/// frequencies and no `ro.soc.model`), thermal-zone readings, `adb get-state`
+/// answers, and a candidate run's output (pid line, timing line, a crash message).
+const ADB_SEEDS: &[&str] = &[
+    "List of devices attached\n28051FDH2000ZZ\tdevice\n\n",
+    "* daemon not running; starting now at tcp:5037\n* daemon started successfully\nList of devices attached\n28051FDH2000ZZ\tdevice\n127.0.0.1:40001\toffline\nR58M42ABCDE\tunauthorized\n\n",
+    "List of devices attached\n0123456789ABCDEF\tno permissions (user in plugdev group; are your udev rules wrong?); see [http://developer.android.com/tools/device.html]\nemulator-5554\tdevice\n\n",
+    "List of devices attached\n28051FDH2000ZZ         device usb:1-1 product:panther model:Pixel_7 device:panther transport_id:1\nR58M42ABCDE            device usb:2-1.4 product:dm1qxxx model:SM_S911B device:dm1q transport_id:2\n127.0.0.1:40001        device product:sdk_gphone64_arm64 model:sdk_gphone64_arm64 device:emu64a transport_id:3\n\n",
+    "List of devices attached\n127.0.0.1:40001        offline transport_id:4\nemulator-5554          unauthorized usb:1-2 transport_id:5\r\n\r\n",
+    "List of devices attached\n\n",
+    "@model\nPixel 7\n@abi\narm64-v8a\n@soc\nTensor G2\n@platform\ngs201\n@cpuinfo\nprocessor\t: 0\nBogoMIPS\t: 49.15\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x2\nCPU part\t: 0xd05\nCPU revision\t: 0\n\nprocessor\t: 1\nBogoMIPS\t: 49.15\nCPU implementer\t: 0x41\nCPU part\t: 0xd05\n\nprocessor\t: 2\nCPU implementer\t: 0x41\nCPU part\t: 0xd05\n\nprocessor\t: 3\nCPU implementer\t: 0x41\nCPU part\t: 0xd05\n\nprocessor\t: 4\nCPU implementer\t: 0x41\nCPU part\t: 0xd41\n\nprocessor\t: 5\nCPU implementer\t: 0x41\nCPU part\t: 0xd41\n\nprocessor\t: 6\nCPU implementer\t: 0x41\nCPU part\t: 0xd44\n\nprocessor\t: 7\nCPU implementer\t: 0x41\nCPU part\t: 0xd44\n\n@freq\n/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq 1803000\n/sys/devices/system/cpu/cpu1/cpufreq/cpuinfo_max_freq 1803000\n/sys/devices/system/cpu/cpu2/cpufreq/cpuinfo_max_freq 1803000\n/sys/devices/system/cpu/cpu3/cpufreq/cpuinfo_max_freq 1803000\n/sys/devices/system/cpu/cpu4/cpufreq/cpuinfo_max_freq 2348000\n/sys/devices/system/cpu/cpu5/cpufreq/cpuinfo_max_freq 2348000\n/sys/devices/system/cpu/cpu6/cpufreq/cpuinfo_max_freq 2850000\n/sys/devices/system/cpu/cpu7/cpufreq/cpuinfo_max_freq 2850000\n@end\n",
+    "@model\nSM-S911B\n@abi\narm64-v8a\n@soc\nSM8550\n@platform\nkalama\n@cpuinfo\nprocessor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd46\n\nprocessor\t: 1\nCPU part\t: 0xd46\n\nprocessor\t: 2\nCPU part\t: 0xd46\n\nprocessor\t: 3\nCPU part\t: 0xd4d\n\nprocessor\t: 4\nCPU part\t: 0xd4d\n\nprocessor\t: 5\nCPU part\t: 0xd47\n\nprocessor\t: 6\nCPU part\t: 0xd47\n\nprocessor\t: 7\nCPU part\t: 0xd4e\nHardware\t: Qualcomm Technologies, Inc SM8550\n@freq\n/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq 2016000\n/sys/devices/system/cpu/cpu3/cpufreq/cpuinfo_max_freq 2803200\n/sys/devices/system/cpu/cpu7/cpufreq/cpuinfo_max_freq 3360000\n@end\n",
+    "@model\nRedmi Note 8\n@abi\narm64-v8a\n@soc\n\n@platform\ntrinket\n@cpuinfo\nProcessor\t: AArch64 Processor rev 4 (aarch64)\nprocessor\t: 0\nCPU implementer\t: 0x51\nCPU part\t: 0x801\n\nprocessor\t: 1\nCPU part\t: 0x801\n\nprocessor\t: 2\nCPU part\t: 0x804\nHardware\t: Qualcomm Technologies, Inc TRINKET\n@freq\n/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq \n/sys/devices/system/cpu/cpu1/cpufreq/cpuinfo_max_freq \n@end\n",
+    "@model\nsdk_gphone64_x86_64\n@abi\nx86_64\n@soc\n\n@platform\nranchu\n@cpuinfo\nprocessor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Core(TM) i7-10750H CPU @ 2.60GHz\ncpu MHz\t\t: 2591.998\n\nprocessor\t: 1\nvendor_id\t: GenuineIntel\n@freq\n/sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq \n@end\n",
+    "41000\n38500\n52300\n-273000\n",
+    "45\n47\n",
+    "cat: /sys/class/thermal/thermal_zone12/temp: Invalid argument\n36200\n",
+    "device\n",
+    "offline\n",
+    "error: device '127.0.0.1:40001' not found\n",
+    "GRIM-PID 12345\nGRIM-TIMING 1.25e-6 1.1e-6 1.3e-6 2e-8 1000 7\n",
+    "GRIM-PID 31337\n",
+    "/system/bin/sh: ./kernels: not executable: 64-bit ELF file\n",
+    "Segmentation fault \n",
+];

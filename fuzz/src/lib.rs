@@ -1,7 +1,7 @@
 //! Mutation fuzzing of grim's parsers and loaders on stable Rust.
 //!
 //! Each target (IR text, workload specs, rule files, trace JSON, database import
-//! files, the measurement binary's timing line and output file) starts from a seed
+//! files, the measurement binary's timing line and output file, adb output) starts from a seed
 //! corpus of valid inputs generated from real workloads, mutates them byte by byte
 //! ([`mutate`]), and runs every input under `catch_unwind` with a time check, a size
 //! cap and (in the `fuzz` binary) an allocation cap. Any panic, hang or excessive
@@ -47,11 +47,15 @@ pub enum Target {
     TimingOutput,
     /// `codegen::run::outputs_from_bytes` and the reference comparison.
     OutputsFile,
+    /// Everything read from adb output (`tuner::adb::parse`): `adb devices [-l]`, the
+    /// identity probe (getprop, `/proc/cpuinfo`, cpufreq), thermal zones, `adb
+    /// get-state`, a run's pid line, timing line and exit status.
+    AdbOutput,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 7] = [
+    pub const ALL: [Target; 8] = [
         Target::TirText,
         Target::Spec,
         Target::Rules,
@@ -59,6 +63,7 @@ impl Target {
         Target::DbImport,
         Target::TimingOutput,
         Target::OutputsFile,
+        Target::AdbOutput,
     ];
 
     /// The command-line name.
@@ -71,6 +76,7 @@ impl Target {
             Target::DbImport => "db-import",
             Target::TimingOutput => "timing-output",
             Target::OutputsFile => "outputs-file",
+            Target::AdbOutput => "adb-output",
         }
     }
 
@@ -88,6 +94,7 @@ impl Target {
             Target::DbImport => targets::db_import(data, fx),
             Target::TimingOutput => targets::timing_output(data, fx),
             Target::OutputsFile => targets::outputs_file(data, fx),
+            Target::AdbOutput => targets::adb_output(data, fx),
         }
     }
 }

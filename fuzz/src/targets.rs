@@ -135,3 +135,49 @@ pub fn outputs_file(data: &[u8], fx: &Fixtures) -> bool {
     let _ = codegen::run::max_error(&outs, &fx.reference[i]);
     true
 }
+
+/// Everything grim reads from adb and the device (`tuner::adb::parse`), each parser on
+/// the same text: the device list, the identity probe, thermal readings, `get-state`,
+/// and a candidate run's pid line, exit status and timing line. The first byte also
+/// serves as an exit status. Checks what the callers rely on: listed devices have a
+/// serial without whitespace and a state; the probed identity is valid for the
+/// database (non-empty names, at least one core) with one frequency slot per core;
+/// temperatures are finite.
+pub fn adb_output(data: &[u8], _: &Fixtures) -> bool {
+    use tuner::adb::parse;
+    let t = text(data);
+    let devices = parse::parse_devices(&t);
+    for d in &devices {
+        assert!(
+            !d.serial.is_empty() && !d.serial.contains(char::is_whitespace),
+            "bad serial {d:?}"
+        );
+        assert!(!d.state.is_empty(), "empty state {d:?}");
+    }
+    let p = parse::parse_probe(&t, "fuzz-serial");
+    if let Err(e) = p.identity.validate() {
+        panic!("probe gave an invalid identity {:?}: {e}", p.identity);
+    }
+    assert_eq!(p.max_khz.len(), p.cores.len());
+    assert!(p.identity.model.chars().count() <= parse::MAX_PROP_CHARS);
+    assert!(p.identity.abi.chars().count() <= parse::MAX_PROP_CHARS);
+    let _ = p.identity.id_hex();
+    let temp = parse::max_temperature_c(&t);
+    if let Some(c) = temp {
+        assert!(c.is_finite(), "temperature {c}");
+    }
+    let code = data.first().map(|b| i32::from(*b) - 128);
+    let signal = data.get(1).filter(|b| **b < 32).map(|b| i32::from(*b));
+    let state = parse::state_text(code, &t, &t);
+    assert!(!state.is_empty());
+    let status = parse::run_status(code, signal, &t);
+    assert_eq!(status.is_ok(), code == Some(0));
+    let pid = parse::parse_pid(&t);
+    let timing = codegen::run::parse_timing(&t);
+    !devices.is_empty()
+        || p.identity.model != "unknown"
+        || !p.cores.is_empty()
+        || temp.is_some()
+        || pid.is_some()
+        || timing.is_ok()
+}

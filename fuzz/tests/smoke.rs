@@ -72,6 +72,11 @@ fn outputs_file() {
 }
 
 #[test]
+fn adb_output() {
+    smoke(Target::AdbOutput, 5000);
+}
+
+#[test]
 fn every_target_has_a_name_that_round_trips() {
     for t in Target::ALL {
         assert_eq!(Target::from_name(t.name()), Some(t));

@@ -11,6 +11,7 @@ use schedule::{Schedule, Trace};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
+use tir::egraph::rules::RuleSet;
 use tir::workload::Workload;
 
 /// Where `check` runs the kernel.
@@ -22,11 +23,22 @@ pub enum Device {
     Qemu,
 }
 
-/// A workload scheduled by an optional trace file.
-fn scheduled(spec: &str, trace: Option<&Path>) -> Result<(Workload, Schedule), CliError> {
+/// A workload scheduled by a trace file, or else by the pipeline's default schedule
+/// (the e-graph's BCR choices under `rules`, checked in the interpreter); the second
+/// value is the text saying what the e-graph chose (empty with a trace).
+fn scheduled(
+    spec: &str,
+    trace: Option<&Path>,
+    rules: &RuleSet,
+) -> Result<(Workload, Schedule, String), CliError> {
     let w = Workload::from_spec_str(spec)?;
     let s = match trace {
-        None => Schedule::from_workload(&w).map_err(|e| CliError::Other(e.to_string()))?,
+        None => {
+            let d = crate::pipeline::default_schedule(&w, rules)
+                .map_err(|e| CliError::Other(e.to_string()))?;
+            let text = crate::pipeline::choices_text(&d);
+            return Ok((w, d.schedule, text));
+        }
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|source| CliError::Read {
                 path: p.display().to_string(),
@@ -38,7 +50,7 @@ fn scheduled(spec: &str, trace: Option<&Path>) -> Result<(Workload, Schedule), C
                 .map_err(|e| CliError::Other(format!("{}: {e}", p.display())))?
         }
     };
-    Ok((w, s))
+    Ok((w, s, String::new()))
 }
 
 fn parse_target(t: &str) -> Result<Target, CliError> {
@@ -47,22 +59,25 @@ fn parse_target(t: &str) -> Result<Target, CliError> {
 }
 
 /// `grim-tune build`: writes `kernels.c` (the scheduled kernel in the measurement
-/// binary) and the binary `kernels` into `out`.
+/// binary) and the binary `kernels` into `out`. Without a trace the kernel is the
+/// pipeline's default schedule under `rules`, and the output says which BCR form the
+/// e-graph chose and why.
 pub fn build(
     spec: &str,
     target: &str,
     trace: Option<&Path>,
     out: &Path,
+    rules: &RuleSet,
 ) -> Result<String, CliError> {
     let target = parse_target(target)?;
-    let (w, s) = scheduled(spec, trace)?;
+    let (w, s, chosen) = scheduled(spec, trace, rules)?;
     let func = crate::pipeline::optimize(s.func());
     let src = measurement_source(&[Candidate { func: &func }], &target)
         .map_err(|e| CliError::Other(e.to_string()))?;
     let bin = build_binary(&src, out, &target, Duration::from_secs(300))
         .map_err(|e| CliError::Other(e.to_string()))?;
     Ok(format!(
-        "workload  {}\ntarget    {target}\nsource    {}\nbinary    {}\nrun it    {} 0 INPUT OUTPUT NUMBER REPEAT MIN_REPEAT_MS\n",
+        "workload  {}\n{chosen}target    {target}\nsource    {}\nbinary    {}\nrun it    {} 0 INPUT OUTPUT NUMBER REPEAT MIN_REPEAT_MS\n",
         w.spec,
         out.join("kernels.c").display(),
         bin.display(),
@@ -79,17 +94,19 @@ pub struct CheckReport {
 }
 
 /// `grim-tune check`: builds the (scheduled) kernel for `target`, runs it on `device`
-/// on random inputs and compares with the reference interpreter.
+/// on random inputs and compares with the reference interpreter. Without a trace the
+/// kernel is the pipeline's default schedule under `rules`.
 pub fn check(
     spec: &str,
     target: &str,
     device: Device,
     trace: Option<&Path>,
     tolerance: f64,
+    rules: &RuleSet,
 ) -> Result<CheckReport, CliError> {
     let target = parse_target(target)?;
     if let Target::OpenCl { .. } = target {
-        return check_opencl(spec, &target, device, trace, tolerance);
+        return check_opencl(spec, &target, device, trace, tolerance, rules);
     }
     let runner = match (device, &target) {
         (Device::Local, Target::Aarch64Neon { .. }) if std::env::consts::ARCH != "aarch64" => {
@@ -108,7 +125,7 @@ pub fn check(
             )))
         }
     };
-    let (w, s) = scheduled(spec, trace)?;
+    let (w, s, chosen) = scheduled(spec, trace, rules)?;
     let dir = std::env::temp_dir().join(format!("grim-check-{}", std::process::id()));
     let err = |e: codegen::CodegenError| CliError::Other(e.to_string());
     let func = crate::pipeline::optimize(s.func());
@@ -134,6 +151,7 @@ pub fn check(
     let ok = rel <= tolerance;
     let mut text = String::new();
     let _ = writeln!(text, "workload  {}", w.spec);
+    text.push_str(&chosen);
     let _ = writeln!(text, "target    {target} on {device:?}");
     let _ = writeln!(
         text,
@@ -183,13 +201,14 @@ fn check_opencl(
     device: Device,
     trace: Option<&Path>,
     tolerance: f64,
+    rules: &RuleSet,
 ) -> Result<CheckReport, CliError> {
     if device != Device::Local {
         return Err(CliError::Other(
             "OpenCL kernels run on a local OpenCL platform: use --device local".into(),
         ));
     }
-    let (w, s) = scheduled(spec, trace)?;
+    let (w, s, chosen) = scheduled(spec, trace, rules)?;
     let err = |e: codegen::CodegenError| CliError::Other(e.to_string());
     let dev = codegen::opencl_run::OpenClDevice::open(None).map_err(err)?;
     let mut args = w.random_inputs(1);
@@ -205,6 +224,7 @@ fn check_opencl(
     .map_err(err)?;
     let mut text = String::new();
     let _ = writeln!(text, "workload  {}", w.spec);
+    text.push_str(&chosen);
     let _ = writeln!(text, "target    {target} on {}", r.device);
     let _ = writeln!(
         text,

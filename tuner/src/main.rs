@@ -12,6 +12,24 @@ struct Cli {
     command: Command,
 }
 
+/// The rules of the e-graph pass: the shipped ones, minus `--drop-rule`s, plus
+/// `--rules` files.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct RuleArgs {
+    /// Extra rule file to load after the shipped ones (repeatable).
+    #[arg(long = "rules")]
+    rules: Vec<PathBuf>,
+    /// Shipped rule to leave out, by name (repeatable; see `grim-tune rules list`).
+    #[arg(long = "drop-rule")]
+    drop_rules: Vec<String>,
+}
+
+impl RuleArgs {
+    fn load(&self) -> Result<tir::egraph::rules::RuleSet, tuner::CliError> {
+        Ok(tuner::pipeline::load_rules(&self.rules, &self.drop_rules)?)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Builds a workload from a spec string and prints its key, BCR statistics and
@@ -85,6 +103,8 @@ enum Command {
         /// an Android phone needs the NDK's aarch64-linux-android<API>-clang).
         #[arg(long)]
         opencl_cc: Option<String>,
+        #[command(flatten)]
+        rules: RuleArgs,
     },
     /// Prunes a whole model to BCR: chooses the block size and per-layer rates for a
     /// target compression on calibration data, refits the kept weights, prints the
@@ -188,12 +208,15 @@ enum Command {
         /// Target: `host` or `aarch64-neon:MCPU`.
         #[arg(long, default_value = "host")]
         target: String,
-        /// A trace JSON file with the schedule to apply (default schedule otherwise).
+        /// A trace JSON file with the schedule to apply (default schedule otherwise:
+        /// the BCR form the e-graph picks, see README).
         #[arg(long)]
         trace: Option<PathBuf>,
         /// Output directory for `kernels.c` and `kernels`.
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        rules: RuleArgs,
     },
     /// Builds and runs a (scheduled) workload and compares it with the interpreter;
     /// exits non-zero when the error exceeds the tolerance.
@@ -213,6 +236,8 @@ enum Command {
         /// Largest accepted relative error.
         #[arg(long, default_value_t = 1e-4)]
         tolerance: f64,
+        #[command(flatten)]
+        rules: RuleArgs,
     },
     /// The tuning database: export, import, merge, show.
     Db {
@@ -236,9 +261,8 @@ enum RulesCommand {
     },
     /// Prints every loaded rule (shipped, plus --rules files) with its file:line.
     List {
-        /// Extra rule file to load after the shipped ones (repeatable).
-        #[arg(long = "rules")]
-        rules: Vec<PathBuf>,
+        #[command(flatten)]
+        rules: RuleArgs,
     },
     /// Runs the e-graph pass on a workload: rules fired, stop reasons, cost before and
     /// after, and the BCR compute form picked.
@@ -246,9 +270,8 @@ enum RulesCommand {
         /// Workload spec, `KIND:KEY=VALUE,...`.
         #[arg(long)]
         workload: String,
-        /// Extra rule file to load after the shipped ones (repeatable).
-        #[arg(long = "rules")]
-        rules: Vec<PathBuf>,
+        #[command(flatten)]
+        rules: RuleArgs,
         /// Most e-nodes per e-graph run.
         #[arg(long, default_value_t = 10_000)]
         node_limit: usize,
@@ -283,6 +306,7 @@ struct TuneCli {
     cooldown: Option<f64>,
     opencl_lib: Option<String>,
     opencl_cc: Option<String>,
+    rules: RuleArgs,
 }
 
 fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
@@ -290,6 +314,11 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let other = tuner::CliError::Other;
+    let rules = if c.rules.rules.is_empty() && c.rules.drop_rules.is_empty() {
+        None
+    } else {
+        Some(c.rules.load()?)
+    };
     let (workloads, given) = match (&c.workload, &c.model) {
         (Some(w), _) => (
             tuner::tune_cmd::workloads_from_arg(w).map_err(other)?,
@@ -333,6 +362,7 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
             .map(std::time::Duration::from_secs_f64),
         opencl_lib: c.opencl_lib,
         opencl_cc: c.opencl_cc,
+        rules,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -388,6 +418,7 @@ fn main() -> ExitCode {
             cooldown,
             opencl_lib,
             opencl_cc,
+            rules,
         } => tune_command(TuneCli {
             workload,
             model,
@@ -407,6 +438,7 @@ fn main() -> ExitCode {
             cooldown,
             opencl_lib,
             opencl_cc,
+            rules,
         }),
         Command::Devices {
             adb,
@@ -494,16 +526,29 @@ fn main() -> ExitCode {
             target,
             trace,
             out,
-        } => tuner::build_check::build(&workload, &target, trace.as_deref(), &out),
+            rules,
+        } => rules.load().and_then(|r| {
+            tuner::build_check::build(&workload, &target, trace.as_deref(), &out, &r)
+        }),
         Command::Check {
             workload,
             target,
             device,
             trace,
             tolerance,
+            rules,
         } => {
-            match tuner::build_check::check(&workload, &target, device, trace.as_deref(), tolerance)
-            {
+            let checked = rules.load().and_then(|r| {
+                tuner::build_check::check(
+                    &workload,
+                    &target,
+                    device,
+                    trace.as_deref(),
+                    tolerance,
+                    &r,
+                )
+            });
+            match checked {
                 Ok(r) if r.ok => Ok(r.text),
                 Ok(r) => {
                     print!("{}", r.text);
@@ -527,7 +572,7 @@ fn main() -> ExitCode {
                 Ok(outcome) => Ok(outcome.text),
                 Err(e) => Err(e),
             },
-            RulesCommand::List { rules } => tuner::rules::list(&rules),
+            RulesCommand::List { rules } => rules.load().and_then(|r| tuner::rules::list(&r)),
             RulesCommand::Explain {
                 workload,
                 rules,
@@ -547,7 +592,9 @@ fn main() -> ExitCode {
                     iterations: iter_limit,
                     time: std::time::Duration::from_secs_f64(time_limit),
                 };
-                tuner::rules::explain(&workload, &rules, &limits, ir)
+                rules
+                    .load()
+                    .and_then(|r| tuner::rules::explain(&workload, &r, &limits, ir))
             }
         },
     };

@@ -207,21 +207,28 @@ fn device_identity(
         opencl_lib: None,
         opencl_cc: None,
         given: vec![],
+        rules: None,
     };
     let runner = crate::tune_cmd::runner(&args)?;
     crate::db_store::identity_of(runner.as_ref())
+}
+
+/// What every run of [`run_one`] shares.
+struct RunEnv<'a> {
+    args: &'a RunArgs,
+    on: &'a ModelDevice,
+    db: Option<&'a tuning_logs::Database>,
+    ident: &'a (tuning_logs::Target, tuning_logs::DeviceIdentity),
 }
 
 fn run_one(
     label: &str,
     m: &Model,
     task: &Task,
-    a: &RunArgs,
-    on: &ModelDevice,
-    db: Option<&tuning_logs::Database>,
-    ident: &(tuning_logs::Target, tuning_logs::DeviceIdentity),
+    env: &RunEnv<'_>,
     notes: &mut Vec<String>,
 ) -> Result<Row, String> {
+    let (a, on, db, ident) = (env.args, env.on, env.db, env.ident);
     let scheds = schedules(&m.layers, db, &ident.0, &ident.1).map_err(|e| e.to_string())?;
     let mut tuned = 0;
     for (l, s) in m.layers.iter().zip(&scheds) {
@@ -362,30 +369,18 @@ pub fn run(a: &RunArgs) -> Result<String, String> {
             .and_then(|p| tuning_logs::Database::open(&p).ok()),
     };
     let ident = device_identity(a, &target)?;
+    let env = RunEnv {
+        args: a,
+        on: &on,
+        db: db.as_ref(),
+        ident: &ident,
+    };
     let mut notes = Vec::new();
     let mut rows = Vec::new();
     if let Some(d) = &dense {
-        rows.push(run_one(
-            "dense",
-            d,
-            &task,
-            a,
-            &on,
-            db.as_ref(),
-            &ident,
-            &mut notes,
-        )?);
+        rows.push(run_one("dense", d, &task, &env, &mut notes)?);
     }
-    rows.push(run_one(
-        "BCR",
-        &bcr,
-        &task,
-        a,
-        &on,
-        db.as_ref(),
-        &ident,
-        &mut notes,
-    )?);
+    rows.push(run_one("BCR", &bcr, &task, &env, &mut notes)?);
     let mut s = format!(
         "model `{}` on {} ({}), test data {} ({} samples), median of {} timed inferences\n\n",
         bcr.name,

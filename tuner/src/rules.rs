@@ -5,20 +5,16 @@ use crate::commands::CliError;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
+use tir::egraph::bcr_choice::BcrChoice;
 use tir::egraph::check::{check_rules, CheckConfig};
 use tir::egraph::pass::{bcr_forms, simplify_checked, Limits};
 use tir::egraph::rules::RuleSet;
 use tir::workload::Workload;
 
-fn load(extra: &[PathBuf]) -> Result<RuleSet, CliError> {
-    let paths: Vec<&std::path::Path> = extra.iter().map(|p| p.as_path()).collect();
-    Ok(RuleSet::shipped_and(&paths)?)
-}
-
-/// `grim-tune rules list [--rules FILE]...`: every loaded rule with its `file:line`,
-/// its comment and its text.
-pub fn list(extra: &[PathBuf]) -> Result<String, CliError> {
-    let set = load(extra)?;
+/// `grim-tune rules list [--rules FILE]... [--drop-rule NAME]...`: every rule of
+/// `set` (see [`crate::pipeline::load_rules`]) with its `file:line`, its comment and
+/// its text.
+pub fn list(set: &RuleSet) -> Result<String, CliError> {
     let mut out = String::new();
     let counts: Vec<String> = set
         .counts_by_file()
@@ -82,17 +78,18 @@ pub fn check(files: &[PathBuf]) -> Result<CheckOutcome, CliError> {
     Ok(CheckOutcome { text: out, failed })
 }
 
-/// `grim-tune rules explain --workload SPEC [--rules FILE]...`: runs the e-graph pass
-/// on the workload's lowered function and picks the BCR compute form; prints which
-/// rules fired, the stop reasons and the cost before and after, and checks the
-/// simplified function against the interpreter.
+/// `grim-tune rules explain --workload SPEC [--rules FILE]... [--drop-rule NAME]...`:
+/// runs the e-graph pass on the workload's lowered function and picks the BCR compute
+/// form; prints which rules fired, the stop reasons and the cost before and after,
+/// checks the simplified function against the interpreter, and says which BCR
+/// schedule the compile pipeline derives from the form (and why).
 pub fn explain(
     spec: &str,
-    extra: &[PathBuf],
+    rules: &RuleSet,
     limits: &Limits,
     print_ir: bool,
 ) -> Result<String, CliError> {
-    let rules = load(extra)?;
+    let rules = rules.clone();
     let w = Workload::from_spec_str(spec)?;
     let mut out = String::new();
     let counts: Vec<String> = rules
@@ -192,10 +189,67 @@ pub fn explain(
     }
     if forms.is_empty() {
         let _ = writeln!(out, "\n(no BCR weights: no tensor-level form to pick)");
+    } else {
+        explain_schedule(&w, &rules, &mut out)?;
     }
     if print_ir {
         let _ = writeln!(out, "\nsimplified function:");
         out.push_str(&tir::printer::print_function(&f2));
     }
     Ok(out)
+}
+
+/// The schedule the pipeline derives from the BCR forms (per column class, under the
+/// pipeline's deterministic limits), checked in the interpreter.
+fn explain_schedule(w: &Workload, rules: &RuleSet, out: &mut String) -> Result<(), CliError> {
+    let d =
+        crate::pipeline::default_schedule(w, rules).map_err(|e| CliError::Other(e.to_string()))?;
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "schedule chosen by the compile pipeline (per column class, limits {})",
+        crate::pipeline::limits()
+    );
+    for c in &d.choices {
+        explain_choice(c, out);
+    }
+    let _ = writeln!(out, "  default schedule: {}", d.description);
+    let _ = writeln!(
+        out,
+        "  check:           interpreter, scheduled vs lowered: max relative difference {:.1e}",
+        d.max_rel_diff
+    );
+    let _ = writeln!(
+        out,
+        "  not derived:     column reordering (the extracted form has no column permutation to read); it stays a tuning knob"
+    );
+    Ok(())
+}
+
+fn explain_choice(c: &BcrChoice, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "  {}: {} blocks in {} column classes ({} e-graph runs, one per class shape)",
+        c.weight, c.blocks, c.classes, c.runs
+    );
+    let _ = writeln!(out, "    stop reasons:  {}", c.stop_text());
+    let _ = writeln!(out, "    rules fired:   {}", c.fired_text());
+    let _ = writeln!(
+        out,
+        "    cost before:   {} ({} gathers of {} rows, one per kept row)",
+        c.cost_before, c.gathers_before, c.input
+    );
+    let _ = writeln!(
+        out,
+        "    cost after:    {} ({} gathers of {} rows)",
+        c.cost_after, c.gathers_after, c.input
+    );
+    if c.unread_classes > 0 {
+        let _ = writeln!(
+            out,
+            "    note:          {} classes' extracted terms are not sums of scattered products and decide nothing",
+            c.unread_classes
+        );
+    }
+    let _ = writeln!(out, "    chosen:        {}", c.reason());
 }

@@ -323,6 +323,24 @@ impl SearchSpace {
         vec![0; self.knobs.len()]
     }
 
+    /// The point the e-graph pass chooses: the default point with the BCR knobs set
+    /// from `choices` (see [`crate::space_bcr::egraph_decisions`]). Knobs this space
+    /// does not have are ignored.
+    pub fn egraph_point(&self, choices: &[tir::egraph::bcr_choice::BcrChoice]) -> Decisions {
+        let mut d = self.default_point();
+        for c in choices {
+            for (name, choice) in crate::space_bcr::egraph_decisions(c) {
+                if let Some(k) = self.knobs.iter().position(|k| k.name == name) {
+                    if let (Some(slot), true) = (d.get_mut(k), choice < self.knobs[k].choices.len())
+                    {
+                        *slot = choice;
+                    }
+                }
+            }
+        }
+        d
+    }
+
     /// Applies the choices to a fresh schedule of `w`. Choices the schedule refuses
     /// are skipped (all of a choice's instructions or none). Returns the schedule and
     /// the effective decisions (refused knobs read as 0).

@@ -2,9 +2,43 @@
 //! in the knob list, in the order the BCR primitives compose (row reordering, column
 //! reordering, load-redundancy elimination, accumulation of each row's partial sums in
 //! registers, block-row partitioning, block tiling).
+//!
+//! The e-graph pass decides two of them for the pipeline's default schedule and the
+//! search's starting point ([`egraph_decisions`]): load-redundancy elimination and row
+//! reordering, read off the extracted BCR compute form
+//! ([`tir::egraph::bcr_choice`]).
 
 use crate::space::{Choice, Knob};
 use schedule::{ColumnOrder, Factor, Instruction, Remainder, RowOrder};
+use tir::egraph::bcr_choice::BcrChoice;
+
+/// Name of the row-reordering knob of `weight`; choice 1 is by block column.
+pub fn row_reordering_knob(weight: &str) -> String {
+    format!("row reordering {weight}")
+}
+
+/// Name of the load-redundancy-elimination knob of `weight`; choice 1 applies it.
+pub fn lre_knob(weight: &str) -> String {
+    format!("load-redundancy elimination {weight}")
+}
+
+/// The knob choices that express the e-graph's choice for one weight, as `(knob
+/// name, choice index)`: row reordering by block column when a shared gather spans
+/// blocks, load-redundancy elimination when some gather is shared, "as is"
+/// otherwise. Column reordering is not derived (the extracted form cannot express it,
+/// see [`tir::egraph::bcr_choice`]) and keeps its "as is" default.
+pub fn egraph_decisions(c: &BcrChoice) -> Vec<(String, usize)> {
+    vec![
+        (
+            row_reordering_knob(&c.weight),
+            usize::from(c.row_reordering()),
+        ),
+        (
+            lre_knob(&c.weight),
+            usize::from(c.load_redundancy_elimination()),
+        ),
+    ]
+}
 
 fn choice(label: String, instructions: Vec<Instruction>) -> Choice {
     Choice {
@@ -32,7 +66,7 @@ pub fn bcr_knobs(weight: &str) -> Vec<Knob> {
     let w = weight.to_string();
     vec![
         Knob {
-            name: format!("row reordering {w}"),
+            name: row_reordering_knob(&w),
             choices: vec![
                 as_is(),
                 choice(
@@ -72,7 +106,7 @@ pub fn bcr_knobs(weight: &str) -> Vec<Knob> {
             ],
         },
         Knob {
-            name: format!("load-redundancy elimination {w}"),
+            name: lre_knob(&w),
             choices: vec![
                 as_is(),
                 choice(

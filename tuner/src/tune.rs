@@ -73,8 +73,12 @@ pub struct TuneOptions {
     pub work_dir: PathBuf,
     /// Fault injection (tests only).
     pub faults: Option<FaultInjection>,
-    /// Run the e-graph simplification pass on each candidate before code generation.
+    /// Run the e-graph pass: it picks the BCR compute form that gives the second
+    /// starting point of the search (after the lowered function as is), and it
+    /// simplifies each candidate's index expressions before code generation.
     pub egraph: bool,
+    /// The rules of the e-graph's BCR choice (`None`: the shipped rules).
+    pub rules: Option<tir::egraph::rules::RuleSet>,
     /// Stop the run after this many consecutive `device_lost` candidates (the runner
     /// has already tried to reconnect for each); 0 never stops.
     pub max_device_lost: usize,
@@ -91,6 +95,7 @@ impl Default for TuneOptions {
             work_dir: std::env::temp_dir().join(format!("grim-tune-{}", std::process::id())),
             faults: None,
             egraph: true,
+            rules: None,
             max_device_lost: 3,
         }
     }
@@ -181,6 +186,13 @@ pub struct TuneReport {
     pub interrupted: bool,
     /// Number of points of the search space.
     pub space_size: String,
+    /// The e-graph's choice per BCR weight, in words (empty without BCR weights or
+    /// with the e-graph pass off).
+    #[serde(default)]
+    pub egraph_choices: Vec<String>,
+    /// The trace of the e-graph's starting point, when it differs from the default.
+    #[serde(default)]
+    pub egraph_trace: Option<Trace>,
 }
 
 impl TuneReport {
@@ -199,6 +211,12 @@ impl TuneReport {
     /// The default schedule's trial, when measured in this run.
     pub fn default_trial(&self) -> Option<&Trial> {
         self.trials.iter().find(|t| t.trace.instructions.is_empty())
+    }
+
+    /// The trial of the e-graph's starting point, when measured in this run.
+    pub fn egraph_trial(&self) -> Option<&Trial> {
+        let t = self.egraph_trace.as_ref()?;
+        self.trials.iter().find(|x| &x.trace == t)
     }
 }
 
@@ -302,6 +320,30 @@ pub fn tune(
     let reference = w
         .interpret(&inputs)
         .map_err(|e| TuneError::Setup(format!("reference interpreter: {e}")))?;
+    // The e-graph's BCR choice: the second starting point.
+    let mut egraph_choices = Vec::new();
+    let mut egraph_point = None;
+    if opts.egraph && !crate::space::bcr_weights(w).is_empty() {
+        if let Some(rules) = opts.rules.as_ref().or(crate::pipeline::shipped_rules()) {
+            let choices =
+                tir::egraph::bcr_choice::bcr_choices(w, rules, &crate::pipeline::limits())
+                    .map_err(|e| TuneError::Setup(format!("e-graph pass: {e}")))?;
+            egraph_choices = choices.iter().map(|c| c.to_string()).collect();
+            egraph_point = Some(space.egraph_point(&choices));
+        }
+    }
+    let egraph_trace = match &egraph_point {
+        Some(d) => Some(
+            space
+                .apply(w, d)
+                .map_err(|e| TuneError::Setup(format!("e-graph starting point: {e}")))?
+                .0
+                .trace()
+                .clone(),
+        )
+        .filter(|t| !t.instructions.is_empty()),
+        None => None,
+    };
     let mut rng = SplitMix64::new(opts.seed);
     let mut model = CostModel::new(opts.seed);
     let mut seen: HashSet<String> = HashSet::new();
@@ -322,6 +364,14 @@ pub fn tune(
         errors: BTreeMap::new(),
         interrupted: false,
         space_size: space.size().to_string(),
+        egraph_choices,
+        egraph_trace,
+    };
+    // The starting points (the default and the e-graph's), kept ahead of the cost
+    // model's ranking.
+    let egraph_json = report.egraph_trace.as_ref().map(|t| t.to_json());
+    let seeded = |s: &Schedule, json: &String| {
+        s.trace().instructions.is_empty() || egraph_json.as_ref() == Some(json)
     };
     // Points measured in this run with their decisions (the evolutionary population).
     let mut population: Vec<(Decisions, f64)> = Vec::new();
@@ -338,6 +388,9 @@ pub fn tune(
         let mut pool: Vec<Decisions> = Vec::new();
         if first {
             pool.push(space.default_point());
+            if let Some(d) = &egraph_point {
+                pool.push(d.clone());
+            }
             first = false;
         }
         let n_pool = match opts.strategy {
@@ -388,8 +441,7 @@ pub fn tune(
         }
         // Rank by the cost model (evolutionary), keep `want`, some random.
         if opts.strategy == Strategy::Evolutionary && model.is_trained() {
-            let keep_default = fresh[0].1.trace().instructions.is_empty();
-            let start = usize::from(keep_default);
+            let start = fresh.iter().take_while(|f| seeded(&f.1, &f.2)).count();
             let feats: Vec<Vec<f64>> = fresh[start..]
                 .iter()
                 .map(|f| features(f.1.func()))
@@ -397,10 +449,7 @@ pub fn tune(
             let scores = model.predict(&feats);
             let mut order: Vec<usize> = (0..scores.len()).collect();
             order.sort_by(|a, b| scores[*a].total_cmp(&scores[*b]));
-            let mut ranked: Vec<(Decisions, Schedule, String)> = Vec::new();
-            if keep_default {
-                ranked.push(fresh[0].clone());
-            }
+            let mut ranked: Vec<(Decisions, Schedule, String)> = fresh[..start].to_vec();
             let mut rest: Vec<Option<(Decisions, Schedule, String)>> =
                 fresh.into_iter().skip(start).map(Some).collect();
             let n_random = ((want as f64) * opts.epsilon).round() as usize;

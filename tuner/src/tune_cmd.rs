@@ -92,6 +92,8 @@ pub struct TuneArgs {
     /// Workloads built elsewhere (a model's layers, with their real weights), tuned
     /// after the spec workloads, each with its own trial budget.
     pub given: Vec<GivenJob>,
+    /// The rules of the e-graph's BCR choice (`None`: the shipped rules).
+    pub rules: Option<tir::egraph::rules::RuleSet>,
 }
 
 /// A workload to tune that was not built from a spec string: a model layer.
@@ -269,6 +271,10 @@ pub struct Summary {
     pub curve: Vec<Option<f64>>,
     /// True when interrupted.
     pub interrupted: bool,
+    /// The e-graph's BCR choice per weight, in words.
+    pub egraph_choices: Vec<String>,
+    /// Cost of the e-graph's starting point, when measured in this run.
+    pub egraph_cost: Option<f64>,
 }
 
 fn dense_spec(spec: &WorkloadSpec) -> Option<WorkloadSpec> {
@@ -340,6 +346,8 @@ fn summarize(
         best_trace,
         curve,
         interrupted: r.interrupted,
+        egraph_choices: r.egraph_choices.clone(),
+        egraph_cost: r.egraph_trial().and_then(|t| t.cost()),
     }
 }
 
@@ -384,6 +392,15 @@ pub fn table(sums: &[Summary]) -> String {
             "\nbest schedule for {}: {}\n",
             x.workload, x.best_schedule
         ));
+        for c in &x.egraph_choices {
+            s.push_str(&format!("e-graph start, {c}\n"));
+        }
+        if !x.egraph_choices.is_empty() {
+            s.push_str(&format!(
+                "e-graph start measured: {}\n",
+                fmt_cost(x.egraph_cost, &x.unit)
+            ));
+        }
         if x.interrupted {
             s.push_str("(interrupted: results so far are recorded)\n");
         }
@@ -421,6 +438,7 @@ pub fn run(
             trials,
             strategy: args.strategy,
             seed: args.seed,
+            rules: args.rules.clone(),
             ..TuneOptions::default()
         };
         let bar = ProgressBar::new(trials as u64);

@@ -52,6 +52,18 @@ fn local_tune_records_checked_results_and_resumes_without_repeats() {
         "the default schedule is measured first"
     );
     assert!(r1.trials[0].trace.instructions.is_empty());
+    // The e-graph's BCR choice (shared gathers -> load-redundancy elimination) is the
+    // second starting point, measured and checked like every candidate.
+    let eg = r1.egraph_trial().expect("the e-graph's point is measured");
+    assert_eq!(eg.index, 1);
+    assert_eq!(eg.description, "eliminate redundant loads of W");
+    assert!(eg.outcome.is_ok());
+    assert_eq!(r1.egraph_choices.len(), 1);
+    assert!(
+        r1.egraph_choices[0].contains("-> load-redundancy elimination"),
+        "{:?}",
+        r1.egraph_choices
+    );
     for t in &r1.trials {
         let m = t
             .outcome

@@ -11,9 +11,12 @@
 //! - [`check`]: the soundness checker (both sides on >= 1000 random bindings);
 //! - [`cost`]: the cost model used by extraction;
 //! - [`pass`]: the compile pass (simplify every index expression of a function) and
-//!   the BCR compute-form selection for a workload.
+//!   the BCR compute-form selection for a workload;
+//! - [`bcr_choice`]: the BCR schedule decisions (load-redundancy elimination, row
+//!   reordering) read off the extracted compute form, for the compile pipeline.
 
 pub mod analysis;
+pub mod bcr_choice;
 pub mod check;
 pub mod cost;
 pub mod eval;

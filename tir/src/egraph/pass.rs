@@ -108,7 +108,8 @@ pub fn stop_reason_text(r: &Option<StopReason>) -> String {
     }
 }
 
-fn is_limit(r: &Option<StopReason>) -> bool {
+/// True when a run stopped on a node, iteration or time limit.
+pub(super) fn is_limit(r: &Option<StopReason>) -> bool {
     matches!(
         r,
         Some(StopReason::IterationLimit(_) | StopReason::NodeLimit(_) | StopReason::TimeLimit(_))
@@ -639,12 +640,18 @@ impl fmt::Display for BcrStart {
 /// Builds a term node by node. (`RecExpr::add` is linear in the term's size in egg
 /// 0.11, via `RecExpr::root`, which makes large terms quadratic to build.)
 #[derive(Default)]
-struct TermBuilder(Vec<TirLang>);
+pub(super) struct TermBuilder(Vec<TirLang>);
 
 impl TermBuilder {
-    fn add(&mut self, n: TirLang) -> Id {
+    /// Adds a node; its children must already be in.
+    pub(super) fn add(&mut self, n: TirLang) -> Id {
         self.0.push(n);
         Id::from(self.0.len() - 1)
+    }
+
+    /// The nodes, for `RecExpr::from`.
+    pub(super) fn into_nodes(self) -> Vec<TirLang> {
+        self.0
     }
 }
 
@@ -790,7 +797,7 @@ fn masked_dense_term(
 
 /// A balanced sum (depth log2 of the count), so distributing a matmul over it takes
 /// few iterations.
-fn balanced_sum(term: &mut TermBuilder, items: &[Id]) -> Option<Id> {
+pub(super) fn balanced_sum(term: &mut TermBuilder, items: &[Id]) -> Option<Id> {
     match items.len() {
         0 => None,
         1 => Some(items[0]),
@@ -814,7 +821,7 @@ fn right_sum(term: &mut TermBuilder, items: &[Id]) -> Option<Id> {
 
 /// Gathers of `input` rows, counted per use (a shared subterm counts each time it is
 /// used, as the tree cost does).
-fn count_input_gathers(e: &RecExpr<TirLang>, input: &str) -> usize {
+pub(super) fn count_input_gathers(e: &RecExpr<TirLang>, input: &str) -> usize {
     let nodes = e.as_ref();
     let mut uses: Vec<usize> = Vec::with_capacity(nodes.len());
     for n in nodes {
@@ -830,7 +837,8 @@ fn count_input_gathers(e: &RecExpr<TirLang>, input: &str) -> usize {
     uses.last().copied().unwrap_or(0)
 }
 
-fn tensor_cost_of(term: &RecExpr<TirLang>, symbols: &HashMap<Symbol, SymInfo>) -> u64 {
+/// The [`TensorCost`] of a whole term (as an e-graph of that term alone).
+pub(super) fn tensor_cost_of(term: &RecExpr<TirLang>, symbols: &HashMap<Symbol, SymInfo>) -> u64 {
     let mut g = TirEGraph::new(TirAnalysis {
         symbols: symbols.clone(),
     });
@@ -855,20 +863,8 @@ pub fn bcr_forms(
             continue;
         }
         let (m, k) = (bcr.rows(), bcr.cols());
-        let (input, n) = match &w.spec {
-            WorkloadSpec::Fc(s) => ("X".to_string(), s.n),
-            WorkloadSpec::Rnn(s) => (
-                if mat.name == "W_ih" { "x" } else { "h_prev" }.to_string(),
-                s.batch,
-            ),
-            WorkloadSpec::Conv2d(_) => {
-                let cols = w.func.params.iter().find(|p| p.name == "Y").map_or(1, |p| {
-                    p.shape.iter().skip(2).product::<usize>()
-                        * p.shape.first().copied().unwrap_or(1)
-                });
-                ("im2col(X)".to_string(), cols)
-            }
-            _ => continue,
+        let Some((input, n)) = super::bcr_choice::input_of(w, &mat.name) else {
+            continue;
         };
         for start in [BcrStart::PerRow, BcrStart::MaskedDense] {
             let t = match start {

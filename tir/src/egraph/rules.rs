@@ -162,6 +162,14 @@ pub enum RuleError {
         /// What is wrong and what was expected.
         message: String,
     },
+    /// A rule asked to be dropped is not loaded.
+    #[error(
+        "cannot drop rule `{name}`: no loaded rule has that name (see `grim-tune rules list`)"
+    )]
+    UnknownRule {
+        /// The name asked for.
+        name: String,
+    },
 }
 
 /// A set of loaded rules, in load order.
@@ -804,6 +812,22 @@ impl RuleSet {
             self.push(r)?;
         }
         Ok(())
+    }
+
+    /// The set without the rules named in `names` (for a researcher who replaces or
+    /// disables a shipped rule: drop it, then load a file with the new version).
+    /// Errors on a name that is not loaded. A `<=>` rule is dropped in both directions.
+    pub fn without(mut self, names: &[&str]) -> Result<RuleSet, RuleError> {
+        for n in names {
+            let before = self.rules.len();
+            self.rules.retain(|r| r.name != *n);
+            if self.rules.len() == before {
+                return Err(RuleError::UnknownRule {
+                    name: n.to_string(),
+                });
+            }
+        }
+        Ok(self)
     }
 
     /// Looks a rule up by name.

@@ -1,13 +1,13 @@
 //! Which devices adb knows, whether one is usable, and what it is: `getprop`, the CPU
-//! parts of `/proc/cpuinfo` mapped to core names, and the cores' frequencies.
+//! parts of `/proc/cpuinfo` mapped to core names, and the cores' frequencies (the
+//! commands; their output is read by [`super::parse`]).
 
+use super::parse::{parse_devices, parse_probe, Listed, Probe};
 use crate::measure::Runner as _;
 use codegen::toolchain::run_with_timeout;
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use tuning_logs::DeviceIdentity;
 
 /// Why the adb device cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -69,15 +69,6 @@ pub enum AdbError {
     },
 }
 
-/// A device as `adb devices` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    /// The serial.
-    pub serial: String,
-    /// `device`, `offline`, `unauthorized`, ...
-    pub state: String,
-}
-
 pub(super) fn adb_command(adb: &Path) -> Command {
     let mut c = Command::new(adb);
     c.stdin(Stdio::null());
@@ -100,18 +91,7 @@ pub fn list(adb: &Path) -> Result<Vec<Listed>, AdbError> {
             what: "devices".into(),
             message: "timed out after 30 s".into(),
         })?;
-    Ok(f.stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("List of devices"))
-        .skip(1)
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            Some(Listed {
-                serial: it.next()?.to_string(),
-                state: it.next()?.to_string(),
-            })
-        })
-        .collect())
+    Ok(parse_devices(&f.stdout))
 }
 
 /// Checks that `serial` is connected and usable.
@@ -145,166 +125,11 @@ pub fn require_device(adb: &Path, serial: &str) -> Result<(), AdbError> {
     }
 }
 
-/// The hottest of the thermal-zone readings in `text` (one integer per line, in
-/// millidegrees Celsius, or degrees on some devices), in degrees Celsius.
-pub fn max_temperature_c(text: &str) -> Option<f64> {
-    text.lines()
-        .filter_map(|l| l.trim().parse::<i64>().ok())
-        .map(|v| {
-            if v.abs() >= 1000 {
-                v as f64 / 1000.0
-            } else {
-                v as f64
-            }
-        })
-        .max_by(|a, b| a.total_cmp(b))
-}
-
-/// The core name of an ARM `CPU part` (implementer 0x41).
-pub fn core_name(part: u32) -> Option<&'static str> {
-    Some(match part {
-        0xd03 => "cortex-a53",
-        0xd04 => "cortex-a35",
-        0xd05 => "cortex-a55",
-        0xd07 => "cortex-a57",
-        0xd08 => "cortex-a72",
-        0xd09 => "cortex-a73",
-        0xd0a => "cortex-a75",
-        0xd0b => "cortex-a76",
-        0xd0d => "cortex-a77",
-        0xd41 => "cortex-a78",
-        0xd44 => "cortex-x1",
-        0xd46 => "cortex-a510",
-        0xd47 => "cortex-a710",
-        0xd48 => "cortex-x2",
-        0xd4d => "cortex-a715",
-        0xd4e => "cortex-x3",
-        0xd80 => "cortex-a520",
-        0xd81 => "cortex-a720",
-        0xd82 => "cortex-x4",
-        _ => return None,
-    })
-}
-
-/// What [`probe_identity`] found.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Probe {
-    /// The identity for the database key.
-    pub identity: DeviceIdentity,
-    /// Core names per core (`cortex-a55`, or `part 0x...` when unknown).
-    pub cores: Vec<String>,
-    /// Maximum frequency per core, kHz, where readable.
-    pub max_khz: Vec<Option<u64>>,
-}
-
 /// The script that prints what [`parse_probe`] reads.
 const PROBE: &str = "echo @model; getprop ro.product.model; echo @abi; getprop ro.product.cpu.abi; \
 echo @soc; getprop ro.soc.model; echo @platform; getprop ro.board.platform; \
 echo @cpuinfo; cat /proc/cpuinfo; echo @freq; \
 for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do echo \"$f $(cat \"$f\" 2>/dev/null)\"; done; echo @end";
-
-/// Parses the output of the probe script.
-pub fn parse_probe(text: &str, serial: &str) -> Probe {
-    let mut sections: HashMap<&str, Vec<&str>> = HashMap::new();
-    let mut cur = "";
-    for l in text.lines() {
-        if let Some(s) = l.strip_prefix('@') {
-            cur = s.trim();
-            continue;
-        }
-        sections.entry(cur).or_default().push(l);
-    }
-    let first = |k: &str| {
-        sections
-            .get(k)
-            .and_then(|v| v.iter().map(|s| s.trim()).find(|s| !s.is_empty()))
-            .unwrap_or("")
-            .to_string()
-    };
-    let mut parts: Vec<String> = Vec::new();
-    for l in sections.get("cpuinfo").map(|v| v.as_slice()).unwrap_or(&[]) {
-        if let Some((k, v)) = l.split_once(':') {
-            if k.trim() == "CPU part" {
-                let v = v.trim();
-                let name = u32::from_str_radix(v.trim_start_matches("0x"), 16)
-                    .ok()
-                    .and_then(core_name)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("part {v}"));
-                parts.push(name);
-            }
-        }
-    }
-    let mut freqs: BTreeMap<usize, u64> = BTreeMap::new();
-    for l in sections.get("freq").map(|v| v.as_slice()).unwrap_or(&[]) {
-        let mut it = l.split_whitespace();
-        let (Some(path), Some(v)) = (it.next(), it.next()) else {
-            continue;
-        };
-        let cpu = path
-            .split('/')
-            .find_map(|c| c.strip_prefix("cpu").and_then(|n| n.parse::<usize>().ok()));
-        if let (Some(cpu), Ok(v)) = (cpu, v.parse::<u64>()) {
-            freqs.insert(cpu, v);
-        }
-    }
-    // Cores: one `CPU part` per core on ARM; otherwise count `processor` entries.
-    let processors = sections
-        .get("cpuinfo")
-        .map(|v| {
-            v.iter()
-                .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
-                .count()
-        })
-        .unwrap_or(0);
-    let n = parts.len().max(processors).max(1);
-    let max_khz: Vec<Option<u64>> = (0..parts.len()).map(|i| freqs.get(&i).copied()).collect();
-    // Groups of equal (core, frequency), in core order: "4x cortex-a55@1.8GHz".
-    let mut groups: Vec<(String, Option<u64>, usize)> = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        let f = max_khz.get(i).copied().flatten();
-        match groups.last_mut() {
-            Some(g) if g.0 == *p && g.1 == f => g.2 += 1,
-            _ => groups.push((p.clone(), f, 1)),
-        }
-    }
-    let cores_text = groups
-        .iter()
-        .map(|(p, f, k)| match f {
-            Some(f) => format!("{k}x {p}@{:.1}GHz", *f as f64 / 1e6),
-            None => format!("{k}x {p}"),
-        })
-        .collect::<Vec<_>>()
-        .join(" + ");
-    let mut soc = first("soc");
-    if soc.is_empty() {
-        soc = first("platform");
-    }
-    if soc.is_empty() {
-        soc = "unknown".into();
-    }
-    if !cores_text.is_empty() {
-        soc = format!("{soc}: {cores_text}");
-    }
-    let model = Some(first("model"))
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into());
-    let abi = Some(first("abi"))
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into());
-    Probe {
-        identity: DeviceIdentity {
-            model,
-            soc,
-            abi,
-            cores: n as u32,
-            opencl_device: None,
-            serial: Some(serial.to_string()),
-        },
-        cores: parts,
-        max_khz,
-    }
-}
 
 /// Reads a device's identity: `getprop` (model, ABI, SoC or platform), the CPU parts of
 /// `/proc/cpuinfo` mapped to core names, and the cores' maximum frequencies.
@@ -387,23 +212,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn temperatures() {
-        assert_eq!(max_temperature_c("41000\n83500\n-1\n"), Some(83.5));
-        assert_eq!(max_temperature_c("45\n"), Some(45.0));
-        assert_eq!(max_temperature_c(""), None);
-    }
-
-    #[test]
-    fn probe_maps_parts_to_cores_and_groups_them() {
-        let text = "@model\nPixel 7\n@abi\narm64-v8a\n@soc\nTensor G2\n@platform\ngs201\n@cpuinfo\nprocessor\t: 0\nCPU part\t: 0xd05\n\nprocessor\t: 1\nCPU part\t: 0xd05\n\nprocessor\t: 2\nCPU part\t: 0xd41\n\nprocessor\t: 3\nCPU part\t: 0xd44\n@freq\n/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq 1803000\n/sys/devices/system/cpu/cpu1/cpufreq/cpuinfo_max_freq 1803000\n/sys/devices/system/cpu/cpu2/cpufreq/cpuinfo_max_freq 2348000\n/sys/devices/system/cpu/cpu3/cpufreq/cpuinfo_max_freq 2850000\n@end\n";
-        let p = parse_probe(text, "XYZ");
-        assert_eq!(p.identity.model, "Pixel 7");
-        assert_eq!(p.identity.cores, 4);
-        assert_eq!(
-            p.identity.soc,
-            "Tensor G2: 2x cortex-a55@1.8GHz + 1x cortex-a78@2.3GHz + 1x cortex-x1@2.9GHz"
-        );
-        assert_eq!(p.identity.serial.as_deref(), Some("XYZ"));
-        p.identity.validate().unwrap();
+    fn the_probe_script_prints_every_section_the_parser_knows() {
+        for s in super::super::parse::PROBE_SECTIONS {
+            assert!(
+                PROBE.contains(&format!("echo @{s};")) || PROBE.ends_with(&format!("echo @{s}")),
+                "{s}"
+            );
+        }
     }
 }

@@ -22,16 +22,19 @@
 //!
 //! [`devices`] lists the connected devices with their identity ([`probe_identity`]:
 //! `getprop`, `/proc/cpuinfo` CPU parts mapped to core names, core frequencies), and
-//! on request the OpenCL device of each.
+//! on request the OpenCL device of each. Everything read from adb's output goes
+//! through [`parse`].
 
 mod device;
 mod opencl;
+pub mod parse;
 mod quote;
 mod runner;
 
-pub use device::{
-    core_name, devices, list, max_temperature_c, parse_probe, probe_identity, require_device,
-    AdbError, Listed, Probe,
+pub use device::{devices, list, probe_identity, require_device, AdbError};
+pub use parse::{
+    core_name, max_temperature_c, parse_devices, parse_pid, parse_probe, run_status, state_text,
+    Listed, Probe,
 };
 pub use quote::{shell_quote, shell_words};
 pub use runner::{AdbOptions, AdbRunner};

@@ -1,14 +1,13 @@
 //! [`AdbRunner`]: measuring candidates on an adb device.
 
-use super::device::{
-    adb_command, max_temperature_c, probe_identity, require_device, AdbError, Probe,
-};
+use super::device::{adb_command, probe_identity, require_device, AdbError};
 use super::opencl::{self, HarnessBuild};
+use super::parse::{max_temperature_c, parse_pid, run_status, state_text, Probe};
 use super::quote::{shell_quote, shell_words};
 use crate::measure::{check, truncate, ErrorKind, Failure, Job, Limits, Measurement, Runner};
 use codegen::opencl_harness::{HarnessError, OpenClInfo};
 use codegen::run::{parse_timing, read_outputs, write_inputs};
-use codegen::toolchain::{run_with_timeout, Finished};
+use codegen::toolchain::{read_capped, run_with_timeout, Finished, MAX_CAPTURE};
 use codegen::Target;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
@@ -294,16 +293,16 @@ impl AdbRunner {
     /// device the server still lists, whether it answers a trivial command.
     fn state_now(&self) -> String {
         let limit = self.opts.command_timeout.min(Duration::from_secs(10));
-        match self.call(&["get-state".into()], limit) {
-            Ok(f) if f.code == Some(0) && f.stdout.trim() == "device" => {
-                match self.call(&["shell".into(), "echo grim-ping".into()], limit) {
-                    Ok(p) if p.stdout.contains("grim-ping") => "device".into(),
-                    _ => format!("listed, but not answering within {limit:?}"),
-                }
-            }
-            Ok(f) if f.code == Some(0) => f.stdout.trim().to_string(),
-            Ok(f) => f.stderr.trim().to_string(),
-            Err(_) => "adb server not answering".into(),
+        let state = match self.call(&["get-state".into()], limit) {
+            Ok(f) => state_text(f.code, &f.stdout, &f.stderr),
+            Err(_) => return "adb server not answering".into(),
+        };
+        if state != "device" {
+            return state;
+        }
+        match self.call(&["shell".into(), "echo grim-ping".into()], limit) {
+            Ok(p) if p.stdout.contains("grim-ping") => state,
+            _ => format!("listed, but not answering within {limit:?}"),
         }
     }
 
@@ -445,19 +444,15 @@ impl AdbRunner {
                 if n == 0 {
                     break;
                 }
+                // Keep at most MAX_CAPTURE bytes; read (and drop) the rest.
                 if let Ok(mut v) = o2.lock() {
-                    v.extend_from_slice(&buf[..n]);
+                    let room = MAX_CAPTURE.saturating_sub(v.len());
+                    v.extend_from_slice(&buf[..n.min(room)]);
                 }
             }
         });
         let mut se = child.stderr.take();
-        let t_err = std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(e) = se.as_mut() {
-                let _ = e.read_to_string(&mut s);
-            }
-            s
-        });
+        let t_err = std::thread::spawn(move || se.as_mut().map(read_capped).unwrap_or_default());
         let start = Instant::now();
         let status = loop {
             match child.try_wait() {
@@ -476,10 +471,7 @@ impl AdbRunner {
                 .unwrap_or_default()
         };
         let Some(status) = status else {
-            let pid = stdout_now().lines().find_map(|l| {
-                l.strip_prefix("GRIM-PID ")
-                    .and_then(|p| p.trim().parse::<u32>().ok())
-            });
+            let pid = parse_pid(&stdout_now());
             let killed = match pid {
                 Some(pid) => self.call(
                     &["shell".into(), format!("kill -9 {pid}").into()],
@@ -654,17 +646,13 @@ impl AdbRunner {
             shell_words(&words)
         );
         let fin = self.run_watched(st, &command, self.limits.run_timeout)?;
-        if fin.code != Some(0) {
+        if let Err(detail) = run_status(fin.code, fin.signal, &fin.stderr) {
             if let (Mode::OpenCl(_), None) = (&self.mode, fin.signal) {
                 if let Some(e) = HarnessError::from_run(fin.code, &fin.stderr) {
                     let kind = opencl::run_kind(&e);
                     return Err(self.classify(st, "run", &e.to_string(), kind));
                 }
             }
-            let detail = match fin.signal {
-                Some(s) => format!("adb killed by signal {s}"),
-                None => format!("exit status {:?}; stderr: {}", fin.code, fin.stderr.trim()),
-            };
             return Err(self.classify(st, "run", &detail, ErrorKind::RunError));
         }
         let output = dir.join(format!("out{index}.bin"));

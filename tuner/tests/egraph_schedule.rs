@@ -1,0 +1,247 @@
+//! The compile pipeline uses the e-graph's BCR compute form: shared gathers in the
+//! extracted form become load-redundancy elimination (and row reordering when the
+//! gather spans blocks) in the default schedule, with fewer dynamic loads of the input
+//! and the interpreter's results; dropping or replacing the rule changes the schedule.
+
+use schedule::Instruction;
+use std::path::PathBuf;
+use std::process::Command;
+use tir::egraph::rules::RuleSet;
+use tir::visit::{count_loads_of, LOAD_COUNTER};
+use tir::workload::Workload;
+use tuner::pipeline::{default_schedule, interpret_scheduled, interpret_with, load_rules};
+use tuner::space::SearchSpace;
+
+/// Rows of a block share its kept columns (16x16 blocks, ~9 rows x 9 columns kept).
+const WITHIN: &str = "bcr-fc:M=64,K=64,N=4,block=16x16,sparsity=0.7,seed=3";
+/// 8x4 blocks at 10% sparsity keep all 4 columns: every block of a block column has
+/// the same column set, so rows of different blocks can share one gather.
+const ACROSS: &str = "bcr-fc:M=64,K=32,N=2,block=8x4,sparsity=0.1,seed=1";
+
+fn wl(spec: &str) -> Workload {
+    Workload::from_spec_str(spec).unwrap_or_else(|e| panic!("{spec}: {e}"))
+}
+
+/// Dynamic loads of `buffer` when the schedule's function runs in the interpreter.
+fn loads(s: &schedule::Schedule, w: &Workload, buffer: &str) -> i64 {
+    let counted = count_loads_of(s.func(), buffer);
+    let out = interpret_with(&counted, s.weights(), &w.random_inputs(1)).unwrap();
+    out[LOAD_COUNTER].as_i32().unwrap()[0] as i64
+}
+
+/// Outputs of the schedule equal the interpreter's outputs for the lowered function,
+/// bit for bit (row reordering by block column and LRE keep every sum's order).
+fn assert_same_results(s: &schedule::Schedule, w: &Workload) {
+    for seed in [1, 2] {
+        let inputs = w.random_inputs(seed);
+        let want = w.interpret(&inputs).unwrap();
+        let got = interpret_scheduled(s, &inputs).unwrap();
+        assert_eq!(got, want, "seed {seed}");
+    }
+}
+
+fn ops(s: &schedule::Schedule) -> Vec<String> {
+    s.trace().instructions.iter().map(Instruction::op).collect()
+}
+
+#[test]
+fn shared_gathers_within_blocks_become_load_redundancy_elimination() {
+    let w = wl(WITHIN);
+    let d = default_schedule(&w, &RuleSet::shipped().unwrap()).unwrap();
+    let [c] = d.choices.as_slice() else {
+        panic!("one BCR weight: {:?}", d.choices)
+    };
+    // The extracted form: one gather per block instead of one per kept row.
+    assert_eq!(c.blocks, 16);
+    assert_eq!(c.gathers_before, c.rows);
+    assert_eq!(c.gathers_after, 16, "{c}");
+    assert_eq!(c.rows_sharing, c.rows);
+    assert!(c.fired.contains_key("share-gather"));
+    assert!(c.cost_after < c.cost_before);
+    assert!(c.load_redundancy_elimination() && !c.row_reordering());
+    assert_eq!(ops(&d.schedule), ["eliminate_redundant_loads"]);
+    // Loads of X: Σ rows·cols·N as lowered, Σ cols·N with LRE.
+    let lowered = schedule::Schedule::from_workload(&w).unwrap();
+    let (before, after) = (loads(&lowered, &w, "X"), loads(&d.schedule, &w, "X"));
+    assert!(after < before, "{after} >= {before}");
+    let arrays = tir::lower::BcrArrays::from_matrix(w.matrices[0].bcr.as_ref().unwrap()).unwrap();
+    let (mut want_before, mut want_after) = (0i64, 0i64);
+    for b in 0..arrays.blocks {
+        let r = (arrays.row_ptr[b + 1] - arrays.row_ptr[b]) as i64;
+        let q = (arrays.col_ptr[b + 1] - arrays.col_ptr[b]) as i64;
+        want_before += r * q * 4;
+        want_after += q * 4;
+    }
+    assert_eq!((before, after), (want_before, want_after));
+    assert_same_results(&d.schedule, &w);
+    assert_eq!(d.max_rel_diff, 0.0);
+}
+
+#[test]
+fn shared_column_sets_across_blocks_add_row_reordering() {
+    let w = wl(ACROSS);
+    let d = default_schedule(&w, &RuleSet::shipped().unwrap()).unwrap();
+    let c = &d.choices[0];
+    assert_eq!((c.blocks, c.classes), (64, 8));
+    // Every class has the same shape: one e-graph run serves all eight.
+    assert_eq!(c.runs, 1);
+    assert!(c.cross_block_gathers > 0, "{c}");
+    assert!(c.gathers_after < c.gathers_before);
+    assert_eq!(
+        ops(&d.schedule),
+        ["reorder_rows", "eliminate_redundant_loads"]
+    );
+    let lowered = schedule::Schedule::from_workload(&w).unwrap();
+    let (before, after) = (loads(&lowered, &w, "X"), loads(&d.schedule, &w, "X"));
+    // 8 groups (one per block column) of 4 columns, N = 2: 64 loads; LRE alone
+    // (without the reordering) would load once per block: 64 blocks x 4 x 2 = 512.
+    assert_eq!(after, 8 * 4 * 2, "before {before}");
+    assert_eq!(before, c.rows as i64 * 4 * 2);
+    assert_same_results(&d.schedule, &w);
+}
+
+#[test]
+fn dropping_the_rule_through_the_api_changes_the_schedule() {
+    let w = wl(WITHIN);
+    let without = RuleSet::shipped()
+        .unwrap()
+        .without(&["share-gather"])
+        .unwrap();
+    let d = default_schedule(&w, &without).unwrap();
+    let c = &d.choices[0];
+    assert_eq!(c.gathers_after, c.gathers_before, "{c}");
+    assert_eq!(c.shared_gathers, 0);
+    assert!(!c.load_redundancy_elimination());
+    assert!(d.schedule.trace().instructions.is_empty());
+    assert_eq!(d.description, "default");
+    let lowered = schedule::Schedule::from_workload(&w).unwrap();
+    assert_eq!(loads(&d.schedule, &w, "X"), loads(&lowered, &w, "X"));
+    assert!(RuleSet::shipped()
+        .unwrap()
+        .without(&["no-such-rule"])
+        .is_err());
+}
+
+#[test]
+fn the_search_starts_from_the_egraph_point() {
+    let w = wl(ACROSS);
+    let space = SearchSpace::new(&w);
+    let d = default_schedule(&w, &RuleSet::shipped().unwrap()).unwrap();
+    let point = space.egraph_point(&d.choices);
+    assert_ne!(point, space.default_point());
+    let (s, effective) = space.apply(&w, &point).unwrap();
+    assert_eq!(effective, point);
+    assert_eq!(s.trace(), d.schedule.trace());
+}
+
+fn grim_tune(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_grim-tune"))
+        .args(args)
+        .output()
+        .expect("run grim-tune");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn researcher_file() -> String {
+    let p: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "tir",
+        "tests",
+        "rules",
+        "share_merge.rules",
+    ]
+    .iter()
+    .collect();
+    p.display().to_string()
+}
+
+/// The researcher's workflow end to end: `build` says what the e-graph chose; the
+/// same command without the shipped rule builds the lowered loop nest; with the
+/// researcher's replacement rule (checked sound first) LRE comes back.
+#[test]
+fn a_researchers_rule_change_changes_the_built_schedule() {
+    let out_dir = std::env::temp_dir().join(format!("grim-egraph-build-{}", std::process::id()));
+    let out = out_dir.display().to_string();
+    let base = ["build", "--workload", WITHIN, "--out", &out];
+    let (ok, text, err) = grim_tune(&base);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("bcr form  W: 16 gathers of X rows for 144 kept rows (cost "),
+        "{text}"
+    );
+    assert!(
+        text.contains("16 gathers shared by 144 rows within blocks -> load-redundancy elimination"),
+        "{text}"
+    );
+    assert!(text.contains("schedule  eliminate redundant loads of W (interpreter check: max relative difference 0.0e0)"), "{text}");
+    let c = std::fs::read_to_string(out_dir.join("kernels.c")).unwrap();
+    assert!(c.contains("xg"), "the LRE buffer is in the generated C");
+
+    let mut dropped = base.to_vec();
+    dropped.extend(["--drop-rule", "share-gather"]);
+    let (ok, text, err) = grim_tune(&dropped);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("144 gathers of X rows for 144 kept rows")
+            && text.contains("no gather shared -> as lowered"),
+        "{text}"
+    );
+    assert!(text.contains("schedule  default ("), "{text}");
+    let c = std::fs::read_to_string(out_dir.join("kernels.c")).unwrap();
+    assert!(!c.contains("xg"));
+
+    let file = researcher_file();
+    let (ok, text, err) = grim_tune(&["rules", "check", &file]);
+    assert!(ok, "{text}{err}");
+    let mut replaced = dropped.clone();
+    replaced.extend(["--rules", &file]);
+    let (ok, text, err) = grim_tune(&replaced);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("schedule  eliminate redundant loads of W"),
+        "{text}"
+    );
+    let (ok, text, err) = grim_tune(&[
+        "rules",
+        "explain",
+        "--workload",
+        ACROSS,
+        "--drop-rule",
+        "share-gather",
+        "--rules",
+        &file,
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("rules fired:   share-gather-merge x"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cost before:   27200 (448 gathers of X rows, one per kept row)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "default schedule: reorder rows of W by block column; eliminate redundant loads of W"
+        ),
+        "{text}"
+    );
+    let (ok, _, err) = grim_tune(&[
+        "build",
+        "--workload",
+        WITHIN,
+        "--out",
+        &out,
+        "--drop-rule",
+        "nope",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("cannot drop rule `nope`"), "{err}");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let _ = load_rules(&[], &[]).unwrap();
+}
