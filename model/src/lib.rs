@@ -20,8 +20,10 @@ pub mod exec;
 pub mod file;
 pub mod graph;
 pub mod layer;
+pub mod onnx;
 pub mod ops;
 pub mod seq2seq;
+pub mod shape;
 
 pub use array::Array;
 pub use error::ModelError;
