@@ -216,7 +216,7 @@ fn input(shape: &[usize], seed: u64) -> Array {
 
 #[test]
 fn fixtures_written_by_onnx_match_onnxruntime() {
-    for (name, batch) in [("cnn", 2), ("rnn", 5)] {
+    for (name, batch) in [("cnn", 2), ("rnn", 5), ("misc", 1)] {
         let dir = fixtures();
         let opts = ImportOptions {
             batch,
@@ -290,6 +290,8 @@ fn exported_models_read_back_the_same() {
         let back = onnx::import(&path, &ImportOptions::default()).unwrap();
         let x = input(&graph(&m).input_shape, 9);
         let (a, b) = (run(&m, &x), run(&back, &x));
+        let shapes = model::shape::graph_shapes(graph(&m), &m.layers).unwrap();
+        assert_eq!(shapes[&graph(&m).output], a.shape(), "{}", m.name);
         let d = a.max_abs_diff(&b);
         assert!(d < 1e-6, "{}: {d}", m.name);
         assert_eq!(back.layers.len(), m.layers.len(), "{}", m.name);
@@ -307,7 +309,7 @@ fn exported_models_read_back_the_same() {
         }
     }
     // Imported fixtures export and read back the same too.
-    for (name, batch) in [("cnn", 2), ("rnn", 5)] {
+    for (name, batch) in [("cnn", 2), ("rnn", 5), ("misc", 1)] {
         let opts = ImportOptions {
             batch,
             ..Default::default()
@@ -414,8 +416,9 @@ fn onnxruntime_runs_exported_models_like_grim() {
     fixture_cnn.name = "fixture-cnn".to_string();
     let mut fixture_rnn = onnx::import(&fixtures().join("rnn.onnx"), &opts(7)).unwrap();
     fixture_rnn.name = "fixture-rnn".to_string();
-    models.push(fixture_cnn);
-    models.push(fixture_rnn);
+    let mut fixture_misc = onnx::import(&fixtures().join("misc.onnx"), &opts(1)).unwrap();
+    fixture_misc.name = "fixture-misc".to_string();
+    models.extend([fixture_cnn, fixture_rnn, fixture_misc]);
     let diffs = onnxruntime_diffs(&py, &models);
     for (m, d) in models.iter().zip(&diffs) {
         println!("{}: max |grim - onnxruntime| = {d:e}", m.name);
@@ -558,6 +561,22 @@ fn truncated_and_random_files_name_the_file() {
             .to_string();
         assert!(e.contains("junk.onnx"), "{e}");
     }
+    // Bytes flipped anywhere: an error or a model that runs, never a panic.
+    let mut imported = 0;
+    for (i, name) in ["cnn", "rnn", "misc"].iter().cycle().take(300).enumerate() {
+        let mut b = std::fs::read(fixtures().join(format!("{name}.onnx"))).unwrap();
+        for _ in 0..1 + i % 4 {
+            let at = rng.next_u64() as usize % b.len();
+            b[at] = rng.next_u64() as u8;
+        }
+        let opts = ImportOptions::default();
+        if let Ok(m) = onnx::import_bytes(&b, "flipped.onnx", "f", &opts) {
+            imported += 1;
+            let x = Array::zeros(graph(&m).input_shape.clone());
+            let _ = eval::run_graph(graph(&m), &m.layers, &x, &mut Reference::default());
+        }
+    }
+    println!("{imported} of 300 files with flipped bytes still import");
     let e = onnx::import(&dir.path().join("absent.onnx"), &ImportOptions::default())
         .unwrap_err()
         .to_string();
@@ -586,6 +605,13 @@ fn unsupported_ops_name_node_and_op() {
     g.output[0].name = "z".to_string();
     let e = import_proto(&m).unwrap_err().to_string();
     assert!(e.contains("com.example.Relu") && e.contains("`q`"), "{e}");
+    // Nodes out of topological order.
+    let mut m = gemm_model();
+    let g = m.graph.as_mut().unwrap();
+    g.node.insert(0, onnx_node("early", "Relu", &["y"], &["z"]));
+    g.output[0].name = "z".to_string();
+    let e = import_proto(&m).unwrap_err().to_string();
+    assert!(e.contains("early") && e.contains("no earlier node"), "{e}");
 }
 
 #[test]
