@@ -12,6 +12,15 @@
 //! naming the node and the attribute; a shape that does not fit names the node; a
 //! truncated or corrupt file names the file.
 //!
+//! Limits (each an error naming the node and attribute, or the file): one graph input
+//! (initializers aside) and one output (the first, or [`ImportOptions::output`]);
+//! FLOAT models; Conv 2-D with `group = 1`, equal strides and dilations and the same
+//! padding on all sides; pooling without `ceil_mode` or dilations; GRU/LSTM forward
+//! only, default activations, no clip, no `sequence_lens`, zero (or absent) initial
+//! states and peepholes, GRU with `linear_before_reset = 1`, LSTM without a used
+//! `Y_c`; Add of two values of equal shape, or broadcasting one value or one value per
+//! channel; no external or segmented tensor data.
+//!
 //! [`export`] writes a graph model as an ONNX file (opset 13) that other runtimes
 //! (onnxruntime, tract) can run, so grim's results can be checked independently; BCR
 //! layers are written as their effective dense weights.
