@@ -47,8 +47,9 @@ enum Command {
         /// Workload spec, or a file with one spec per line.
         #[arg(long, required_unless_present = "model", conflicts_with = "model")]
         workload: Option<String>,
-        /// A model file (from `grim-tune prune`): tunes every distinct layer, the
-        /// `--trials` budget split across layers by their weight counts.
+        /// A model (a grim model file from `grim-tune prune`, `mnist-cnn`, `g2p`, a
+        /// checkpoint or an `.onnx` file): tunes every distinct layer, the `--trials`
+        /// budget split across layers by their weight counts.
         #[arg(long)]
         model: Option<PathBuf>,
         /// Target: `host`, `aarch64-neon:MCPU`, `opencl` or `opencl:fp16`.
@@ -112,7 +113,7 @@ enum Command {
     /// Example: grim-tune prune --model mnist-cnn --compression 10 --calib mnist --out mnist.bcr
     Prune {
         /// `mnist-cnn`, `g2p` (shipped, see scripts/fetch-models.sh), a `.pth` or
-        /// `.npz` checkpoint, or a grim model file.
+        /// `.npz` checkpoint, an `.onnx` file, or a grim model file.
         #[arg(long)]
         model: String,
         /// Target compression: dense weights / kept weights.
@@ -325,7 +326,9 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
             Vec::new(),
         ),
         (None, Some(path)) => {
-            let m = model::file::load(path).map_err(|e| other(e.to_string()))?;
+            let m =
+                tuner::model_cmd::load_model(&path.to_string_lossy(), &model::zoo::default_dir())
+                    .map_err(other)?;
             let (jobs, lines) = tuner::tune_cmd::model_jobs(&m, c.trials.max(1)).map_err(other)?;
             eprintln!(
                 "model `{}`: {} layers, {} distinct workloads to tune",

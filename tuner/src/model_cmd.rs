@@ -23,7 +23,7 @@ use tir::bcr::BlockShape;
 
 /// Loads a model argument: `mnist-cnn` or `g2p` (the shipped models, from
 /// `models_dir`), a `.pth` MNIST CNN checkpoint, a g2p `.npz` checkpoint, an `.onnx`
-/// file, or a grim model file (anything else).
+/// file (batch 1), or a grim model file (anything else).
 pub fn load_model(arg: &str, models_dir: &Path) -> Result<Model, String> {
     let p = Path::new(arg);
     let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -32,6 +32,7 @@ pub fn load_model(arg: &str, models_dir: &Path) -> Result<Model, String> {
         ("g2p", _) => model::zoo::g2p::load(models_dir),
         (_, "pth") => model::zoo::mnist_cnn::load_file(p),
         (_, "npz") => model::zoo::g2p::load_file(p),
+        (_, "onnx") => model::onnx::import(p, &model::onnx::ImportOptions::default()),
         _ => model::file::load(p),
     };
     r.map_err(|e| {
