@@ -1,0 +1,139 @@
+//! The whole-model workflow of the README on the real MNIST CNN (skipped with a
+//! printed reason when `scripts/fetch-models.sh` has not fetched it): prune, tune the
+//! pruned model's layers, run dense vs BCR compiled with the tuned schedules.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn models_dir() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()?
+        .to_path_buf();
+    let dir = match std::env::var_os("GRIM_MODELS_DIR") {
+        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        Some(d) => root.join(d),
+        None => root.join("models"),
+    };
+    for f in ["handwriting_model.pth", "mnist_5k.csv.gz"] {
+        if !dir.join(f).is_file() {
+            eprintln!(
+                "skipping: {} is missing (run scripts/fetch-models.sh)",
+                dir.join(f).display()
+            );
+            return None;
+        }
+    }
+    Some(dir)
+}
+
+fn grim(args: &[&str], dir: &Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_grim-tune"))
+        .args(args)
+        .env("GRIM_MODELS_DIR", dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn prune_tune_and_run_the_mnist_cnn() {
+    let Some(models) = models_dir() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let bcr = work.path().join("mnist.bcr");
+    let db = work.path().join("db");
+    let (bcr_s, db_s) = (
+        bcr.to_string_lossy().to_string(),
+        db.to_string_lossy().to_string(),
+    );
+    let (ok, out, err) = grim(
+        &[
+            "prune",
+            "--model",
+            "mnist-cnn",
+            "--compression",
+            "4",
+            "--calib",
+            "mnist",
+            "--calib-size",
+            "200",
+            "--out",
+            &bcr_s,
+        ],
+        &models,
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("block 32x32") && out.contains("fc_layers.0"),
+        "{out}"
+    );
+    assert!(out.contains("test: dense top-1 99."), "{out}");
+    assert!(
+        err.contains("sensitivity conv_layers.3"),
+        "progress lines: {err}"
+    );
+    let m = model::file::load(&bcr).unwrap();
+    assert!(model::rates::compression(&m) >= 4.0);
+    let (ok, out, err) = grim(
+        &[
+            "tune",
+            "--model",
+            &bcr_s,
+            "--trials",
+            "12",
+            "--no-dense",
+            "--db",
+            &db_s,
+        ],
+        &models,
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(err.contains("5 layers, 5 distinct workloads"), "{err}");
+    let (ok, out, err) = grim(
+        &[
+            "run",
+            "--model",
+            &bcr_s,
+            "--dense",
+            "mnist-cnn",
+            "--data",
+            "mnist",
+            "--calib-size",
+            "200",
+            "--limit",
+            "200",
+            "--repeat",
+            "3",
+            "--check",
+            "1",
+            "--db",
+            &db_s,
+        ],
+        &models,
+    );
+    assert!(ok, "{out}\n{err}");
+    // Both rows, the BCR model with every layer tuned, the dense one on defaults.
+    assert!(
+        out.contains("| dense |") && out.contains("| BCR |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| 5/5 |"),
+        "every BCR layer uses its tuned schedule: {out}"
+    );
+    assert!(
+        out.contains("no tuned schedule"),
+        "the dense layers are noted: {out}"
+    );
+    assert!(out.contains("max |diff|"), "{out}");
+    let top1 = |row: &str| -> f64 {
+        let line = out.lines().find(|l| l.starts_with(row)).unwrap();
+        let at = line.find("top-1 ").unwrap() + 6;
+        line[at..].split('%').next().unwrap().parse().unwrap()
+    };
+    assert!(top1("| dense |") >= 99.0, "{out}");
+    assert!(top1("| BCR |") >= 90.0, "{out}");
+}
