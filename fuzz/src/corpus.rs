@@ -213,6 +213,23 @@ pub fn dictionary(target: Target) -> &'static [&'static str] {
             "+5",
         ],
         Target::OutputsFile => &["\0\0\0\0", "\x7f\x7f\x7f\x7f", "\0\0\u{80}\x7f"],
+        Target::ModelFile => &[
+            "{\"format\":\"grim-model\",\"version\":1,\"model\":",
+            "\"layers\":[",
+            "\"Bcr\":",
+            "\"Dense\":",
+            "\"kept_rows\":[",
+            "PK\x03\x04",
+            "PK\x01\x02",
+            "PK\x05\x06",
+            "NUMPY",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (",
+            "\u{80}\u{2}",
+            "torch._utils\n_rebuild_tensor_v2\n",
+            "Conv",
+            "Gemm",
+            "GRU",
+        ],
         Target::AdbOutput => &[
             "List of devices attached\n",
             "\tdevice",
@@ -325,6 +342,7 @@ pub fn seeds(target: Target) -> Vec<Vec<u8>> {
             })
             .collect(),
         Target::AdbOutput => ADB_SEEDS.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        Target::ModelFile => model_seeds(),
     };
     out.retain(|s| s.len() <= crate::MAX_INPUT);
     out
@@ -434,3 +452,58 @@ const ADB_SEEDS: &[&str] = &[
     "/system/bin/sh: ./kernels: not executable: 64-bit ELF file\n",
     "Segmentation fault \n",
 ];
+
+/// Seeds of the model-file target: a small grim model file (a BCR conv, an FC and a
+/// GRU encoder-decoder), the ONNX fixtures of the model crate, and a small `.npz`.
+fn model_seeds() -> Vec<Vec<u8>> {
+    use model::graph::{Graph, Node, Op};
+    use model::layer::Layer;
+    use model::{Body, Model};
+    let mut out = Vec::new();
+    let layer = |n: &str, s: &str| Layer::from_spec(n, s).ok();
+    if let (Some(c), Some(f)) = (
+        layer(
+            "conv",
+            "bcr-conv2d:C=2,O=8,H=4,W=4,kh=3,kw=3,pad=1,bias=true,block=4x6,sparsity=0.5,seed=1",
+        ),
+        layer("fc", "fc:M=4,K=128,N=1,bias=true,seed=2"),
+    ) {
+        let node = |name: &str, op: Op, i: &str, o: &str| Node {
+            name: name.into(),
+            op,
+            inputs: vec![i.into()],
+            outputs: vec![o.into()],
+        };
+        let m = Model {
+            name: "seed".into(),
+            layers: vec![c, f],
+            body: Body::Graph(Graph {
+                input: "x".into(),
+                input_shape: vec![1, 2, 4, 4],
+                output: "y".into(),
+                nodes: vec![
+                    node("c", Op::Conv { layer: 0 }, "x", "a"),
+                    node("r", Op::Relu, "a", "b"),
+                    node("f", Op::Flatten { axis: 1 }, "b", "d"),
+                    node("fc", Op::Fc { layer: 1 }, "d", "y"),
+                ],
+            }),
+        };
+        if let Ok(j) = serde_json::to_string(&m) {
+            out.push(
+                format!("{{\"format\":\"grim-model\",\"version\":1,\"model\":{j}}}").into_bytes(),
+            );
+        }
+        if let Ok(p) = model::onnx::to_proto(&m) {
+            out.push(prost::Message::encode_to_vec(&p));
+        }
+    }
+    for f in [
+        &include_bytes!("../../model/tests/fixtures/onnx/cnn.onnx")[..],
+        &include_bytes!("../../model/tests/fixtures/onnx/rnn.onnx")[..],
+        &include_bytes!("../../model/tests/fixtures/onnx/misc.onnx")[..],
+    ] {
+        out.push(f.to_vec());
+    }
+    out
+}

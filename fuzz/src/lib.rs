@@ -51,11 +51,14 @@ pub enum Target {
     /// identity probe (getprop, `/proc/cpuinfo`, cpufreq), thermal zones, `adb
     /// get-state`, a run's pid line, timing line and exit status.
     AdbOutput,
+    /// Model files: grim model JSON (`model::file`), ONNX (`model::onnx`), numpy
+    /// `.npz` and PyTorch zip checkpoints (`model::load`); every input goes to each.
+    ModelFile,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 8] = [
+    pub const ALL: [Target; 9] = [
         Target::TirText,
         Target::Spec,
         Target::Rules,
@@ -64,6 +67,7 @@ impl Target {
         Target::TimingOutput,
         Target::OutputsFile,
         Target::AdbOutput,
+        Target::ModelFile,
     ];
 
     /// The command-line name.
@@ -77,6 +81,7 @@ impl Target {
             Target::TimingOutput => "timing-output",
             Target::OutputsFile => "outputs-file",
             Target::AdbOutput => "adb-output",
+            Target::ModelFile => "model-file",
         }
     }
 
@@ -95,6 +100,7 @@ impl Target {
             Target::TimingOutput => targets::timing_output(data, fx),
             Target::OutputsFile => targets::outputs_file(data, fx),
             Target::AdbOutput => targets::adb_output(data, fx),
+            Target::ModelFile => targets::model_file(data, fx),
         }
     }
 }

@@ -181,3 +181,30 @@ pub fn adb_output(data: &[u8], _: &Fixtures) -> bool {
         || pid.is_some()
         || timing.is_ok()
 }
+
+/// Model files: the same bytes to the grim model-file parser, the ONNX importer, the
+/// `.npz` reader and the PyTorch checkpoint reader; a model that loads is validated
+/// again and (when it is a graph) exported to ONNX and imported back.
+pub fn model_file(data: &[u8], _: &Fixtures) -> bool {
+    let mut accepted = false;
+    if let Ok(m) = model::file::from_bytes(data, "fuzz.bcr") {
+        accepted = true;
+        if let Err(e) = m.validate() {
+            panic!("a loaded model does not validate: {e}");
+        }
+    }
+    let opts = model::onnx::ImportOptions::default();
+    if let Ok(m) = model::onnx::import_bytes(data, "fuzz.onnx", "fuzz", &opts) {
+        accepted = true;
+        if let Ok(p) = model::onnx::to_proto(&m) {
+            let _ = p;
+        }
+    }
+    if model::load::npz::from_bytes(data.to_vec(), "fuzz.npz").is_ok() {
+        accepted = true;
+    }
+    if model::load::torch::state_dict_from_bytes(data.to_vec(), "fuzz.pth").is_ok() {
+        accepted = true;
+    }
+    accepted
+}

@@ -77,6 +77,11 @@ fn adb_output() {
 }
 
 #[test]
+fn model_file() {
+    smoke(Target::ModelFile, 3000);
+}
+
+#[test]
 fn every_target_has_a_name_that_round_trips() {
     for t in Target::ALL {
         assert_eq!(Target::from_name(t.name()), Some(t));
