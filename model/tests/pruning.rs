@@ -166,7 +166,7 @@ fn prune_model_meets_the_target_and_refit_beats_magnitude() {
         ..PruneOptions::default()
     };
     let mut lines = Vec::new();
-    let (pruned, report) = prune_model(&dense, &opts, Some(&grams), &mut score, &mut |l| {
+    let (pruned, report) = prune_model(&dense, &opts, Some(&grams), None, &mut score, &mut |l| {
         lines.push(l.to_string())
     })
     .unwrap();
@@ -209,7 +209,7 @@ fn impossible_targets_and_bad_options_are_refused() {
         min_layer_weights: 1,
         ..PruneOptions::default()
     };
-    let e = prune_model(&dense, &opts, None, &mut score, &mut |_| {})
+    let e = prune_model(&dense, &opts, None, None, &mut score, &mut |_| {})
         .unwrap_err()
         .to_string();
     assert!(e.contains("cannot be met"), "{e}");
@@ -217,7 +217,7 @@ fn impossible_targets_and_bad_options_are_refused() {
         compression: 0.5,
         ..PruneOptions::default()
     };
-    let e = prune_model(&dense, &opts, None, &mut score, &mut |_| {})
+    let e = prune_model(&dense, &opts, None, None, &mut score, &mut |_| {})
         .unwrap_err()
         .to_string();
     assert!(e.contains("compression must be > 1"), "{e}");
@@ -226,7 +226,7 @@ fn impossible_targets_and_bad_options_are_refused() {
         refit: true,
         ..PruneOptions::default()
     };
-    let e = prune_model(&dense, &opts, None, &mut score, &mut |_| {})
+    let e = prune_model(&dense, &opts, None, None, &mut score, &mut |_| {})
         .unwrap_err()
         .to_string();
     assert!(e.contains("calibration"), "{e}");

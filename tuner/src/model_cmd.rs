@@ -92,10 +92,22 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
         None
     };
     let mut score = |m: &Model| task.score(m);
+    let mut calibrate = |m: &Model| task.calibration_grams(m);
     let mut progress =
         |line: &str| eprintln!("prune: {line} ({:.0} s)", t0.elapsed().as_secs_f64());
-    let (pruned, report) = prune_model(&dense, &opts, grams.as_ref(), &mut score, &mut progress)
-        .map_err(|e| e.to_string())?;
+    let (pruned, report) = prune_model(
+        &dense,
+        &opts,
+        grams.as_ref(),
+        if opts.refit {
+            Some(&mut calibrate)
+        } else {
+            None
+        },
+        &mut score,
+        &mut progress,
+    )
+    .map_err(|e| e.to_string())?;
     model::file::save(&pruned, &a.out).map_err(|e| e.to_string())?;
     let mut s = String::new();
     s.push_str(&format!(
