@@ -187,10 +187,10 @@ fn block_asm(bin: &Path, vaddr: u64, n: u64) -> Result<String, String> {
             .split(", ")
             .map(|o| {
                 let o = o.trim();
-                if mnem.starts_with('b') || mnem.starts_with("cb") || mnem.starts_with("tb") {
-                    if u64::from_str_radix(o, 16).is_ok() && !o.starts_with('#') {
-                        return ".Lgrim_target".to_string();
-                    }
+                let branch =
+                    mnem.starts_with('b') || mnem.starts_with("cb") || mnem.starts_with("tb");
+                if branch && u64::from_str_radix(o, 16).is_ok() && !o.starts_with('#') {
+                    return ".Lgrim_target".to_string();
                 }
                 o.to_string()
             })

@@ -253,6 +253,13 @@ fn run(cli: Cli) -> Result<String, BenchError> {
                 "\n## Output check: max abs difference from the reference (first thread count)\n\n",
             );
             md.push_str(&report::verification_markdown(&t));
+            let models = report::models_markdown(&t);
+            md.push_str("\n## Models (dense vs BCR, end to end)\n\n");
+            if models.is_empty() {
+                md.push_str("No model results: the model crate (issue 11, point 5) is not part of this run yet. The hook: an executable `bench/models/run RESULTS_DIR` is run by `bench/run` when present and appends `model:` records to `RESULTS_DIR/raw/models.jsonl` (see bench/README.md).\n");
+            } else {
+                md.push_str(&models);
+            }
             let fails = report::failures_markdown(&t);
             if !fails.is_empty() {
                 md.push_str("\n## Failed or wrong measurements\n\n");

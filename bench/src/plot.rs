@@ -8,6 +8,20 @@ use crate::systems::{system, SYSTEMS};
 use plotters::prelude::*;
 use std::path::Path;
 
+/// A tick label with at most three significant digits.
+fn short(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    }
+}
+
 fn perr(path: &Path, e: impl std::fmt::Display) -> BenchError {
     BenchError::Plot {
         path: path.display().to_string(),
@@ -39,7 +53,13 @@ pub fn speedup_vs_sparsity(t: &Table, threads: u32, path: &Path) -> Result<(), B
         .iter()
         .flat_map(|s| s.1.iter().map(|p| p.1))
         .fold(20.0f64, f64::max)
-        * 1.1;
+        * 1.3;
+    let ymin = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.1))
+        .fold(1.0f64, f64::min)
+        .max(1e-3)
+        / 1.3;
     let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| perr(path, e))?;
     let mut chart = ChartBuilder::on(&root)
@@ -50,12 +70,13 @@ pub fn speedup_vs_sparsity(t: &Table, threads: u32, path: &Path) -> Result<(), B
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(45f64..97f64, 0f64..ymax)
+        .build_cartesian_2d(45f64..97f64, (ymin..ymax).log_scale())
         .map_err(|e| perr(path, e))?;
     chart
         .configure_mesh()
         .x_desc("sparsity (%)")
-        .y_desc("speedup (x)")
+        .y_desc("speedup (x, log scale)")
+        .y_label_formatter(&|v| short(*v))
         .draw()
         .map_err(|e| perr(path, e))?;
     let ideal: Vec<(f64, f64)> = (50..=95)
@@ -139,6 +160,7 @@ pub fn latency_per_system(t: &Table, threads: u32, path: &Path) -> Result<(), Be
         chart
             .configure_mesh()
             .x_desc("ms per call (log)")
+            .x_label_formatter(&|v| short(*v))
             .y_labels(0)
             .disable_y_mesh()
             .draw()

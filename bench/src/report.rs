@@ -335,7 +335,8 @@ pub fn cache_sizes() -> Vec<(u32, u64)> {
 /// The roofline table: per sparse case, the bytes of kept weights plus BCR indices one
 /// call reads, grim BCR's time, the bandwidth that implies and the arithmetic rate, and
 /// whether those bytes fit the last-level cache (then the kernel reads them from cache
-/// across repeated calls, not from DRAM).
+/// across repeated calls, not from DRAM); beside it, the fastest dense framework's time
+/// and the bandwidth its dense weights imply.
 pub fn roofline_markdown(t: &Table, threads: u32) -> String {
     let caches = cache_sizes();
     let llc = caches.iter().max_by_key(|c| c.0).map(|c| c.1);
@@ -350,7 +351,7 @@ pub fn roofline_markdown(t: &Table, threads: u32) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    s.push_str("| case | kept values | weight+index bytes | dense bytes | grim BCR ms | GB/s (weights+indices) | GFLOP/s (kept MACs) | resident in |\n|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| case | kept values | weight+index bytes | dense bytes | grim BCR ms | GB/s (weights+indices) | GFLOP/s (kept MACs) | resident in | fastest dense framework ms | its GB/s (dense weights) |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for c in t.cases.iter().filter(|c| !c.case.is_dense()) {
         let Some(ms) = t.ms(&c.case.id, "grim-bcr", threads) else {
             continue;
@@ -364,17 +365,27 @@ pub fn roofline_markdown(t: &Table, threads: u32) -> String {
             (_, Some(_)) => "DRAM (exceeds LLC)",
             _ => "?",
         };
+        let dense_bytes = 4.0 * c.stats.weights as f64;
+        let (dense_ms, dense_gbs) = match t.fastest_dense(&c.case.id, threads) {
+            Some((name, d)) => (
+                format!("{} ({name})", fmt_ms(d)),
+                format!("{:.1}", dense_bytes / (d * 1e-3) / 1e9),
+            ),
+            None => ("-".into(), "-".into()),
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {:.2} MB | {:.2} MB | {} | {:.1} | {:.1} | {} |",
+            "| {} | {} | {:.2} MB | {:.2} MB | {} | {:.1} | {:.1} | {} | {} | {} |",
             c.case.id,
             c.stats.bcr_values,
             bytes / 1e6,
-            4.0 * c.stats.weights as f64 / 1e6,
+            dense_bytes / 1e6,
             fmt_ms(ms),
             gbs,
             gflops,
-            resident
+            resident,
+            dense_ms,
+            dense_gbs
         );
     }
     s
@@ -453,7 +464,11 @@ pub fn verification_markdown(t: &Table) -> String {
 /// Failed or wrong records with their notes.
 pub fn failures_markdown(t: &Table) -> String {
     let mut s = String::new();
-    for r in t.records.values().filter(|r| !r.ok) {
+    for r in t
+        .records
+        .values()
+        .filter(|r| !r.ok && !r.case.starts_with("model:"))
+    {
         let _ = writeln!(
             s,
             "- {} / {} / {} thread(s): {}",
@@ -461,6 +476,37 @@ pub fn failures_markdown(t: &Table) -> String {
             r.system,
             r.threads,
             r.note.lines().next().unwrap_or("")
+        );
+    }
+    s
+}
+
+/// The models section (issue 11, point 5): records whose case is not in the plan and
+/// starts with `model:` (`model:NAME:dense`, `model:NAME:bcr-...`), written by a model
+/// benchmark into `raw/*.jsonl` (see bench/README.md). Their `note` carries the accuracy.
+pub fn models_markdown(t: &Table) -> String {
+    let mut rows: Vec<&ResultRecord> = t
+        .records
+        .values()
+        .filter(|r| r.case.starts_with("model:"))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    rows.sort_by(|a, b| (&a.case, &a.system, a.threads).cmp(&(&b.case, &b.system, b.threads)));
+    let mut s = String::from(
+        "| model case | system | threads | median ms | checked | accuracy / note |\n|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.case,
+            r.system,
+            r.threads,
+            r.median_ms.map(fmt_ms).unwrap_or_else(|| "-".into()),
+            if r.ok { "yes" } else { "no" },
+            r.note.replace('|', "/")
         );
     }
     s

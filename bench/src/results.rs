@@ -39,8 +39,11 @@ pub struct ResultRecord {
     pub note: String,
 }
 
-/// The largest accepted absolute difference from the reference output.
-pub const TOLERANCE: f64 = 1e-3;
+/// The largest accepted absolute difference from the reference output. Outputs reach
+/// about 1.5 in magnitude; every system agrees to about 1e-5 except MNN's 3x3
+/// convolution (about 2e-3, its fast convolution algorithm), and a wrong layout or
+/// weight gives differences of order 0.1-1.
+pub const TOLERANCE: f64 = 5e-3;
 
 /// Appends records to a JSON Lines file.
 pub fn append(path: &Path, records: &[ResultRecord]) -> Result<(), BenchError> {
