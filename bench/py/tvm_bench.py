@@ -29,15 +29,33 @@ def target_for():
 
 
 def compile_case(d, work_dir, trials):
+    """The case's ONNX model through Relax: legalized, tuned with MetaSchedule when
+    `trials` > 0 (the builder and runner get generous timeouts: on a busy 2-core machine
+    the default 30 s build timeout fails every candidate), then built with the tuning
+    database applied."""
     import onnx
     import tvm
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
+    from tvm.s_tir import meta_schedule as ms
     mod = from_onnx(onnx.load(os.path.join(d, "model.onnx")), keep_params_in_input=False)
     target = target_for()
-    mod = relax.pipeline.static_shape_tuning_pipeline(
-        total_trials=trials, target=target, work_dir=work_dir,
-        max_trials_per_task=trials if trials > 0 else None)(mod)
+    with target:
+        mod = tvm.transform.Sequential([
+            relax.transform.DecomposeOpsForInference(),
+            relax.transform.CanonicalizeBindings(),
+            relax.pipeline.zero_pipeline(),
+        ])(mod)
+    if trials > 0:
+        ms.relax_integration.tune_relax(
+            mod=mod, params={}, target=target, work_dir=work_dir,
+            max_trials_global=trials, max_trials_per_task=trials,
+            num_trials_per_iter=min(64, trials),
+            builder=ms.builder.LocalBuilder(timeout_sec=600),
+            runner=ms.runner.LocalRunner(timeout_sec=120),
+            seed=1)
+    with target:
+        mod = relax.transform.MetaScheduleApplyDatabase(work_dir)(mod)
     ex = tvm.compile(mod, target=target)
     return relax.VirtualMachine(ex, tvm.cpu())
 
@@ -47,7 +65,7 @@ def child(args):
     import baselines
     import tvm
     meta, t, ref = baselines.load_case(args.case)
-    rec = {"case": meta["case"]["id"], "system": "tvm", "threads": args.threads,
+    rec = {"case": meta["case"]["id"], "system": "tvm", "threads": int(args.threads),
            "median_ms": None, "min_ms": None, "repeat": 0, "number": 0,
            "max_abs_diff": None, "ok": False, "note": ""}
     t0 = time.time()
@@ -78,6 +96,7 @@ def main():
     ap.add_argument("--trials", type=int, default=64, help="MetaSchedule trials per family")
     ap.add_argument("--families", default="", help="comma-separated (default: all)")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="", help="run only the cases whose id contains this")
     # child mode
     ap.add_argument("--case")
     ap.add_argument("--work-dir")
@@ -97,7 +116,7 @@ def main():
         with open(os.path.join(d, "meta.json")) as fh:
             meta = json.load(fh)
         fam = meta["case"]["family"]
-        if fams and fam not in fams:
+        if (fams and fam not in fams) or (args.only and args.only not in cid):
             continue
         work = os.path.join(args.cases, f"_tvm-{fam}")
         for th in threads:
