@@ -1,0 +1,226 @@
+//! The plain C CSR baseline (`src/csr_kernel.c`): built with the host compiler and the
+//! flags of grim's host kernels (`codegen::toolchain::compiler`), fed the case's
+//! non-zeros in CSR form, checked against the reference and timed with the common
+//! protocol.
+
+use crate::error::{io, BenchError};
+use crate::export::{read_meta, read_tensor, transpose, write_f32, CaseMeta, Layer};
+use crate::protocol::Protocol;
+use crate::results::{ResultRecord, TOLERANCE};
+use codegen::toolchain::{compiler, require, run_with_timeout};
+use codegen::Target;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// The kernel's C source.
+pub const SOURCE: &str = include_str!("csr_kernel.c");
+
+/// Builds the CSR benchmark binary into `dir`; returns its path.
+pub fn build(dir: &Path) -> Result<PathBuf, BenchError> {
+    let (cc, flags, package) = compiler(&Target::Host);
+    let fail = |message: String| BenchError::Run {
+        case: "-".into(),
+        system: "csr-c".into(),
+        message,
+    };
+    require(&cc, package).map_err(|e| fail(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let src = dir.join("csr_kernel.c");
+    std::fs::write(&src, SOURCE).map_err(io(&src))?;
+    let bin = dir.join("csr_bench");
+    let mut cmd = Command::new(&cc);
+    cmd.args(&flags)
+        .args(["-Wall", "-Werror", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .arg("-lm");
+    let f = run_with_timeout(&mut cmd, Duration::from_secs(120))
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail("build timed out".into()))?;
+    if f.code != Some(0) {
+        return Err(fail(format!("{cc} failed: {}", f.stderr.trim())));
+    }
+    Ok(bin)
+}
+
+/// `(row_ptr, col_idx, values)` of the non-zeros of a row-major `rows x cols` matrix.
+pub fn to_csr(m: &[f32], rows: usize, cols: usize) -> (Vec<i32>, Vec<i32>, Vec<f32>) {
+    let mut rp = Vec::with_capacity(rows + 1);
+    let (mut ci, mut v) = (Vec::new(), Vec::new());
+    rp.push(0);
+    for r in 0..rows {
+        for c in 0..cols {
+            let x = m[r * cols + c];
+            if x != 0.0 {
+                ci.push(c as i32);
+                v.push(x);
+            }
+        }
+        rp.push(ci.len() as i32);
+    }
+    (rp, ci, v)
+}
+
+fn write_i32(path: &Path, data: &[i32]) -> Result<(), BenchError> {
+    let mut bytes = Vec::with_capacity(4 * data.len());
+    data.iter()
+        .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+    std::fs::write(path, bytes).map_err(io(path))
+}
+
+fn csr_files(
+    work: &Path,
+    name: &str,
+    m: &[f32],
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<String>, BenchError> {
+    let (rp, ci, v) = to_csr(m, rows, cols);
+    let paths = [
+        work.join(format!("{name}_rp.i32")),
+        work.join(format!("{name}_ci.i32")),
+        work.join(format!("{name}_v.f32")),
+    ];
+    write_i32(&paths[0], &rp)?;
+    write_i32(&paths[1], &ci)?;
+    write_f32(&paths[2], &v)?;
+    Ok(paths.iter().map(|p| p.display().to_string()).collect())
+}
+
+fn tensor(dir: &Path, meta: &CaseMeta, role: &str, weight: bool) -> Result<Vec<f32>, BenchError> {
+    let map = if weight { &meta.weights } else { &meta.inputs };
+    let tf = map.get(role).ok_or_else(|| BenchError::BadFile {
+        path: dir.join("meta.json").display().to_string(),
+        message: format!("no tensor `{role}`"),
+    })?;
+    read_tensor(dir, tf)
+}
+
+/// The command line (after the binary) for the case, with its files written to `work`;
+/// returns the arguments and the output file.
+pub fn prepare(
+    dir: &Path,
+    meta: &CaseMeta,
+    work: &Path,
+) -> Result<(Vec<String>, PathBuf), BenchError> {
+    std::fs::create_dir_all(work).map_err(io(work))?;
+    let out = work.join("y.f32");
+    let x_path = work.join("x.f32");
+    let mut args: Vec<String> = Vec::new();
+    match meta.layer {
+        Layer::Fc { m, k, n } => {
+            let w = tensor(dir, meta, "w", true)?;
+            let x = tensor(dir, meta, "x", false)?;
+            write_f32(&x_path, &transpose(&x, n, k))?;
+            args.extend(["fc".into(), m.to_string(), k.to_string(), n.to_string()]);
+            args.extend(csr_files(work, "w", &w, m, k)?);
+            args.push(x_path.display().to_string());
+        }
+        Layer::Conv {
+            c,
+            o,
+            h,
+            w: wd,
+            kh,
+            kw,
+            stride,
+            pad,
+        } => {
+            let w = tensor(dir, meta, "w", true)?;
+            let x = tensor(dir, meta, "x", false)?;
+            write_f32(&x_path, &x)?;
+            args.push("conv".into());
+            args.extend(
+                [o, c, h, wd, kh, kw, stride, pad]
+                    .iter()
+                    .map(|v| v.to_string()),
+            );
+            args.extend(csr_files(work, "w", &w, o, c * kh * kw)?);
+            args.push(x_path.display().to_string());
+        }
+        Layer::Gru { hidden, input } => {
+            let w_ih = tensor(dir, meta, "w_ih", true)?;
+            let w_hh = tensor(dir, meta, "w_hh", true)?;
+            args.extend(["gru".into(), hidden.to_string(), input.to_string()]);
+            args.extend(csr_files(work, "w_ih", &w_ih, 3 * hidden, input)?);
+            args.extend(csr_files(work, "w_hh", &w_hh, 3 * hidden, hidden)?);
+            for (role, weight) in [("b_ih", true), ("b_hh", true), ("x", false), ("h", false)] {
+                let p = work.join(format!("{role}.f32"));
+                write_f32(&p, &tensor(dir, meta, role, weight)?)?;
+                args.push(p.display().to_string());
+            }
+        }
+    }
+    args.push(out.display().to_string());
+    Ok((args, out))
+}
+
+/// Measures the C CSR kernel on the case folder `dir` at each thread count.
+pub fn measure_case(
+    bin: &Path,
+    dir: &Path,
+    threads: &[u32],
+    protocol: &Protocol,
+) -> Result<Vec<ResultRecord>, BenchError> {
+    let meta = read_meta(dir)?;
+    let want = read_tensor(dir, &meta.output)?;
+    let work = dir.join("csr-c");
+    let (args, out) = prepare(dir, &meta, &work)?;
+    let mut recs = Vec::new();
+    for &t in threads {
+        let _ = std::fs::remove_file(&out);
+        let mut cmd = Command::new(bin);
+        cmd.env("OMP_NUM_THREADS", t.to_string())
+            .args(&args)
+            .arg(protocol.repeat.to_string())
+            .arg(protocol.min_sample_ms.to_string());
+        let limit = Duration::from_secs(protocol.timeout_s);
+        let result = run_with_timeout(&mut cmd, limit)
+            .map_err(|e| e.to_string())
+            .and_then(|f| f.ok_or_else(|| format!("timed out after {limit:?}")))
+            .and_then(|f| {
+                if f.code == Some(0) {
+                    Ok(f)
+                } else {
+                    Err(format!("exit {:?}: {}", f.code, f.stderr.trim()))
+                }
+            })
+            .and_then(|f| {
+                let timing = codegen::run::parse_timing(&f.stdout).map_err(|e| e.to_string())?;
+                let got = crate::export::read_f32(&out).map_err(|e| e.to_string())?;
+                let got = match meta.layer {
+                    Layer::Fc { m, n, .. } => transpose(&got, m, n),
+                    _ => got,
+                };
+                Ok((timing, crate::reference::max_abs_diff(&got, &want)))
+            });
+        recs.push(match result {
+            Ok((timing, diff)) => ResultRecord {
+                case: meta.case.id.clone(),
+                system: "csr-c".into(),
+                threads: t,
+                median_ms: Some(timing.median * 1e3),
+                min_ms: Some(timing.min * 1e3),
+                repeat: timing.repeat,
+                number: timing.number,
+                max_abs_diff: Some(diff),
+                ok: diff <= TOLERANCE,
+                note: format!("{} non-zeros", meta.stats.nonzeros),
+            },
+            Err(note) => ResultRecord {
+                case: meta.case.id.clone(),
+                system: "csr-c".into(),
+                threads: t,
+                median_ms: None,
+                min_ms: None,
+                repeat: 0,
+                number: 0,
+                max_abs_diff: None,
+                ok: false,
+                note,
+            },
+        });
+    }
+    Ok(recs)
+}

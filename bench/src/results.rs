@@ -1,0 +1,91 @@
+//! Result records: one JSON line per (case, system, threads) measurement, appended by
+//! every part of the benchmark (grim, the C CSR kernel, the Python baselines, tract)
+//! to `results/*.jsonl` and merged by the report.
+
+use crate::error::{io, BenchError};
+use serde::{Deserialize, Serialize};
+use std::io::Write as _;
+use std::path::Path;
+
+/// One measurement (or one failure to measure).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    /// The case id.
+    pub case: String,
+    /// The system (`grim-bcr`, `grim-dense`, `onnxruntime`, `csr-c`, ...).
+    pub system: String,
+    /// Threads it was allowed.
+    pub threads: u32,
+    /// Median milliseconds per call, when measured.
+    #[serde(default)]
+    pub median_ms: Option<f64>,
+    /// Fastest sample, milliseconds per call.
+    #[serde(default)]
+    pub min_ms: Option<f64>,
+    /// Samples taken.
+    #[serde(default)]
+    pub repeat: u64,
+    /// Calls per sample.
+    #[serde(default)]
+    pub number: u64,
+    /// Largest absolute difference from the reference output.
+    #[serde(default)]
+    pub max_abs_diff: Option<f64>,
+    /// True when the output agreed with the reference (then the time counts).
+    #[serde(default)]
+    pub ok: bool,
+    /// Anything worth knowing (the error when it failed, the format used, ...).
+    #[serde(default)]
+    pub note: String,
+}
+
+/// The largest accepted absolute difference from the reference output. Outputs reach
+/// about 1.5 in magnitude; every system agrees to about 1e-5 except MNN's 3x3
+/// convolution (about 2e-3, its fast convolution algorithm), and a wrong layout or
+/// weight gives differences of order 0.1-1.
+pub const TOLERANCE: f64 = 5e-3;
+
+/// Appends records to a JSON Lines file.
+pub fn append(path: &Path, records: &[ResultRecord]) -> Result<(), BenchError> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(io(d))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io(path))?;
+    for r in records {
+        let line = serde_json::to_string(r).map_err(|e| BenchError::BadFile {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        writeln!(f, "{line}").map_err(io(path))?;
+    }
+    Ok(())
+}
+
+/// Reads every `*.jsonl` file of `dir`; a bad line is an error naming file and line.
+pub fn read_all(dir: &Path) -> Result<Vec<ResultRecord>, BenchError> {
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    for p in files {
+        let text = std::fs::read_to_string(&p).map_err(io(&p))?;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let r: ResultRecord = serde_json::from_str(line).map_err(|e| BenchError::BadFile {
+                path: format!("{}:{}", p.display(), i + 1),
+                message: e.to_string(),
+            })?;
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
