@@ -391,8 +391,8 @@ fn emit_graph(
     ))
 }
 
-/// Emits `static int grim_decode(const int32_t* ids, int n, int32_t* out)` for an
-/// encoder-decoder.
+/// Emits `static int grim_decode(const int32_t* ids, int n, int32_t* out, int
+/// all_steps)` for an encoder-decoder (`all_steps`: do not stop at the end symbol).
 fn emit_seq2seq(
     model: &Model,
     s: &Seq2Seq,
@@ -410,7 +410,7 @@ fn emit_seq2seq(
     let vocab = s.output_symbols.len();
     let _ = writeln!(
         out,
-        "static int grim_decode(const int32_t* ids, int n, int32_t* res) {{
+        "static int grim_decode(const int32_t* ids, int n, int32_t* res, int all_steps) {{
   float h[{hid}], hn[{hid}], logits[{vocab}];
   const float* ee = (const float*)(grim_w + {ee});
   const float* de = (const float*)(grim_w + {de});
@@ -424,7 +424,7 @@ fn emit_seq2seq(
     layer_{dec}(de + prev * {dw}, h, hn); memcpy(h, hn, sizeof h);
     layer_{fc}(h, logits);
     int best = 0; for (int k = 1; k < {vocab}; ++k) if (logits[k] > logits[best]) best = k;
-    if (best == {end}) break;
+    if (best == {end} && !all_steps) break;
     res[count++] = best; prev = best;
   }}
   return count;
@@ -519,14 +519,14 @@ int main(int argc, char** argv) {{
   int32_t res[{max}];
   while (at < words) {{
     int n = x[at]; if (n < 0 || at + 1 + n > words) {{ fprintf(stderr, "input file: bad record\n"); return 3; }}
-    int32_t c = grim_decode(x + at + 1, n, res);
+    int32_t c = grim_decode(x + at + 1, n, res, 0);
     fwrite(&c, 4, 1, f); fwrite(res, 4, (size_t)c, f);
     at += 1 + n;
   }}
   fclose(f);
   if (repeat > 0 && words > 0) {{
     double* t = (double*)malloc(sizeof(double) * repeat);
-    for (int r = 0; r < repeat; ++r) {{ double t0 = grim_now(); grim_decode(x + 1, x[0], res); t[r] = grim_now() - t0; }}
+    for (int r = 0; r < repeat; ++r) {{ double t0 = grim_now(); grim_decode(x + 1, x[0], res, 1); t[r] = grim_now() - t0; }}
     qsort(t, repeat, sizeof(double), grim_cmp);
     printf("GRIM-MODEL-TIMING %.9e %.9e\n", t[repeat / 2], t[0]);
   }}
