@@ -185,20 +185,14 @@ fn gen_matrix(rng: &mut SplitMix64, rows: usize, cols: usize) -> Matrix {
     Matrix::new(rows, cols, data).unwrap_or_else(|_| Matrix::zeros(rows, cols))
 }
 
-fn make_weight(
+/// A generated matrix as given weights: pruned to BCR for `bcr-` kinds.
+fn prune_given(
     name: &str,
     dense: Matrix,
     sparse: Option<SparseSpec>,
-) -> Result<(WeightMatrix, WeightData), WorkloadError> {
+) -> Result<GivenMatrix, WorkloadError> {
     match sparse {
-        None => Ok((
-            WeightMatrix {
-                name: name.to_string(),
-                dense: dense.clone(),
-                bcr: None,
-            },
-            WeightData::Dense(dense),
-        )),
+        None => Ok(GivenMatrix::Dense(dense)),
         Some(s) => {
             let cfg = PruneConfig {
                 block: BlockShape {
@@ -207,18 +201,12 @@ fn make_weight(
                 },
                 rate: PruneRate::Sparsity(s.sparsity),
             };
-            let bcr = prune(&dense, &cfg).map_err(|source| WorkloadError::Prune {
-                weight: name.to_string(),
-                source,
-            })?;
-            Ok((
-                WeightMatrix {
-                    name: name.to_string(),
-                    dense: bcr.to_dense(),
-                    bcr: Some(bcr.clone()),
-                },
-                WeightData::Bcr(bcr),
-            ))
+            prune(&dense, &cfg)
+                .map(GivenMatrix::Bcr)
+                .map_err(|source| WorkloadError::Prune {
+                    weight: name.to_string(),
+                    source,
+                })
         }
     }
 }
@@ -232,26 +220,25 @@ impl Workload {
     /// Builds the workload for a parsed spec: generates the weights from the seed,
     /// prunes them for `bcr-` kinds and lowers to the default loop nest.
     pub fn new(spec: WorkloadSpec) -> Result<Workload, WorkloadError> {
-        let mut matrices = Vec::new();
-        let (lowered, name) = match &spec {
+        // Layers with weight matrices: generate, prune, and build as with given weights.
+        let given = match &spec {
             WorkloadSpec::Fc(s) => {
                 let mut rng = SplitMix64::new(s.seed);
                 let dense = gen_matrix(&mut rng, s.m, s.k);
                 let bias = s.bias.then(|| rng.symmetric_vec(s.m, 0.5));
-                let (wm, wd) = make_weight("W", dense, s.sparse)?;
-                matrices.push(wm);
-                (lower::lower_fc(s, &wd, bias.as_deref())?, "fc".to_string())
+                Some(GivenWeights {
+                    matrices: vec![prune_given("W", dense, s.sparse)?],
+                    biases: bias.into_iter().collect(),
+                })
             }
             WorkloadSpec::Conv2d(s) => {
                 let mut rng = SplitMix64::new(s.seed);
                 let dense = gen_matrix(&mut rng, s.o, s.c * s.kh * s.kw);
                 let bias = s.bias.then(|| rng.symmetric_vec(s.o, 0.5));
-                let (wm, wd) = make_weight("W", dense, s.sparse)?;
-                matrices.push(wm);
-                (
-                    lower::lower_conv2d(s, &wd, bias.as_deref())?,
-                    "conv2d".to_string(),
-                )
+                Some(GivenWeights {
+                    matrices: vec![prune_given("W", dense, s.sparse)?],
+                    biases: bias.into_iter().collect(),
+                })
             }
             WorkloadSpec::Rnn(s) => {
                 let mut rng = SplitMix64::new(s.seed);
@@ -260,19 +247,20 @@ impl Workload {
                 let w_hh = gen_matrix(&mut rng, rows, s.hidden);
                 let b_ih = rng.symmetric_vec(rows, 0.5);
                 let b_hh = rng.symmetric_vec(rows, 0.5);
-                let (m_ih, d_ih) = make_weight("W_ih", w_ih, s.sparse)?;
-                let (m_hh, d_hh) = make_weight("W_hh", w_hh, s.sparse)?;
-                matrices.push(m_ih);
-                matrices.push(m_hh);
-                let name = match s.cell {
-                    RnnCell::Gru => "gru",
-                    RnnCell::Lstm => "lstm",
-                };
-                (
-                    lower::lower_rnn(s, &d_ih, &d_hh, &b_ih, &b_hh)?,
-                    name.to_string(),
-                )
+                Some(GivenWeights {
+                    matrices: vec![
+                        prune_given("W_ih", w_ih, s.sparse)?,
+                        prune_given("W_hh", w_hh, s.sparse)?,
+                    ],
+                    biases: vec![b_ih, b_hh],
+                })
             }
+            _ => None,
+        };
+        if let Some(g) = given {
+            return Workload::with_weights(spec, &g);
+        }
+        let (lowered, name) = match &spec {
             WorkloadSpec::BiasAdd { m, n, seed } => {
                 let mut rng = SplitMix64::new(*seed);
                 let bias = rng.symmetric_vec(*m, 0.5);
@@ -285,6 +273,10 @@ impl Workload {
                 lower::lower_activation(*func, *m, *n),
                 format!("activation_{}", func.name()),
             ),
+            // Built by `with_weights` above; kept as an error rather than a panic.
+            WorkloadSpec::Fc(_) | WorkloadSpec::Conv2d(_) | WorkloadSpec::Rnn(_) => {
+                return Err(given_error("W", "no generated weights".to_string()))
+            }
         };
         let fname = match spec.sparse() {
             Some(_) => format!("bcr_{name}"),
@@ -295,7 +287,7 @@ impl Workload {
             spec,
             func,
             weights: data.into_iter().collect(),
-            matrices,
+            matrices: Vec::new(),
         })
     }
 
