@@ -296,7 +296,10 @@ fn run_one(
                     n: xs.len(),
                 },
                 out.timing,
-                format!("max |diff| {worst:.1e} on {} images", a.check.min(xs.len())),
+                format!(
+                    "max abs diff {worst:.1e} on {} images",
+                    a.check.min(xs.len())
+                ),
             )
         }
         (Task::G2p { test, .. }, Body::Seq2Seq(s)) => {

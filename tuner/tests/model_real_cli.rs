@@ -128,7 +128,7 @@ fn prune_tune_and_run_the_mnist_cnn() {
         out.contains("no tuned schedule"),
         "the dense layers are noted: {out}"
     );
-    assert!(out.contains("max |diff|"), "{out}");
+    assert!(out.contains("max abs diff"), "{out}");
     let top1 = |row: &str| -> f64 {
         let line = out.lines().find(|l| l.starts_with(row)).unwrap();
         let at = line.find("top-1 ").unwrap() + 6;
