@@ -28,23 +28,10 @@ impl Layer {
     pub fn from_spec(name: &str, spec: &str) -> Result<Layer, ModelError> {
         let w =
             Workload::from_spec_str(spec).map_err(|e| ModelError::layer(name, e.to_string()))?;
-        let matrices = w
-            .matrices
-            .iter()
-            .map(|m| match &m.bcr {
-                Some(b) => GivenMatrix::Bcr(b.clone()),
-                None => GivenMatrix::Dense(m.dense.clone()),
-            })
-            .collect();
-        let biases = ["B", "b_ih", "b_hh"]
-            .iter()
-            .filter_map(|n| w.weights.get(*n))
-            .filter_map(|t| t.as_f32().map(|v| v.to_vec()))
-            .collect();
         Ok(Layer {
             name: name.to_string(),
             spec: w.spec.clone(),
-            weights: GivenWeights { matrices, biases },
+            weights: w.given_weights(),
         })
     }
 

@@ -17,11 +17,8 @@
 //! Exit status: 0 ok, 2 bad arguments, 3 I/O error or wrong file size, 4 a kernel
 //! reported an allocation failure.
 
-use crate::array::Array;
 use crate::compiled::LayerSchedule;
 use crate::error::ModelError;
-use crate::eval::run_graph_values;
-use crate::exec::LayerExec;
 use crate::graph::{Graph, Op};
 use crate::layer::Layer;
 use crate::seq2seq::Seq2Seq;
@@ -45,33 +42,6 @@ pub struct Program {
     pub output_len: usize,
     /// Output shape of one sample (graph models).
     pub output_shape: Vec<usize>,
-}
-
-/// Returns zero outputs of the right sizes: runs a graph for its shapes only.
-struct Shapes {
-    outs: BTreeMap<usize, Vec<usize>>,
-}
-
-impl LayerExec for Shapes {
-    fn run(
-        &mut self,
-        layers: &[Layer],
-        index: usize,
-        _inputs: &[&[f32]],
-    ) -> Result<Vec<Vec<f32>>, ModelError> {
-        if let std::collections::btree_map::Entry::Vacant(slot) = self.outs.entry(index) {
-            let layer = layers
-                .get(index)
-                .ok_or_else(|| ModelError::exec("?", "no such layer"))?;
-            let w = layer.workload()?;
-            slot.insert(w.params_of(ParamKind::Output).map(|p| p.len()).collect());
-        }
-        Ok(self
-            .outs
-            .get(&index)
-            .map(|v| v.iter().map(|&n| vec![0.0; n]).collect())
-            .unwrap_or_default())
-    }
 }
 
 /// Weight blobs appended to the weights file, with their byte offsets.
@@ -189,18 +159,9 @@ fn emit_graph(
     g: &Graph,
     out: &mut String,
 ) -> Result<(usize, usize, Vec<usize>), ModelError> {
-    let mut shapes = Shapes {
-        outs: BTreeMap::new(),
-    };
-    let zero = Array::zeros(g.input_shape.clone());
-    let values = run_graph_values(g, &model.layers, &zero, &mut shapes)?;
-    let shape = |n: &str| {
-        values
-            .get(n)
-            .map(|a| a.shape().to_vec())
-            .unwrap_or_default()
-    };
-    let len = |n: &str| values.get(n).map_or(0, |a| a.len());
+    let values = crate::shape::graph_shapes(g, &model.layers)?;
+    let shape = |n: &str| values.get(n).cloned().unwrap_or_default();
+    let len = |n: &str| values.get(n).map_or(0, |s| s.iter().product::<usize>());
     let names: Vec<&String> = values.keys().collect();
     let ident: BTreeMap<&str, String> = names
         .iter()
@@ -615,16 +576,22 @@ pub fn run(
         ));
     }
     let output = std::fs::read(&outp).map_err(io(&outp))?;
-    let timing = done.stdout.lines().rev().find_map(|l| {
-        let mut it = l.strip_prefix("GRIM-MODEL-TIMING ")?.split_whitespace();
-        let med = it.next()?.parse::<f64>().ok()?;
-        let min = it.next()?.parse::<f64>().ok()?;
-        Some((med, min))
-    });
+    let timing = parse_timing(&done.stdout);
     if repeat > 0 && timing.is_none() {
         return Err(ModelError::exec("model program", "printed no timing line"));
     }
     Ok(RunOutput { output, timing })
+}
+
+/// The `(median, min)` seconds of the last `GRIM-MODEL-TIMING` line of a program's
+/// standard output, if any.
+pub fn parse_timing(stdout: &str) -> Option<(f64, f64)> {
+    stdout.lines().rev().find_map(|l| {
+        let mut it = l.strip_prefix("GRIM-MODEL-TIMING ")?.split_whitespace();
+        let med = it.next()?.parse::<f64>().ok()?;
+        let min = it.next()?.parse::<f64>().ok()?;
+        Some((med, min))
+    })
 }
 
 /// Raw little-endian bytes of `f32` samples.

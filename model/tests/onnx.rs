@@ -21,7 +21,6 @@ use model::onnx::{self, ImportOptions};
 use model::{eval, Array, Body, Model, ModelError, Reference};
 use prost::Message;
 use std::path::{Path, PathBuf};
-use tir::workload::{GivenMatrix, GivenWeights, Workload};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
@@ -40,25 +39,7 @@ fn run(m: &Model, x: &Array) -> Array {
 
 /// A layer with the spec's generated weights (BCR for `bcr-` specs).
 fn layer(name: &str, spec: &str) -> Layer {
-    let w = Workload::from_spec_str(spec).unwrap();
-    let matrices = w
-        .matrices
-        .iter()
-        .map(|m| match &m.bcr {
-            Some(b) => GivenMatrix::Bcr(b.clone()),
-            None => GivenMatrix::Dense(m.dense.clone()),
-        })
-        .collect();
-    let biases = ["B", "b_ih", "b_hh"]
-        .iter()
-        .filter_map(|n| w.weights.get(*n))
-        .map(|t| t.as_f32().unwrap().to_vec())
-        .collect();
-    Layer {
-        name: name.to_string(),
-        spec: w.spec.clone(),
-        weights: GivenWeights { matrices, biases },
-    }
+    Layer::from_spec(name, spec).unwrap()
 }
 
 fn node(name: &str, op: Op, inputs: &[&str], outputs: &[&str]) -> Node {

@@ -278,17 +278,7 @@ impl Workload {
                 return Err(given_error("W", "no generated weights".to_string()))
             }
         };
-        let fname = match spec.sparse() {
-            Some(_) => format!("bcr_{name}"),
-            None => name.to_string(),
-        };
-        let (func, data) = lowered.into_function(&fname);
-        Ok(Workload {
-            spec,
-            func,
-            weights: data.into_iter().collect(),
-            matrices: Vec::new(),
-        })
+        Ok(Workload::assemble(spec, lowered, &name, Vec::new()))
     }
 
     /// Builds the workload of a model layer from its real weights instead of the
@@ -344,17 +334,48 @@ impl Workload {
                 ))
             }
         };
+        Ok(Workload::assemble(spec, lowered, name, matrices))
+    }
+
+    /// The workload from its lowered form: the function is named after the kind
+    /// (`bcr_` prefixed for sparse kinds) and its weight data collected.
+    fn assemble(
+        spec: WorkloadSpec,
+        lowered: lower::Lowered,
+        name: &str,
+        matrices: Vec<WeightMatrix>,
+    ) -> Workload {
         let fname = match spec.sparse() {
             Some(_) => format!("bcr_{name}"),
             None => name.to_string(),
         };
         let (func, data) = lowered.into_function(&fname);
-        Ok(Workload {
+        Workload {
             spec,
             func,
             weights: data.into_iter().collect(),
             matrices,
-        })
+        }
+    }
+
+    /// This workload's weights in the form [`Workload::with_weights`] takes (BCR
+    /// matrices for `bcr-` kinds), so the same layer can be rebuilt or carried into a
+    /// model.
+    pub fn given_weights(&self) -> GivenWeights {
+        let matrices = self
+            .matrices
+            .iter()
+            .map(|m| match &m.bcr {
+                Some(b) => GivenMatrix::Bcr(b.clone()),
+                None => GivenMatrix::Dense(m.dense.clone()),
+            })
+            .collect();
+        let biases = ["B", "b_ih", "b_hh"]
+            .iter()
+            .filter_map(|n| self.weights.get(*n))
+            .filter_map(|t| t.as_f32().map(|v| v.to_vec()))
+            .collect();
+        GivenWeights { matrices, biases }
     }
 
     /// The key of this workload in the tuning database.

@@ -4,21 +4,7 @@
 use tir::workload::{GivenMatrix, GivenWeights, Workload, WorkloadError};
 
 fn given_of(w: &Workload) -> GivenWeights {
-    let matrices = w
-        .matrices
-        .iter()
-        .map(|m| match &m.bcr {
-            Some(b) => GivenMatrix::Bcr(b.clone()),
-            None => GivenMatrix::Dense(m.dense.clone()),
-        })
-        .collect();
-    let mut biases = Vec::new();
-    for name in ["B", "b_ih", "b_hh"] {
-        if let Some(t) = w.weights.get(name) {
-            biases.push(t.as_f32().map(|s| s.to_vec()).unwrap_or_default());
-        }
-    }
-    GivenWeights { matrices, biases }
+    w.given_weights()
 }
 
 #[test]

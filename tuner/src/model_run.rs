@@ -128,10 +128,7 @@ pub fn run_program(
                 )?;
                 let output =
                     std::fs::read(&outp).map_err(|e| format!("{}: {e}", outp.display()))?;
-                let timing = stdout.lines().rev().find_map(|l| {
-                    let mut it = l.strip_prefix("GRIM-MODEL-TIMING ")?.split_whitespace();
-                    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-                });
+                let timing = standalone::parse_timing(&stdout);
                 if repeat > 0 && timing.is_none() {
                     return Err(format!(
                         "the program on {serial} printed no timing line: {stdout}"
