@@ -12,8 +12,8 @@
 //!   [`primitive::sampling`] (sample_perfect_tile, sample_categorical),
 //!   [`primitive::cache`] (cache_read, cache_write), [`primitive::compute_location`]
 //!   (compute_at, compute_inline, decompose_reduction), and [`primitive::bcr`] (row
-//!   and column reordering, load-redundancy elimination, block tiling and row
-//!   partitioning of BCR weights, which also rewrite the weight data).
+//!   and column reordering, load-redundancy elimination, row vectorization, block
+//!   tiling and row partitioning of BCR weights, which also rewrite the weight data).
 //! - [`region`]: the affine region analysis behind the cache and compute-location
 //!   primitives.
 //! - [`analysis`]: the conservative dependence analysis behind legality checks.

@@ -148,6 +148,20 @@ impl Schedule {
         })
     }
 
+    /// Row vectorization of BCR weight `weight`, `lanes` rows per vector (see
+    /// [`crate::primitive::bcr::vectorize_rows`]); returns the chunk, lane and scatter
+    /// loops.
+    pub fn vectorize_rows(
+        &mut self,
+        weight: &str,
+        lanes: i64,
+    ) -> Result<Vec<String>, ScheduleError> {
+        self.apply(Instruction::VectorizeRows {
+            weight: weight.to_string(),
+            lanes,
+        })
+    }
+
     /// Partitions the entries of BCR weight `weight` into disjoint row ranges under a
     /// new outer loop (see [`crate::primitive::bcr::partition_block_rows`]); reports
     /// the loop, the number of partitions and whether the loop was proven parallel.

@@ -65,6 +65,13 @@ pub enum Instruction {
         /// Remainder strategy (`guard` or `tail`).
         remainder: Remainder,
     },
+    /// [`crate::primitive::bcr::vectorize_rows`].
+    VectorizeRows {
+        /// The BCR weight.
+        weight: String,
+        /// Rows per vector.
+        lanes: i64,
+    },
     /// [`crate::primitive::bcr::partition_block_rows`].
     PartitionBlockRows {
         /// The BCR weight.

@@ -86,6 +86,8 @@ struct Combo {
     rows: Option<RowOrder>,
     cols: Option<ColumnOrder>,
     lre: bool,
+    /// Row vectorization lanes (excludes `tile`).
+    vectorize: Option<i64>,
     partition: bool,
     tile: Option<(i64, Option<i64>, Remainder)>,
 }
@@ -101,6 +103,9 @@ impl Combo {
         if self.lre {
             s.eliminate_redundant_loads(weight).unwrap();
         }
+        if let Some(l) = self.vectorize {
+            s.vectorize_rows(weight, l).unwrap();
+        }
         if self.partition {
             s.partition_block_rows(weight).unwrap();
         }
@@ -115,6 +120,7 @@ fn full() -> Combo {
         rows: Some(RowOrder::BlockColumn),
         cols: Some(ColumnOrder::FirstUse),
         lre: true,
+        vectorize: None,
         partition: true,
         tile: Some((2, Some(2), Remainder::Tail)),
     }
@@ -131,6 +137,7 @@ fn combo_strategy() -> impl Strategy<Value = Combo> {
             Just(ColumnOrder::UseCount)
         ]),
         any::<bool>(),
+        prop::option::of(prop_oneof![Just(2i64), Just(4), Just(8)]),
         any::<bool>(),
         prop::option::of((
             1i64..5,
@@ -138,12 +145,13 @@ fn combo_strategy() -> impl Strategy<Value = Combo> {
             prop_oneof![Just(Remainder::Guard), Just(Remainder::Tail)],
         )),
     )
-        .prop_map(|(rows, cols, lre, partition, tile)| Combo {
+        .prop_map(|(rows, cols, lre, vectorize, partition, tile)| Combo {
             rows,
             cols,
             lre,
+            vectorize,
             partition,
-            tile,
+            tile: if vectorize.is_some() { None } else { tile },
         })
 }
 
@@ -621,4 +629,139 @@ fn partition_stays_serial_when_not_proven() {
     let p = s.partition_block_rows("W").unwrap();
     assert_eq!((p.partitions, p.parallel), (4, false));
     assert_close(&s, &w, 3);
+}
+
+/// Row vectorization on every workload kind it accepts, alone and after the data and
+/// load primitives, with 2, 4 and 8 lanes: same results as the lowered function, and
+/// the values of each entry are stored column-major with the rows padded.
+#[test]
+fn row_vectorization_keeps_results() {
+    for spec in [
+        FC,
+        GRU,
+        LSTM,
+        "bcr-fc:M=40,K=24,N=1,block=8x8,sparsity=0.8,seed=9",
+    ] {
+        let w = wl(spec);
+        for lanes in [2i64, 4, 8] {
+            for combo in [
+                Combo {
+                    rows: None,
+                    cols: None,
+                    lre: false,
+                    vectorize: Some(lanes),
+                    partition: false,
+                    tile: None,
+                },
+                Combo {
+                    rows: Some(RowOrder::BlockColumn),
+                    cols: Some(ColumnOrder::UseCount),
+                    lre: true,
+                    vectorize: Some(lanes),
+                    partition: true,
+                    tile: None,
+                },
+            ] {
+                let mut s = Schedule::from_workload(&w).unwrap();
+                for weight in ["W", "W_ih", "W_hh"] {
+                    if w.weights.contains_key(&format!("{weight}_row_ptr")) {
+                        combo.apply(&mut s, weight);
+                    }
+                }
+                assert_close(&s, &w, 7);
+                let replayed = s.trace().replay(&w.func, &w.weights).unwrap();
+                assert_eq!(replayed.func(), s.func(), "{spec}: replay differs");
+                assert_eq!(replayed.weights(), s.weights());
+            }
+        }
+    }
+    // The value layout: entry b's nc x nrp values column-major, padding zero.
+    let w = wl("bcr-fc:M=12,K=8,N=1,block=6x4,sparsity=0.5,seed=1");
+    let before = w.weights.clone();
+    let mut s = Schedule::from_workload(&w).unwrap();
+    s.vectorize_rows("W", 4).unwrap();
+    let ints = |m: &BTreeMap<String, Tensor>, n: &str| m[n].as_i32().unwrap().to_vec();
+    assert_eq!(ints(&before, "W_rows"), ints(s.weights(), "W_rows"));
+    assert_eq!(ints(&before, "W_cols"), ints(s.weights(), "W_cols"));
+    let (rp, cp, vp) = (
+        ints(&before, "W_row_ptr"),
+        ints(&before, "W_col_ptr"),
+        ints(&before, "W_val_ptr"),
+    );
+    let (old, new) = (
+        before["W_val"].as_f32().unwrap(),
+        s.weights()["W_val"].as_f32().unwrap(),
+    );
+    let new_vp = ints(s.weights(), "W_val_ptr");
+    for b in 0..rp.len() - 1 {
+        let (r, c) = ((rp[b + 1] - rp[b]) as usize, (cp[b + 1] - cp[b]) as usize);
+        let rpad = r.div_ceil(4) * 4;
+        assert_eq!((new_vp[b + 1] - new_vp[b]) as usize, rpad * c);
+        for j in 0..c {
+            for i in 0..rpad {
+                let got = new[new_vp[b] as usize + j * rpad + i];
+                let want = if i < r {
+                    old[vp[b] as usize + i * c + j]
+                } else {
+                    0.0
+                };
+                assert_eq!(got, want, "entry {b} row {i} col {j}");
+            }
+        }
+    }
+    // The lane loop is vectorized and the accumulator is a local buffer.
+    let text = tir::print_function(s.func());
+    assert!(text.contains("vectorized"), "{text}");
+    assert!(text.contains("row_acc: f32[1, 4] local"), "{text}");
+}
+
+/// What row vectorization refuses, each with an error naming the weight and reason;
+/// a refused primitive leaves the schedule unchanged.
+#[test]
+fn row_vectorization_illegal_uses() {
+    let w = wl(FC);
+    let err = |s: &mut Schedule, weight: &str, lanes: i64| {
+        let before = (s.func().clone(), s.weights().clone());
+        let e = s.vectorize_rows(weight, lanes).unwrap_err().to_string();
+        assert_eq!((s.func().clone(), s.weights().clone()), before, "{e}");
+        e
+    };
+    let mut s = Schedule::from_workload(&w).unwrap();
+    assert!(err(&mut s, "W", 1).contains("lanes must be between 2 and 64"));
+    assert!(err(&mut s, "W", 65).contains("lanes must be between 2 and 64"));
+    assert!(err(&mut s, "V", 4).contains("unknown weight"));
+    // Twice.
+    s.vectorize_rows("W", 4).unwrap();
+    let e = err(&mut s, "W", 4);
+    assert!(e.contains("vectorize_rows"), "{e}");
+    // Primitives reading row-major values refuse it afterwards; partition still works.
+    let e = s
+        .reorder_rows("W", RowOrder::BlockColumn)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("after vectorize_rows the values are padded"),
+        "{e}"
+    );
+    assert!(s.tile_blocks("W", 2, None, Remainder::Tail).is_err());
+    assert!(s.eliminate_redundant_loads("W").is_err());
+    s.partition_block_rows("W").unwrap();
+    assert_close(&s, &w, 3);
+    // After block tiling.
+    let mut s = Schedule::from_workload(&w).unwrap();
+    s.tile_blocks("W", 2, None, Remainder::Tail).unwrap();
+    let e = err(&mut s, "W", 4);
+    assert!(
+        e.contains("vectorize rows before tile_blocks") || e.contains("loaded once"),
+        "{e}"
+    );
+    // A conv's accumulator (all output positions of a column) is too large.
+    let c = wl(CONV);
+    let mut s = Schedule::from_workload(&c).unwrap();
+    let e = err(&mut s, "W", 8);
+    assert!(e.contains("exceeds 256 elements"), "{e}");
+    // Dense weights are not BCR.
+    let d = wl("fc:M=8,K=8,N=1");
+    let mut s = Schedule::from_workload(&d).unwrap();
+    assert!(err(&mut s, "W", 4).contains("dense, not BCR"));
 }

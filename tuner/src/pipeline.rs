@@ -4,7 +4,8 @@
 //! 1. [`default_schedule`]: for every BCR weight, the e-graph picks the BCR compute
 //!    form ([`tir::egraph::bcr_choice`]) and the form is turned into BCR schedule
 //!    primitives (load-redundancy elimination, row reordering by block column; see
-//!    [`crate::space_bcr::egraph_decisions`]). The scheduled function is run in the
+//!    [`crate::space_bcr::egraph_decisions`]), and the kept rows are vectorized by 4
+//!    where the kernel allows it (row vectorization). The scheduled function is run in the
 //!    reference interpreter and compared with the lowered function's outputs before
 //!    it is used. The same point starts the search of `grim-tune tune`.
 //! 2. [`optimize`]: the pass simplifies every index expression of the scheduled

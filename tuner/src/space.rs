@@ -163,7 +163,7 @@ impl SearchSpace {
     pub fn for_target(w: &Workload, gpu: bool) -> SearchSpace {
         let mut knobs = Vec::new();
         for weight in bcr_weights(w) {
-            knobs.extend(crate::space_bcr::bcr_knobs(&weight));
+            knobs.extend(crate::space_bcr::bcr_knobs(&weight, gpu));
         }
         let info = loops(&w.func.body);
         // Loop order of dense matmul-like nests.

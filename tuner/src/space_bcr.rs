@@ -1,12 +1,12 @@
 //! BCR knobs of the search space: the GRIM optimizations as choices. They come first
 //! in the knob list, in the order the BCR primitives compose (row reordering, column
-//! reordering, load-redundancy elimination, accumulation of each row's partial sums in
-//! registers, block-row partitioning, block tiling).
+//! reordering, load-redundancy elimination, row vectorization (CPU targets), accumulation
+//! of each row's partial sums in registers, block-row partitioning, block tiling).
 //!
 //! The e-graph pass decides two of them for the pipeline's default schedule and the
 //! search's starting point ([`egraph_decisions`]): load-redundancy elimination and row
 //! reordering, read off the extracted BCR compute form
-//! ([`tir::egraph::bcr_choice`]).
+//! ([`tir::egraph::bcr_choice`]); the same point vectorizes the rows by 4.
 
 use crate::space::{Choice, Knob};
 use schedule::{ColumnOrder, Factor, Instruction, Remainder, RowOrder};
@@ -27,8 +27,14 @@ pub fn lre_knob(weight: &str) -> String {
 /// blocks, load-redundancy elimination when some gather is shared, "as is"
 /// otherwise. Column reordering is not derived (the extracted form cannot express it,
 /// see [`tir::egraph::bcr_choice`]) and keeps its "as is" default.
+///
+/// One knob is not the e-graph's: the rows are vectorized by 4 (one NEON register of
+/// f32) on CPU targets, since the kept-rows loop is the only data-parallel loop of a
+/// batch-1 BCR kernel; where the primitive refuses (a conv's accumulator is too large)
+/// the knob is skipped, and GPU spaces have no such knob.
 pub fn egraph_decisions(c: &BcrChoice) -> Vec<(String, usize)> {
     vec![
+        (row_vectorization_knob(&c.weight), 1),
         (
             row_reordering_knob(&c.weight),
             usize::from(c.row_reordering()),
@@ -61,10 +67,39 @@ fn accumulation_of(weight: &str) -> (String, String) {
     }
 }
 
-/// The knobs for BCR weight `weight`.
-pub fn bcr_knobs(weight: &str) -> Vec<Knob> {
+/// Name of the row-vectorization knob of `weight`; choice `k` vectorizes by
+/// [`ROW_LANES`]`[k - 1]` rows.
+pub fn row_vectorization_knob(weight: &str) -> String {
+    format!("vectorize rows {weight}")
+}
+
+/// The lane counts the row-vectorization knob offers: 4 (one NEON register of f32),
+/// 8 (two, or one AVX register on hosts), 16 (four, or one AVX-512 register).
+pub const ROW_LANES: [i64; 3] = [4, 8, 16];
+
+/// The knobs for BCR weight `weight`; `gpu` leaves out row vectorization (work-items
+/// are the GPU's lanes).
+pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
     let w = weight.to_string();
-    vec![
+    let vectorize = Knob {
+        name: row_vectorization_knob(&w),
+        choices: ROW_LANES
+            .into_iter()
+            .map(|l| {
+                choice(
+                    format!("vectorize rows of {w} by {l}"),
+                    vec![Instruction::VectorizeRows {
+                        weight: w.clone(),
+                        lanes: l,
+                    }],
+                )
+            })
+            .fold(vec![as_is()], |mut v, c| {
+                v.push(c);
+                v
+            }),
+    };
+    let mut knobs = vec![
         Knob {
             name: row_reordering_knob(&w),
             choices: vec![
@@ -115,6 +150,7 @@ pub fn bcr_knobs(weight: &str) -> Vec<Knob> {
                 ),
             ],
         },
+        vectorize,
         Knob {
             name: format!("accumulate rows {w}"),
             choices: vec![as_is(), {
@@ -158,5 +194,9 @@ pub fn bcr_knobs(weight: &str) -> Vec<Knob> {
                     v
                 }),
         },
-    ]
+    ];
+    if gpu {
+        knobs.retain(|k| k.name != row_vectorization_knob(&w));
+    }
+    knobs
 }

@@ -36,7 +36,9 @@ fn assert_same_results(s: &schedule::Schedule, w: &Workload) {
         let inputs = w.random_inputs(seed);
         let want = w.interpret(&inputs).unwrap();
         let got = interpret_scheduled(s, &inputs).unwrap();
-        assert_eq!(got, want, "seed {seed}");
+        // Row vectorization reassociates each row's sum: equal up to rounding.
+        let (_, rel) = codegen::run::max_error(&got, &want).unwrap();
+        assert!(rel <= 1e-5, "seed {seed}: max relative difference {rel}");
     }
 }
 
@@ -59,7 +61,10 @@ fn shared_gathers_within_blocks_become_load_redundancy_elimination() {
     assert!(c.fired.contains_key("share-gather"));
     assert!(c.cost_after < c.cost_before);
     assert!(c.load_redundancy_elimination() && !c.row_reordering());
-    assert_eq!(ops(&d.schedule), ["eliminate_redundant_loads"]);
+    assert_eq!(
+        ops(&d.schedule),
+        ["eliminate_redundant_loads", "vectorize_rows"]
+    );
     // Loads of X: Σ rows·cols·N as lowered, Σ cols·N with LRE.
     let lowered = schedule::Schedule::from_workload(&w).unwrap();
     let (before, after) = (loads(&lowered, &w, "X"), loads(&d.schedule, &w, "X"));
@@ -74,7 +79,8 @@ fn shared_gathers_within_blocks_become_load_redundancy_elimination() {
     }
     assert_eq!((before, after), (want_before, want_after));
     assert_same_results(&d.schedule, &w);
-    assert_eq!(d.max_rel_diff, 0.0);
+    // Row vectorization reassociates each row's sum.
+    assert!(d.max_rel_diff <= 1e-5, "{}", d.max_rel_diff);
 }
 
 #[test]
@@ -89,7 +95,11 @@ fn shared_column_sets_across_blocks_add_row_reordering() {
     assert!(c.gathers_after < c.gathers_before);
     assert_eq!(
         ops(&d.schedule),
-        ["reorder_rows", "eliminate_redundant_loads"]
+        [
+            "reorder_rows",
+            "eliminate_redundant_loads",
+            "vectorize_rows"
+        ]
     );
     let lowered = schedule::Schedule::from_workload(&w).unwrap();
     let (before, after) = (loads(&lowered, &w, "X"), loads(&d.schedule, &w, "X"));
@@ -112,10 +122,12 @@ fn dropping_the_rule_through_the_api_changes_the_schedule() {
     assert_eq!(c.gathers_after, c.gathers_before, "{c}");
     assert_eq!(c.shared_gathers, 0);
     assert!(!c.load_redundancy_elimination());
-    assert!(d.schedule.trace().instructions.is_empty());
-    assert_eq!(d.description, "default");
-    let lowered = schedule::Schedule::from_workload(&w).unwrap();
-    assert_eq!(loads(&d.schedule, &w, "X"), loads(&lowered, &w, "X"));
+    // Only the row vectorization, which is not the e-graph's choice.
+    assert_eq!(ops(&d.schedule), ["vectorize_rows"]);
+    assert_eq!(d.description, "vectorize rows of W by 4");
+    let mut vectorized = schedule::Schedule::from_workload(&w).unwrap();
+    vectorized.vectorize_rows("W", 4).unwrap();
+    assert_eq!(loads(&d.schedule, &w, "X"), loads(&vectorized, &w, "X"));
     assert!(RuleSet::shipped()
         .unwrap()
         .without(&["no-such-rule"])
@@ -178,7 +190,7 @@ fn a_researchers_rule_change_changes_the_built_schedule() {
         text.contains("16 gathers shared by 144 rows within blocks -> load-redundancy elimination"),
         "{text}"
     );
-    assert!(text.contains("schedule  eliminate redundant loads of W (interpreter check: max relative difference 0.0e0)"), "{text}");
+    assert!(text.contains("schedule  eliminate redundant loads of W; vectorize rows of W by 4 (interpreter check: max relative difference "), "{text}");
     let c = std::fs::read_to_string(out_dir.join("kernels.c")).unwrap();
     assert!(c.contains("xg"), "the LRE buffer is in the generated C");
 
@@ -191,7 +203,10 @@ fn a_researchers_rule_change_changes_the_built_schedule() {
             && text.contains("no gather shared -> as lowered"),
         "{text}"
     );
-    assert!(text.contains("schedule  default ("), "{text}");
+    assert!(
+        text.contains("schedule  vectorize rows of W by 4 ("),
+        "{text}"
+    );
     let c = std::fs::read_to_string(out_dir.join("kernels.c")).unwrap();
     assert!(!c.contains("xg"));
 
@@ -227,7 +242,7 @@ fn a_researchers_rule_change_changes_the_built_schedule() {
     );
     assert!(
         text.contains(
-            "default schedule: reorder rows of W by block column; eliminate redundant loads of W"
+            "default schedule: reorder rows of W by block column; eliminate redundant loads of W; vectorize rows of W by 4"
         ),
         "{text}"
     );

@@ -56,7 +56,10 @@ fn local_tune_records_checked_results_and_resumes_without_repeats() {
     // second starting point, measured and checked like every candidate.
     let eg = r1.egraph_trial().expect("the e-graph's point is measured");
     assert_eq!(eg.index, 1);
-    assert_eq!(eg.description, "eliminate redundant loads of W");
+    assert_eq!(
+        eg.description,
+        "eliminate redundant loads of W; vectorize rows of W by 4"
+    );
     assert!(eg.outcome.is_ok());
     assert_eq!(r1.egraph_choices.len(), 1);
     assert!(

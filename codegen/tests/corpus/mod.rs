@@ -88,6 +88,19 @@ pub fn corpus() -> Vec<Case> {
     out.push(case("bcr-fc N=1 guard-split cols", &bfc1, |s| {
         s.split("j", &[None, Some(3)], Remainder::Guard).map(|_| ())
     }));
+    out.push(case("bcr-fc N=1 vectorize rows by 4", &bfc1, |s| {
+        s.vectorize_rows("W", 4).map(|_| ())
+    }));
+    out.push(case(
+        "bcr-fc row reordering + LRE + vectorize rows by 8 + partition",
+        &bfc,
+        |s| {
+            s.reorder_rows("W", schedule::RowOrder::BlockColumn)?;
+            s.eliminate_redundant_loads("W")?;
+            s.vectorize_rows("W", 8)?;
+            s.partition_block_rows("W").map(|_| ())
+        },
+    ));
     let conv = Workload::from_spec_str("conv2d:C=3,O=8,H=9,W=9,k=3,pad=1,bias=1,act=relu").unwrap();
     out.push(case("conv3x3 default", &conv, |_| Ok(())));
     out.push(case("conv3x3 parallel o, vectorize init", &conv, |s| {
@@ -121,6 +134,10 @@ pub fn corpus() -> Vec<Case> {
         s.reorder_rows("W_ih", schedule::RowOrder::RowCount)?;
         s.eliminate_redundant_loads("W_ih")?;
         s.eliminate_redundant_loads("W_hh").map(|_| ())
+    }));
+    out.push(case("bcr-gru vectorize rows by 4", &gru, |s| {
+        s.vectorize_rows("W_ih", 4)?;
+        s.vectorize_rows("W_hh", 4).map(|_| ())
     }));
     out.push(case("bcr-gru vectorize batch", &gru, |s| {
         s.vectorize("gi_n")?;

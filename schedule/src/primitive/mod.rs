@@ -93,6 +93,7 @@ pub fn apply(
             bcr::tile_blocks(state, weight, r, c, *remainder)
         }
         Instruction::PartitionBlockRows { weight } => bcr::partition_block_rows(state, weight),
+        Instruction::VectorizeRows { weight, lanes } => bcr::vectorize_rows(state, weight, *lanes),
         Instruction::SamplePerfectTile {
             loop_name,
             n,

@@ -9,6 +9,7 @@
 //! | [`reorder_columns`] | `column_reorder.rs` | permutes the input's rows (the weight's columns) through a gather stage |
 //! | [`eliminate_redundant_loads`] | `lre.rs` | loads a group's input values once into a local buffer reused by every row |
 //! | [`tile_blocks`], [`partition_block_rows`] | `tiling.rs` | rows / output columns per inner kernel; an outer loop over disjoint row ranges that is proven parallel from the data |
+//! | [`vectorize_rows`] | `row_vectorize.rs` | computes an entry's kept rows a vector of lanes at a time, values stored column-major and padded |
 //!
 //! Every primitive takes the weight name (`W`, `W_ih`, `W_hh`), finds the block loop
 //! `for (b, 0, nb) { let r0 = W_row_ptr[b]; let c0 = W_col_ptr[b]; let v0 =
@@ -19,16 +20,19 @@
 //!
 //! A suggested order, which every combination in the tests follows or checks:
 //! `reorder_rows` -> `reorder_columns` -> `eliminate_redundant_loads` ->
-//! `partition_block_rows` -> `tile_blocks` -> generic loop primitives.
+//! `vectorize_rows` (instead of `tile_blocks`, which it excludes) -> `partition_block_rows`
+//! -> `tile_blocks` -> generic loop primitives.
 
 mod column_reorder;
 mod lre;
 mod row_reorder;
+mod row_vectorize;
 mod tiling;
 
 pub use column_reorder::{reorder_columns, ColumnOrder};
 pub use lre::eliminate_redundant_loads;
 pub use row_reorder::{reorder_rows, RowOrder};
+pub use row_vectorize::{vectorize_rows, MAX_ROW_ACC};
 pub use tiling::{partition_block_rows, tile_blocks};
 
 use crate::error::ScheduleError;
@@ -109,8 +113,10 @@ impl BcrData {
         Ok(d)
     }
 
-    /// Checks the invariants every primitive relies on.
-    fn validate(&self) -> Result<(), String> {
+    /// Checks the invariants every primitive relies on; with `padded`, an entry's values may also be the
+    /// column-major, row-padded layout [`vectorize_rows`] writes (`nc * nrp` values,
+    /// `nrp >= nr`), for primitives that move entries without reading their values.
+    fn validate_layout(&self, padded: bool) -> Result<(), String> {
         let nb = self.len();
         if self.row_ptr.is_empty() {
             return Err("row_ptr is empty (it needs nb + 1 entries)".into());
@@ -136,9 +142,17 @@ impl BcrData {
         for b in 0..nb {
             let (r, c) = (self.rows_of(b).len(), self.cols_of(b).len());
             let v = (self.val_ptr[b + 1] - self.val_ptr[b]) as usize;
-            if v != r * c {
+            let padded_ok = padded
+                && (if c == 0 {
+                    v == 0
+                } else {
+                    v.is_multiple_of(c) && v / c >= r
+                });
+            if v != r * c && !padded_ok {
                 return Err(format!(
-                    "entry {b} keeps {r} rows x {c} cols but has {v} values"
+                    "entry {b} keeps {r} rows x {c} cols but has {v} values (after \
+                     vectorize_rows the values are padded: primitives that read them as \
+                     row-major entries must come before it)"
                 ));
             }
         }
@@ -171,6 +185,16 @@ pub(crate) fn read_data(
     state: &State,
     weight: &str,
     p: &'static str,
+) -> Result<BcrData, ScheduleError> {
+    read_data_layout(state, weight, p, false)
+}
+
+/// [`read_data`] that also accepts the padded values of [`vectorize_rows`].
+pub(crate) fn read_data_layout(
+    state: &State,
+    weight: &str,
+    p: &'static str,
+    padded: bool,
 ) -> Result<BcrData, ScheduleError> {
     let err = |r: String| ScheduleError::illegal(p, weight, r);
     let arr = |s: &str| format!("{weight}_{s}");
@@ -213,7 +237,7 @@ pub(crate) fn read_data(
         val_ptr: ints("val_ptr")?,
         val,
     };
-    d.validate()
+    d.validate_layout(padded)
         .map_err(|r| err(format!("BCR arrays are malformed: {r}")))?;
     Ok(d)
 }

@@ -151,7 +151,7 @@ fn innermost_loop_around_use(s: &Stmt, var: &str) -> Option<String> {
 /// partitioned).
 pub fn partition_block_rows(state: &mut State, weight: &str) -> Result<Vec<String>, ScheduleError> {
     const P: &str = "partition_block_rows";
-    let d = read_data(state, weight, P)?;
+    let d = super::read_data_layout(state, weight, P, true)?;
     let bl = find_block_loop(&state.func, weight, P)?;
     let err = |r: String| ScheduleError::illegal(P, weight, r);
     let brow_ptr = format!("{weight}_brow_ptr");
