@@ -162,6 +162,11 @@ fn gpu_cases() -> Vec<GpuCase> {
             name: "conv3x3: o on blocks, oh/ow on threads",
             spec: "conv2d:C=3,O=8,H=9,W=9,k=3,pad=1,bias=1,act=relu",
             schedule: |s| {
+                // The zero-padded copy of the input: channels on blocks, rows and
+                // columns (9 + 2 padding) on threads.
+                s.bind("pad_c", BlockX)?;
+                s.bind("pad_h", ThreadY)?;
+                s.bind("pad_w", ThreadX)?;
                 s.bind("init_o", BlockX)?;
                 s.bind("init_oh", ThreadY)?;
                 s.bind("init_ow", ThreadX)?;
@@ -173,6 +178,7 @@ fn gpu_cases() -> Vec<GpuCase> {
                 s.bind("act_ow", ThreadX)
             },
             ranges: &[
+                ([3 * 11, 11, 1], [11, 11, 1]),
                 ([8 * 9, 9, 1], [9, 9, 1]),
                 ([8 * 9, 9, 1], [9, 9, 1]),
                 ([8 * 9, 9, 1], [9, 9, 1]),

@@ -449,36 +449,64 @@ fn conv_index(o: &str, t: &str, stride: usize, pad: usize, dilation: usize) -> E
     e
 }
 
+/// Name of the zero-padded copy of the input of a conv with padding.
+pub const PADDED_INPUT: &str = "Xp";
+
 /// The innermost conv update `Y[nb, o, oh, ow] += w * X[nb, c, ih, iw]` over all
-/// images and output positions, bounds-checked only when there is padding.
+/// images and output positions. With padding it reads the zero-padded copy
+/// [`PADDED_INPUT`] (see [`pad_input`]) at `ih + pad`, `iw + pad`, so the update has no
+/// bounds check and its output-position loop is a plain, vectorizable stream.
 fn conv_update(s: &Conv2dSpec, o: Expr, c: Expr, w: Expr) -> Stmt {
     let (oh, ow) = (s.out_h().unwrap_or(0), s.out_w().unwrap_or(0));
     let y_idx = vec![v("nb"), o, v("oh"), v("ow")];
-    let x = ld("X", vec![v("nb"), c, v("ih"), v("iw")]);
+    let input = if s.pad > 0 { PADDED_INPUT } else { "X" };
+    let x = ld(input, vec![v("nb"), c, v("ih"), v("iw")]);
     let update = Stmt::store("Y", y_idx.clone(), ld("Y", y_idx) + w * x);
-    let guarded = if s.pad > 0 {
-        let inside = v("ih")
-            .ge(int(0))
-            .and(v("ih").lt(int(s.h)))
-            .and(v("iw").ge(int(0)))
-            .and(v("iw").lt(int(s.w)));
-        Stmt::if_(inside, update)
-    } else {
-        update
-    };
     let body = Stmt::let_(
         "ih",
-        conv_index("oh", "ky", s.stride, s.pad, s.dilation),
+        conv_index("oh", "ky", s.stride, 0, s.dilation),
         Stmt::let_(
             "iw",
-            conv_index("ow", "kx", s.stride, s.pad, s.dilation),
-            guarded,
+            conv_index("ow", "kx", s.stride, 0, s.dilation),
+            update,
         ),
     );
     Stmt::serial(
         "nb",
         int(s.batch),
         Stmt::serial("oh", int(oh), Stmt::serial("ow", int(ow), body)),
+    )
+}
+
+/// The stage that copies the input `X[B, C, H, W]` into the middle of the zero
+/// buffer [`PADDED_INPUT`]`[B, C, H + 2 pad, W + 2 pad]`; the border stays zero (an
+/// allocation starts zeroed).
+fn pad_input(s: &Conv2dSpec) -> Stmt {
+    let p = s.pad;
+    let (h, w) = (v("pad_h") - int(p), v("pad_w") - int(p));
+    let inside = h
+        .clone()
+        .ge(int(0))
+        .and(h.clone().lt(int(s.h)))
+        .and(w.clone().ge(int(0)))
+        .and(w.clone().lt(int(s.w)));
+    let copy = Stmt::store(
+        PADDED_INPUT,
+        vec![v("pad_nb"), v("pad_c"), v("pad_h"), v("pad_w")],
+        ld("X", vec![v("pad_nb"), v("pad_c"), h, w]),
+    );
+    Stmt::serial(
+        "pad_nb",
+        int(s.batch),
+        Stmt::serial(
+            "pad_c",
+            int(s.c),
+            Stmt::serial(
+                "pad_h",
+                int(s.h + 2 * p),
+                Stmt::serial("pad_w", int(s.w + 2 * p), Stmt::if_(inside, copy)),
+            ),
+        ),
     )
 }
 
@@ -567,7 +595,18 @@ pub(crate) fn lower_conv2d(
             Stmt::store("Y", idx("act"), activation(s.act, y)),
         ));
     }
-    l.body = seq(body);
+    l.body = if s.pad > 0 {
+        body.insert(0, pad_input(s));
+        Stmt::Allocate {
+            name: PADDED_INPUT.into(),
+            dtype: DType::F32,
+            shape: vec![s.batch, s.c, s.h + 2 * s.pad, s.w + 2 * s.pad],
+            scope: MemScope::Global,
+            body: Box::new(seq(body)),
+        }
+    } else {
+        seq(body)
+    };
     Ok(l)
 }
 
