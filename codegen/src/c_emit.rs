@@ -119,6 +119,9 @@ pub(crate) struct Emitter<'t> {
     pub shapes: Vec<BufShape>,
     /// Counter for fresh C temporaries.
     pub fresh: usize,
+    /// Number of enclosing `omp parallel for` loops: inside one, a failed heap
+    /// allocation cannot `return` (leaving an OpenMP structured block is invalid C).
+    pub parallel_depth: usize,
 }
 
 impl<'t> Emitter<'t> {
@@ -307,7 +310,11 @@ impl<'t> Emitter<'t> {
                 let heap = n > MAX_STACK_ELEMS;
                 if heap {
                     self.line(&format!("{ty}* {b} = ({ty}*)calloc({n}, sizeof({ty}));"));
-                    self.line(&format!("if (!{b}) return 1;"));
+                    if self.parallel_depth > 0 {
+                        self.line(&format!("if (!{b}) abort();"));
+                    } else {
+                        self.line(&format!("if (!{b}) return 1;"));
+                    }
                 } else {
                     self.line(&format!("{ty} {b}[{}] = {{0}};", n.max(1)));
                 }
@@ -412,7 +419,10 @@ impl<'t> Emitter<'t> {
         ));
         self.indent += 1;
         self.env.push_var(v.to_string(), ScalarType::Int);
+        let parallel = kind == ForKind::Parallel;
+        self.parallel_depth += usize::from(parallel);
         let r = self.stmt(body);
+        self.parallel_depth -= usize::from(parallel);
         self.env.pop_var();
         r?;
         self.indent -= 1;
@@ -475,6 +485,7 @@ pub fn emit_kernel(f: &Function, kernel: &str, target: &Target) -> Result<String
             })
             .collect(),
         fresh: 0,
+        parallel_depth: 0,
     };
     em.stmt(&f.body)?;
     let mut s = String::new();

@@ -123,6 +123,22 @@ pub fn corpus() -> Vec<Case> {
     out.push(case("bcr-conv1x1 LRE", &conv1, |s| {
         s.eliminate_redundant_loads("W").map(|_| ())
     }));
+    // The LRE buffer of this conv (kept columns x 64 x 64 positions) is over the stack
+    // limit, so it is allocated on the heap inside the parallel partition loop.
+    let bconv_big = Workload::from_spec_str(
+        "bcr-conv2d:C=8,O=16,H=64,W=64,k=3,pad=1,block=8x8,sparsity=0.5,seed=3",
+    )
+    .unwrap();
+    out.push(case(
+        "bcr-conv3x3 LRE heap buffer in a parallel loop",
+        &bconv_big,
+        |s| {
+            s.eliminate_redundant_loads("W")?;
+            let p = s.partition_block_rows("W")?;
+            assert!(p.parallel, "the partition loop is proven parallel");
+            Ok(())
+        },
+    ));
     out.push(case("bcr-conv3x3 accumulate rows", &bconv, |s| {
         s.accumulate_at("j", "Y").map(|_| ())
     }));
