@@ -158,6 +158,12 @@ pub fn choices_text(d: &DefaultSchedule) -> String {
     let mut out = String::new();
     for c in &d.choices {
         out.push_str(&format!("bcr form  {c}\n"));
+        if crate::space_bcr::window_input(c) && c.load_redundancy_elimination() {
+            out.push_str(
+                "          (not applied: a conv reads its input windows in place; sharing them \
+                 would copy every window, so load-redundancy elimination is left to the tuner)\n",
+            );
+        }
         if c.limit_hits > 0 || c.unread_classes > 0 {
             out.push_str(&format!(
                 "          ({} of {} column classes stopped on a limit, {} not read)\n",

@@ -32,18 +32,31 @@ pub fn lre_knob(weight: &str) -> String {
 /// f32) on CPU targets, since the kept-rows loop is the only data-parallel loop of a
 /// batch-1 BCR kernel; where the primitive refuses (a conv's accumulator is too large)
 /// the knob is skipped, and GPU spaces have no such knob.
+///
+/// For a conv ([`window_input`]) the e-graph's shared gathers are not applied: the
+/// input row of a kept column is a window of the zero-padded input that the kernel
+/// reads in place, so sharing it means copying `OH·OW` values per kept column, which
+/// measured slower than reading the window again (conv 3x3 64->64 56x56, 90%, 32x32
+/// blocks, 1 thread: 1.95 ms with load-redundancy elimination, 0.81 ms without); the
+/// tuner still tries both.
 pub fn egraph_decisions(c: &BcrChoice) -> Vec<(String, usize)> {
+    let shared = !window_input(c);
     vec![
         (row_vectorization_knob(&c.weight), 1),
         (
             row_reordering_knob(&c.weight),
-            usize::from(c.row_reordering()),
+            usize::from(shared && c.row_reordering()),
         ),
         (
             lre_knob(&c.weight),
-            usize::from(c.load_redundancy_elimination()),
+            usize::from(shared && c.load_redundancy_elimination()),
         ),
     ]
+}
+
+/// True when the weight's input rows are conv windows read in place (`im2col(X)`).
+pub fn window_input(c: &BcrChoice) -> bool {
+    c.input.starts_with("im2col(")
 }
 
 fn choice(label: String, instructions: Vec<Instruction>) -> Choice {

@@ -260,3 +260,21 @@ fn a_researchers_rule_change_changes_the_built_schedule() {
     let _ = std::fs::remove_dir_all(&out_dir);
     let _ = load_rules(&[], &[]).unwrap();
 }
+
+/// A conv reads its input windows in place: the default schedule does not apply the
+/// e-graph's shared gathers (copying windows measured slower), says so, and still
+/// matches the lowered function.
+#[test]
+fn conv_windows_are_read_in_place_by_default() {
+    let w = wl("bcr-conv2d:C=8,H=12,W=12,O=16,k=3,pad=1,block=8x8,sparsity=0.8,seed=1");
+    let d = default_schedule(&w, &RuleSet::shipped().unwrap()).unwrap();
+    assert!(
+        d.choices[0].load_redundancy_elimination(),
+        "{}",
+        d.choices[0]
+    );
+    assert!(!ops(&d.schedule).contains(&"eliminate_redundant_loads".to_string()));
+    assert!(tuner::pipeline::choices_text(&d)
+        .contains("(not applied: a conv reads its input windows in place"));
+    assert_same_results(&d.schedule, &w);
+}
