@@ -36,6 +36,14 @@ impl Pattern {
         }
     }
 
+    /// No position kept.
+    pub fn empty(rows: usize, cols: usize) -> Pattern {
+        Pattern {
+            cols,
+            runs: vec![Vec::new(); rows],
+        }
+    }
+
     /// The kept positions of a BCR matrix (its structure, whatever the kept values).
     pub fn of_bcr(b: &BcrMatrix) -> Pattern {
         let mut kept: Vec<Vec<usize>> = vec![Vec::new(); b.rows()];
@@ -450,6 +458,125 @@ pub fn concat_backward(shapes: &[&[usize]], axis: usize, dy: &[f32]) -> Vec<Vec<
     out
 }
 
+/// A GRU cell's weights (PyTorch/ONNX gate order r, z, n; `linear_before_reset`):
+/// `W_ih [3H, I]`, `W_hh [3H, H]` (row-major, with their patterns) and `b_ih`,
+/// `b_hh [3H]`.
+#[derive(Debug, Clone, Copy)]
+pub struct GruWeights<'a> {
+    /// `W_ih`.
+    pub w_ih: &'a [f32],
+    /// Its pattern.
+    pub p_ih: &'a Pattern,
+    /// `W_hh`.
+    pub w_hh: &'a [f32],
+    /// Its pattern.
+    pub p_hh: &'a Pattern,
+    /// `b_ih`.
+    pub b_ih: &'a [f32],
+    /// `b_hh`.
+    pub b_hh: &'a [f32],
+}
+
+/// What one GRU step keeps for its backward pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GruStep {
+    /// The input `x`.
+    pub x: Vec<f32>,
+    /// The previous state `h`.
+    pub h: Vec<f32>,
+    /// Reset gate.
+    pub r: Vec<f32>,
+    /// Update gate.
+    pub z: Vec<f32>,
+    /// Candidate state.
+    pub n: Vec<f32>,
+    /// `W_hn h + b_hn`.
+    pub ghn: Vec<f32>,
+    /// The new state `h' = (1 − z) ⊙ n + z ⊙ h`.
+    pub out: Vec<f32>,
+}
+
+fn sigmoid(v: f32) -> f32 {
+    Activation::Sigmoid.apply(v)
+}
+
+/// One GRU step as [`crate::exec::Reference`] computes it:
+/// `r = σ(W_ir x + b_ir + W_hr h + b_hr)`, `z = σ(W_iz x + b_iz + W_hz h + b_hz)`,
+/// `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`, `h' = (1 − z) ⊙ n + z ⊙ h`.
+pub fn gru_forward(w: &GruWeights<'_>, x: &[f32], h: &[f32]) -> GruStep {
+    let hid = h.len();
+    let mut gi = matmul(w.w_ih, w.p_ih, x, 1);
+    let mut gh = matmul(w.w_hh, w.p_hh, h, 1);
+    gi.iter_mut().zip(w.b_ih).for_each(|(v, b)| *v += b);
+    gh.iter_mut().zip(w.b_hh).for_each(|(v, b)| *v += b);
+    let r: Vec<f32> = (0..hid).map(|j| sigmoid(gi[j] + gh[j])).collect();
+    let z: Vec<f32> = (0..hid)
+        .map(|j| sigmoid(gi[hid + j] + gh[hid + j]))
+        .collect();
+    let ghn = gh[2 * hid..3 * hid].to_vec();
+    let n: Vec<f32> = (0..hid)
+        .map(|j| (gi[2 * hid + j] + r[j] * ghn[j]).tanh())
+        .collect();
+    let out = (0..hid)
+        .map(|j| (1.0 - z[j]) * n[j] + z[j] * h[j])
+        .collect();
+    GruStep {
+        x: x.to_vec(),
+        h: h.to_vec(),
+        r,
+        z,
+        n,
+        ghn,
+        out,
+    }
+}
+
+/// Gradients of a GRU cell's four tensors (`W_ih`, `W_hh`, `b_ih`, `b_hh`), added to.
+#[derive(Debug)]
+pub struct GruGrads<'a> {
+    /// `∂L/∂W_ih` (kept positions only).
+    pub w_ih: &'a mut [f32],
+    /// `∂L/∂W_hh` (kept positions only).
+    pub w_hh: &'a mut [f32],
+    /// `∂L/∂b_ih`.
+    pub b_ih: &'a mut [f32],
+    /// `∂L/∂b_hh`.
+    pub b_hh: &'a mut [f32],
+}
+
+/// The backward pass of [`gru_forward`]: adds the weight and bias gradients to `g`
+/// and returns the gradient of the previous state (and of the input when `want_dx`).
+pub fn gru_backward(
+    w: &GruWeights<'_>,
+    step: &GruStep,
+    dout: &[f32],
+    g: &mut GruGrads<'_>,
+    want_dx: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let hid = step.h.len();
+    let mut dgi = vec![0.0f32; 3 * hid];
+    let mut dgh = vec![0.0f32; 3 * hid];
+    let mut dh: Vec<f32> = (0..hid).map(|j| dout[j] * step.z[j]).collect();
+    for j in 0..hid {
+        let (r, z, n) = (step.r[j], step.z[j], step.n[j]);
+        let dn = dout[j] * (1.0 - z) * (1.0 - n * n);
+        let dz = dout[j] * (step.h[j] - n) * z * (1.0 - z);
+        let dr = dn * step.ghn[j] * r * (1.0 - r);
+        dgi[j] = dr;
+        dgh[j] = dr;
+        dgi[hid + j] = dz;
+        dgh[hid + j] = dz;
+        dgi[2 * hid + j] = dn;
+        dgh[2 * hid + j] = dn * r;
+    }
+    g.b_ih.iter_mut().zip(&dgi).for_each(|(b, d)| *b += d);
+    g.b_hh.iter_mut().zip(&dgh).for_each(|(b, d)| *b += d);
+    let mut dx = want_dx.then(|| vec![0.0f32; step.x.len()]);
+    matmul_backward(w.w_ih, w.p_ih, &step.x, 1, &dgi, g.w_ih, dx.as_deref_mut());
+    matmul_backward(w.w_hh, w.p_hh, &step.h, 1, &dgh, g.w_hh, Some(&mut dh));
+    (dh, dx)
+}
+
 #[cfg(test)]
 mod tests {
     //! Finite-difference checks of every backward pass: the loss is a fixed random
@@ -747,6 +874,106 @@ mod tests {
             1e-2,
             &|x| proj(&r, cat(&x1, x).data()),
             &d[1],
+        );
+    }
+
+    #[test]
+    fn gru_step_equals_the_reference_and_its_gradients_check() {
+        let mut rng = SplitMix64::new(8);
+        let layer = crate::Layer::from_spec("g", "gru:hidden=5,input=4,batch=1,seed=7").unwrap();
+        let (hid, inp) = (5, 4);
+        let w_ih = layer.dense(0).unwrap().data().to_vec();
+        let w_hh = layer.dense(1).unwrap().data().to_vec();
+        let (b_ih, b_hh) = (
+            layer.bias(0).unwrap().to_vec(),
+            layer.bias(1).unwrap().to_vec(),
+        );
+        let (p_ih, p_hh) = (Pattern::dense(3 * hid, inp), Pattern::dense(3 * hid, hid));
+        let x = rng.symmetric_vec(inp, 1.0);
+        let h = rng.symmetric_vec(hid, 1.0);
+        let fwd = |x: &[f32], h: &[f32], w_ih: &[f32], w_hh: &[f32], b_ih: &[f32], b_hh: &[f32]| {
+            let w = GruWeights {
+                w_ih,
+                p_ih: &p_ih,
+                w_hh,
+                p_hh: &p_hh,
+                b_ih,
+                b_hh,
+            };
+            gru_forward(&w, x, h)
+        };
+        let step = fwd(&x, &h, &w_ih, &w_hh, &b_ih, &b_hh);
+        let want = crate::LayerExec::run(
+            &mut crate::Reference::default(),
+            std::slice::from_ref(&layer),
+            0,
+            &[&x, &h],
+        )
+        .unwrap();
+        for (a, b) in step.out.iter().zip(&want[0]) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        let r = rng.symmetric_vec(hid, 1.0);
+        let (mut gwi, mut gwh) = (vec![0.0; w_ih.len()], vec![0.0; w_hh.len()]);
+        let (mut gbi, mut gbh) = (vec![0.0; b_ih.len()], vec![0.0; b_hh.len()]);
+        let w = GruWeights {
+            w_ih: &w_ih,
+            p_ih: &p_ih,
+            w_hh: &w_hh,
+            p_hh: &p_hh,
+            b_ih: &b_ih,
+            b_hh: &b_hh,
+        };
+        let mut g = GruGrads {
+            w_ih: &mut gwi,
+            w_hh: &mut gwh,
+            b_ih: &mut gbi,
+            b_hh: &mut gbh,
+        };
+        let (dh, dx) = gru_backward(&w, &step, &r, &mut g, true);
+        let dx = dx.unwrap();
+        let e = 1e-2;
+        check(
+            "gru dx",
+            &x,
+            e,
+            &|v| proj(&r, &fwd(v, &h, &w_ih, &w_hh, &b_ih, &b_hh).out),
+            &dx,
+        );
+        check(
+            "gru dh",
+            &h,
+            e,
+            &|v| proj(&r, &fwd(&x, v, &w_ih, &w_hh, &b_ih, &b_hh).out),
+            &dh,
+        );
+        check(
+            "gru dW_ih",
+            &w_ih,
+            e,
+            &|v| proj(&r, &fwd(&x, &h, v, &w_hh, &b_ih, &b_hh).out),
+            &gwi,
+        );
+        check(
+            "gru dW_hh",
+            &w_hh,
+            e,
+            &|v| proj(&r, &fwd(&x, &h, &w_ih, v, &b_ih, &b_hh).out),
+            &gwh,
+        );
+        check(
+            "gru db_ih",
+            &b_ih,
+            e,
+            &|v| proj(&r, &fwd(&x, &h, &w_ih, &w_hh, v, &b_hh).out),
+            &gbi,
+        );
+        check(
+            "gru db_hh",
+            &b_hh,
+            e,
+            &|v| proj(&r, &fwd(&x, &h, &w_ih, &w_hh, &b_ih, v).out),
+            &gbh,
         );
     }
 

@@ -1,26 +1,29 @@
 //! Accuracy recovery by short masked fine-tuning with knowledge distillation.
 //!
-//! The student is a pruned (and usually refit) graph model, the teacher its dense
-//! original. The student's kept weights and biases are trained with Adam on the
+//! The student is a pruned (and usually refit) model, the teacher its dense
+//! original: a graph model here ([`finetune`]), the GRU encoder-decoder in
+//! [`crate::trainable_seq2seq`]; both use the loop of [`train`]. The student's kept weights and biases are trained with Adam on the
 //! [distillation loss](crate::distill) toward the teacher's logits; the BCR pattern
 //! is kept exactly: gradients exist only at kept positions and every step re-zeroes
 //! the pruned ones, so block size, pattern and every layer's `tir` workload stay the
 //! same ([`Trainable::write_back`]).
 //!
-//! Data: the calibration split only, halved as in pruning: the first half trains
+//! Data (graph models): the calibration split only, halved as in pruning: the first half trains
 //! (shuffled every epoch, each image shifted by a random offset of up to
 //! [`FinetuneOptions::shift`] pixels in both directions: targets come from the
 //! teacher, so augmented inputs need no labels), the second half validates. The
-//! validation score (mean log-probability of the right class when labels exist, else
-//! minus the distillation loss) picks the learning rate (each candidate trains one
-//! epoch from the same start; the best continues) and the epoch to keep (the best one,
-//! including the start: fine-tuning never returns a model that validates worse than
-//! its input).
+//! validation distillation loss (the training objective on held-out images, without
+//! augmentation; smoother on a few hundred images than top-1 or the right class's
+//! log-probability, which are reported too) picks the learning rate (each candidate
+//! trains one epoch from the same start; the best continues) and the epoch to keep
+//! (the best one, including the start: fine-tuning never returns a model that
+//! validates worse than its input).
 //!
 //! Deterministic for a seed: the shuffles and shifts come from one seeded generator,
 //! and a batch's gradient is the in-order sum of fixed chunks computed in parallel.
 
 use crate::array::Array;
+use crate::backprop::Pattern;
 use crate::distill::{log_prob, Distillation};
 use crate::error::ModelError;
 use crate::trainable::Trainable;
@@ -64,7 +67,7 @@ impl Default for FinetuneOptions {
             final_lr_fraction: 0.05,
             distillation: Distillation {
                 temperature: 4.0,
-                hard_weight: 0.3,
+                hard_weight: 0.5,
             },
             shift: 2,
             seed: 1,
@@ -90,10 +93,12 @@ impl Samples<'_> {
 /// Validation figures of a model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Validation {
-    /// The score that selects (higher is better).
+    /// The score that selects (higher is better): minus the mean distillation loss.
     pub score: f64,
-    /// Mean distillation loss.
+    /// Mean distillation loss (with the hard-label term when labels exist).
     pub loss: f64,
+    /// Mean log-probability of the right class when labels exist.
+    pub log_prob: Option<f64>,
     /// Top-1 accuracy when labels exist.
     pub top1: Option<f64>,
 }
@@ -144,7 +149,7 @@ const BETA2: f32 = 0.999;
 const EPS: f32 = 1e-8;
 
 impl Adam {
-    fn new(net: &Trainable) -> Adam {
+    fn new<N: Student>(net: &N) -> Adam {
         Adam {
             m: net.zero_grads(),
             v: net.zero_grads(),
@@ -153,11 +158,12 @@ impl Adam {
     }
 
     /// One step on `net` with gradients `g`; pruned positions are zeroed after it.
-    fn step(&mut self, net: &mut Trainable, g: &[Vec<f32>], lr: f32) {
+    fn step<N: Student>(&mut self, net: &mut N, g: &[Vec<f32>], lr: f32) {
         self.t += 1;
         let c1 = 1.0 - BETA1.powi(self.t);
         let c2 = 1.0 - BETA2.powi(self.t);
-        for (i, w) in net.tensors.iter_mut().enumerate() {
+        let patterns = net.patterns().to_vec();
+        for (i, w) in net.tensors_mut().iter_mut().enumerate() {
             for (j, wv) in w.iter_mut().enumerate() {
                 let gj = g[i][j];
                 let m = &mut self.m[i][j];
@@ -166,7 +172,7 @@ impl Adam {
                 *v = BETA2 * *v + (1.0 - BETA2) * gj * gj;
                 *wv -= lr * (*m / c1) / ((*v / c2).sqrt() + EPS);
             }
-            if let Some(p) = &net.patterns[i] {
+            if let Some(p) = &patterns[i] {
                 p.apply(w);
             }
         }
@@ -236,22 +242,16 @@ fn validate(
         .collect::<Result<_, ModelError>>()?;
     let n = per.len().max(1) as f64;
     let mean_loss = per.iter().map(|p| p.0).sum::<f64>() / n;
-    Ok(if valid.labels.is_some() {
-        Validation {
-            score: per.iter().map(|p| p.1).sum::<f64>() / n,
-            loss: mean_loss,
-            top1: Some(per.iter().filter(|p| p.2).count() as f64 / n),
-        }
-    } else {
-        Validation {
-            score: -mean_loss,
-            loss: mean_loss,
-            top1: None,
-        }
+    let labelled = valid.labels.is_some();
+    Ok(Validation {
+        score: -mean_loss,
+        loss: mean_loss,
+        log_prob: labelled.then(|| per.iter().map(|p| p.1).sum::<f64>() / n),
+        top1: labelled.then(|| per.iter().filter(|p| p.2).count() as f64 / n),
     })
 }
 
-/// One sample's loss and gradient contribution (added to `grads`).
+/// One image's loss and gradient contribution (added to `grads`).
 fn sample_grad(
     student: &Trainable,
     teacher: &Trainable,
@@ -271,52 +271,77 @@ fn sample_grad(
     Ok(l)
 }
 
-/// Trains `net` for one epoch over `fit`; returns the mean training loss.
-#[allow(clippy::too_many_arguments)]
-fn train_epoch(
-    net: &mut Trainable,
+/// A student's trainable parameters: tensors with their kept patterns.
+pub trait Student: Clone + Send + Sync {
+    /// The parameter tensors.
+    fn tensors(&self) -> &[Vec<f32>];
+    /// The parameter tensors, to update.
+    fn tensors_mut(&mut self) -> &mut [Vec<f32>];
+    /// The kept pattern of each tensor (`None`: all of it trains).
+    fn patterns(&self) -> &[Option<Pattern>];
+    /// Zero gradients, one per tensor.
+    fn zero_grads(&self) -> Vec<Vec<f32>> {
+        self.tensors().iter().map(|t| vec![0.0; t.len()]).collect()
+    }
+    /// Trained values (kept weights and biases).
+    fn trained_values(&self) -> usize {
+        self.tensors()
+            .iter()
+            .zip(self.patterns())
+            .map(|(t, p)| p.as_ref().map_or(t.len(), Pattern::kept))
+            .sum()
+    }
+}
+
+impl Student for Trainable {
+    fn tensors(&self) -> &[Vec<f32>] {
+        &self.tensors
+    }
+    fn tensors_mut(&mut self) -> &mut [Vec<f32>] {
+        &mut self.tensors
+    }
+    fn patterns(&self) -> &[Option<Pattern>] {
+        &self.patterns
+    }
+}
+
+/// The loss of training sample `i` with two random draws (for augmentation), its
+/// gradient added to the last argument.
+pub type SampleGrad<'a, N> =
+    dyn Fn(&N, usize, [u64; 2], &mut [Vec<f32>]) -> Result<f64, ModelError> + Sync + 'a;
+
+/// Validation of a student.
+pub type Validate<'a, N> = dyn Fn(&N) -> Result<Validation, ModelError> + Sync + 'a;
+
+/// Trains `net` for one epoch over `n` training samples; returns the mean loss.
+fn train_epoch<N: Student>(
+    net: &mut N,
     adam: &mut Adam,
-    teacher: &Trainable,
-    fit: &Samples<'_>,
-    opts: &FinetuneOptions,
-    classes: usize,
+    n: usize,
+    grad: &SampleGrad<'_, N>,
+    batch: usize,
     lr: f32,
     rng: &mut SplitMix64,
 ) -> Result<f64, ModelError> {
-    let n = fit.inputs.len();
     let mut order: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         order.swap(i, j);
     }
-    let span = 2 * opts.shift as u64 + 1;
     let mut total = 0.0;
-    for batch in order.chunks(opts.batch.max(1)) {
-        let jobs: Vec<(usize, isize, isize)> = batch
+    for batch in order.chunks(batch.max(1)) {
+        let jobs: Vec<(usize, [u64; 2])> = batch
             .iter()
-            .map(|&i| {
-                let dy = (rng.next_u64() % span) as isize - opts.shift as isize;
-                let dx = (rng.next_u64() % span) as isize - opts.shift as isize;
-                (i, dy, dx)
-            })
+            .map(|&i| (i, [rng.next_u64(), rng.next_u64()]))
             .collect();
-        let net_ref: &Trainable = net;
+        let net_ref: &N = net;
         let parts: Vec<(f64, Vec<Vec<f32>>)> = jobs
             .par_chunks(CHUNK)
             .map(|chunk| {
                 let mut g = net_ref.zero_grads();
                 let mut l = 0.0;
-                for &(i, dy, dx) in chunk {
-                    let x = shift_image(&fit.inputs[i], dy, dx);
-                    l += sample_grad(
-                        net_ref,
-                        teacher,
-                        &x,
-                        fit.label(i),
-                        &opts.distillation,
-                        classes,
-                        &mut g,
-                    )?;
+                for &(i, draws) in chunk {
+                    l += grad(net_ref, i, draws, &mut g)?;
                 }
                 Ok((l, g))
             })
@@ -354,6 +379,133 @@ fn lr_at(lr: f32, epoch: usize, epochs: usize, final_fraction: f32) -> f32 {
     lr * (f + (1.0 - f) * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos()))
 }
 
+/// Checks the options shared by every kind of model.
+pub(crate) fn check_options(name: &str, opts: &FinetuneOptions) -> Result<(), ModelError> {
+    if opts.learning_rates.is_empty() || opts.learning_rates.iter().any(|&l| l.is_nan() || l <= 0.0)
+    {
+        return Err(ModelError::Format {
+            path: name.to_string(),
+            reason: format!(
+                "fine-tuning needs positive learning rates, got {:?}",
+                opts.learning_rates
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn fmt_valid(v: &Validation) -> String {
+    let mut s = format!("valid loss {:.4}", v.loss);
+    if let (Some(lp), Some(t)) = (v.log_prob, v.top1) {
+        s.push_str(&format!(", log-prob {lp:.4}, top-1 {:.2}%", 100.0 * t));
+    }
+    s
+}
+
+/// The training loop of every kind of model: the learning-rate probe, the epochs
+/// (shuffled order, batches of `opts.batch` samples, Adam with a cosine schedule,
+/// pruned positions re-zeroed), validation after each epoch, and the best epoch kept
+/// (or `start` when none validates better). `grad` gives training sample `i`'s loss
+/// and gradient, `validate` scores a student on held-out data.
+pub fn train<N: Student>(
+    start: &N,
+    n_train: usize,
+    grad: &SampleGrad<'_, N>,
+    validate: &Validate<'_, N>,
+    opts: &FinetuneOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(N, FinetuneReport), ModelError> {
+    let t0 = Instant::now();
+    let first = validate(start)?;
+    progress(&format!("fine-tune: start: {}", fmt_valid(&first)));
+    let mut report = FinetuneReport {
+        start: first,
+        epochs: Vec::new(),
+        best: None,
+        end: first,
+        trained_values: start.trained_values(),
+        seconds: 0.0,
+    };
+    if opts.epochs == 0 {
+        report.seconds = t0.elapsed().as_secs_f64();
+        return Ok((start.clone(), report));
+    }
+    let mut best: Best = (first.score, None, start.tensors().to_vec());
+    let mut run_epoch = |net: &mut N,
+                         adam: &mut Adam,
+                         rng: &mut SplitMix64,
+                         lr0: f32,
+                         epoch: usize,
+                         report: &mut FinetuneReport,
+                         best: &mut Best|
+     -> Result<Validation, ModelError> {
+        let lr = lr_at(lr0, epoch, opts.epochs, opts.final_lr_fraction);
+        let train_loss = train_epoch(net, adam, n_train, grad, opts.batch, lr, rng)?;
+        let v = validate(net)?;
+        let stats = EpochStats {
+            lr: lr0,
+            epoch,
+            train_loss,
+            valid: v,
+            elapsed_s: t0.elapsed().as_secs_f64(),
+        };
+        progress(&format!(
+            "fine-tune: lr {lr0:.1e} epoch {epoch}/{}: train loss {train_loss:.4}, {} ({:.0} s)",
+            opts.epochs,
+            fmt_valid(&v),
+            stats.elapsed_s
+        ));
+        report.epochs.push(stats);
+        if v.score > best.0 {
+            *best = (v.score, Some((lr0, epoch)), net.tensors().to_vec());
+        }
+        Ok(v)
+    };
+    // Learning-rate probe: one epoch each from the same start, with the same data
+    // order and draws; the best continues.
+    let probe_rng = SplitMix64::new(opts.seed);
+    let mut chosen: Option<(f64, f32, N, Adam, SplitMix64)> = None;
+    for &lr0 in &opts.learning_rates {
+        let mut net = start.clone();
+        let mut adam = Adam::new(&net);
+        let mut r = probe_rng.clone();
+        let v = run_epoch(&mut net, &mut adam, &mut r, lr0, 1, &mut report, &mut best)?;
+        if chosen.as_ref().is_none_or(|c| v.score > c.0) {
+            chosen = Some((v.score, lr0, net, adam, r));
+        }
+    }
+    if let Some((_, lr0, mut net, mut adam, mut rng)) = chosen {
+        for epoch in 2..=opts.epochs {
+            run_epoch(
+                &mut net,
+                &mut adam,
+                &mut rng,
+                lr0,
+                epoch,
+                &mut report,
+                &mut best,
+            )?;
+        }
+    }
+    let mut net = start.clone();
+    for (t, b) in net.tensors_mut().iter_mut().zip(best.2) {
+        *t = b;
+    }
+    report.best = best.1;
+    report.end = validate(&net)?;
+    report.seconds = t0.elapsed().as_secs_f64();
+    progress(&format!(
+        "fine-tune: kept {} ({}) after {:.0} s",
+        match report.best {
+            Some((lr, e)) => format!("lr {lr:.1e} epoch {e}"),
+            None => "the input model (no epoch validated better)".to_string(),
+        },
+        fmt_valid(&report.end),
+        report.seconds
+    ));
+    Ok((net, report))
+}
+
 /// Fine-tunes `student` toward `teacher` (same graph, same input and output shapes)
 /// on `fit`, choosing learning rate and epoch on `valid`; see the [module
 /// docs](self). `progress` gets a line per epoch. Returns the model with the kept
@@ -366,20 +518,13 @@ pub fn finetune(
     opts: &FinetuneOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Model, FinetuneReport), ModelError> {
-    let t0 = Instant::now();
     let start_net = Trainable::new(student)?;
     let teacher_net = Trainable::new(teacher)?;
     let bad = |reason: String| ModelError::Format {
         path: student.name.clone(),
         reason,
     };
-    if opts.learning_rates.is_empty() || opts.learning_rates.iter().any(|&l| l.is_nan() || l <= 0.0)
-    {
-        return Err(bad(format!(
-            "fine-tuning needs positive learning rates, got {:?}",
-            opts.learning_rates
-        )));
-    }
+    check_options(&student.name, opts)?;
     if opts.epochs > 0 && (fit.inputs.is_empty() || valid.inputs.is_empty()) {
         return Err(bad(format!(
             "fine-tuning needs training and validation samples, got {} and {}",
@@ -406,107 +551,22 @@ pub fn finetune(
         .map(|x| logits_of(&teacher_net, x))
         .collect::<Result<_, _>>()?;
     let loss = &opts.distillation;
-    let start = validate(&start_net, &valid, &targets, loss, classes)?;
-    let fmt_valid = |v: &Validation| {
-        let mut s = format!("valid loss {:.4}, score {:.4}", v.loss, v.score);
-        if let Some(t) = v.top1 {
-            s.push_str(&format!(", top-1 {:.2}%", 100.0 * t));
-        }
-        s
+    let span = 2 * opts.shift as u64 + 1;
+    let grad = |net: &Trainable, i: usize, draws: [u64; 2], g: &mut [Vec<f32>]| {
+        let dy = (draws[0] % span) as isize - opts.shift as isize;
+        let dx = (draws[1] % span) as isize - opts.shift as isize;
+        let x = shift_image(&fit.inputs[i], dy, dx);
+        sample_grad(net, &teacher_net, &x, fit.label(i), loss, classes, g)
     };
+    let check = |net: &Trainable| validate(net, &valid, &targets, loss, classes);
     progress(&format!(
-        "fine-tune: {} trained values, {} training and {} validation samples; start: {}",
+        "fine-tune: {} trained values, {} training and {} validation images",
         start_net.trained_values(),
         fit.inputs.len(),
         valid.inputs.len(),
-        fmt_valid(&start)
     ));
-    let mut report = FinetuneReport {
-        start,
-        epochs: Vec::new(),
-        best: None,
-        end: start,
-        trained_values: start_net.trained_values(),
-        seconds: 0.0,
-    };
-    if opts.epochs == 0 {
-        report.seconds = t0.elapsed().as_secs_f64();
-        return Ok((student.clone(), report));
-    }
-    let mut best: Best = (start.score, None, start_net.tensors.clone());
-    let mut rng = SplitMix64::new(opts.seed);
-    let mut run_epoch = |net: &mut Trainable,
-                         adam: &mut Adam,
-                         rng: &mut SplitMix64,
-                         lr0: f32,
-                         epoch: usize,
-                         report: &mut FinetuneReport,
-                         best: &mut Best|
-     -> Result<Validation, ModelError> {
-        let lr = lr_at(lr0, epoch, opts.epochs, opts.final_lr_fraction);
-        let train_loss = train_epoch(net, adam, &teacher_net, &fit, opts, classes, lr, rng)?;
-        let v = validate(net, &valid, &targets, loss, classes)?;
-        let stats = EpochStats {
-            lr: lr0,
-            epoch,
-            train_loss,
-            valid: v,
-            elapsed_s: t0.elapsed().as_secs_f64(),
-        };
-        progress(&format!(
-            "fine-tune: lr {lr0:.1e} epoch {epoch}/{}: train loss {train_loss:.4}, {} ({:.0} s)",
-            opts.epochs,
-            fmt_valid(&v),
-            stats.elapsed_s
-        ));
-        report.epochs.push(stats);
-        if v.score > best.0 {
-            *best = (v.score, Some((lr0, epoch)), net.tensors.clone());
-        }
-        Ok(v)
-    };
-    // Learning-rate probe: one epoch each from the same start, with the same data
-    // order and shifts; the best continues.
-    let probe_rng = rng.clone();
-    let mut chosen: Option<(f64, f32, Trainable, Adam, SplitMix64)> = None;
-    for &lr0 in &opts.learning_rates {
-        let mut net = start_net.clone();
-        let mut adam = Adam::new(&net);
-        let mut r = probe_rng.clone();
-        let v = run_epoch(&mut net, &mut adam, &mut r, lr0, 1, &mut report, &mut best)?;
-        if chosen.as_ref().is_none_or(|c| v.score > c.0) {
-            chosen = Some((v.score, lr0, net, adam, r));
-        }
-    }
-    if let Some((_, lr0, mut net, mut adam, r)) = chosen {
-        rng = r;
-        for epoch in 2..=opts.epochs {
-            run_epoch(
-                &mut net,
-                &mut adam,
-                &mut rng,
-                lr0,
-                epoch,
-                &mut report,
-                &mut best,
-            )?;
-        }
-    }
-    let mut net = start_net;
-    net.tensors = best.2;
-    report.best = best.1;
-    report.end = validate(&net, &valid, &targets, loss, classes)?;
+    let (net, report) = train(&start_net, fit.inputs.len(), &grad, &check, opts, progress)?;
     let mut out = student.clone();
     out.layers = net.write_back(&student.layers)?;
-    report.seconds = t0.elapsed().as_secs_f64();
-    progress(&format!(
-        "fine-tune: kept {} ({}) after {:.0} s",
-        match report.best {
-            Some((lr, e)) => format!("lr {lr:.1e} epoch {e}"),
-            None => "the input model (no epoch validated better)".to_string(),
-        },
-        fmt_valid(&report.end),
-        report.seconds
-    ));
     Ok((out, report))
 }

@@ -42,6 +42,7 @@ pub mod shape;
 pub mod standalone;
 pub mod task;
 pub mod trainable;
+pub mod trainable_seq2seq;
 pub mod zoo;
 
 pub use array::Array;

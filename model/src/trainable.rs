@@ -282,20 +282,6 @@ impl Trainable {
         })
     }
 
-    /// Zero gradients, one per parameter tensor.
-    pub fn zero_grads(&self) -> Vec<Vec<f32>> {
-        self.tensors.iter().map(|t| vec![0.0; t.len()]).collect()
-    }
-
-    /// The number of trained values (kept weights and biases).
-    pub fn trained_values(&self) -> usize {
-        self.tensors
-            .iter()
-            .zip(&self.patterns)
-            .map(|(t, p)| p.as_ref().map_or(t.len(), Pattern::kept))
-            .sum()
-    }
-
     /// Runs the graph on `x`, keeping what the backward pass needs.
     pub fn forward(&self, x: &Array) -> Result<Tape, ModelError> {
         if x.shape() != self.input_shape.as_slice() {
@@ -631,29 +617,51 @@ impl Trainable {
             let layer = out
                 .get_mut(l)
                 .ok_or_else(|| ModelError::layer(&format!("#{l}"), "no such layer"))?;
-            let w = &self.tensors[slot.weight];
-            let m = match layer.weights.matrices.first() {
-                Some(GivenMatrix::Dense(d)) => GivenMatrix::Dense(
-                    Matrix::new(d.rows(), d.cols(), w.clone())
-                        .map_err(|e| ModelError::layer(&layer.name, e.to_string()))?,
-                ),
-                Some(GivenMatrix::Bcr(b)) => GivenMatrix::Bcr(
-                    with_values(b, w).map_err(|e| ModelError::layer(&layer.name, e))?,
-                ),
-                None => return Err(ModelError::layer(&layer.name, "has no weight matrix")),
-            };
-            layer.weights.matrices[0] = m;
-            if let Some(bi) = slot.bias {
-                match layer.weights.biases.first_mut() {
-                    Some(b) if b.len() == self.tensors[bi].len() => {
-                        b.copy_from_slice(&self.tensors[bi])
-                    }
-                    _ => return Err(ModelError::layer(&layer.name, "bias length changed")),
-                }
-            }
+            let biases: Vec<&[f32]> = slot.bias.iter().map(|&b| &self.tensors[b][..]).collect();
+            write_layer(layer, &[&self.tensors[slot.weight]], &biases)?;
         }
         Ok(out)
     }
+}
+
+/// Writes trained weight matrices (dense row-major, in the layer's matrix order) and
+/// biases (in its bias order; fewer leave the rest) into `layer`: a BCR matrix keeps
+/// its structure and takes the values at its kept positions, a dense one takes all.
+pub(crate) fn write_layer(
+    layer: &mut Layer,
+    matrices: &[&[f32]],
+    biases: &[&[f32]],
+) -> Result<(), ModelError> {
+    for (i, w) in matrices.iter().enumerate() {
+        let m = match layer.weights.matrices.get(i) {
+            Some(GivenMatrix::Dense(d)) => GivenMatrix::Dense(
+                Matrix::new(d.rows(), d.cols(), w.to_vec())
+                    .map_err(|e| ModelError::layer(&layer.name, e.to_string()))?,
+            ),
+            Some(GivenMatrix::Bcr(b)) => {
+                GivenMatrix::Bcr(with_values(b, w).map_err(|e| ModelError::layer(&layer.name, e))?)
+            }
+            None => {
+                return Err(ModelError::layer(
+                    &layer.name,
+                    format!("has no weight matrix {i}"),
+                ))
+            }
+        };
+        layer.weights.matrices[i] = m;
+    }
+    for (i, b) in biases.iter().enumerate() {
+        match layer.weights.biases.get_mut(i) {
+            Some(v) if v.len() == b.len() => v.copy_from_slice(b),
+            _ => {
+                return Err(ModelError::layer(
+                    &layer.name,
+                    format!("bias {i} length changed"),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `b` with its kept values taken from the dense row-major `w` (same shape).
