@@ -18,14 +18,17 @@
 #![warn(missing_docs)]
 
 pub mod array;
+pub mod backprop;
 pub mod calibrate;
 pub mod compiled;
 pub mod data;
+pub mod distill;
 pub mod error;
 pub mod eval;
 pub mod evaluate;
 pub mod exec;
 pub mod file;
+pub mod finetune;
 pub mod graph;
 pub mod layer;
 pub mod load;
@@ -38,6 +41,8 @@ pub mod seq2seq;
 pub mod shape;
 pub mod standalone;
 pub mod task;
+pub mod trainable;
+pub mod trainable_seq2seq;
 pub mod zoo;
 
 pub use array::Array;

@@ -3,7 +3,10 @@
 //! pruning: sensitivity scores and refit statistics) and a disjoint test split (used to
 //! report accuracy).
 //!
-//! - MNIST (the 5000-image sample): images `0..calibration` calibrate, the rest test.
+//! - MNIST (the 5000-image sample, which is sorted by digit): the images are first
+//!   [interleaved](crate::data::mnist::Mnist::interleaved) so that the digits take
+//!   turns, then the first `calibration` calibrate and the rest test; both splits and
+//!   both calibration halves hold every digit in equal numbers.
 //!   The pruning score is the mean log-probability of the right class (smoother than
 //!   top-1 on a few hundred images); the report is top-1.
 //! - Calibration data is halved: the refit is fit on the first half; its strength is
@@ -18,6 +21,9 @@ use crate::data::mnist::{self, Mnist};
 use crate::error::ModelError;
 use crate::evaluate;
 use crate::exec::{LayerExec, Reference};
+use crate::finetune::{finetune, FinetuneOptions, FinetuneReport, Samples};
+use crate::trainable_seq2seq::finetune_seq2seq;
+use crate::Array;
 use crate::{Body, Model};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -91,7 +97,7 @@ impl Task {
     pub fn load(model: &Model, path: &Path, calibration: usize) -> Result<Task, ModelError> {
         match &model.body {
             Body::Graph(_) => {
-                let all = mnist::load_file(path)?;
+                let all = mnist::load_file(path)?.interleaved();
                 if calibration >= all.len() {
                     return Err(ModelError::Format {
                         path: path.display().to_string(),
@@ -164,6 +170,53 @@ impl Task {
                 let half = calibration.len() / 2;
                 let s = evaluate::g2p_par(model, &calibration[half..], Reference::default)?;
                 Ok(-s.phoneme_error_rate())
+            }
+        }
+    }
+
+    /// Fine-tunes the pruned `student` toward the dense `teacher` on the calibration
+    /// split ([`crate::finetune`]): the first half trains, the second validates (the
+    /// test split is never used). MNIST: graph models on images; CMUdict: the
+    /// encoder-decoder, teacher-forced on words ([`crate::trainable_seq2seq`]).
+    pub fn finetune(
+        &self,
+        student: &Model,
+        teacher: &Model,
+        opts: &FinetuneOptions,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(Model, FinetuneReport), ModelError> {
+        match self {
+            Task::Mnist { calibration, .. } => {
+                let half = calibration.len() / 2;
+                let inputs: Vec<Array> = (0..calibration.len())
+                    .map(|i| {
+                        calibration
+                            .input(i)
+                            .ok_or_else(|| ModelError::exec("data", "image"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let labels: Vec<usize> =
+                    calibration.labels.iter().map(|&l| usize::from(l)).collect();
+                let fit = Samples {
+                    inputs: &inputs[..half],
+                    labels: Some(&labels[..half]),
+                };
+                let valid = Samples {
+                    inputs: &inputs[half..],
+                    labels: Some(&labels[half..]),
+                };
+                finetune(student, teacher, fit, valid, opts, progress)
+            }
+            Task::G2p { calibration, .. } => {
+                let half = calibration.len() / 2;
+                finetune_seq2seq(
+                    student,
+                    teacher,
+                    &calibration[..half],
+                    &calibration[half..],
+                    opts,
+                    progress,
+                )
             }
         }
     }

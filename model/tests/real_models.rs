@@ -8,13 +8,17 @@
 //! both models (see `scripts/golden-real-models.py` for how to regenerate it).
 
 use model::data::{cmudict, mnist};
+use model::finetune::FinetuneOptions;
 use model::load::{npy, npz, torch};
+use model::rates::{apply_rates, compression, PruneOptions};
+use model::task::Task;
 use model::zoo::{g2p, mnist_cnn};
 use model::{evaluate, Interpreter, Model, ModelError, Reference};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tir::bcr::BlockShape;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -473,4 +477,65 @@ fn corrupt_checkpoints_and_data_are_named_never_a_panic() {
     enc.write_all(lines.join("\n").as_bytes()).unwrap();
     let bad_gz = enc.finish().unwrap();
     expect_error(t, "bad.csv.gz", &bad_gz, ml, "line 3: column");
+}
+
+#[test]
+fn fine_tuning_the_mnist_cnn_at_10x_beats_the_refit_and_keeps_the_pattern() {
+    let Some(dir) = models_dir(&[mnist_cnn::FILE, mnist::FILE]) else {
+        return;
+    };
+    let dense = mnist_cnn::load(&dir).unwrap();
+    let task = Task::load(&dense, &dir.join(mnist::FILE), 1000).unwrap();
+    let grams = timed("calibration inputs", || {
+        task.calibration_grams(&dense).unwrap()
+    });
+    // Fixed rates near 10x with 16x16 blocks and the refit (the rate search of
+    // `grim-tune prune` is left out to keep the test short).
+    let block = BlockShape { rows: 16, cols: 16 };
+    let ridges = PruneOptions::default().ridges;
+    let refit = timed("prune and refit", || {
+        apply_rates(
+            &dense,
+            block,
+            &[0.0, 0.8, 0.9, 0.92, 0.0],
+            Some(&grams),
+            &ridges,
+        )
+        .unwrap()
+    });
+    let c = compression(&refit);
+    assert!((9.5..12.5).contains(&c), "compression {c}");
+    let opts = FinetuneOptions {
+        epochs: 2,
+        learning_rates: vec![1e-3],
+        ..FinetuneOptions::default()
+    };
+    let (tuned, report) = timed("fine-tune 2 epochs", || {
+        task.finetune(&refit, &dense, &opts, &mut |l| eprintln!("{l}"))
+            .unwrap()
+    });
+    let top1 = |m: &Model| match task.accuracy(m, Reference::default).unwrap() {
+        model::task::Accuracy::Top1 { top1, .. } => top1,
+        a => panic!("{a}"),
+    };
+    let (a_refit, a_tuned) = timed("test accuracy", || (top1(&refit), top1(&tuned)));
+    eprintln!(
+        "MNIST CNN at {c:.2}x (16x16): refit {:.2}%, fine-tuned {:.2}% (kept {:?})",
+        100.0 * a_refit,
+        100.0 * a_tuned,
+        report.best
+    );
+    assert!(report.best.is_some(), "{report:?}");
+    assert!(a_tuned > a_refit, "fine-tuned {a_tuned} vs refit {a_refit}");
+    // The BCR pattern, and so every layer's workload, is unchanged.
+    for (a, b) in refit.layers.iter().zip(&tuned.layers) {
+        assert_eq!(a.spec, b.spec);
+        assert_eq!(a.kept_params(), b.kept_params());
+        assert_eq!(
+            a.workload().unwrap().key(),
+            b.workload().unwrap().key(),
+            "{}",
+            a.name
+        );
+    }
 }

@@ -133,6 +133,15 @@ enum Command {
         /// Plain magnitude pruning, no refit.
         #[arg(long)]
         no_refit: bool,
+        /// Epochs of masked fine-tuning after the refit: the kept weights (BCR pattern
+        /// unchanged) learn from the dense model's outputs (distillation) on the
+        /// calibration data, half to train, half to choose learning rate and epoch
+        /// (graph models on images; the g2p model teacher-forced on words). Default 0
+        /// (off): `prune` stays a post-training method and its run time and figures
+        /// stay as they were; 8 brings the MNIST CNN at 10x to within 0.4 points of
+        /// the dense model in about 20 s.
+        #[arg(long, default_value_t = 0)]
+        finetune_epochs: usize,
         /// The pruned model file to write.
         #[arg(long)]
         out: PathBuf,
@@ -467,6 +476,7 @@ fn main() -> ExitCode {
             calib,
             calib_size,
             no_refit,
+            finetune_epochs,
             out,
             models_dir,
         } => blocks
@@ -485,6 +495,7 @@ fn main() -> ExitCode {
                     calib,
                     calib_size,
                     no_refit,
+                    finetune_epochs,
                     out,
                 })
                 .map_err(tuner::CliError::Other)

@@ -2,8 +2,10 @@
 //!
 //! - `prune` loads a model (a shipped one by name, its original file, an ONNX file or
 //!   a grim model file), chooses the BCR block size and per-layer rates for a target
-//!   compression on calibration data ([`model::rates`]), refits the kept weights, prints
-//!   the chosen table with calibration scores, and writes the pruned model file.
+//!   compression on calibration data ([`model::rates`]), refits the kept weights,
+//!   optionally fine-tunes them with distillation from the dense model
+//!   ([`model::finetune`]), prints the chosen table with calibration scores and test
+//!   accuracy (dense, magnitude, refit, fine-tuned), and writes the pruned model file.
 //! - `run` compiles a pruned model and its dense original with the best schedules of the
 //!   tuning database (the default loop nest, with a note, for layers without one) into
 //!   standalone programs, runs them on the test data locally, under qemu or over adb,
@@ -13,6 +15,7 @@
 use crate::model_run::{run_program, target_for, ModelDevice};
 use crate::tune_cmd::{DeviceArg, TuneArgs};
 use model::compiled::{schedules, ScheduleSource};
+use model::finetune::FinetuneOptions;
 use model::rates::{compression, prune_model, PruneOptions};
 use model::standalone::{self, f32_bytes, f32_values, sequences_bytes, sequences_from_bytes};
 use model::task::{data_path, Accuracy, Task};
@@ -62,6 +65,9 @@ pub struct PruneArgs {
     pub calib_size: usize,
     /// Skip the refit (plain magnitude pruning).
     pub no_refit: bool,
+    /// Epochs of masked fine-tuning with distillation from the dense model after the
+    /// refit (0: none).
+    pub finetune_epochs: usize,
     /// Where to write the pruned model.
     pub out: PathBuf,
 }
@@ -108,7 +114,21 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
         &mut progress,
     )
     .map_err(|e| e.to_string())?;
-    model::file::save(&pruned, &a.out).map_err(|e| e.to_string())?;
+    let tuned = if a.finetune_epochs > 0 {
+        let ft = FinetuneOptions {
+            epochs: a.finetune_epochs,
+            ..FinetuneOptions::default()
+        };
+        let mut progress = |line: &str| eprintln!("prune: {line}");
+        let (m, r) = task
+            .finetune(&pruned, &dense, &ft, &mut progress)
+            .map_err(|e| e.to_string())?;
+        Some((m, r))
+    } else {
+        None
+    };
+    let written = tuned.as_ref().map_or(&pruned, |t| &t.0);
+    model::file::save(written, &a.out).map_err(|e| e.to_string())?;
     let mut s = String::new();
     s.push_str(&format!(
         "pruned `{}` to {:.2}x ({} of {} weights kept)\n",
@@ -153,6 +173,18 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
     ));
     if opts.refit {
         s.push_str(&format!("test: BCR, refit {}\n", acc(&pruned)?));
+    }
+    if let Some((m, r)) = &tuned {
+        let kept = match r.best {
+            Some((lr, e)) => format!("kept epoch {e} at lr {lr:.0e}"),
+            None => "no epoch validated better: the input model is kept".to_string(),
+        };
+        s.push_str(&format!(
+            "test: BCR, fine-tuned {} ({} epochs, {kept}, {:.0} s)\n",
+            acc(m)?,
+            a.finetune_epochs,
+            r.seconds
+        ));
     }
     s.push_str(&format!("wrote {}\n", a.out.display()));
     Ok(s)

