@@ -142,6 +142,11 @@ enum Command {
         /// the dense model in about 20 s.
         #[arg(long, default_value_t = 0)]
         finetune_epochs: usize,
+        /// Candidate learning rates (Adam) for fine-tuning, e.g. `--finetune-lr 3e-3
+        /// --finetune-lr 1e-3`: each trains the first epoch, the one with the lower
+        /// validation loss continues.
+        #[arg(long = "finetune-lr", default_values_t = [1e-3, 3e-4])]
+        finetune_lrs: Vec<f32>,
         /// The pruned model file to write.
         #[arg(long)]
         out: PathBuf,
@@ -477,6 +482,7 @@ fn main() -> ExitCode {
             calib_size,
             no_refit,
             finetune_epochs,
+            finetune_lrs,
             out,
             models_dir,
         } => blocks
@@ -496,6 +502,7 @@ fn main() -> ExitCode {
                     calib_size,
                     no_refit,
                     finetune_epochs,
+                    finetune_lrs,
                     out,
                 })
                 .map_err(tuner::CliError::Other)

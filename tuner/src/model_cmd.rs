@@ -68,6 +68,8 @@ pub struct PruneArgs {
     /// Epochs of masked fine-tuning with distillation from the dense model after the
     /// refit (0: none).
     pub finetune_epochs: usize,
+    /// Candidate fine-tuning learning rates (see [`FinetuneOptions::learning_rates`]).
+    pub finetune_lrs: Vec<f32>,
     /// Where to write the pruned model.
     pub out: PathBuf,
 }
@@ -117,6 +119,7 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
     let tuned = if a.finetune_epochs > 0 {
         let ft = FinetuneOptions {
             epochs: a.finetune_epochs,
+            learning_rates: a.finetune_lrs.clone(),
             ..FinetuneOptions::default()
         };
         let mut progress = |line: &str| eprintln!("prune: {line}");
