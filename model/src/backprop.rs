@@ -14,6 +14,7 @@
 //! with respect to the output, and returns (or accumulates) the gradient with respect
 //! to the input and the parameters.
 
+use crate::exec::dot;
 use std::ops::Range;
 use tir::bcr::BcrMatrix;
 use tir::spec::Activation;
@@ -115,24 +116,6 @@ impl Pattern {
             row[at..].fill(0.0);
         }
     }
-}
-
-/// `a · b` with eight partial sums (so that it vectorizes).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    let mut acc = [0.0f32; 8];
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// `y += a · x`.

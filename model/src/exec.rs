@@ -51,7 +51,7 @@ fn input<'a>(
 }
 
 /// `a · b` with eight partial sums (so that it vectorizes).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
         .remainder()
