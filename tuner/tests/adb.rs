@@ -3,9 +3,11 @@
 //! end-to-end tuning into the database, timeouts killed on the device, and the device
 //! disappearing mid-run.
 
+mod common;
+
 use adb_loopback::server::AdbServer;
 use adb_loopback::{spawn, Config, Handle};
-use std::path::PathBuf;
+use common::{rig_with, Rig};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -20,32 +22,8 @@ use tuner::tune::{
 
 const SPEC: &str = "bcr-fc:M=32,K=32,N=2,block=8x8,sparsity=0.75,seed=4";
 
-/// A loopback device and an isolated adb server connected to it.
-struct Rig {
-    dev: Option<Handle>,
-    adb: AdbServer,
-    wrapper: PathBuf,
-    serial: String,
-}
-
 fn rig() -> Rig {
     rig_with(Config::default())
-}
-
-fn rig_with(cfg: Config) -> Rig {
-    let dev = spawn(cfg).expect("start the loopback device");
-    let adb =
-        AdbServer::start().expect("start an isolated adb server (is Debian's adb installed?)");
-    let serial = dev.serial();
-    adb.connect(&serial, Duration::from_secs(20))
-        .expect("adb connect");
-    let wrapper = adb.wrapper().unwrap();
-    Rig {
-        dev: Some(dev),
-        adb,
-        wrapper,
-        serial,
-    }
 }
 
 fn limits(run_timeout: u64) -> Limits {
@@ -93,7 +71,7 @@ fn shell_exit_codes_and_quoted_words_arrive_literally() {
         shell(&r, "echo hi; exit 7"),
         (Some(7), "hi\n".into(), String::new())
     );
-    let root = r.dev.as_ref().unwrap().root();
+    let root = r.root();
     // The shell starts in the device's `/`: a relative `PWNED` would land in the root.
     let canary = root.join("PWNED");
     let words = [
@@ -233,7 +211,7 @@ fn grim_tune_over_adb_records_the_device_identity_and_the_best_replays() {
     assert_eq!(s["unit"], "seconds");
     eprintln!("4 candidates over adb in {secs:.1} s");
     // The session directory is gone from the device.
-    let grim = r.dev.as_ref().unwrap().root().join("data/local/tmp/grim");
+    let grim = r.root().join("data/local/tmp/grim");
     let left: Vec<_> = std::fs::read_dir(&grim)
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
@@ -313,7 +291,7 @@ fn a_hanging_candidate_is_killed_on_the_device_and_recorded() {
     );
     // Nothing of the candidate still runs on the device.
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
-    let root = r.dev.as_ref().unwrap().root().display().to_string();
+    let root = r.root().display().to_string();
     let ps = String::from_utf8_lossy(&ps.stdout);
     assert!(
         !ps.lines()

@@ -9,12 +9,14 @@
 //! (the loopback default) runs the aarch64 build of the harness under qemu, where no
 //! OpenCL library exists: the run stops with the clear "no OpenCL library" error.
 
-use adb_loopback::server::AdbServer;
-use adb_loopback::{spawn, Config, Handle};
+mod common;
+
+use adb_loopback::Config;
 use codegen::opencl_harness::LIBRARY_PATHS;
+use common::{rig_with, Rig};
 use schedule::Schedule;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -25,30 +27,6 @@ use tuner::measure::{ErrorKind, Job, Limits, Runner};
 use tuner::tune::{tune, Fault, FaultInjection, MemoryStore, NoProgress, Strategy, TuneOptions};
 
 const SPEC: &str = "bcr-fc:M=32,K=32,N=4,block=8x8,sparsity=0.75,seed=4";
-
-/// A loopback device and an isolated adb server connected to it.
-struct Rig {
-    dev: Handle,
-    _adb: AdbServer,
-    wrapper: PathBuf,
-    serial: String,
-}
-
-fn rig_with(cfg: Config) -> Rig {
-    let dev = spawn(cfg).expect("start the loopback device");
-    let adb =
-        AdbServer::start().expect("start an isolated adb server (is Debian's adb installed?)");
-    let serial = dev.serial();
-    adb.connect(&serial, Duration::from_secs(20))
-        .expect("adb connect");
-    let wrapper = adb.wrapper().unwrap();
-    Rig {
-        dev,
-        _adb: adb,
-        wrapper,
-        serial,
-    }
-}
 
 /// A device playing an x86-64 Android emulator.
 fn x86_64_emulator() -> Config {
@@ -160,7 +138,7 @@ fn grim_tune_opencl_over_adb_checks_results_and_records_the_opencl_device() {
         "every candidate matched the interpreter: {s}"
     );
     // The session directory is gone from the device.
-    let grim = r.dev.root().join("data/local/tmp/grim");
+    let grim = r.root().join("data/local/tmp/grim");
     let left: Vec<_> = std::fs::read_dir(&grim)
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
@@ -301,7 +279,7 @@ fn wrong_results_and_hanging_kernels_on_the_device_are_caught() {
     );
     assert!(t0.elapsed() < Duration::from_secs(20));
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
-    let root = r.dev.root().display().to_string();
+    let root = r.root().display().to_string();
     assert!(
         !text(&ps.stdout)
             .lines()
@@ -333,7 +311,7 @@ fn a_device_without_opencl_is_a_clear_error() {
         Ok(_) => panic!("an OpenCL device was found under qemu-aarch64"),
     }
     // The session directory is removed even so.
-    let grim = arm.dev.root().join("data/local/tmp/grim");
+    let grim = arm.root().join("data/local/tmp/grim");
     let left: Vec<_> = std::fs::read_dir(&grim)
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
