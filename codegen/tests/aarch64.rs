@@ -20,3 +20,26 @@ fn corpus_on_aarch64_under_qemu() {
     );
     assert_eq!(names.len(), corpus::corpus().len());
 }
+
+/// Row vectorization becomes NEON multiply-adds: each kept column's values of four
+/// rows are loaded as one vector and multiplied by the broadcast input value.
+#[test]
+fn row_vectorized_bcr_kernel_uses_neon_fma() {
+    let w = tir::workload::Workload::from_spec_str(
+        "bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.9,seed=1",
+    )
+    .unwrap();
+    let mut s = schedule::Schedule::from_workload(&w).unwrap();
+    s.vectorize_rows("W", 4).unwrap();
+    let target = Target::Aarch64Neon {
+        mcpu: "cortex-a76".into(),
+    };
+    let c = codegen::c_emit::emit_kernel(s.func(), "k", &target).unwrap();
+    let fma = c
+        .lines()
+        .find(|l| l.contains("vfmaq_f32("))
+        .unwrap_or_else(|| panic!("no vfmaq_f32 in:\n{c}"));
+    assert!(fma.contains("vld1q_f32(&b_W_val["), "{fma}");
+    assert!(fma.contains("vdupq_n_f32(b_X["), "{fma}");
+    assert!(fma.contains("vst1q_f32(&b_row_acc["), "{fma}");
+}
