@@ -756,6 +756,13 @@ fn row_vectorization_illegal_uses() {
     let mut s = Schedule::from_workload(&c).unwrap();
     let e = err(&mut s, "W", 8);
     assert!(e.contains("exceeds 256 elements"), "{e}");
+    // The value read anywhere but in the update.
+    let text = tir::print_function(&w.func)
+        .replace("for (n, 0, 4) {", "let w2 = w * 2.0;\n for (n, 0, 4) {");
+    let f = tir::parse_function(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let mut s = Schedule::new(f, w.weights.clone()).unwrap();
+    let e = err(&mut s, "W", 4);
+    assert!(e.contains("used outside the update"), "{e}");
     // Dense weights are not BCR.
     let d = wl("fc:M=8,K=8,N=1");
     let mut s = Schedule::from_workload(&d).unwrap();

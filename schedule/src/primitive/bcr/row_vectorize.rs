@@ -170,9 +170,14 @@ pub fn vectorize_rows(
             "no update `OUT[..] = OUT[..] + .. * w` using `{val_arr}`"
         ))
     })?;
-    if ctx.w.is_none() {
+    let Some(w) = ctx.w.clone() else {
         return Err(err(format!(
             "no `let w = {val_arr}[..]` in the kept-columns loop"
+        )));
+    };
+    if stmt_uses_var(&new_j_body, &w) {
+        return Err(err(format!(
+            "the value `{w}` is used outside the update; only the update may read it"
         )));
     }
     // Indices of the update may use the row, the loops around it, and names bound
