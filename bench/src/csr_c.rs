@@ -6,7 +6,7 @@
 use crate::error::{io, BenchError};
 use crate::export::{read_meta, read_tensor, transpose, write_f32, CaseMeta, Layer};
 use crate::protocol::Protocol;
-use crate::results::{ResultRecord, TOLERANCE};
+use crate::results::ResultRecord;
 use codegen::toolchain::{compiler, require, run_with_timeout};
 use codegen::Target;
 use std::path::{Path, PathBuf};
@@ -196,30 +196,15 @@ pub fn measure_case(
                 Ok((timing, crate::reference::max_abs_diff(&got, &want)))
             });
         recs.push(match result {
-            Ok((timing, diff)) => ResultRecord {
-                case: meta.case.id.clone(),
-                system: "csr-c".into(),
-                threads: t,
-                median_ms: Some(timing.median * 1e3),
-                min_ms: Some(timing.min * 1e3),
-                repeat: timing.repeat,
-                number: timing.number,
-                max_abs_diff: Some(diff),
-                ok: diff <= TOLERANCE,
-                note: format!("{} non-zeros", meta.stats.nonzeros),
-            },
-            Err(note) => ResultRecord {
-                case: meta.case.id.clone(),
-                system: "csr-c".into(),
-                threads: t,
-                median_ms: None,
-                min_ms: None,
-                repeat: 0,
-                number: 0,
-                max_abs_diff: None,
-                ok: false,
-                note,
-            },
+            Ok((timing, diff)) => ResultRecord::measured(
+                &meta.case.id,
+                "csr-c",
+                t,
+                &timing,
+                diff,
+                format!("{} non-zeros", meta.stats.nonzeros),
+            ),
+            Err(note) => ResultRecord::failed(&meta.case.id, "csr-c", t, note),
         });
     }
     Ok(recs)

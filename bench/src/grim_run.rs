@@ -7,7 +7,7 @@
 use crate::error::{io, BenchError};
 use crate::export::{read_meta, read_tensor, transpose, Layer, INPUT_SEED};
 use crate::protocol::Protocol;
-use crate::results::{ResultRecord, TOLERANCE};
+use crate::results::ResultRecord;
 use codegen::harness::{measurement_source, Candidate};
 use codegen::run::{parse_timing, read_outputs, write_inputs};
 use codegen::toolchain::{build_binary, run_with_timeout};
@@ -170,31 +170,9 @@ pub fn measure_case(
                     let diff = framework_layout(&meta.layer, &outputs)
                         .map(|got| crate::reference::max_abs_diff(&got, &want))
                         .unwrap_or(f64::INFINITY);
-                    ResultRecord {
-                        case: id.clone(),
-                        system: k.system.into(),
-                        threads: t,
-                        median_ms: Some(timing.median * 1e3),
-                        min_ms: Some(timing.min * 1e3),
-                        repeat: timing.repeat,
-                        number: timing.number,
-                        max_abs_diff: Some(diff),
-                        ok: diff <= TOLERANCE,
-                        note: k.note.clone(),
-                    }
+                    ResultRecord::measured(&id, k.system, t, &timing, diff, k.note.clone())
                 }
-                Err(message) => ResultRecord {
-                    case: id.clone(),
-                    system: k.system.into(),
-                    threads: t,
-                    median_ms: None,
-                    min_ms: None,
-                    repeat: 0,
-                    number: 0,
-                    max_abs_diff: None,
-                    ok: false,
-                    note: message,
-                },
+                Err(message) => ResultRecord::failed(&id, k.system, t, message),
             };
             out.push(rec);
         }

@@ -39,6 +39,48 @@ pub struct ResultRecord {
     pub note: String,
 }
 
+impl ResultRecord {
+    /// A measurement of `system` on `case` with `threads`: the timing, the output's
+    /// largest difference from the reference (ok within [`TOLERANCE`]) and a note.
+    pub fn measured(
+        case: &str,
+        system: &str,
+        threads: u32,
+        timing: &codegen::run::Timing,
+        max_abs_diff: f64,
+        note: String,
+    ) -> ResultRecord {
+        ResultRecord {
+            case: case.to_string(),
+            system: system.to_string(),
+            threads,
+            median_ms: Some(timing.median * 1e3),
+            min_ms: Some(timing.min * 1e3),
+            repeat: timing.repeat,
+            number: timing.number,
+            max_abs_diff: Some(max_abs_diff),
+            ok: max_abs_diff <= TOLERANCE,
+            note,
+        }
+    }
+
+    /// A failure to measure `system` on `case` with `threads`, saying why in `note`.
+    pub fn failed(case: &str, system: &str, threads: u32, note: String) -> ResultRecord {
+        ResultRecord {
+            case: case.to_string(),
+            system: system.to_string(),
+            threads,
+            median_ms: None,
+            min_ms: None,
+            repeat: 0,
+            number: 0,
+            max_abs_diff: None,
+            ok: false,
+            note,
+        }
+    }
+}
+
 /// The largest accepted absolute difference from the reference output. Outputs reach
 /// about 1.5 in magnitude; every system agrees to about 1e-5 except MNN's 3x3
 /// convolution (about 2e-3, its fast convolution algorithm), and a wrong layout or
