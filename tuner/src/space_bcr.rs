@@ -94,24 +94,18 @@ pub const ROW_LANES: [i64; 3] = [4, 8, 16];
 /// are the GPU's lanes).
 pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
     let w = weight.to_string();
-    let vectorize = Knob {
+    let vectorize = (!gpu).then(|| Knob {
         name: row_vectorization_knob(&w),
-        choices: ROW_LANES
-            .into_iter()
-            .map(|l| {
-                choice(
-                    format!("vectorize rows of {w} by {l}"),
-                    vec![Instruction::VectorizeRows {
-                        weight: w.clone(),
-                        lanes: l,
-                    }],
-                )
-            })
-            .fold(vec![as_is()], |mut v, c| {
-                v.push(c);
-                v
-            }),
-    };
+        choices: as_is_then(ROW_LANES.into_iter().map(|l| {
+            choice(
+                format!("vectorize rows of {w} by {l}"),
+                vec![Instruction::VectorizeRows {
+                    weight: w.clone(),
+                    lanes: l,
+                }],
+            )
+        })),
+    });
     let mut knobs = vec![
         Knob {
             name: row_reordering_knob(&w),
@@ -163,7 +157,9 @@ pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
                 ),
             ],
         },
-        vectorize,
+    ];
+    knobs.extend(vectorize);
+    knobs.extend([
         Knob {
             name: format!("accumulate rows {w}"),
             choices: vec![as_is(), {
@@ -189,27 +185,23 @@ pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
         },
         Knob {
             name: format!("rows per kernel {w}"),
-            choices: [2i64, 4]
-                .into_iter()
-                .map(|r| {
-                    choice(
-                        format!("{r} rows of {w} per kernel"),
-                        vec![Instruction::TileBlocks {
-                            weight: w.clone(),
-                            rows: Factor::Const(r),
-                            cols: None,
-                            remainder: Remainder::Tail,
-                        }],
-                    )
-                })
-                .fold(vec![as_is()], |mut v, c| {
-                    v.push(c);
-                    v
-                }),
+            choices: as_is_then([2i64, 4].into_iter().map(|r| {
+                choice(
+                    format!("{r} rows of {w} per kernel"),
+                    vec![Instruction::TileBlocks {
+                        weight: w.clone(),
+                        rows: Factor::Const(r),
+                        cols: None,
+                        remainder: Remainder::Tail,
+                    }],
+                )
+            })),
         },
-    ];
-    if gpu {
-        knobs.retain(|k| k.name != row_vectorization_knob(&w));
-    }
+    ]);
     knobs
+}
+
+/// "As is" followed by `choices` (choice 0 of every knob leaves the schedule alone).
+fn as_is_then(choices: impl IntoIterator<Item = Choice>) -> Vec<Choice> {
+    std::iter::once(as_is()).chain(choices).collect()
 }
