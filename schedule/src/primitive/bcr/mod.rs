@@ -297,8 +297,12 @@ pub(crate) struct BlockLoop {
     pub min: Expr,
     /// Extent.
     pub extent: Expr,
-    /// `r0`, `c0`, `v0`, `nc` variable names.
+    /// `r0` (first kept row of the entry in `rows`).
+    pub r0: String,
+    /// `c0` (first kept column of the entry in `cols`).
     pub c0: String,
+    /// `v0` (first value of the entry in `val`).
+    pub v0: String,
     /// `nc` (kept columns of the entry).
     pub nc: String,
     /// The statement under the four header lets.
@@ -323,9 +327,9 @@ fn match_block_loop(s: &Stmt, weight: &str) -> Option<BlockLoop> {
     let l = parts(s)?;
     let arr = |x: &str| format!("{weight}_{x}");
     let Stmt::Let {
+        var: r0,
         value: v1,
         body: b1,
-        ..
     } = l.body
     else {
         return None;
@@ -342,9 +346,9 @@ fn match_block_loop(s: &Stmt, weight: &str) -> Option<BlockLoop> {
         return None;
     };
     let Stmt::Let {
+        var: v0,
         value: v3,
         body: b3,
-        ..
     } = &**b2
     else {
         return None;
@@ -364,7 +368,9 @@ fn match_block_loop(s: &Stmt, weight: &str) -> Option<BlockLoop> {
         var: l.var.to_string(),
         min: l.min.clone(),
         extent: l.extent.clone(),
+        r0: r0.clone(),
         c0: c0.clone(),
+        v0: v0.clone(),
         nc: nc.clone(),
         rest: (**rest).clone(),
         body: l.body.clone(),

@@ -71,7 +71,7 @@ pub fn vectorize_rows(
     if !(2..=64).contains(&lanes) {
         return Err(err(format!("lanes must be between 2 and 64, got {lanes}")));
     }
-    let (r0, v0) = header_names(&bl.body).ok_or_else(|| err("internal: block header".into()))?;
+    let (r0, v0) = (bl.r0.clone(), bl.v0.clone());
     // The rows loop.
     let row_ptr = format!("{weight}_row_ptr");
     let mut row_loops: Vec<&Stmt> = Vec::new();
@@ -286,20 +286,6 @@ pub fn vectorize_rows(
     }
     write_data(state, weight, &padded, P)?;
     Ok(vec![io, lane, lane_s])
-}
-
-/// Names bound by the block header's first and third lets (`r0`, `v0`).
-fn header_names(block_loop_body: &Stmt) -> Option<(String, String)> {
-    let Stmt::Let { var: r0, body, .. } = block_loop_body else {
-        return None;
-    };
-    let Stmt::Let { body, .. } = &**body else {
-        return None;
-    };
-    let Stmt::Let { var: v0, .. } = &**body else {
-        return None;
-    };
-    Some((r0.clone(), v0.clone()))
 }
 
 /// An update found in the kept-columns loop: output buffer, its indices, the loops
