@@ -162,6 +162,15 @@ impl Schedule {
         })
     }
 
+    /// Offset specialization of BCR weight `weight`: its entry offsets and counts
+    /// become constants (see [`crate::primitive::bcr::specialize_offsets`]).
+    pub fn specialize_offsets(&mut self, weight: &str) -> Result<(), ScheduleError> {
+        self.apply(Instruction::SpecializeOffsets {
+            weight: weight.to_string(),
+        })
+        .map(|_| ())
+    }
+
     /// Partitions the entries of BCR weight `weight` into disjoint row ranges under a
     /// new outer loop (see [`crate::primitive::bcr::partition_block_rows`]); reports
     /// the loop, the number of partitions and whether the loop was proven parallel.

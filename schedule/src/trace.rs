@@ -72,6 +72,11 @@ pub enum Instruction {
         /// Rows per vector.
         lanes: i64,
     },
+    /// [`crate::primitive::bcr::specialize_offsets`].
+    SpecializeOffsets {
+        /// The BCR weight.
+        weight: String,
+    },
     /// [`crate::primitive::bcr::partition_block_rows`].
     PartitionBlockRows {
         /// The BCR weight.

@@ -90,6 +90,18 @@ struct Combo {
     vectorize: Option<i64>,
     partition: bool,
     tile: Option<(i64, Option<i64>, Remainder)>,
+    /// Try offset specialization last: it must succeed exactly when every entry has
+    /// the same number of rows, columns and values.
+    specialize: bool,
+}
+
+/// True when the three offset arrays of `name` are affine (every entry the same
+/// shape), checked here independently of the primitive.
+fn entries_uniform(weights: &BTreeMap<String, Tensor>, name: &str) -> bool {
+    ["row_ptr", "col_ptr", "val_ptr"].iter().all(|a| {
+        let p = weights[&format!("{name}_{a}")].as_i32().unwrap();
+        p.len() >= 2 && p.windows(2).all(|w| w[1] - w[0] == p[1] - p[0])
+    })
 }
 
 impl Combo {
@@ -112,6 +124,22 @@ impl Combo {
         if let Some((r, c, rem)) = self.tile {
             s.tile_blocks(weight, r, c, rem).unwrap();
         }
+        if self.specialize {
+            let uniform = entries_uniform(s.weights(), weight);
+            match s.specialize_offsets(weight) {
+                Ok(()) => {
+                    assert!(uniform, "specialized entries of different shapes");
+                    let text = tir::print_function(s.func());
+                    for a in ["row_ptr", "col_ptr", "val_ptr"] {
+                        assert!(!text.contains(&format!("{weight}_{a}[")), "{text}");
+                    }
+                }
+                Err(e) => assert!(
+                    !uniform && e.to_string().contains("not affine"),
+                    "uniform {uniform}: {e}"
+                ),
+            }
+        }
     }
 }
 
@@ -123,6 +151,7 @@ fn full() -> Combo {
         vectorize: None,
         partition: true,
         tile: Some((2, Some(2), Remainder::Tail)),
+        specialize: true,
     }
 }
 
@@ -144,15 +173,19 @@ fn combo_strategy() -> impl Strategy<Value = Combo> {
             prop::option::of(1i64..4),
             prop_oneof![Just(Remainder::Guard), Just(Remainder::Tail)],
         )),
+        any::<bool>(),
     )
-        .prop_map(|(rows, cols, lre, vectorize, partition, tile)| Combo {
-            rows,
-            cols,
-            lre,
-            vectorize,
-            partition,
-            tile: if vectorize.is_some() { None } else { tile },
-        })
+        .prop_map(
+            |(rows, cols, lre, vectorize, partition, tile, specialize)| Combo {
+                rows,
+                cols,
+                lre,
+                vectorize,
+                partition,
+                tile: if vectorize.is_some() { None } else { tile },
+                specialize,
+            },
+        )
 }
 
 proptest! {
@@ -172,6 +205,24 @@ proptest! {
         let mut s = Schedule::from_workload(&w).unwrap();
         combo.apply(&mut s, "W");
         assert_close(&s, &w, seed + 1);
+    }
+
+    /// Shapes that are whole multiples of the block (every block the same shape, as a
+    /// layer pruned at one rate): offset specialization applies unless row reordering
+    /// made groups of different sizes, and the result stays the same.
+    #[test]
+    fn uniform_fc_combinations_keep_results(
+        (a, c, br, bc) in (1usize..5, 1usize..5, 1usize..10, 1usize..10),
+        n in 1usize..4,
+        sparsity in 0.0f64..=0.95,
+        seed in 0u64..1000,
+        combo in combo_strategy(),
+    ) {
+        let (m, k) = (a * br, c * bc);
+        let w = wl(&format!("bcr-fc:M={m},K={k},N={n},block={br}x{bc},sparsity={sparsity:.3},seed={seed}"));
+        let mut s = Schedule::from_workload(&w).unwrap();
+        Combo { specialize: true, ..combo }.apply(&mut s, "W");
+        assert_close(&s, &w, seed + 2);
     }
 }
 
@@ -648,6 +699,7 @@ fn row_vectorization_keeps_results() {
                     vectorize: Some(lanes),
                     partition: false,
                     tile: None,
+                    specialize: true,
                 },
                 Combo {
                     rows: Some(RowOrder::BlockColumn),
@@ -656,6 +708,7 @@ fn row_vectorization_keeps_results() {
                     vectorize: Some(lanes),
                     partition: true,
                     tile: None,
+                    specialize: true,
                 },
             ] {
                 let mut s = Schedule::from_workload(&w).unwrap();
@@ -767,4 +820,67 @@ fn row_vectorization_illegal_uses() {
     let d = wl("fc:M=8,K=8,N=1");
     let mut s = Schedule::from_workload(&d).unwrap();
     assert!(err(&mut s, "W", 4).contains("dense, not BCR"));
+}
+
+/// Offset specialization: the counts become constants in the printed function, the
+/// results stay the same, and what it refuses is refused with the reason, leaving the
+/// schedule unchanged.
+#[test]
+fn offset_specialization() {
+    // Every block of a 64x48 matrix in 16x16 blocks keeps the same rows and columns.
+    let w = wl(FC);
+    let mut s = Schedule::from_workload(&w).unwrap();
+    s.vectorize_rows("W", 4).unwrap();
+    s.partition_block_rows("W").unwrap();
+    s.specialize_offsets("W").unwrap();
+    assert_close(&s, &w, 5);
+    let rp = w.weights["W_row_ptr"].as_i32().unwrap();
+    let cp = w.weights["W_col_ptr"].as_i32().unwrap();
+    let text = tir::print_function(s.func());
+    assert!(text.contains(&format!("let nc = {};", cp[1])), "{text}");
+    assert!(text.contains(&format!("let nr = {};", rp[1])), "{text}");
+    assert!(text.contains(&format!("let r0 = b * {};", rp[1])), "{text}");
+    assert!(!text.contains("W_val_ptr["), "{text}");
+    let replayed = s.trace().replay(&w.func, &w.weights).unwrap();
+    assert_eq!(replayed.func(), s.func());
+    // The GRU's two weights, each specialized.
+    let g = wl(GRU);
+    let mut s = Schedule::from_workload(&g).unwrap();
+    for x in ["W_ih", "W_hh"] {
+        s.specialize_offsets(x).unwrap();
+    }
+    assert_close(&s, &g, 6);
+
+    let err = |s: &mut Schedule, weight: &str| {
+        let before = (s.func().clone(), s.weights().clone());
+        let e = s.specialize_offsets(weight).unwrap_err().to_string();
+        assert_eq!((s.func().clone(), s.weights().clone()), before, "{e}");
+        e
+    };
+    // Twice; and the block loop primitives afterwards say why they cannot find it.
+    let mut s = Schedule::from_workload(&w).unwrap();
+    s.specialize_offsets("W").unwrap();
+    assert!(err(&mut s, "W").contains("already specialized"));
+    let e = s.vectorize_rows("W", 4).unwrap_err().to_string();
+    assert!(
+        e.contains("offsets were specialized (specialize_offsets)"),
+        "{e}"
+    );
+    // Partial blocks at the edge (40 rows in 16-row blocks) differ in kept rows.
+    let p = wl("bcr-fc:M=40,K=32,N=1,block=16x16,sparsity=0.7,seed=3");
+    let mut s = Schedule::from_workload(&p).unwrap();
+    let e = err(&mut s, "W");
+    assert!(e.contains("not affine") && e.contains("kept rows"), "{e}");
+    // Row reordering merges blocks into groups of different sizes.
+    let mut s =
+        Schedule::from_workload(&wl("bcr-fc:M=64,K=32,N=2,block=8x4,sparsity=0.1,seed=1")).unwrap();
+    s.reorder_rows("W", RowOrder::BlockColumn).unwrap();
+    if !entries_uniform(s.weights(), "W") {
+        assert!(err(&mut s, "W").contains("not affine"));
+    }
+    // Unknown and dense weights.
+    let mut s = Schedule::from_workload(&w).unwrap();
+    assert!(err(&mut s, "V").contains("unknown weight"));
+    let mut s = Schedule::from_workload(&wl("fc:M=8,K=8,N=1")).unwrap();
+    assert!(err(&mut s, "W").contains("dense, not BCR"));
 }

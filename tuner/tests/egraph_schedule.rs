@@ -63,7 +63,11 @@ fn shared_gathers_within_blocks_become_load_redundancy_elimination() {
     assert!(c.load_redundancy_elimination() && !c.row_reordering());
     assert_eq!(
         ops(&d.schedule),
-        ["eliminate_redundant_loads", "vectorize_rows"]
+        [
+            "eliminate_redundant_loads",
+            "vectorize_rows",
+            "specialize_offsets"
+        ]
     );
     // Loads of X: Σ rows·cols·N as lowered, Σ cols·N with LRE.
     let lowered = schedule::Schedule::from_workload(&w).unwrap();
@@ -98,7 +102,8 @@ fn shared_column_sets_across_blocks_add_row_reordering() {
         [
             "reorder_rows",
             "eliminate_redundant_loads",
-            "vectorize_rows"
+            "vectorize_rows",
+            "specialize_offsets"
         ]
     );
     let lowered = schedule::Schedule::from_workload(&w).unwrap();
@@ -122,11 +127,17 @@ fn dropping_the_rule_through_the_api_changes_the_schedule() {
     assert_eq!(c.gathers_after, c.gathers_before, "{c}");
     assert_eq!(c.shared_gathers, 0);
     assert!(!c.load_redundancy_elimination());
-    // Only the row vectorization, which is not the e-graph's choice.
-    assert_eq!(ops(&d.schedule), ["vectorize_rows"]);
-    assert_eq!(d.description, "vectorize rows of W by 4");
+    // Only the row vectorization and offset specialization (every 16x16 block of
+    // the 64x64 matrix keeps the same rows and columns), which are not the e-graph's
+    // choice.
+    assert_eq!(ops(&d.schedule), ["vectorize_rows", "specialize_offsets"]);
+    assert_eq!(
+        d.description,
+        "vectorize rows of W by 4; specialize the entry offsets of W"
+    );
     let mut vectorized = schedule::Schedule::from_workload(&w).unwrap();
     vectorized.vectorize_rows("W", 4).unwrap();
+    vectorized.specialize_offsets("W").unwrap();
     assert_eq!(loads(&d.schedule, &w, "X"), loads(&vectorized, &w, "X"));
     assert!(RuleSet::shipped()
         .unwrap()
@@ -190,7 +201,7 @@ fn a_researchers_rule_change_changes_the_built_schedule() {
         text.contains("16 gathers shared by 144 rows within blocks -> load-redundancy elimination"),
         "{text}"
     );
-    assert!(text.contains("schedule  eliminate redundant loads of W; vectorize rows of W by 4 (interpreter check: max relative difference "), "{text}");
+    assert!(text.contains("schedule  eliminate redundant loads of W; vectorize rows of W by 4; specialize the entry offsets of W (interpreter check: max relative difference "), "{text}");
     let c = std::fs::read_to_string(out_dir.join("kernels.c")).unwrap();
     assert!(c.contains("xg"), "the LRE buffer is in the generated C");
 
@@ -204,7 +215,7 @@ fn a_researchers_rule_change_changes_the_built_schedule() {
         "{text}"
     );
     assert!(
-        text.contains("schedule  vectorize rows of W by 4 ("),
+        text.contains("schedule  vectorize rows of W by 4; specialize the entry offsets of W ("),
         "{text}"
     );
     let c = std::fs::read_to_string(out_dir.join("kernels.c")).unwrap();

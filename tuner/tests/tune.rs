@@ -58,7 +58,7 @@ fn local_tune_records_checked_results_and_resumes_without_repeats() {
     assert_eq!(eg.index, 1);
     assert_eq!(
         eg.description,
-        "eliminate redundant loads of W; vectorize rows of W by 4"
+        "eliminate redundant loads of W; vectorize rows of W by 4; specialize the entry offsets of W"
     );
     assert!(eg.outcome.is_ok());
     assert_eq!(r1.egraph_choices.len(), 1);

@@ -101,6 +101,16 @@ pub fn corpus() -> Vec<Case> {
             s.partition_block_rows("W").map(|_| ())
         },
     ));
+    // 64x48 in 16x16 blocks: every block keeps the same rows and columns.
+    out.push(case(
+        "bcr-fc vectorize rows by 4 + partition + specialize offsets",
+        &bfc,
+        |s| {
+            s.vectorize_rows("W", 4)?;
+            s.partition_block_rows("W")?;
+            s.specialize_offsets("W")
+        },
+    ));
     let conv = Workload::from_spec_str("conv2d:C=3,O=8,H=9,W=9,k=3,pad=1,bias=1,act=relu").unwrap();
     out.push(case("conv3x3 default", &conv, |_| Ok(())));
     out.push(case("conv3x3 parallel o, vectorize init", &conv, |s| {
@@ -139,6 +149,9 @@ pub fn corpus() -> Vec<Case> {
             Ok(())
         },
     ));
+    out.push(case("bcr-conv3x3 specialize offsets", &bconv_big, |s| {
+        s.specialize_offsets("W")
+    }));
     out.push(case("bcr-conv3x3 accumulate rows", &bconv, |s| {
         s.accumulate_at("j", "Y").map(|_| ())
     }));
@@ -155,6 +168,17 @@ pub fn corpus() -> Vec<Case> {
         s.vectorize_rows("W_ih", 4)?;
         s.vectorize_rows("W_hh", 4).map(|_| ())
     }));
+    out.push(case(
+        "bcr-gru vectorize rows by 4 + specialize offsets",
+        &gru,
+        |s| {
+            for w in ["W_ih", "W_hh"] {
+                s.vectorize_rows(w, 4)?;
+                s.specialize_offsets(w)?;
+            }
+            Ok(())
+        },
+    ));
     out.push(case("bcr-gru vectorize batch", &gru, |s| {
         s.vectorize("gi_n")?;
         s.vectorize("gh_n")?;

@@ -94,6 +94,7 @@ pub fn apply(
         }
         Instruction::PartitionBlockRows { weight } => bcr::partition_block_rows(state, weight),
         Instruction::VectorizeRows { weight, lanes } => bcr::vectorize_rows(state, weight, *lanes),
+        Instruction::SpecializeOffsets { weight } => bcr::specialize_offsets(state, weight),
         Instruction::SamplePerfectTile {
             loop_name,
             n,

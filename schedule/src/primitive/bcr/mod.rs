@@ -10,6 +10,7 @@
 //! | [`eliminate_redundant_loads`] | `lre.rs` | loads a group's input values once into a local buffer reused by every row |
 //! | [`tile_blocks`], [`partition_block_rows`] | `tiling.rs` | rows / output columns per inner kernel; an outer loop over disjoint row ranges that is proven parallel from the data |
 //! | [`vectorize_rows`] | `row_vectorize.rs` | computes an entry's kept rows a vector of lanes at a time, values stored column-major and padded |
+//! | [`specialize_offsets`] | `specialize.rs` | when every entry has the same shape, replaces the loaded entry offsets and counts by constants |
 //!
 //! Every primitive takes the weight name (`W`, `W_ih`, `W_hh`), finds the block loop
 //! `for (b, 0, nb) { let r0 = W_row_ptr[b]; let c0 = W_col_ptr[b]; let v0 =
@@ -21,18 +22,20 @@
 //! A suggested order, which every combination in the tests follows or checks:
 //! `reorder_rows` -> `reorder_columns` -> `eliminate_redundant_loads` ->
 //! `vectorize_rows` (instead of `tile_blocks`, which it excludes) -> `partition_block_rows`
-//! -> `tile_blocks` -> generic loop primitives.
+//! -> `tile_blocks` -> `specialize_offsets` -> generic loop primitives.
 
 mod column_reorder;
 mod lre;
 mod row_reorder;
 mod row_vectorize;
+mod specialize;
 mod tiling;
 
 pub use column_reorder::{reorder_columns, ColumnOrder};
 pub use lre::eliminate_redundant_loads;
 pub use row_reorder::{reorder_rows, RowOrder};
 pub use row_vectorize::{vectorize_rows, MAX_ROW_ACC};
+pub use specialize::{specialize_offsets, uniform_entry_shape};
 pub use tiling::{partition_block_rows, tile_blocks};
 
 use crate::error::ScheduleError;
@@ -391,6 +394,19 @@ pub(crate) fn find_block_loop(
     });
     match found.len() {
         1 => Ok(found.remove(0)),
+        0 if !loads_anywhere(&func.body, &format!("{weight}_row_ptr"))
+            && loads_anywhere(&func.body, &format!("{weight}_rows")) =>
+        {
+            Err(ScheduleError::illegal(
+                p,
+                weight,
+                format!(
+                    "the block loop of `{weight}` reads `{weight}_rows` but no longer loads \
+                     `{weight}_row_ptr`: its offsets were specialized (specialize_offsets); \
+                     apply the other BCR primitives before it"
+                ),
+            ))
+        }
         0 if !lets_loading(&func.body, &format!("{weight}_row_ptr")).is_empty() => {
             Err(ScheduleError::illegal(
                 p,
@@ -542,6 +558,17 @@ pub(crate) fn allocated_in(s: &Stmt) -> Vec<String> {
         }
     });
     out
+}
+
+/// True when some expression of `s` loads from `buffer`.
+fn loads_anywhere(s: &Stmt, buffer: &str) -> bool {
+    let mut found = false;
+    for_each_stmt(s, &mut |st| {
+        found |= tir::visit::stmt_exprs(st)
+            .into_iter()
+            .any(|e| tir::visit::expr_loads_buffer(e, buffer));
+    });
+    found
 }
 
 /// Variables bound by a `let` whose value loads from `buffer`, with the let statement.
