@@ -277,6 +277,20 @@ impl Schedule {
         .map(|_| ())
     }
 
+    /// Sums reduction loop `loop_name` in `lanes` vector lanes; returns the vector,
+    /// tail (when there is one) and final-sum loops. See
+    /// [`crate::primitive::reduction_vectorize::vectorize_reduction`].
+    pub fn vectorize_reduction(
+        &mut self,
+        loop_name: &str,
+        lanes: i64,
+    ) -> Result<Vec<String>, ScheduleError> {
+        self.apply(Instruction::VectorizeReduction {
+            loop_name: loop_name.to_string(),
+            lanes,
+        })
+    }
+
     /// Marks a loop parallel. See [`crate::primitive::for_kind::parallel`].
     pub fn parallel(&mut self, loop_name: &str) -> Result<(), ScheduleError> {
         self.apply(Instruction::Parallel {

@@ -134,6 +134,13 @@ pub enum Instruction {
         /// The loop.
         loop_name: String,
     },
+    /// [`crate::primitive::reduction_vectorize::vectorize_reduction`].
+    VectorizeReduction {
+        /// The reduction loop.
+        loop_name: String,
+        /// Partial sums side by side.
+        lanes: i64,
+    },
     /// [`crate::primitive::for_kind::parallel`].
     Parallel {
         /// The loop.

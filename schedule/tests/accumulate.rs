@@ -4,44 +4,13 @@
 
 use proptest::prelude::*;
 use schedule::{Remainder, RowOrder, Schedule};
-use std::collections::BTreeMap;
 use tir::workload::Workload;
 use tir::{ParamKind, Tensor};
 
-fn outputs(s: &Schedule, w: &Workload, seed: u64) -> BTreeMap<String, Tensor> {
-    let inputs = w.random_inputs(seed);
-    let mut args = inputs.clone();
-    args.extend(s.weights().clone());
-    for p in s
-        .func()
-        .params
-        .iter()
-        .filter(|p| p.kind == ParamKind::Output)
-    {
-        args.insert(p.name.clone(), Tensor::zeros(p.dtype, p.shape.clone()));
-    }
-    tir::interp::run(s.func(), &mut args).unwrap();
-    args.into_iter()
-        .filter(|(k, _)| {
-            s.func()
-                .param(k)
-                .is_some_and(|p| p.kind == ParamKind::Output)
-        })
-        .collect()
-}
+mod common;
 
 fn assert_close(w: &Workload, s: &Schedule) {
-    let want = w.interpret(&w.random_inputs(5)).unwrap();
-    let got = outputs(s, w, 5);
-    for (k, t) in &want {
-        for (a, b) in got[k].as_f32().unwrap().iter().zip(t.as_f32().unwrap()) {
-            assert!(
-                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
-                "{k}: {a} vs {b}\n{}",
-                tir::print_function(s.func())
-            );
-        }
-    }
+    common::assert_close_seed(w, s, 5);
 }
 
 fn output_accesses(s: &Schedule, w: &Workload, buffer: &str) -> i32 {

@@ -303,3 +303,36 @@ fn row_vectorization_is_a_cpu_knob() {
     let gpu = SearchSpace::for_target(&w, true);
     assert!(gpu.knobs.iter().all(|k| k.name != knob));
 }
+
+/// Dense reductions: the default schedule sums each `k` loop in the widest lanes the
+/// space offers (16, or fewer for a short loop), the results stay within 1e-5 of the
+/// interpreter, and GPU spaces offer no such choice.
+#[test]
+fn dense_reductions_are_summed_in_vector_lanes() {
+    for (spec, want) in [
+        (
+            "fc:M=32,K=40,N=1,bias=1,act=relu,seed=2",
+            vec!["sum k in 16 lanes"],
+        ),
+        ("fc:M=8,K=12,N=2,seed=3", vec!["sum k in 8 lanes"]),
+        (
+            "gru:input=24,hidden=16,batch=1,seed=4",
+            vec!["sum gi_k in 16 lanes", "sum gh_k in 16 lanes"],
+        ),
+    ] {
+        let w = wl(spec);
+        let d = default_schedule(&w, &RuleSet::shipped().unwrap()).unwrap();
+        assert_eq!(d.description, want.join("; "), "{spec}");
+        assert!(
+            ops(&d.schedule).iter().all(|o| o == "vectorize_reduction"),
+            "{spec}: {:?}",
+            ops(&d.schedule)
+        );
+        assert!(d.max_rel_diff <= 1e-5, "{spec}: {}", d.max_rel_diff);
+        let gpu = SearchSpace::for_target(&w, true);
+        assert!(gpu
+            .knobs
+            .iter()
+            .all(|k| k.choices.iter().all(|c| !c.label.starts_with("sum "))));
+    }
+}

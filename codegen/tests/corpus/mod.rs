@@ -48,6 +48,11 @@ pub fn corpus() -> Vec<Case> {
         s.split("init_n", &[None, Some(4)], Remainder::Exact)?;
         s.vectorize("init_n_1")
     }));
+    // K = 20 in 8 lanes: two vector steps and a tail of 4.
+    out.push(case("fc reduction in 8 lanes + parallel m", &fc, |s| {
+        s.vectorize_reduction("k", 8)?;
+        s.parallel("m")
+    }));
     let bfc = Workload::from_spec_str(
         "bcr-fc:M=64,K=48,N=8,block=16x16,sparsity=0.8,bias=1,act=tanh,seed=3",
     )
@@ -179,6 +184,11 @@ pub fn corpus() -> Vec<Case> {
             Ok(())
         },
     ));
+    let dgru = Workload::from_spec_str("gru:hidden=16,input=12,batch=1,seed=5").unwrap();
+    out.push(case("gru reductions in 4 lanes", &dgru, |s| {
+        s.vectorize_reduction("gi_k", 4)?;
+        s.vectorize_reduction("gh_k", 4).map(|_| ())
+    }));
     out.push(case("bcr-gru vectorize batch", &gru, |s| {
         s.vectorize("gi_n")?;
         s.vectorize("gh_n")?;

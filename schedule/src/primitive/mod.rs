@@ -7,6 +7,7 @@ pub mod cache;
 pub mod compute_location;
 pub mod for_kind;
 pub mod loop_transformation;
+pub mod reduction_vectorize;
 pub mod sampling;
 
 use crate::error::ScheduleError;
@@ -134,6 +135,9 @@ pub fn apply(
         }
         Instruction::Vectorize { loop_name } => {
             for_kind::vectorize(&mut state.func, loop_name).map(|_| Vec::new())
+        }
+        Instruction::VectorizeReduction { loop_name, lanes } => {
+            reduction_vectorize::vectorize_reduction(&mut state.func, loop_name, *lanes)
         }
         Instruction::Parallel { loop_name } => {
             for_kind::parallel(&mut state.func, loop_name).map(|_| Vec::new())
