@@ -467,7 +467,12 @@ pub fn run(db_path: &Path, out: &Path, quick: bool) -> Result<String, BenchError
                 export_case(&case, &cdir)?;
             }
             let meta = read_meta(&cdir)?;
-            let (args, _) = csr_c::prepare(&cdir, &meta, &out.join(cpu).join(&id).join("csr"))?;
+            let (args, _) = csr_c::prepare(
+                &cdir,
+                &meta,
+                &out.join(cpu).join(&id).join("csr"),
+                csr_c::Baseline::Csr,
+            )?;
             eprintln!("arm: {cpu} {id} C CSR");
             let prof = profile(&tb_plugin, qemu_cpu(cpu), &|n| {
                 let mut c = Command::new(&csr_bin);

@@ -1,12 +1,17 @@
-/* The plain C CSR baseline of bench/run: CSR SpMM / SpMV kernels (row-parallel with
- * OpenMP), compiled with the same compiler and flags as grim's host kernels
- * (cc -O3 -march=native -fopenmp), timed with the same protocol as grim's
- * measurement binary.
+/* The plain C sparse baselines of bench/run: CSR SpMM / SpMV kernels (row-parallel with
+ * OpenMP) and the plain BCR loop of the issue (per block: gather the kept inputs, dense
+ * dot products, scatter; block rows in parallel), compiled with the same compiler and
+ * flags as grim's host kernels (cc -O3 -march=native -fopenmp), timed with the same
+ * protocol as grim's measurement binary.
  *
  * usage: csr_bench fc   M K N            ROWPTR COLIDX VALS X OUT REPEAT MIN_MS
+ *        csr_bench fcbcr M K N GRID_COLS RP RI CP CI VALS X OUT REPEAT MIN_MS
  *        csr_bench conv O C H W KH KW STRIDE PAD ROWPTR COLIDX VALS X OUT REPEAT MIN_MS
  *        csr_bench gru  HIDDEN INPUT     RP_IH CI_IH V_IH RP_HH CI_HH V_HH B_IH B_HH X H OUT REPEAT MIN_MS
- * FC: X is [K, N] row-major, OUT is Y [M, N]. conv: X is [C, H, W], OUT [O, OH, OW]
+ * FC: X is [K, N] row-major, OUT is Y [M, N]. fcbcr: every block of the grid in
+ * row-major block order (GRID_COLS per block row, empty ones too); RP/CP offsets of
+ * each block's kept global rows RI and columns CI, VALS each block's kept rows x kept
+ * columns row-major, one block after the other. conv: X is [C, H, W], OUT [O, OH, OW]
  * (im2col, then CSR x dense; the im2col is timed too). GRU: PyTorch gates r, z, n.
  * Prints `GRIM-TIMING median min mean stddev number repeat` (seconds per call).
  * With REPEAT = 0, MIN_MS is a count: the kernel runs exactly that many more times after
@@ -80,11 +85,74 @@ static void spmm(const csr* w, const float* restrict x, float* restrict y, int n
 }
 
 typedef struct {
-  int kind; /* 0 fc, 1 conv, 2 gru */
+  int blocks, grid_cols, max_cols;
+  const int32_t *rp, *ri, *cp, *ci;
+  const float* v;
+  int32_t* voff; /* blocks + 1 offsets into v */
+} bcr;
+
+static bcr load_bcr(int blocks, int grid_cols, const char* rp, const char* ri, const char* cp,
+                    const char* ci, const char* v) {
+  bcr m;
+  m.blocks = blocks;
+  m.grid_cols = grid_cols;
+  m.rp = (const int32_t*)read_file(rp, 4 * (size_t)(blocks + 1));
+  m.cp = (const int32_t*)read_file(cp, 4 * (size_t)(blocks + 1));
+  if (file_size(ri) != 4 * (size_t)m.rp[blocks] || file_size(ci) != 4 * (size_t)m.cp[blocks]) {
+    fprintf(stderr, "%s/%s: sizes do not match the offsets\n", ri, ci);
+    exit(3);
+  }
+  m.ri = (const int32_t*)read_file(ri, 4 * (size_t)m.rp[blocks]);
+  m.ci = (const int32_t*)read_file(ci, 4 * (size_t)m.cp[blocks]);
+  m.voff = (int32_t*)malloc(4 * (size_t)(blocks + 1));
+  if (!m.voff) exit(3);
+  m.voff[0] = 0;
+  m.max_cols = 1;
+  for (int b = 0; b < blocks; ++b) {
+    int nr = m.rp[b + 1] - m.rp[b], nc = m.cp[b + 1] - m.cp[b];
+    if (nr < 0 || nc < 0) { fprintf(stderr, "%s: offsets decrease\n", rp); exit(3); }
+    m.voff[b + 1] = m.voff[b] + nr * nc;
+    if (nc > m.max_cols) m.max_cols = nc;
+  }
+  if (file_size(v) != 4 * (size_t)m.voff[blocks]) {
+    fprintf(stderr, "%s: expected %d values\n", v, m.voff[blocks]);
+    exit(3);
+  }
+  m.v = (const float*)read_file(v, 4 * (size_t)m.voff[blocks]);
+  return m;
+}
+
+/* Y[M, N] = W · X[K, N], block by block: gather, dense dot products, scatter. */
+static void bcr_loop(const bcr* w, const float* restrict x, float* restrict y, int m, int n) {
+  memset(y, 0, 4 * (size_t)m * n);
+  const int brows = w->blocks / w->grid_cols;
+#pragma omp parallel for schedule(static)
+  for (int br = 0; br < brows; ++br) {
+    float xg[w->max_cols * n];
+    for (int b = br * w->grid_cols; b < (br + 1) * w->grid_cols; ++b) {
+      const int r0 = w->rp[b], nr = w->rp[b + 1] - r0, c0 = w->cp[b], nc = w->cp[b + 1] - c0;
+      const float* restrict v = w->v + w->voff[b];
+      for (int j = 0; j < nc; ++j)
+        for (int t = 0; t < n; ++t) xg[j * n + t] = x[(size_t)w->ci[c0 + j] * n + t];
+      for (int i = 0; i < nr; ++i) {
+        float* restrict yr = y + (size_t)w->ri[r0 + i] * n;
+        for (int t = 0; t < n; ++t) {
+          float s = 0.f;
+          for (int j = 0; j < nc; ++j) s += v[i * nc + j] * xg[j * n + t];
+          yr[t] += s;
+        }
+      }
+    }
+  }
+}
+
+typedef struct {
+  int kind; /* 0 fc, 1 conv, 2 gru, 3 fc with the BCR loop */
   int m, k, n; /* fc */
   int o, c, h, w, kh, kw, stride, pad, oh, ow; /* conv */
   int hidden, input; /* gru */
   csr a, b; /* fc/conv: a; gru: a = W_ih, b = W_hh */
+  bcr blk; /* fc with the BCR loop */
   const float *x, *hprev, *b_ih, *b_hh;
   float *y, *cols, *gi, *gh;
 } job;
@@ -92,6 +160,8 @@ typedef struct {
 static void run(job* j) {
   if (j->kind == 0) {
     spmm(&j->a, j->x, j->y, j->n);
+  } else if (j->kind == 3) {
+    bcr_loop(&j->blk, j->x, j->y, j->m, j->n);
   } else if (j->kind == 1) {
     const int P = j->oh * j->ow;
 #pragma omp parallel for schedule(static)
@@ -144,6 +214,23 @@ int main(int argc, char** argv) {
     j.a = load_csr(j.m, argv[5], argv[6], argv[7]);
     j.x = (const float*)read_file(argv[8], 4 * (size_t)j.k * j.n);
     out_path = argv[9]; repeat = atol(argv[10]); min_ms = atof(argv[11]);
+    out_len = (size_t)j.m * j.n;
+  } else if (argc == 15 && !strcmp(argv[1], "fcbcr")) {
+    j.kind = 3; j.m = atoi(argv[2]); j.k = atoi(argv[3]); j.n = atoi(argv[4]);
+    int grid_cols = atoi(argv[5]);
+    size_t rp_bytes = file_size(argv[6]);
+    if (grid_cols <= 0 || rp_bytes < 8 || rp_bytes % 4 || (rp_bytes / 4 - 1) % (size_t)grid_cols) {
+      fprintf(stderr, "%s: not a whole number of block rows of %d blocks\n", argv[6], grid_cols);
+      return 2;
+    }
+    j.blk = load_bcr((int)(rp_bytes / 4 - 1), grid_cols, argv[6], argv[7], argv[8], argv[9], argv[10]);
+    for (int32_t p = 0; p < j.blk.rp[j.blk.blocks]; ++p)
+      if (j.blk.ri[p] < 0 || j.blk.ri[p] >= j.m) { fprintf(stderr, "%s: row out of range\n", argv[7]); return 2; }
+    for (int32_t p = 0; p < j.blk.cp[j.blk.blocks]; ++p)
+      if (j.blk.ci[p] < 0 || j.blk.ci[p] >= j.k) { fprintf(stderr, "%s: column out of range\n", argv[9]); return 2; }
+    if (j.n <= 0) { fprintf(stderr, "bad N\n"); return 2; }
+    j.x = (const float*)read_file(argv[11], 4 * (size_t)j.k * j.n);
+    out_path = argv[12]; repeat = atol(argv[13]); min_ms = atof(argv[14]);
     out_len = (size_t)j.m * j.n;
   } else if (argc == 17 && !strcmp(argv[1], "conv")) {
     j.kind = 1; j.o = atoi(argv[2]); j.c = atoi(argv[3]); j.h = atoi(argv[4]); j.w = atoi(argv[5]);

@@ -37,6 +37,7 @@ pub const SYSTEMS: &[System] = &[
     sys("mnn-sparse", "MNN sparse", false, false),
     sys("csr-scipy", "scipy CSR", false, true),
     sys("csr-c", "C CSR", false, true),
+    sys("bcr-c", "C BCR loop", false, false),
 ];
 
 /// The system with this id.

@@ -135,18 +135,26 @@ fn export_grim_csr_and_report_end_to_end() {
         results::append(&raw.join("grim.jsonl"), &g).expect("append");
         let k = csr_c::measure_case(&csr, &dir, &[1], &protocol).expect("csr");
         assert!(k.iter().all(|r| r.ok), "{}: {:?}", c.id, k);
+        // The plain BCR loop runs the BCR FC case, checked against the reference.
+        let systems: Vec<&str> = k.iter().map(|r| r.system.as_str()).collect();
+        if c.family == "fc" && !c.is_dense() {
+            assert_eq!(systems, ["csr-c", "bcr-c"]);
+            assert!(k[1].max_abs_diff.is_some_and(|d| d < 1e-4), "{:?}", k[1]);
+        } else {
+            assert_eq!(systems, ["csr-c"]);
+        }
         results::append(&raw.join("csr-c.jsonl"), &k).expect("append");
     }
 
-    // Everything recorded is read back: grim dense + CSR on the dense case, and grim's
-    // three rows + CSR on each of the three sparse cases.
+    // Everything recorded is read back: grim dense + CSR on the dense case, grim's
+    // three rows + CSR on each of the three sparse cases, and the BCR loop on the FC.
     let recs: Vec<ResultRecord> = results::read_all(&raw).expect("read");
-    assert_eq!(recs.len(), 2 + 3 * 4);
+    assert_eq!(recs.len(), 2 + 3 * 4 + 1);
 
     let t = Table::new(&cases_dir, &ids, recs).expect("table");
     let md = report::markdown_table(&t, 1);
     assert!(md.contains("| fc | 75% | 16x16 |"), "{md}");
-    assert!(md.contains("C CSR"), "{md}");
+    assert!(md.contains("C CSR") && md.contains("C BCR loop"), "{md}");
     // Every sparse row has grim BCR in bold and a ratio for C CSR.
     for line in md
         .lines()
@@ -156,7 +164,7 @@ fn export_grim_csr_and_report_end_to_end() {
         assert!(line.contains("x)"), "{line}");
     }
     let csv = report::csv(&t);
-    assert_eq!(csv.lines().count(), 1 + 1 + 3 * 3 + 4);
+    assert_eq!(csv.lines().count(), 1 + 1 + 3 * 3 + 4 + 1);
     let roof = report::roofline_markdown(&t, 1);
     assert!(roof.contains("fc-s75-b16x16"), "{roof}");
     let svg = tmp.path().join("speedup.svg");
@@ -177,4 +185,44 @@ fn a_bad_result_line_is_an_error_naming_file_and_line() {
     .expect("write");
     let e = results::read_all(tmp.path()).expect_err("must fail");
     assert!(e.to_string().contains("x.jsonl:2"), "{e}");
+}
+
+/// The BCR arrays of the plain loop hold exactly the matrix's non-zeros, block by
+/// block (partial edge blocks included).
+#[test]
+fn bcr_arrays_of_the_plain_loop_rebuild_the_matrix() {
+    let (rows, cols) = (11, 9);
+    let m: Vec<f32> = (0..rows * cols)
+        .map(|i| {
+            if (i * 7) % 5 < 2 {
+                0.0
+            } else {
+                i as f32 - 40.0
+            }
+        })
+        .collect();
+    let csr_c::BcrArrays {
+        row_ptr: rp,
+        rows: ri,
+        col_ptr: cp,
+        cols: ci,
+        values: v,
+    } = csr_c::to_bcr(&m, rows, cols, (4, 4));
+    assert_eq!(rp.len(), 3 * 3 + 1, "every block of the 3x3 grid");
+    let mut back = vec![0.0f32; rows * cols];
+    let mut at = 0;
+    for b in 0..rp.len() - 1 {
+        let (rs, cs) = (
+            &ri[rp[b] as usize..rp[b + 1] as usize],
+            &ci[cp[b] as usize..cp[b + 1] as usize],
+        );
+        for &r in rs {
+            for &c in cs {
+                back[r as usize * cols + c as usize] = v[at];
+                at += 1;
+            }
+        }
+    }
+    assert_eq!(at, v.len());
+    assert_eq!(back, m);
 }
