@@ -320,10 +320,13 @@ pub fn tune(
     let reference = w
         .interpret(&inputs)
         .map_err(|e| TuneError::Setup(format!("reference interpreter: {e}")))?;
-    // The e-graph's BCR choice: the second starting point.
+    // The compile pipeline's default point (the e-graph's BCR choice; dense reductions
+    // summed in vector lanes): the second starting point.
     let mut egraph_choices = Vec::new();
     let mut egraph_point = None;
-    if opts.egraph && !crate::space::bcr_weights(w).is_empty() {
+    if opts.egraph && crate::space::bcr_weights(w).is_empty() {
+        egraph_point = Some(space.egraph_point(&[]));
+    } else if opts.egraph {
         if let Some(rules) = opts.rules.as_ref().or(crate::pipeline::shipped_rules()) {
             let choices =
                 tir::egraph::bcr_choice::bcr_choices(w, rules, &crate::pipeline::limits())

@@ -400,6 +400,11 @@ pub fn table(sums: &[Summary]) -> String {
                 "e-graph start measured: {}\n",
                 fmt_cost(x.egraph_cost, &x.unit)
             ));
+        } else if x.egraph_cost.is_some() {
+            s.push_str(&format!(
+                "compile pipeline's default schedule measured: {}\n",
+                fmt_cost(x.egraph_cost, &x.unit)
+            ));
         }
         if x.interrupted {
             s.push_str("(interrupted: results so far are recorded)\n");

@@ -300,3 +300,35 @@ fn a_lost_device_stops_the_run_with_everything_recorded() {
         "the failed candidates are recorded as device_lost"
     );
 }
+
+/// A dense workload's second starting point is the compile pipeline's default
+/// schedule (its reduction summed in vector lanes), measured and checked like every
+/// candidate.
+#[test]
+fn dense_tune_measures_the_pipeline_default_second() {
+    let w = Workload::from_spec_str("fc:M=16,K=40,N=1,bias=1,seed=3").unwrap();
+    let runner = LocalRunner::new(quick_limits());
+    let mut store = MemoryStore::default();
+    let stop = AtomicBool::new(false);
+    let r = tune(
+        &w,
+        &runner,
+        &mut store,
+        &opts(3, Strategy::Random, 5),
+        &NoProgress,
+        &stop,
+    )
+    .unwrap();
+    assert!(r.trials[0].trace.instructions.is_empty());
+    let p = r
+        .egraph_trial()
+        .expect("the pipeline's default is measured");
+    assert_eq!(p.index, 1);
+    assert_eq!(p.description, "sum k in 16 lanes");
+    let m = p.outcome.as_ref().expect("measured and checked");
+    assert!(m.max_rel_error <= 1e-4);
+    assert!(
+        r.egraph_choices.is_empty(),
+        "no BCR weight, no e-graph choice"
+    );
+}
