@@ -4,10 +4,11 @@
 //! `tests/golden/bcr_fc_full.tir` (regenerate with `GRIM_BLESS=1 cargo test -p schedule
 //! --test golden_full` and review the diff).
 
+mod common;
+
 use schedule::{Remainder, RowOrder, Schedule, Trace};
-use std::collections::BTreeMap;
+use tir::print_function;
 use tir::workload::Workload;
-use tir::{print_function, ParamKind, Tensor};
 
 #[test]
 fn fully_scheduled_bcr_fc() {
@@ -26,28 +27,7 @@ fn fully_scheduled_bcr_fc() {
     s.parallel("init_m").unwrap();
 
     // Same results as the lowered function.
-    let inputs = w.random_inputs(3);
-    let want = w.interpret(&inputs).unwrap();
-    let mut args = inputs.clone();
-    args.extend(s.weights().clone());
-    for p in s
-        .func()
-        .params
-        .iter()
-        .filter(|p| p.kind == ParamKind::Output)
-    {
-        args.insert(p.name.clone(), Tensor::zeros(p.dtype, p.shape.clone()));
-    }
-    tir::interp::run(s.func(), &mut args).unwrap();
-    let got: BTreeMap<String, Tensor> = args
-        .into_iter()
-        .filter(|(k, _)| want.contains_key(k))
-        .collect();
-    for (k, t) in &want {
-        for (a, b) in got[k].as_f32().unwrap().iter().zip(t.as_f32().unwrap()) {
-            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{k}: {a} vs {b}");
-        }
-    }
+    common::assert_close_seed(&w, &s, 3);
 
     // Replay from JSON gives the same function and weights.
     let t = Trace::from_json(&s.trace().to_json()).unwrap();
