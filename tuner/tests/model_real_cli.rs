@@ -141,3 +141,66 @@ fn prune_tune_and_run_the_mnist_cnn() {
     assert!(top1("| dense |") >= 99.0, "{out}");
     assert!(top1("| BCR |") >= 90.0, "{out}");
 }
+
+#[test]
+fn gradual_pruning_of_the_mnist_cnn_ends_with_the_one_shot_structure() {
+    let Some(models) = models_dir() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let path = |n: &str| work.path().join(n).to_string_lossy().to_string();
+    let (one, grad) = (path("one.bcr"), path("gradual.bcr"));
+    let base = [
+        "prune",
+        "--model",
+        "mnist-cnn",
+        "--compression",
+        "4",
+        "--calib",
+        "mnist",
+        "--calib-size",
+        "200",
+    ];
+    let run = |extra: &[&str]| grim(&[&base[..], extra].concat(), &models);
+    let (ok, out, err) = run(&["--out", &one]);
+    assert!(ok, "{out}\n{err}");
+    let (ok, out, err) = run(&[
+        "--finetune-epochs",
+        "1",
+        "--gradual-steps",
+        "2",
+        "--out",
+        &grad,
+    ]);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("test: gradual stage 1/2") && out.contains("test: gradual stage 2/2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fine-tuned top-1") && out.contains("gradual, 1 stages"),
+        "{out}"
+    );
+    let (a, b) = (
+        model::file::load(Path::new(&one)).unwrap(),
+        model::file::load(Path::new(&grad)).unwrap(),
+    );
+    for (la, lb) in a.layers.iter().zip(&b.layers) {
+        assert_eq!(la.spec, lb.spec, "{}", la.name);
+        assert_eq!(la.kept_params(), lb.kept_params(), "{}", la.name);
+        let (ka, kb) = (la.workload().unwrap().key(), lb.workload().unwrap().key());
+        assert_eq!(ka.structure, kb.structure, "{}", la.name);
+    }
+    // Bad requests are named.
+    let (ok, _, err) = run(&["--gradual-steps", "2", "--out", &grad]);
+    assert!(!ok && err.contains("--gradual-steps"), "{err}");
+    let (ok, _, err) = run(&[
+        "--finetune-epochs",
+        "1",
+        "--finetune-words",
+        "100",
+        "--out",
+        &grad,
+    ]);
+    assert!(!ok && err.contains("g2p model only"), "{err}");
+    let (ok, _, err) = run(&["--finetune-words", "none", "--out", &grad]);
+    assert!(!ok && err.contains("--finetune-words"), "{err}");
+}
