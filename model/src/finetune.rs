@@ -322,17 +322,17 @@ impl Student for Trainable {
     }
 }
 
-/// The loss of training sample `i` with two random draws (for augmentation), its
-/// gradient added to the last argument.
+/// The summed loss of a chunk of training samples, each given as its index with two
+/// random draws (for augmentation), their gradients added to the last argument.
 pub type SampleGrad<'a, N> =
-    dyn Fn(&N, usize, [u64; 2], &mut [Vec<f32>]) -> Result<f64, ModelError> + Sync + 'a;
+    dyn Fn(&N, &[(usize, [u64; 2])], &mut [Vec<f32>]) -> Result<f64, ModelError> + Sync + 'a;
 
 /// Validation of a student.
 pub type Validate<'a, N> = dyn Fn(&N) -> Result<Validation, ModelError> + Sync + 'a;
 
 /// Trains `net` for one epoch over `n` training samples; returns the mean loss.
 ///
-/// A batch is cut into fixed chunks of [`CHUNK`] samples, each chunk's gradient is
+/// A batch is cut into fixed chunks of `chunk` samples, each chunk's gradient is
 /// accumulated in its own buffer (in parallel), and the buffers are added in chunk
 /// order, so the result does not depend on the thread count. The buffers are kept
 /// from batch to batch and only their kept positions are cleared and added (the
@@ -344,17 +344,19 @@ fn train_epoch<N: Student>(
     n: usize,
     grad: &SampleGrad<'_, N>,
     batch: usize,
+    chunk: usize,
     lr: f32,
     rng: &mut SplitMix64,
     kept: &KeptRanges,
 ) -> Result<f64, ModelError> {
+    let chunk = chunk.max(1);
     let mut order: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         order.swap(i, j);
     }
     let batch = batch.max(1);
-    let mut buffers: Vec<Vec<Vec<f32>>> = (0..batch.div_ceil(CHUNK))
+    let mut buffers: Vec<Vec<Vec<f32>>> = (0..batch.div_ceil(chunk))
         .map(|_| net.zero_grads())
         .collect();
     let mut total = 0.0;
@@ -364,9 +366,9 @@ fn train_epoch<N: Student>(
             .map(|&i| (i, [rng.next_u64(), rng.next_u64()]))
             .collect();
         let net_ref: &N = net;
-        let used = jobs.len().div_ceil(CHUNK);
+        let used = jobs.len().div_ceil(chunk);
         let losses: Vec<f64> = jobs
-            .par_chunks(CHUNK)
+            .par_chunks(chunk)
             .zip(buffers[..used].par_iter_mut())
             .map(|(chunk, g)| {
                 for (t, ranges) in g.iter_mut().zip(kept) {
@@ -374,11 +376,7 @@ fn train_epoch<N: Student>(
                         t[r.clone()].fill(0.0);
                     }
                 }
-                let mut l = 0.0;
-                for &(i, draws) in chunk {
-                    l += grad(net_ref, i, draws, g)?;
-                }
-                Ok(l)
+                grad(net_ref, chunk, g)
             })
             .collect::<Result<_, ModelError>>()?;
         let (first, rest) = buffers[..used].split_at_mut(1);
@@ -447,10 +445,13 @@ fn fmt_valid(v: &Validation) -> String {
 /// (shuffled order, batches of `opts.batch` samples, Adam with a cosine schedule,
 /// pruned positions re-zeroed), validation after each epoch, and the best epoch kept
 /// (or `start` when none validates better). `grad` gives training sample `i`'s loss
-/// and gradient, `validate` scores a student on held-out data.
+/// and gradient, `validate` scores a student on held-out data; `chunk` samples make
+/// one job of a batch (a fixed number, so results do not depend on the thread
+/// count).
 pub fn train<N: Student>(
     start: &N,
     n_train: usize,
+    chunk: usize,
     grad: &SampleGrad<'_, N>,
     validate: &Validate<'_, N>,
     opts: &FinetuneOptions,
@@ -482,7 +483,7 @@ pub fn train<N: Student>(
                          best: &mut Best|
      -> Result<Validation, ModelError> {
         let lr = lr_at(lr0, epoch, opts.epochs, opts.final_lr_fraction);
-        let train_loss = train_epoch(net, adam, n_train, grad, opts.batch, lr, rng, &kept)?;
+        let train_loss = train_epoch(net, adam, n_train, grad, opts.batch, chunk, lr, rng, &kept)?;
         let v = validate(net)?;
         let stats = EpochStats {
             lr: lr0,
@@ -594,11 +595,15 @@ pub fn finetune(
         .collect::<Result<_, _>>()?;
     let loss = &opts.distillation;
     let span = 2 * opts.shift as u64 + 1;
-    let grad = |net: &Trainable, i: usize, draws: [u64; 2], g: &mut [Vec<f32>]| {
-        let dy = (draws[0] % span) as isize - opts.shift as isize;
-        let dx = (draws[1] % span) as isize - opts.shift as isize;
-        let x = shift_image(&fit.inputs[i], dy, dx);
-        sample_grad(net, &teacher_net, &x, fit.label(i), loss, classes, g)
+    let grad = |net: &Trainable, chunk: &[(usize, [u64; 2])], g: &mut [Vec<f32>]| {
+        let mut l = 0.0;
+        for &(i, draws) in chunk {
+            let dy = (draws[0] % span) as isize - opts.shift as isize;
+            let dx = (draws[1] % span) as isize - opts.shift as isize;
+            let x = shift_image(&fit.inputs[i], dy, dx);
+            l += sample_grad(net, &teacher_net, &x, fit.label(i), loss, classes, g)?;
+        }
+        Ok(l)
     };
     let check = |net: &Trainable| validate(net, &valid, &targets, loss, classes);
     progress(&format!(
@@ -607,7 +612,15 @@ pub fn finetune(
         fit.inputs.len(),
         valid.inputs.len(),
     ));
-    let (net, report) = train(&start_net, fit.inputs.len(), &grad, &check, opts, progress)?;
+    let (net, report) = train(
+        &start_net,
+        fit.inputs.len(),
+        CHUNK,
+        &grad,
+        &check,
+        opts,
+        progress,
+    )?;
     let mut out = student.clone();
     out.layers = net.write_back(&student.layers)?;
     Ok((out, report))

@@ -182,6 +182,76 @@ impl KeptBlocks {
             }
         }
     }
+
+    /// `Y = W X` for `n` vectors at once: `X [cols, n]` and `Y [rows, n]` row-major
+    /// (vector `b` is column `b`). Each kept weight multiplies a contiguous run of
+    /// `n` inputs, which vectorizes where one vector's short rows do not.
+    pub fn matmat(&self, v: &[f32], x: &[f32], n: usize) -> Vec<f32> {
+        let mut y = vec![0.0f32; self.rows * n];
+        let mut xg = Vec::new();
+        for b in &self.blocks {
+            let kc = b.cols.len();
+            xg.clear();
+            for &c in &b.cols {
+                xg.extend_from_slice(&x[c as usize * n..(c as usize + 1) * n]);
+            }
+            for (i, &r) in b.rows.iter().enumerate() {
+                let yr = &mut y[r as usize * n..(r as usize + 1) * n];
+                let w = &v[b.offset + i * kc..b.offset + (i + 1) * kc];
+                for (j, &wv) in w.iter().enumerate() {
+                    for (yv, &xv) in yr.iter_mut().zip(&xg[j * n..(j + 1) * n]) {
+                        *yv += wv * xv;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// The backward pass of [`KeptBlocks::matmat`]: adds `dY Xᵀ` at the kept
+    /// positions to the packed gradient `dv`, and `Wᵀ dY` to `dx` when given.
+    pub fn matmat_backward(
+        &self,
+        v: &[f32],
+        x: &[f32],
+        n: usize,
+        dy: &[f32],
+        dv: &mut [f32],
+        mut dx: Option<&mut [f32]>,
+    ) {
+        let mut xg = Vec::new();
+        let mut dxg = Vec::new();
+        for b in &self.blocks {
+            let kc = b.cols.len();
+            xg.clear();
+            for &c in &b.cols {
+                xg.extend_from_slice(&x[c as usize * n..(c as usize + 1) * n]);
+            }
+            dxg.clear();
+            dxg.resize(kc * n, 0.0f32);
+            for (i, &r) in b.rows.iter().enumerate() {
+                let dyr = &dy[r as usize * n..(r as usize + 1) * n];
+                let at = b.offset + i * kc;
+                for j in 0..kc {
+                    dv[at + j] += dot(dyr, &xg[j * n..(j + 1) * n]);
+                    if dx.is_some() {
+                        let wv = v[at + j];
+                        for (d, &g) in dxg[j * n..(j + 1) * n].iter_mut().zip(dyr) {
+                            *d += wv * g;
+                        }
+                    }
+                }
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                for (j, &c) in b.cols.iter().enumerate() {
+                    let dst = &mut dx[c as usize * n..(c as usize + 1) * n];
+                    for (d, &g) in dst.iter_mut().zip(&dxg[j * n..(j + 1) * n]) {
+                        *d += g;
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -193,7 +263,7 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
-        /// The kept-block path equals the masked dense path of
+        /// The kept-block path (one vector and several) equals the masked dense path of
         /// [`crate::backprop`] (same pattern): product, weight gradient (unpacked)
         /// and input gradient; packing round-trips the pruned matrix.
         #[test]
@@ -236,6 +306,24 @@ mod tests {
             let mut dv2 = vec![0.0; kb.kept()];
             kb.matvec_backward(&v, &x, &dy, &mut dv2, None);
             prop_assert_eq!(dv2, dv);
+            // Several vectors at once equal the masked product with n columns.
+            let n = 1 + (seed % 5) as usize;
+            let xs = rng.symmetric_vec(k * n, 1.0);
+            let (ys0, ys1) = (matmul(&w, &p, &xs, n), kb.matmat(&v, &xs, n));
+            for (a, b) in ys0.iter().zip(&ys1) {
+                prop_assert!((a - b).abs() < 1e-4, "{} vs {}", a, b);
+            }
+            let dys = rng.symmetric_vec(m * n, 1.0);
+            let (mut dw, mut dx0) = (vec![0.0; m * k], vec![0.0; k * n]);
+            matmul_backward(&w, &p, &xs, n, &dys, &mut dw, Some(&mut dx0));
+            let (mut dv, mut dx1) = (vec![0.0; kb.kept()], vec![0.0; k * n]);
+            kb.matmat_backward(&v, &xs, n, &dys, &mut dv, Some(&mut dx1));
+            for (a, b) in dw.iter().zip(&kb.unpack(&dv)) {
+                prop_assert!((a - b).abs() < 1e-4, "{} vs {}", a, b);
+            }
+            for (a, b) in dx0.iter().zip(&dx1) {
+                prop_assert!((a - b).abs() < 1e-4, "{} vs {}", a, b);
+            }
         }
     }
 }

@@ -40,6 +40,7 @@ pub mod ops;
 pub mod prune;
 pub mod rates;
 pub mod seq2seq;
+pub mod seq2seq_batch;
 pub mod shape;
 pub mod standalone;
 pub mod task;

@@ -44,16 +44,16 @@ fn gru_grads(g: &mut [Vec<f32>]) -> Result<GruGrads<'_>, ModelError> {
 }
 
 /// Tensor indices: encoder `W_ih, W_hh, b_ih, b_hh`, decoder the same, output `W, b`.
-const ENC: usize = 0;
-const DEC: usize = 4;
-const OUT: usize = 8;
+pub(crate) const ENC: usize = 0;
+pub(crate) const DEC: usize = 4;
+pub(crate) const OUT: usize = 8;
 
 /// The trainable form of an encoder-decoder model.
 #[derive(Debug, Clone)]
 pub struct Seq2SeqTrainable {
-    s: Seq2Seq,
-    hidden: usize,
-    out_act: Activation,
+    pub(crate) s: Seq2Seq,
+    pub(crate) hidden: usize,
+    pub(crate) out_act: Activation,
     /// The parameter tensors (see the constants above): weight matrices packed as
     /// their kept blocks ([`Seq2SeqTrainable::blocks`]), biases whole.
     pub tensors: Vec<Vec<f32>>,
@@ -147,7 +147,7 @@ impl Seq2SeqTrainable {
         })
     }
 
-    fn kept(&self, i: usize) -> Result<&KeptBlocks, ModelError> {
+    pub(crate) fn kept(&self, i: usize) -> Result<&KeptBlocks, ModelError> {
         self.blocks
             .get(i)
             .and_then(Option::as_ref)
@@ -305,6 +305,10 @@ impl Student for Seq2SeqTrainable {
 
 type Word = (Vec<usize>, Vec<usize>, Vec<usize>);
 
+/// Words that go through one batched pass ([`crate::seq2seq_batch`]) in training
+/// and validation: a fixed number, so results do not depend on the thread count.
+const WORDS_PER_PASS: usize = 8;
+
 /// Words prepared for fine-tuning: each one teacher-forced (encoder input, decoder
 /// input, targets) with the teacher's logits of every decoder step, computed once
 /// (the dense teacher costs more than the pruned student's forward and backward
@@ -360,19 +364,14 @@ impl TeacherWords {
 /// right-symbol log-probabilities and hits, and the logit gradients; `teacher` holds
 /// the teacher's logits of every step, row after row.
 fn word_loss(
-    student: &Seq2SeqTape,
+    student: &[Vec<f32>],
     teacher: &[f32],
     targets: &[usize],
     loss: &Distillation,
 ) -> (f64, f64, usize, Vec<Vec<f32>>) {
     let mut total = (0.0, 0.0, 0usize, Vec::with_capacity(targets.len()));
-    let classes = student.logits.first().map_or(1, Vec::len).max(1);
-    for ((z, t), &y) in student
-        .logits
-        .iter()
-        .zip(teacher.chunks(classes))
-        .zip(targets)
-    {
+    let classes = student.first().map_or(1, Vec::len).max(1);
+    for ((z, t), &y) in student.iter().zip(teacher.chunks(classes)).zip(targets) {
         let (l, d) = loss.loss(z, t, z.len(), Some(y));
         total.0 += l;
         total.1 += log_prob(z, y);
@@ -430,24 +429,52 @@ pub fn finetune_seq2seq_on(
         });
     }
     let loss = &opts.distillation;
-    let grad = |net: &Seq2SeqTrainable, i: usize, _draws: [u64; 2], g: &mut [Vec<f32>]| {
-        let w = &fit_w.words[i];
-        let tape = net.forward(&w.0, &w.1)?;
-        let (l, _, _, d) = word_loss(&tape, &fit_w.logits[i], &w.2, loss);
-        net.backward(&tape, &d, g)?;
+    let grad = |net: &Seq2SeqTrainable, chunk: &[(usize, [u64; 2])], g: &mut [Vec<f32>]| {
+        let words: Vec<(&[usize], &[usize])> = chunk
+            .iter()
+            .map(|&(i, _)| (&fit_w.words[i].0[..], &fit_w.words[i].1[..]))
+            .collect();
+        let tape = net.forward_batch(&words)?;
+        let mut l = 0.0;
+        let mut d = Vec::with_capacity(chunk.len());
+        for (b, &(i, _)) in chunk.iter().enumerate() {
+            let (wl, _, _, wd) = word_loss(
+                &tape.word_logits(b),
+                &fit_w.logits[i],
+                &fit_w.words[i].2,
+                loss,
+            );
+            l += wl;
+            d.push(wd);
+        }
+        net.backward_batch(&tape, &d, g)?;
         Ok(l)
     };
     let check = |net: &Seq2SeqTrainable| -> Result<Validation, ModelError> {
-        let per: Vec<(f64, f64, usize, usize)> = valid_w
-            .words
-            .par_iter()
-            .zip(&valid_w.logits)
-            .map(|(w, t)| {
-                let tape = net.forward(&w.0, &w.1)?;
-                let (l, lp, hits, _) = word_loss(&tape, t, &w.2, loss);
-                Ok((l, lp, hits, w.2.len()))
+        let idx: Vec<usize> = (0..valid_w.len()).collect();
+        let per: Vec<(f64, f64, usize, usize)> = idx
+            .par_chunks(WORDS_PER_PASS)
+            .map(|chunk| {
+                let words: Vec<(&[usize], &[usize])> = chunk
+                    .iter()
+                    .map(|&i| (&valid_w.words[i].0[..], &valid_w.words[i].1[..]))
+                    .collect();
+                let tape = net.forward_batch(&words)?;
+                Ok(chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(b, &i)| {
+                        let w = &valid_w.words[i];
+                        let (l, lp, hits, _) =
+                            word_loss(&tape.word_logits(b), &valid_w.logits[i], &w.2, loss);
+                        (l, lp, hits, w.2.len())
+                    })
+                    .collect::<Vec<_>>())
             })
-            .collect::<Result<_, ModelError>>()?;
+            .collect::<Result<Vec<_>, ModelError>>()?
+            .into_iter()
+            .flatten()
+            .collect();
         let n = per.len().max(1) as f64;
         let steps = per.iter().map(|p| p.3).sum::<usize>().max(1) as f64;
         let mean_loss = per.iter().map(|p| p.0).sum::<f64>() / n;
@@ -465,7 +492,15 @@ pub fn finetune_seq2seq_on(
         fit_w.len(),
         valid_w.len()
     ));
-    let (net, report) = train(&start, fit_w.len(), &grad, &check, opts, progress)?;
+    let (net, report) = train(
+        &start,
+        fit_w.len(),
+        WORDS_PER_PASS,
+        &grad,
+        &check,
+        opts,
+        progress,
+    )?;
     let mut out = student.clone();
     out.layers = net.write_back(&student.layers)?;
     Ok((out, report))

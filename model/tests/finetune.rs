@@ -714,3 +714,48 @@ fn the_kept_block_trainable_writes_back_what_it_read() {
         .sum();
     assert_eq!(net.trained_values(), kept + biases);
 }
+
+#[test]
+fn the_batched_seq2seq_pass_equals_the_per_word_passes() {
+    // Words of different lengths in one batch: each word's logits and the summed
+    // gradients equal those of the one-word passes.
+    let m = pruned_seq2seq(&tiny_seq2seq());
+    let net = Seq2SeqTrainable::new(&m).unwrap();
+    let words: Vec<_> = tiny_words(7, 31)
+        .iter()
+        .map(|w| net.teacher_forced(w).unwrap())
+        .collect();
+    assert!(words.iter().any(|w| w.0.len() != words[0].0.len()));
+    let pairs: Vec<(&[usize], &[usize])> = words.iter().map(|w| (&w.0[..], &w.1[..])).collect();
+    let tape = net.forward_batch(&pairs).unwrap();
+    let mut rng = SplitMix64::new(8);
+    let mut want = net.zero_grads();
+    let mut d_all = Vec::new();
+    for (b, w) in words.iter().enumerate() {
+        let one = net.forward(&w.0, &w.1).unwrap();
+        let got = tape.word_logits(b);
+        assert_eq!(got.len(), one.logits.len());
+        for (a, e) in got.iter().flatten().zip(one.logits.iter().flatten()) {
+            assert!((a - e).abs() < 1e-5, "word {b}: {a} vs {e}");
+        }
+        let d: Vec<Vec<f32>> = one
+            .logits
+            .iter()
+            .map(|z| rng.symmetric_vec(z.len(), 1.0))
+            .collect();
+        net.backward(&one, &d, &mut want).unwrap();
+        d_all.push(d);
+    }
+    let mut got = net.zero_grads();
+    net.backward_batch(&tape, &d_all, &mut got).unwrap();
+    for (t, (a, e)) in got.iter().zip(&want).enumerate() {
+        for (i, (x, y)) in a.iter().zip(e).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 + 1e-4 * y.abs(),
+                "tensor {t} element {i}: {x} vs {y}"
+            );
+        }
+    }
+    // A gradient that does not fit the tape is an error, not a panic.
+    assert!(net.backward_batch(&tape, &d_all[1..], &mut got).is_err());
+}
