@@ -86,9 +86,23 @@ pub struct PruneArgs {
 
 /// Runs `grim-tune prune`; returns the report.
 pub fn prune(a: &PruneArgs) -> Result<String, String> {
+    if a.gradual_steps == 0 || (a.gradual_steps > 1 && a.finetune_epochs == 0) {
+        return Err(format!(
+            "--gradual-steps {} needs at least 1 stage, and --finetune-epochs when above 1",
+            a.gradual_steps
+        ));
+    }
     let dense = load_model(&a.model, &a.models_dir)?;
     let data = data_path(&a.calib, &a.models_dir);
     let task = Task::load(&dense, &data, a.calib_size).map_err(|e| e.to_string())?;
+    if matches!(task, Task::Mnist { .. })
+        && (a.finetune_words != FinetuneWords::default() || a.gradual_words.is_some())
+    {
+        return Err(
+            "--finetune-words, --finetune-valid and --gradual-words apply to the g2p model only"
+                .to_string(),
+        );
+    }
     eprintln!(
         "prune: model `{}` ({} layers), calibration data {} ({} samples)",
         dense.name,
@@ -126,12 +140,6 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
         &mut progress,
     )
     .map_err(|e| e.to_string())?;
-    if a.gradual_steps == 0 || (a.gradual_steps > 1 && a.finetune_epochs == 0) {
-        return Err(format!(
-            "--gradual-steps {} needs at least 1 stage, and --finetune-epochs when above 1",
-            a.gradual_steps
-        ));
-    }
     let tuned = if a.finetune_epochs > 0 {
         let ft = FinetuneOptions {
             epochs: a.finetune_epochs,
