@@ -15,6 +15,7 @@
 //! to the input and the parameters.
 
 use crate::exec::dot;
+use crate::kept_blocks::KeptBlocks;
 use std::ops::Range;
 use tir::bcr::BcrMatrix;
 use tir::spec::Activation;
@@ -102,6 +103,14 @@ impl Pattern {
     /// Number of kept positions.
     pub fn kept(&self) -> usize {
         self.runs.iter().flatten().map(|r| r.len()).sum()
+    }
+
+    /// The kept positions as ranges of the row-major flat index (row by row).
+    pub fn flat_runs(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        self.runs.iter().enumerate().flat_map(move |(r, runs)| {
+            runs.iter()
+                .map(move |run| r * self.cols + run.start..r * self.cols + run.end)
+        })
     }
 
     /// Sets every position that is not kept to zero in the row-major `w`.
@@ -441,19 +450,68 @@ pub fn concat_backward(shapes: &[&[usize]], axis: usize, dy: &[f32]) -> Vec<Vec<
     out
 }
 
+/// The kept structure of a weight matrix, which multiplies a vector with the matrix's
+/// values: the masked dense form ([`Pattern`], values row-major) or the packed kept
+/// blocks ([`KeptBlocks`], values packed).
+pub trait MatVec: std::fmt::Debug + Sync {
+    /// `y = W x`.
+    fn matvec(&self, w: &[f32], x: &[f32]) -> Vec<f32>;
+    /// Adds `dy xᵀ` to `dw` at the kept positions, and `Wᵀ dy` to `dx` when given.
+    fn matvec_backward(
+        &self,
+        w: &[f32],
+        x: &[f32],
+        dy: &[f32],
+        dw: &mut [f32],
+        dx: Option<&mut [f32]>,
+    );
+}
+
+impl MatVec for Pattern {
+    fn matvec(&self, w: &[f32], x: &[f32]) -> Vec<f32> {
+        matmul(w, self, x, 1)
+    }
+    fn matvec_backward(
+        &self,
+        w: &[f32],
+        x: &[f32],
+        dy: &[f32],
+        dw: &mut [f32],
+        dx: Option<&mut [f32]>,
+    ) {
+        matmul_backward(w, self, x, 1, dy, dw, dx);
+    }
+}
+
+impl MatVec for KeptBlocks {
+    fn matvec(&self, w: &[f32], x: &[f32]) -> Vec<f32> {
+        KeptBlocks::matvec(self, w, x)
+    }
+    fn matvec_backward(
+        &self,
+        w: &[f32],
+        x: &[f32],
+        dy: &[f32],
+        dw: &mut [f32],
+        dx: Option<&mut [f32]>,
+    ) {
+        KeptBlocks::matvec_backward(self, w, x, dy, dw, dx);
+    }
+}
+
 /// A GRU cell's weights (PyTorch/ONNX gate order r, z, n; `linear_before_reset`):
-/// `W_ih [3H, I]`, `W_hh [3H, H]` (row-major, with their patterns) and `b_ih`,
-/// `b_hh [3H]`.
+/// `W_ih [3H, I]`, `W_hh [3H, H]` (with their kept structure, which says how the
+/// values are laid out) and `b_ih`, `b_hh [3H]`.
 #[derive(Debug, Clone, Copy)]
 pub struct GruWeights<'a> {
     /// `W_ih`.
     pub w_ih: &'a [f32],
-    /// Its pattern.
-    pub p_ih: &'a Pattern,
+    /// Its kept structure.
+    pub p_ih: &'a dyn MatVec,
     /// `W_hh`.
     pub w_hh: &'a [f32],
-    /// Its pattern.
-    pub p_hh: &'a Pattern,
+    /// Its kept structure.
+    pub p_hh: &'a dyn MatVec,
     /// `b_ih`.
     pub b_ih: &'a [f32],
     /// `b_hh`.
@@ -488,8 +546,8 @@ fn sigmoid(v: f32) -> f32 {
 /// `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`, `h' = (1 − z) ⊙ n + z ⊙ h`.
 pub fn gru_forward(w: &GruWeights<'_>, x: &[f32], h: &[f32]) -> GruStep {
     let hid = h.len();
-    let mut gi = matmul(w.w_ih, w.p_ih, x, 1);
-    let mut gh = matmul(w.w_hh, w.p_hh, h, 1);
+    let mut gi = w.p_ih.matvec(w.w_ih, x);
+    let mut gh = w.p_hh.matvec(w.w_hh, h);
     gi.iter_mut().zip(w.b_ih).for_each(|(v, b)| *v += b);
     gh.iter_mut().zip(w.b_hh).for_each(|(v, b)| *v += b);
     let r: Vec<f32> = (0..hid).map(|j| sigmoid(gi[j] + gh[j])).collect();
@@ -555,8 +613,10 @@ pub fn gru_backward(
     g.b_ih.iter_mut().zip(&dgi).for_each(|(b, d)| *b += d);
     g.b_hh.iter_mut().zip(&dgh).for_each(|(b, d)| *b += d);
     let mut dx = want_dx.then(|| vec![0.0f32; step.x.len()]);
-    matmul_backward(w.w_ih, w.p_ih, &step.x, 1, &dgi, g.w_ih, dx.as_deref_mut());
-    matmul_backward(w.w_hh, w.p_hh, &step.h, 1, &dgh, g.w_hh, Some(&mut dh));
+    w.p_ih
+        .matvec_backward(w.w_ih, &step.x, &dgi, g.w_ih, dx.as_deref_mut());
+    w.p_hh
+        .matvec_backward(w.w_hh, &step.h, &dgh, g.w_hh, Some(&mut dh));
     (dh, dx)
 }
 

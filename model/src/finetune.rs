@@ -29,6 +29,7 @@ use crate::error::ModelError;
 use crate::trainable::Trainable;
 use crate::Model;
 use rayon::prelude::*;
+use std::ops::Range;
 use std::time::Instant;
 use tir::rng::SplitMix64;
 
@@ -157,26 +158,42 @@ impl Adam {
         }
     }
 
-    /// One step on `net` with gradients `g`; pruned positions are zeroed after it.
-    fn step<N: Student>(&mut self, net: &mut N, g: &[Vec<f32>], lr: f32) {
+    /// One step on `net` with gradients `g`, at the kept positions `kept` only (a
+    /// pruned position has a zero gradient and zero moments, so Adam would leave it
+    /// at zero anyway: skipping it gives the same values with a tenth of the work
+    /// at 10x).
+    fn step<N: Student>(&mut self, net: &mut N, g: &[Vec<f32>], kept: &KeptRanges, lr: f32) {
         self.t += 1;
         let c1 = 1.0 - BETA1.powi(self.t);
         let c2 = 1.0 - BETA2.powi(self.t);
-        let patterns = net.patterns().to_vec();
         for (i, w) in net.tensors_mut().iter_mut().enumerate() {
-            for (j, wv) in w.iter_mut().enumerate() {
-                let gj = g[i][j];
-                let m = &mut self.m[i][j];
-                let v = &mut self.v[i][j];
-                *m = BETA1 * *m + (1.0 - BETA1) * gj;
-                *v = BETA2 * *v + (1.0 - BETA2) * gj * gj;
-                *wv -= lr * (*m / c1) / ((*v / c2).sqrt() + EPS);
-            }
-            if let Some(p) = &patterns[i] {
-                p.apply(w);
+            let (m, v, gi) = (&mut self.m[i], &mut self.v[i], &g[i]);
+            for run in &kept[i] {
+                for j in run.clone() {
+                    let gj = gi[j];
+                    m[j] = BETA1 * m[j] + (1.0 - BETA1) * gj;
+                    v[j] = BETA2 * v[j] + (1.0 - BETA2) * gj * gj;
+                    w[j] -= lr * (m[j] / c1) / ((v[j] / c2).sqrt() + EPS);
+                }
             }
         }
     }
+}
+
+/// Per tensor, the kept positions as ranges of its flat (row-major) index: a
+/// pattern's runs, or the whole tensor when it has no pattern.
+pub type KeptRanges = Vec<Vec<Range<usize>>>;
+
+/// The [`KeptRanges`] of a student.
+pub fn kept_ranges<N: Student>(net: &N) -> KeptRanges {
+    net.tensors()
+        .iter()
+        .zip(net.patterns())
+        .map(|(t, p)| match p {
+            Some(p) => p.flat_runs().collect(),
+            None => std::iter::once(0..t.len()).collect(),
+        })
+        .collect()
 }
 
 /// `x` (NCHW) shifted by `(dy, dx)` pixels, the border pixels filling in; other
@@ -305,61 +322,83 @@ impl Student for Trainable {
     }
 }
 
-/// The loss of training sample `i` with two random draws (for augmentation), its
-/// gradient added to the last argument.
+/// The summed loss of a chunk of training samples, each given as its index with two
+/// random draws (for augmentation), their gradients added to the last argument.
 pub type SampleGrad<'a, N> =
-    dyn Fn(&N, usize, [u64; 2], &mut [Vec<f32>]) -> Result<f64, ModelError> + Sync + 'a;
+    dyn Fn(&N, &[(usize, [u64; 2])], &mut [Vec<f32>]) -> Result<f64, ModelError> + Sync + 'a;
 
 /// Validation of a student.
 pub type Validate<'a, N> = dyn Fn(&N) -> Result<Validation, ModelError> + Sync + 'a;
 
 /// Trains `net` for one epoch over `n` training samples; returns the mean loss.
+///
+/// A batch is cut into fixed chunks of `chunk` samples, each chunk's gradient is
+/// accumulated in its own buffer (in parallel), and the buffers are added in chunk
+/// order, so the result does not depend on the thread count. The buffers are kept
+/// from batch to batch and only their kept positions are cleared and added (the
+/// backward passes never write a pruned position).
+#[allow(clippy::too_many_arguments)]
 fn train_epoch<N: Student>(
     net: &mut N,
     adam: &mut Adam,
     n: usize,
     grad: &SampleGrad<'_, N>,
     batch: usize,
+    chunk: usize,
     lr: f32,
     rng: &mut SplitMix64,
+    kept: &KeptRanges,
 ) -> Result<f64, ModelError> {
+    let chunk = chunk.max(1);
     let mut order: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         order.swap(i, j);
     }
+    let batch = batch.max(1);
+    let mut buffers: Vec<Vec<Vec<f32>>> = (0..batch.div_ceil(chunk))
+        .map(|_| net.zero_grads())
+        .collect();
     let mut total = 0.0;
-    for batch in order.chunks(batch.max(1)) {
+    for batch in order.chunks(batch) {
         let jobs: Vec<(usize, [u64; 2])> = batch
             .iter()
             .map(|&i| (i, [rng.next_u64(), rng.next_u64()]))
             .collect();
         let net_ref: &N = net;
-        let parts: Vec<(f64, Vec<Vec<f32>>)> = jobs
-            .par_chunks(CHUNK)
-            .map(|chunk| {
-                let mut g = net_ref.zero_grads();
-                let mut l = 0.0;
-                for &(i, draws) in chunk {
-                    l += grad(net_ref, i, draws, &mut g)?;
+        let used = jobs.len().div_ceil(chunk);
+        let losses: Vec<f64> = jobs
+            .par_chunks(chunk)
+            .zip(buffers[..used].par_iter_mut())
+            .map(|(chunk, g)| {
+                for (t, ranges) in g.iter_mut().zip(kept) {
+                    for r in ranges {
+                        t[r.clone()].fill(0.0);
+                    }
                 }
-                Ok((l, g))
+                grad(net_ref, chunk, g)
             })
             .collect::<Result<_, ModelError>>()?;
-        let mut parts = parts.into_iter();
-        let Some((mut l, mut g)) = parts.next() else {
-            continue;
-        };
-        for (pl, pg) in parts {
-            l += pl;
-            for (a, b) in g.iter_mut().zip(&pg) {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        let (first, rest) = buffers[..used].split_at_mut(1);
+        let g = &mut first[0];
+        for pg in rest.iter() {
+            for ((a, b), ranges) in g.iter_mut().zip(pg).zip(kept) {
+                for r in ranges {
+                    a[r.clone()]
+                        .iter_mut()
+                        .zip(&b[r.clone()])
+                        .for_each(|(x, y)| *x += y);
+                }
             }
         }
         let scale = 1.0 / batch.len() as f32;
-        g.iter_mut().flatten().for_each(|v| *v *= scale);
-        adam.step(net, &g, lr);
-        total += l;
+        for (t, ranges) in g.iter_mut().zip(kept) {
+            for r in ranges {
+                t[r.clone()].iter_mut().for_each(|v| *v *= scale);
+            }
+        }
+        adam.step(net, g, kept, lr);
+        total += losses.iter().sum::<f64>();
     }
     Ok(total / n.max(1) as f64)
 }
@@ -406,10 +445,13 @@ fn fmt_valid(v: &Validation) -> String {
 /// (shuffled order, batches of `opts.batch` samples, Adam with a cosine schedule,
 /// pruned positions re-zeroed), validation after each epoch, and the best epoch kept
 /// (or `start` when none validates better). `grad` gives training sample `i`'s loss
-/// and gradient, `validate` scores a student on held-out data.
+/// and gradient, `validate` scores a student on held-out data; `chunk` samples make
+/// one job of a batch (a fixed number, so results do not depend on the thread
+/// count).
 pub fn train<N: Student>(
     start: &N,
     n_train: usize,
+    chunk: usize,
     grad: &SampleGrad<'_, N>,
     validate: &Validate<'_, N>,
     opts: &FinetuneOptions,
@@ -431,6 +473,7 @@ pub fn train<N: Student>(
         return Ok((start.clone(), report));
     }
     let mut best: Best = (first.score, None, start.tensors().to_vec());
+    let kept = kept_ranges(start);
     let mut run_epoch = |net: &mut N,
                          adam: &mut Adam,
                          rng: &mut SplitMix64,
@@ -440,7 +483,7 @@ pub fn train<N: Student>(
                          best: &mut Best|
      -> Result<Validation, ModelError> {
         let lr = lr_at(lr0, epoch, opts.epochs, opts.final_lr_fraction);
-        let train_loss = train_epoch(net, adam, n_train, grad, opts.batch, lr, rng)?;
+        let train_loss = train_epoch(net, adam, n_train, grad, opts.batch, chunk, lr, rng, &kept)?;
         let v = validate(net)?;
         let stats = EpochStats {
             lr: lr0,
@@ -552,11 +595,15 @@ pub fn finetune(
         .collect::<Result<_, _>>()?;
     let loss = &opts.distillation;
     let span = 2 * opts.shift as u64 + 1;
-    let grad = |net: &Trainable, i: usize, draws: [u64; 2], g: &mut [Vec<f32>]| {
-        let dy = (draws[0] % span) as isize - opts.shift as isize;
-        let dx = (draws[1] % span) as isize - opts.shift as isize;
-        let x = shift_image(&fit.inputs[i], dy, dx);
-        sample_grad(net, &teacher_net, &x, fit.label(i), loss, classes, g)
+    let grad = |net: &Trainable, chunk: &[(usize, [u64; 2])], g: &mut [Vec<f32>]| {
+        let mut l = 0.0;
+        for &(i, draws) in chunk {
+            let dy = (draws[0] % span) as isize - opts.shift as isize;
+            let dx = (draws[1] % span) as isize - opts.shift as isize;
+            let x = shift_image(&fit.inputs[i], dy, dx);
+            l += sample_grad(net, &teacher_net, &x, fit.label(i), loss, classes, g)?;
+        }
+        Ok(l)
     };
     let check = |net: &Trainable| validate(net, &valid, &targets, loss, classes);
     progress(&format!(
@@ -565,7 +612,15 @@ pub fn finetune(
         fit.inputs.len(),
         valid.inputs.len(),
     ));
-    let (net, report) = train(&start_net, fit.inputs.len(), &grad, &check, opts, progress)?;
+    let (net, report) = train(
+        &start_net,
+        fit.inputs.len(),
+        CHUNK,
+        &grad,
+        &check,
+        opts,
+        progress,
+    )?;
     let mut out = student.clone();
     out.layers = net.write_back(&student.layers)?;
     Ok((out, report))

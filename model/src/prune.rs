@@ -82,6 +82,20 @@ pub fn prune_layer(layer: &Layer, block: BlockShape, sparsity: f64) -> Result<La
     Ok(out)
 }
 
+/// `layer` as a dense layer: BCR matrices become their dense form (pruned entries
+/// zero) and the spec loses its `bcr-` kind; a dense layer is returned unchanged.
+/// Gradual pruning prunes such a layer again at a higher rate.
+pub fn densify(layer: &Layer) -> Layer {
+    let mut out = layer.clone();
+    for m in &mut out.weights.matrices {
+        if let GivenMatrix::Bcr(b) = m {
+            *m = GivenMatrix::Dense(b.to_dense());
+        }
+    }
+    set_sparse(&mut out.spec, None);
+    out
+}
+
 /// Solves `A x = b` for a symmetric positive definite `n x n` `A` (row-major) by
 /// Cholesky; `None` when `A` is not positive definite.
 fn cholesky_solve(a: &mut [f64], b: &mut [f64], n: usize) -> Option<()> {

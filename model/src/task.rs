@@ -22,7 +22,7 @@ use crate::error::ModelError;
 use crate::evaluate;
 use crate::exec::{LayerExec, Reference};
 use crate::finetune::{finetune, FinetuneOptions, FinetuneReport, Samples};
-use crate::trainable_seq2seq::finetune_seq2seq;
+use crate::trainable_seq2seq::{finetune_seq2seq_on, TeacherWords};
 use crate::Array;
 use crate::{Body, Model};
 use rayon::prelude::*;
@@ -44,6 +44,37 @@ pub enum Task {
         calibration: Vec<Entry>,
         /// Test words.
         test: Vec<Entry>,
+        /// The other words (after the calibration words in hash order): more
+        /// fine-tuning data ([`FinetuneWords`]).
+        rest: Vec<Entry>,
+    },
+}
+
+/// Which words fine-tune the g2p model (ignored by MNIST, which must keep the
+/// default). The pool is every non-test word in hash order: the calibration words,
+/// then the rest of the dictionary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FinetuneWords {
+    /// Training words: the first this many of the pool that are not validation words
+    /// (`usize::MAX`: all of them); 0 keeps the default, the first half of the
+    /// calibration words.
+    pub train: usize,
+    /// Validation words: the last this many of the pool; 0 keeps the default, the
+    /// second half of the calibration words.
+    pub valid: usize,
+}
+
+/// Fine-tuning data prepared once, reused by every stage of gradual pruning.
+#[derive(Debug, Clone)]
+pub enum FinetuneSet {
+    /// MNIST: the calibration split, prepared when used.
+    Mnist,
+    /// CMUdict: training and validation words with their teacher logits.
+    G2p {
+        /// Training words.
+        fit: TeacherWords,
+        /// Validation words.
+        valid: TeacherWords,
     },
 }
 
@@ -92,6 +123,20 @@ pub fn data_path(arg: &str, models_dir: &Path) -> PathBuf {
     }
 }
 
+impl FinetuneSet {
+    /// The same data with only the first `n` training words (g2p; MNIST data is
+    /// returned as it is): cheaper intermediate stages of gradual pruning.
+    pub fn first_train_words(&self, n: usize) -> FinetuneSet {
+        match self {
+            FinetuneSet::Mnist => FinetuneSet::Mnist,
+            FinetuneSet::G2p { fit, valid } => FinetuneSet::G2p {
+                fit: fit.first(n),
+                valid: valid.clone(),
+            },
+        }
+    }
+}
+
 impl Task {
     /// Loads the data for `model` from `path` with `calibration` calibration samples.
     pub fn load(model: &Model, path: &Path, calibration: usize) -> Result<Task, ModelError> {
@@ -111,10 +156,13 @@ impl Task {
             }
             Body::Seq2Seq(_) => {
                 let lex = cmudict::load_file(path)?;
-                let split = lex.split(cmudict::TEST_WORDS, calibration);
+                let split = lex.split(cmudict::TEST_WORDS, usize::MAX);
+                let mut cal = split.calibration;
+                let rest = cal.split_off(calibration.min(cal.len()));
                 Ok(Task::G2p {
-                    calibration: split.calibration,
+                    calibration: cal,
                     test: split.test,
+                    rest,
                 })
             }
         }
@@ -185,8 +233,81 @@ impl Task {
         opts: &FinetuneOptions,
         progress: &mut dyn FnMut(&str),
     ) -> Result<(Model, FinetuneReport), ModelError> {
+        let set = self.finetune_set(teacher, FinetuneWords::default())?;
+        self.finetune_on(&set, student, teacher, opts, progress)
+    }
+
+    /// The g2p fine-tuning words chosen by `words` (see [`FinetuneWords`]): training
+    /// and validation, disjoint, never test words.
+    pub fn g2p_finetune_words(
+        calibration: &[Entry],
+        rest: &[Entry],
+        words: FinetuneWords,
+    ) -> (Vec<Entry>, Vec<Entry>) {
+        let half = calibration.len() / 2;
+        let pool_len = calibration.len() + rest.len();
+        let at = |i: usize| {
+            if i < calibration.len() {
+                &calibration[i]
+            } else {
+                &rest[i - calibration.len()]
+            }
+        };
+        let valid = if words.valid == 0 {
+            half..calibration.len()
+        } else {
+            pool_len.saturating_sub(words.valid)..pool_len
+        };
+        let train_n = if words.train == 0 { half } else { words.train };
+        let train: Vec<Entry> = (0..pool_len)
+            .filter(|i| !valid.contains(i))
+            .take(train_n)
+            .map(|i| at(i).clone())
+            .collect();
+        (train, valid.map(|i| at(i).clone()).collect())
+    }
+
+    /// Prepares the fine-tuning data once: for CMUdict, the words chosen by `words`
+    /// with the `teacher`'s logits; MNIST takes only the default `words`.
+    pub fn finetune_set(
+        &self,
+        teacher: &Model,
+        words: FinetuneWords,
+    ) -> Result<FinetuneSet, ModelError> {
         match self {
-            Task::Mnist { calibration, .. } => {
+            Task::Mnist { .. } => {
+                if words != FinetuneWords::default() {
+                    return Err(ModelError::Format {
+                        path: teacher.name.clone(),
+                        reason: "the fine-tuning word counts apply to the g2p model only"
+                            .to_string(),
+                    });
+                }
+                Ok(FinetuneSet::Mnist)
+            }
+            Task::G2p {
+                calibration, rest, ..
+            } => {
+                let (fit, valid) = Self::g2p_finetune_words(calibration, rest, words);
+                Ok(FinetuneSet::G2p {
+                    fit: TeacherWords::new(teacher, &fit)?,
+                    valid: TeacherWords::new(teacher, &valid)?,
+                })
+            }
+        }
+    }
+
+    /// [`Task::finetune`] on data prepared by [`Task::finetune_set`].
+    pub fn finetune_on(
+        &self,
+        set: &FinetuneSet,
+        student: &Model,
+        teacher: &Model,
+        opts: &FinetuneOptions,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(Model, FinetuneReport), ModelError> {
+        match (self, set) {
+            (Task::Mnist { calibration, .. }, FinetuneSet::Mnist) => {
                 let half = calibration.len() / 2;
                 let inputs: Vec<Array> = (0..calibration.len())
                     .map(|i| {
@@ -207,17 +328,13 @@ impl Task {
                 };
                 finetune(student, teacher, fit, valid, opts, progress)
             }
-            Task::G2p { calibration, .. } => {
-                let half = calibration.len() / 2;
-                finetune_seq2seq(
-                    student,
-                    teacher,
-                    &calibration[..half],
-                    &calibration[half..],
-                    opts,
-                    progress,
-                )
+            (Task::G2p { .. }, FinetuneSet::G2p { fit, valid }) => {
+                finetune_seq2seq_on(student, fit, valid, opts, progress)
             }
+            _ => Err(ModelError::Format {
+                path: student.name.clone(),
+                reason: "fine-tuning data of another kind of model".to_string(),
+            }),
         }
     }
 
@@ -273,5 +390,48 @@ impl Task {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(prefix: &str, n: usize) -> Vec<Entry> {
+        (0..n)
+            .map(|i| Entry {
+                word: format!("{prefix}{i}"),
+                phonemes: vec!["AA1".to_string()],
+            })
+            .collect()
+    }
+
+    fn names(v: &[Entry]) -> Vec<&str> {
+        v.iter().map(|e| e.word.as_str()).collect()
+    }
+
+    #[test]
+    fn fine_tuning_words_are_disjoint_and_default_to_the_calibration_halves() {
+        let (cal, rest) = (entries("c", 6), entries("r", 5));
+        let (fit, valid) = Task::g2p_finetune_words(&cal, &rest, FinetuneWords::default());
+        assert_eq!(names(&fit), ["c0", "c1", "c2"]);
+        assert_eq!(names(&valid), ["c3", "c4", "c5"]);
+        // All training words: the calibration words first, then the rest, minus the
+        // validation words at the end of the pool.
+        let all = FinetuneWords {
+            train: usize::MAX,
+            valid: 2,
+        };
+        let (fit, valid) = Task::g2p_finetune_words(&cal, &rest, all);
+        assert_eq!(names(&valid), ["r3", "r4"]);
+        assert_eq!(
+            names(&fit),
+            ["c0", "c1", "c2", "c3", "c4", "c5", "r0", "r1", "r2"]
+        );
+        let some = FinetuneWords { train: 7, valid: 0 };
+        let (fit, valid) = Task::g2p_finetune_words(&cal, &rest, some);
+        assert_eq!(names(&valid), ["c3", "c4", "c5"]);
+        assert_eq!(names(&fit), ["c0", "c1", "c2", "r0", "r1", "r2", "r3"]);
+        assert!(fit.iter().all(|e| !valid.contains(e)));
     }
 }

@@ -2,15 +2,18 @@
 //! executor, whole-graph gradients match finite differences, ops without a backward
 //! pass are refused by name, and fine-tuning a pruned model keeps its BCR pattern
 //! (same specs, same workload keys, pruned positions zero) while lowering the
-//! distillation loss, deterministically.
+//! distillation loss, deterministically; gradual pruning ends with the one-shot
+//! structure.
 
 use model::backprop::Pattern;
 use model::data::cmudict::Entry;
 use model::distill::Distillation;
 use model::finetune::{finetune, shift_image, FinetuneOptions, Samples, Student};
+use model::gradual::{gradual_prune, reprune};
 use model::graph::{Graph, Node, Op};
 use model::layer::Layer;
 use model::prune::prune_layer;
+use model::rates::apply_rates;
 use model::trainable::Trainable;
 use model::trainable_seq2seq::{finetune_seq2seq, Seq2SeqTrainable};
 use model::LayerExec;
@@ -627,4 +630,132 @@ fn fine_tuning_a_seq2seq_model_keeps_the_pattern_and_lowers_the_loss() {
     )
     .unwrap();
     assert_eq!(again, tuned);
+}
+
+#[test]
+fn gradual_pruning_ends_with_the_one_shot_structure_and_trains_every_stage() {
+    let teacher = tiny_seq2seq();
+    let words = tiny_words(80, 21);
+    let block = BlockShape { rows: 8, cols: 4 };
+    let rates = [0.75, 0.6, 0.0];
+    let opts = FinetuneOptions {
+        epochs: 2,
+        batch: 8,
+        learning_rates: vec![1e-2],
+        ..FinetuneOptions::default()
+    };
+    let mut seen = Vec::new();
+    let mut train = |m: &Model, stage: usize| -> Result<Model, model::ModelError> {
+        seen.push((
+            stage,
+            m.layers.iter().map(Layer::kept_params).collect::<Vec<_>>(),
+        ));
+        let (out, r) =
+            finetune_seq2seq(m, &teacher, &words[..60], &words[60..], &opts, &mut |_| {})?;
+        assert!(r.best.is_some(), "stage {stage}: {r:?}");
+        // Training keeps the stage's structure.
+        for (a, b) in m.layers.iter().zip(&out.layers) {
+            assert_eq!(a.spec, b.spec);
+            assert_eq!(a.kept_params(), b.kept_params());
+        }
+        Ok(out)
+    };
+    let gradual = gradual_prune(
+        &teacher,
+        block,
+        &rates,
+        3,
+        None,
+        &[],
+        &mut train,
+        &mut |_| {},
+    )
+    .unwrap();
+    // Three stages, each keeping fewer weights in the pruned layers.
+    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2, 3]);
+    for w in seen.windows(2) {
+        assert!(w[1].1[0] < w[0].1[0] && w[1].1[1] < w[0].1[1], "{seen:?}");
+        assert_eq!(w[1].1[2], w[0].1[2]);
+    }
+    let one_shot = apply_rates(&teacher, block, &rates, None, &[]).unwrap();
+    for (a, b) in one_shot.layers.iter().zip(&gradual.layers) {
+        assert_eq!(a.spec, b.spec, "{}", a.name);
+        assert_eq!(a.kept_params(), b.kept_params(), "{}", a.name);
+        // Same workload structure; the kept positions (the pattern part of the key)
+        // are chosen from the trained weights, so they may differ.
+        let (ka, kb) = (a.workload().unwrap().key(), b.workload().unwrap().key());
+        assert_eq!(ka.structure, kb.structure, "{}", a.name);
+    }
+    assert_eq!(
+        gradual.layers[2].spec, teacher.layers[2].spec,
+        "rate 0 stays dense"
+    );
+    // Pruning a pruned layer again needs a higher rate's worth of fewer weights, and
+    // the same rate keeps the same count.
+    let again = reprune(&one_shot, block, &rates).unwrap();
+    for (a, b) in one_shot.layers.iter().zip(&again.layers) {
+        assert_eq!(a.spec, b.spec);
+        assert_eq!(a.kept_params(), b.kept_params());
+    }
+}
+
+#[test]
+fn the_kept_block_trainable_writes_back_what_it_read() {
+    // Packing the kept values and writing them back is the identity on the model.
+    let m = pruned_seq2seq(&tiny_seq2seq());
+    let net = Seq2SeqTrainable::new(&m).unwrap();
+    assert_eq!(net.write_back(&m.layers).unwrap(), m.layers);
+    let kept: usize = m.layers.iter().map(Layer::kept_params).sum();
+    let biases: usize = m
+        .layers
+        .iter()
+        .flat_map(|l| &l.weights.biases)
+        .map(Vec::len)
+        .sum();
+    assert_eq!(net.trained_values(), kept + biases);
+}
+
+#[test]
+fn the_batched_seq2seq_pass_equals_the_per_word_passes() {
+    // Words of different lengths in one batch: each word's logits and the summed
+    // gradients equal those of the one-word passes.
+    let m = pruned_seq2seq(&tiny_seq2seq());
+    let net = Seq2SeqTrainable::new(&m).unwrap();
+    let words: Vec<_> = tiny_words(7, 31)
+        .iter()
+        .map(|w| net.teacher_forced(w).unwrap())
+        .collect();
+    assert!(words.iter().any(|w| w.0.len() != words[0].0.len()));
+    let pairs: Vec<(&[usize], &[usize])> = words.iter().map(|w| (&w.0[..], &w.1[..])).collect();
+    let tape = net.forward_batch(&pairs).unwrap();
+    let mut rng = SplitMix64::new(8);
+    let mut want = net.zero_grads();
+    let mut d_all = Vec::new();
+    for (b, w) in words.iter().enumerate() {
+        let one = net.forward(&w.0, &w.1).unwrap();
+        let got = tape.word_logits(b);
+        assert_eq!(got.len(), one.logits.len());
+        for (a, e) in got.iter().flatten().zip(one.logits.iter().flatten()) {
+            assert!((a - e).abs() < 1e-5, "word {b}: {a} vs {e}");
+        }
+        let d: Vec<Vec<f32>> = one
+            .logits
+            .iter()
+            .map(|z| rng.symmetric_vec(z.len(), 1.0))
+            .collect();
+        net.backward(&one, &d, &mut want).unwrap();
+        d_all.push(d);
+    }
+    let mut got = net.zero_grads();
+    net.backward_batch(&tape, &d_all, &mut got).unwrap();
+    for (t, (a, e)) in got.iter().zip(&want).enumerate() {
+        for (i, (x, y)) in a.iter().zip(e).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 + 1e-4 * y.abs(),
+                "tensor {t} element {i}: {x} vs {y}"
+            );
+        }
+    }
+    // A gradient that does not fit the tape is an error, not a panic.
+    assert!(net.backward_batch(&tape, &d_all[1..], &mut got).is_err());
 }

@@ -147,6 +147,33 @@ enum Command {
         /// validation loss continues.
         #[arg(long = "finetune-lr", default_values_t = [1e-3, 3e-4])]
         finetune_lrs: Vec<f32>,
+        /// Samples per fine-tuning step.
+        #[arg(long, default_value_t = 32)]
+        finetune_batch: usize,
+        /// g2p only: fine-tuning training words, taken from every non-test word of
+        /// CMUdict in hash order (calibration words first) that is not a validation
+        /// word; a count or `all`. Default: the first half of the calibration words.
+        #[arg(long, value_parser = parse_count)]
+        finetune_words: Option<usize>,
+        /// g2p only: fine-tuning validation words, the last ones of the non-test words
+        /// in hash order (disjoint from the training words). Default: the second half
+        /// of the calibration words.
+        #[arg(long, value_parser = parse_positive)]
+        finetune_valid: Option<usize>,
+        /// Gradual pruning in this many stages (needs --finetune-epochs): the model is
+        /// pruned toward the chosen per-layer rates step by step (kept fraction
+        /// geometric: e.g. 2.15x, 4.6x, 10x for 3), fine-tuned after every stage; the
+        /// final model has the same block size, rates and workloads as one-shot
+        /// pruning. Default 1 (one-shot).
+        #[arg(long, default_value_t = 1)]
+        gradual_steps: usize,
+        /// Fine-tuning epochs of every stage but the last (default: --finetune-epochs).
+        #[arg(long)]
+        gradual_epochs: Option<usize>,
+        /// g2p only: training words of every stage but the last (the first ones of
+        /// the --finetune-words; default: all of them).
+        #[arg(long, value_parser = parse_positive)]
+        gradual_words: Option<usize>,
         /// The pruned model file to write.
         #[arg(long)]
         out: PathBuf,
@@ -324,6 +351,24 @@ struct TuneCli {
     rules: RuleArgs,
 }
 
+/// A positive count.
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("`{s}`: {e}")),
+    }
+}
+
+/// A positive count or `all`.
+fn parse_count(s: &str) -> Result<usize, String> {
+    if s == "all" {
+        Ok(usize::MAX)
+    } else {
+        parse_positive(s)
+    }
+}
+
 fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
     use std::io::IsTerminal;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -483,6 +528,12 @@ fn main() -> ExitCode {
             no_refit,
             finetune_epochs,
             finetune_lrs,
+            finetune_batch,
+            finetune_words,
+            finetune_valid,
+            gradual_steps,
+            gradual_epochs,
+            gradual_words,
             out,
             models_dir,
         } => blocks
@@ -503,6 +554,14 @@ fn main() -> ExitCode {
                     no_refit,
                     finetune_epochs,
                     finetune_lrs,
+                    finetune_batch,
+                    finetune_words: model::task::FinetuneWords {
+                        train: finetune_words.unwrap_or(0),
+                        valid: finetune_valid.unwrap_or(0),
+                    },
+                    gradual_steps,
+                    gradual_epochs: gradual_epochs.unwrap_or(finetune_epochs),
+                    gradual_words,
                     out,
                 })
                 .map_err(tuner::CliError::Other)

@@ -18,7 +18,7 @@ use model::compiled::{schedules, ScheduleSource};
 use model::finetune::FinetuneOptions;
 use model::rates::{compression, prune_model, PruneOptions};
 use model::standalone::{self, f32_bytes, f32_values, sequences_bytes, sequences_from_bytes};
-use model::task::{data_path, Accuracy, Task};
+use model::task::{data_path, Accuracy, FinetuneWords, Task};
 use model::{Body, Interpreter, Model};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -70,15 +70,39 @@ pub struct PruneArgs {
     pub finetune_epochs: usize,
     /// Candidate fine-tuning learning rates (see [`FinetuneOptions::learning_rates`]).
     pub finetune_lrs: Vec<f32>,
+    /// Samples per fine-tuning step.
+    pub finetune_batch: usize,
+    /// Which words fine-tune the g2p model.
+    pub finetune_words: FinetuneWords,
+    /// Stages of gradual pruning (1: one-shot).
+    pub gradual_steps: usize,
+    /// Fine-tuning epochs of every stage but the last.
+    pub gradual_epochs: usize,
+    /// Training words of every stage but the last (g2p; `None`: all).
+    pub gradual_words: Option<usize>,
     /// Where to write the pruned model.
     pub out: PathBuf,
 }
 
 /// Runs `grim-tune prune`; returns the report.
 pub fn prune(a: &PruneArgs) -> Result<String, String> {
+    if a.gradual_steps == 0 || (a.gradual_steps > 1 && a.finetune_epochs == 0) {
+        return Err(format!(
+            "--gradual-steps {} needs at least 1 stage, and --finetune-epochs when above 1",
+            a.gradual_steps
+        ));
+    }
     let dense = load_model(&a.model, &a.models_dir)?;
     let data = data_path(&a.calib, &a.models_dir);
     let task = Task::load(&dense, &data, a.calib_size).map_err(|e| e.to_string())?;
+    if matches!(task, Task::Mnist { .. })
+        && (a.finetune_words != FinetuneWords::default() || a.gradual_words.is_some())
+    {
+        return Err(
+            "--finetune-words, --finetune-valid and --gradual-words apply to the g2p model only"
+                .to_string(),
+        );
+    }
     eprintln!(
         "prune: model `{}` ({} layers), calibration data {} ({} samples)",
         dense.name,
@@ -120,13 +144,77 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
         let ft = FinetuneOptions {
             epochs: a.finetune_epochs,
             learning_rates: a.finetune_lrs.clone(),
+            batch: a.finetune_batch,
             ..FinetuneOptions::default()
         };
-        let mut progress = |line: &str| eprintln!("prune: {line}");
-        let (m, r) = task
-            .finetune(&pruned, &dense, &ft, &mut progress)
+        eprintln!("prune: preparing the fine-tuning data (teacher outputs)");
+        let set = task
+            .finetune_set(&dense, a.finetune_words)
             .map_err(|e| e.to_string())?;
-        Some((m, r))
+        let t1 = std::time::Instant::now();
+        let mut progress =
+            |line: &str| eprintln!("prune: {line} [{:.0} s]", t1.elapsed().as_secs_f64());
+        if a.gradual_steps > 1 {
+            let early_set = a.gradual_words.map(|n| set.first_train_words(n));
+            let rates: Vec<f64> = report.rates.iter().map(|r| r.1).collect();
+            let mut reports = Vec::new();
+            let mut stage_lines = Vec::new();
+            let mut train = |m: &Model, stage: usize| -> Result<Model, model::ModelError> {
+                let o = FinetuneOptions {
+                    epochs: if stage == a.gradual_steps {
+                        a.finetune_epochs
+                    } else {
+                        a.gradual_epochs
+                    },
+                    ..ft.clone()
+                };
+                let mut p = |line: &str| {
+                    eprintln!(
+                        "prune: stage {stage}: {line} [{:.0} s]",
+                        t1.elapsed().as_secs_f64()
+                    )
+                };
+                let stage_set = match &early_set {
+                    Some(e) if stage < a.gradual_steps => e,
+                    _ => &set,
+                };
+                let (out, r) = task.finetune_on(stage_set, m, &dense, &o, &mut p)?;
+                let acc = task.accuracy(&out, model::Reference::default)?;
+                let line = format!(
+                    "test: gradual stage {stage}/{} ({:.2}x, {} epochs): {acc}",
+                    a.gradual_steps,
+                    compression(&out),
+                    o.epochs
+                );
+                eprintln!("prune: {line}");
+                stage_lines.push(line);
+                reports.push(r);
+                Ok(out)
+            };
+            let mut p = |line: &str| eprintln!("prune: {line}");
+            let m = model::gradual::gradual_prune(
+                &dense,
+                report.block,
+                &rates,
+                a.gradual_steps,
+                grams.as_ref(),
+                &opts.ridges,
+                &mut train,
+                &mut p,
+            )
+            .map_err(|e| e.to_string())?;
+            let seconds = t1.elapsed().as_secs_f64();
+            let last = reports
+                .pop()
+                .ok_or_else(|| "gradual pruning ran no stage".to_string())?;
+            Some((m, last, seconds, stage_lines))
+        } else {
+            let (m, r) = task
+                .finetune_on(&set, &pruned, &dense, &ft, &mut progress)
+                .map_err(|e| e.to_string())?;
+            let seconds = r.seconds;
+            Some((m, r, seconds, Vec::new()))
+        }
     } else {
         None
     };
@@ -177,16 +265,28 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
     if opts.refit {
         s.push_str(&format!("test: BCR, refit {}\n", acc(&pruned)?));
     }
-    if let Some((m, r)) = &tuned {
+    if let Some((m, r, seconds, stages)) = &tuned {
+        for line in stages {
+            s.push_str(line);
+            s.push('\n');
+        }
         let kept = match r.best {
             Some((lr, e)) => format!("kept epoch {e} at lr {lr:.0e}"),
             None => "no epoch validated better: the input model is kept".to_string(),
         };
+        let how = if a.gradual_steps > 1 {
+            format!(
+                "gradual, {} stages of {} epochs then {}",
+                a.gradual_steps - 1,
+                a.gradual_epochs,
+                a.finetune_epochs
+            )
+        } else {
+            format!("{} epochs", a.finetune_epochs)
+        };
         s.push_str(&format!(
-            "test: BCR, fine-tuned {} ({} epochs, {kept}, {:.0} s)\n",
+            "test: BCR, fine-tuned {} ({how}, last stage {kept}, {seconds:.0} s)\n",
             acc(m)?,
-            a.finetune_epochs,
-            r.seconds
         ));
     }
     s.push_str(&format!("wrote {}\n", a.out.display()));

@@ -1,6 +1,7 @@
 //! The whole-model workflow of the README on the real MNIST CNN (skipped with a
-//! printed reason when `scripts/fetch-models.sh` has not fetched it): prune, tune the
-//! pruned model's layers, run dense vs BCR compiled with the tuned schedules.
+//! printed reason when `scripts/fetch-models.sh` has not fetched it): prune (gradually,
+//! in two fine-tuned stages), tune the pruned model's layers, run dense vs BCR
+//! compiled with the tuned schedules; bad pruning requests fail before any work.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,6 +63,8 @@ fn prune_tune_and_run_the_mnist_cnn() {
             "200",
             "--finetune-epochs",
             "1",
+            "--gradual-steps",
+            "2",
             "--out",
             &bcr_s,
         ],
@@ -69,6 +72,11 @@ fn prune_tune_and_run_the_mnist_cnn() {
     );
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("test: BCR, fine-tuned top-1"), "{out}");
+    // Gradual pruning in two stages, each fine-tuned and scored.
+    assert!(
+        out.contains("test: gradual stage 1/2") && out.contains("test: gradual stage 2/2"),
+        "{out}"
+    );
     assert!(err.contains("fine-tune: lr"), "progress lines: {err}");
     assert!(
         out.contains("block 32x32") && out.contains("fc_layers.0"),
@@ -140,4 +148,34 @@ fn prune_tune_and_run_the_mnist_cnn() {
     };
     assert!(top1("| dense |") >= 99.0, "{out}");
     assert!(top1("| BCR |") >= 90.0, "{out}");
+}
+
+#[test]
+fn bad_gradual_and_fine_tuning_requests_are_named_before_any_work() {
+    let Some(models) = models_dir() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("m.bcr").to_string_lossy().to_string();
+    let run = |extra: &[&str]| {
+        let base = [
+            "prune",
+            "--model",
+            "mnist-cnn",
+            "--calib",
+            "mnist",
+            "--out",
+            &out,
+        ];
+        grim(&[&base[..], extra].concat(), &models)
+    };
+    let (ok, _, err) = run(&["--gradual-steps", "2"]);
+    assert!(!ok && err.contains("--gradual-steps 2 needs"), "{err}");
+    let (ok, _, err) = run(&["--gradual-steps", "0", "--finetune-epochs", "1"]);
+    assert!(!ok && err.contains("at least 1 stage"), "{err}");
+    let (ok, _, err) = run(&["--finetune-epochs", "1", "--finetune-words", "100"]);
+    assert!(!ok && err.contains("g2p model only"), "{err}");
+    let (ok, _, err) = run(&["--finetune-words", "none"]);
+    assert!(!ok && err.contains("--finetune-words"), "{err}");
+    let (ok, _, err) = run(&["--finetune-valid", "0"]);
+    assert!(!ok && err.contains("at least 1"), "{err}");
+    assert!(!work.path().join("m.bcr").exists());
 }
