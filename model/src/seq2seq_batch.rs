@@ -95,6 +95,22 @@ struct CellGrads<'a> {
     b_hh: &'a mut [f32],
 }
 
+impl<'a> CellGrads<'a> {
+    /// The gradient buffers of one GRU cell (`W_ih`, `W_hh`, `b_ih`, `b_hh`, in
+    /// that order); an error unless there are exactly four.
+    fn of(g: &'a mut [Vec<f32>]) -> Result<CellGrads<'a>, ModelError> {
+        let [w_ih, w_hh, b_ih, b_hh] = g else {
+            return Err(ModelError::exec("seq2seq", "four GRU tensors"));
+        };
+        Ok(CellGrads {
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+        })
+    }
+}
+
 /// The backward pass of [`step_forward`]: adds the weight and bias gradients and
 /// returns the gradient of the previous states.
 fn step_backward(
@@ -269,24 +285,12 @@ impl Seq2SeqTrainable {
         let [gw, gb] = out_grads else {
             return Err(ModelError::exec("output", "two tensors"));
         };
-        let cell_grads = |g: &mut [Vec<f32>]| -> Result<(), ModelError> {
-            (g.len() == 4)
-                .then_some(())
-                .ok_or_else(|| ModelError::exec("seq2seq", "four GRU tensors"))
-        };
-        cell_grads(enc_g)?;
-        cell_grads(dec_g)?;
+        if enc_g.len() != 4 || dec_g.len() != 4 {
+            return Err(ModelError::exec("seq2seq", "four GRU tensors"));
+        }
         let mut dh = vec![0.0f32; self.hidden * n];
         {
-            let [a, b, c, d] = dec_g else {
-                return Err(ModelError::exec("seq2seq", "four GRU tensors"));
-            };
-            let mut g = CellGrads {
-                w_ih: a,
-                w_hh: b,
-                b_ih: c,
-                b_hh: d,
-            };
+            let mut g = CellGrads::of(dec_g)?;
             for t in (0..tape.dec.len()).rev() {
                 let mut dz = vec![0.0f32; tape.classes * n];
                 for (b, d) in d_logits.iter().enumerate() {
@@ -311,15 +315,7 @@ impl Seq2SeqTrainable {
                 dh = step_backward(&dec_w, &tape.dec[t], &dh, n, &mut g);
             }
         }
-        let [a, b, c, d] = enc_g else {
-            return Err(ModelError::exec("seq2seq", "four GRU tensors"));
-        };
-        let mut g = CellGrads {
-            w_ih: a,
-            w_hh: b,
-            b_ih: c,
-            b_hh: d,
-        };
+        let mut g = CellGrads::of(enc_g)?;
         for s in tape.enc.iter().rev() {
             dh = step_backward(&enc_w, s, &dh, n, &mut g);
         }
