@@ -585,6 +585,23 @@ pub struct GruGrads<'a> {
     pub b_hh: &'a mut [f32],
 }
 
+/// The gate gradients `(dr, dz, dn)` of one GRU unit (PyTorch gates: `n = tanh(gi_n +
+/// r * ghn)`, `h' = (1 - z) n + z h`) from the gradient `dout` of its new state; the
+/// pre-activation gradients, shared by the one-word and batched backward passes.
+pub(crate) fn gru_gate_grads(
+    dout: f32,
+    r: f32,
+    z: f32,
+    n: f32,
+    h: f32,
+    ghn: f32,
+) -> (f32, f32, f32) {
+    let dn = dout * (1.0 - z) * (1.0 - n * n);
+    let dz = dout * (h - n) * z * (1.0 - z);
+    let dr = dn * ghn * r * (1.0 - r);
+    (dr, dz, dn)
+}
+
 /// The backward pass of [`gru_forward`]: adds the weight and bias gradients to `g`
 /// and returns the gradient of the previous state (and of the input when `want_dx`).
 pub fn gru_backward(
@@ -599,10 +616,8 @@ pub fn gru_backward(
     let mut dgh = vec![0.0f32; 3 * hid];
     let mut dh: Vec<f32> = (0..hid).map(|j| dout[j] * step.z[j]).collect();
     for j in 0..hid {
-        let (r, z, n) = (step.r[j], step.z[j], step.n[j]);
-        let dn = dout[j] * (1.0 - z) * (1.0 - n * n);
-        let dz = dout[j] * (step.h[j] - n) * z * (1.0 - z);
-        let dr = dn * step.ghn[j] * r * (1.0 - r);
+        let r = step.r[j];
+        let (dr, dz, dn) = gru_gate_grads(dout[j], r, step.z[j], step.n[j], step.h[j], step.ghn[j]);
         dgi[j] = dr;
         dgh[j] = dr;
         dgi[hid + j] = dz;

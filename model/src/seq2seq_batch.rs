@@ -129,11 +129,9 @@ fn step_backward(
             dh[i] = dout[i];
             continue;
         }
-        let (r, z, c) = (s.r[i], s.z[i], s.c[i]);
+        let (r, z) = (s.r[i], s.z[i]);
         dh[i] = dout[i] * z;
-        let dc = dout[i] * (1.0 - z) * (1.0 - c * c);
-        let dz = dout[i] * (s.h[i] - c) * z * (1.0 - z);
-        let dr = dc * s.ghn[i] * r * (1.0 - r);
+        let (dr, dz, dc) = crate::backprop::gru_gate_grads(dout[i], r, z, s.c[i], s.h[i], s.ghn[i]);
         dgi[i] = dr;
         dgh[i] = dr;
         dgi[len + i] = dz;
