@@ -295,7 +295,10 @@ fn grim_kernel(
     cpu: &str,
     kernel: &'static str,
 ) -> Result<GrimKernel, BenchError> {
-    let target = tuning_logs::Target::Aarch64Neon { mcpu: cpu.into() };
+    let target = tuning_logs::Target::Aarch64Neon {
+        mcpu: cpu.into(),
+        threads: None,
+    };
     let (s, note) = match apply_best(db, w, &target, &qemu_identity(qemu_cpu(cpu))) {
         Ok(ApplyBest::Tuned { schedule, record }) => (
             *schedule,

@@ -1,6 +1,7 @@
 //! grim's rows: the BCR kernel with its tuned schedule from the tuning database, the
 //! same BCR workload with the default (untuned) schedule, and grim's dense kernel with
-//! its tuned schedule run on the case's effective dense weights. Each is built into one
+//! its tuned schedule run on the case's effective dense weights. Tuned rows at N
+//! threads use the schedules tuned at N threads (`host -threads=N`). Each is built into one
 //! measurement binary (`codegen::harness`), run natively with `OMP_NUM_THREADS`, its
 //! output compared with the case's reference, and timed with the common protocol.
 
@@ -27,6 +28,8 @@ struct Kernel {
     func: Function,
     args: BTreeMap<String, Tensor>,
     note: String,
+    /// The thread count it was tuned for and is timed at (`None`: every count).
+    threads: Option<u32>,
 }
 
 fn werr(case: &str, m: impl std::fmt::Display) -> BenchError {
@@ -36,28 +39,38 @@ fn werr(case: &str, m: impl std::fmt::Display) -> BenchError {
     }
 }
 
-/// The tuned schedule of `w` (host target, this machine) or, when none is recorded,
-/// the default schedule with a note saying so.
-fn tuned(db: &Database, w: &Workload, case: &str) -> Result<(Schedule, String), BenchError> {
-    let host = tuning_logs::Target::Host;
-    match apply_best(db, w, &host, &DeviceIdentity::host()) {
-        Ok(ApplyBest::Tuned { schedule, record }) => {
-            let median = record.record.median_s().unwrap_or(f64::NAN);
-            Ok((
-                *schedule,
-                format!(
-                    "tuned: {} trace instructions, {:.1} us when tuned",
-                    record.record.trace.instructions.len(),
-                    median * 1e6
-                ),
-            ))
+/// The schedule of `w` tuned on this machine at `threads` OpenMP threads (target
+/// `host -threads=N`), else one tuned without a thread count (`host`, said in the
+/// note), else the default schedule with a note saying so.
+fn tuned(
+    db: &Database,
+    w: &Workload,
+    case: &str,
+    threads: u32,
+) -> Result<(Schedule, String), BenchError> {
+    let host = tuning_logs::Target::HOST;
+    let counted = host.clone().with_threads(Some(threads));
+    let mut last = None;
+    for target in [&counted, &host] {
+        match apply_best(db, w, target, &DeviceIdentity::host()) {
+            Ok(ApplyBest::Tuned { schedule, record }) => {
+                let median = record.record.median_s().unwrap_or(f64::NAN);
+                return Ok((
+                    *schedule,
+                    format!(
+                        "tuned for `{target}`: {} trace instructions, {:.1} us when tuned",
+                        record.record.trace.instructions.len(),
+                        median * 1e6
+                    ),
+                ));
+            }
+            Ok(ApplyBest::NoRecord(n)) => last = Some(n),
+            Err(e) => return Err(werr(case, e)),
         }
-        Ok(ApplyBest::NoRecord(n)) => {
-            let s = Schedule::from_workload(w).map_err(|e| werr(case, e))?;
-            Ok((s, format!("UNTUNED: {n}")))
-        }
-        Err(e) => Err(werr(case, e)),
     }
+    let s = Schedule::from_workload(w).map_err(|e| werr(case, e))?;
+    let why = last.map_or(String::new(), |n| n.to_string());
+    Ok((s, format!("UNTUNED: {why}")))
 }
 
 /// Replaces the dense weights of `w` (an unpruned workload of the case's family) by the
@@ -118,15 +131,18 @@ pub fn measure_case(
     if !meta.case.is_dense() {
         let w = Workload::from_spec_str(&meta.case.spec).map_err(|e| werr(&id, e))?;
         let inputs = w.random_inputs(INPUT_SEED);
-        let (s, note) = tuned(db, &w, &id)?;
-        let mut args = inputs.clone();
-        args.extend(s.weights().clone());
-        kernels.push(Kernel {
-            system: "grim-bcr",
-            func: tuner::pipeline::optimize(s.func()),
-            args,
-            note,
-        });
+        for &t in threads {
+            let (s, note) = tuned(db, &w, &id, t)?;
+            let mut args = inputs.clone();
+            args.extend(s.weights().clone());
+            kernels.push(Kernel {
+                system: "grim-bcr",
+                func: tuner::pipeline::optimize(s.func()),
+                args,
+                note,
+                threads: Some(t),
+            });
+        }
         let d = Schedule::from_workload(&w).map_err(|e| werr(&id, e))?;
         let mut args = inputs;
         args.extend(d.weights().clone());
@@ -135,19 +151,23 @@ pub fn measure_case(
             func: tuner::pipeline::optimize(d.func()),
             args,
             note: "default schedule (untuned)".into(),
+            threads: None,
         });
     }
     let dw = Workload::from_spec_str(&meta.case.dense_spec).map_err(|e| werr(&id, e))?;
     let dw = with_case_weights(dw, dir, &meta)?;
-    let (s, note) = tuned(db, &dw, &id)?;
-    let mut args = dw.random_inputs(INPUT_SEED);
-    args.extend(s.weights().clone());
-    kernels.push(Kernel {
-        system: "grim-dense",
-        func: tuner::pipeline::optimize(s.func()),
-        args,
-        note,
-    });
+    for &t in threads {
+        let (s, note) = tuned(db, &dw, &id, t)?;
+        let mut args = dw.random_inputs(INPUT_SEED);
+        args.extend(s.weights().clone());
+        kernels.push(Kernel {
+            system: "grim-dense",
+            func: tuner::pipeline::optimize(s.func()),
+            args,
+            note,
+            threads: Some(t),
+        });
+    }
 
     let work = dir.join("grim");
     let cands: Vec<Candidate<'_>> = kernels
@@ -164,7 +184,10 @@ pub fn measure_case(
     })?;
     let mut out = Vec::new();
     for (i, k) in kernels.iter().enumerate() {
-        for &t in threads {
+        for &t in threads
+            .iter()
+            .filter(|t| k.threads.is_none_or(|kt| kt == **t))
+        {
             let rec = match run_one(&bin, i, k, t, protocol, &work) {
                 Ok((outputs, timing)) => {
                     let diff = framework_layout(&meta.layer, &outputs)
@@ -215,5 +238,6 @@ fn run_one(
     }
     let outputs = read_outputs(&k.func, &output).map_err(|e| e.to_string())?;
     let timing = parse_timing(&fin.stdout).map_err(|e| e.to_string())?;
+    codegen::run::check_threads(&timing, Some(threads)).map_err(|e| e.to_string())?;
     Ok((outputs, timing))
 }

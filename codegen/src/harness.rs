@@ -8,7 +8,8 @@
 //! - then one warm-up run and `REPEAT` timed samples of `NUMBER` runs each, `NUMBER`
 //!   doubled until a sample lasts at least `MIN_REPEAT_MS` (as TVM's
 //!   `min_repeat_ms`); the last line on stdout is
-//!   `GRIM-TIMING median min mean stddev number repeat` in seconds per run.
+//!   `GRIM-TIMING median min mean stddev number repeat threads` in seconds per run,
+//!   `threads` being OpenMP's thread count for parallel loops (1 without OpenMP).
 //!
 //! With `REPEAT = 0` the binary instead runs the kernel exactly `NUMBER` more times
 //! after the first run and prints nothing (used to count instructions).
@@ -35,7 +36,8 @@ pub fn measurement_source(
     target: &Target,
 ) -> Result<String, CodegenError> {
     let mut s = prelude(target);
-    s.push_str("#include <stdio.h>\n#include <string.h>\n#include <time.h>\n\n");
+    s.push_str("#include <stdio.h>\n#include <string.h>\n#include <time.h>\n");
+    s.push_str("#ifdef _OPENMP\n#include <omp.h>\n#endif\n\n");
     for (i, c) in candidates.iter().enumerate() {
         s.push_str(&emit_kernel(c.func, &i.to_string(), target)?);
         s.push('\n');
@@ -176,7 +178,12 @@ int main(int argc, char** argv) {
   double stddev = repeat > 1 ? sqrt(var / (double)(repeat - 1)) : 0.0;
   qsort(samples, (size_t)repeat, sizeof(double), grim_cmp);
   double median = repeat % 2 ? samples[repeat / 2] : 0.5 * (samples[repeat / 2 - 1] + samples[repeat / 2]);
-  printf("GRIM-TIMING %.9e %.9e %.9e %.9e %ld %ld\n", median, samples[0], mean, stddev, number, repeat);
+#ifdef _OPENMP
+  int threads = omp_get_max_threads();
+#else
+  int threads = 1;
+#endif
+  printf("GRIM-TIMING %.9e %.9e %.9e %.9e %ld %ld %d\n", median, samples[0], mean, stddev, number, repeat, threads);
   return 0;
 }
 "#;

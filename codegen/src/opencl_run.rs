@@ -211,6 +211,7 @@ fn stats(samples: &[f64]) -> Timing {
         stddev: var.sqrt(),
         number: 1,
         repeat: s.len() as u64,
+        threads: None,
     }
 }
 

@@ -22,6 +22,9 @@ pub struct Timing {
     pub number: u64,
     /// Samples.
     pub repeat: u64,
+    /// OpenMP threads available to parallel loops during the run, when the binary
+    /// reports them (CPU measurement binaries do; the OpenCL harness does not).
+    pub threads: Option<u32>,
 }
 
 /// How many runs to time.
@@ -35,6 +38,9 @@ pub struct Protocol {
     pub min_repeat_ms: f64,
     /// Wall-clock limit of the whole run.
     pub timeout: Duration,
+    /// OpenMP threads of the run (`OMP_NUM_THREADS` of the process); `None` leaves
+    /// the environment's setting.
+    pub threads: Option<u32>,
 }
 
 impl Default for Protocol {
@@ -44,6 +50,7 @@ impl Default for Protocol {
             repeat: 5,
             min_repeat_ms: 5.0,
             timeout: Duration::from_secs(60),
+            threads: None,
         }
     }
 }
@@ -185,7 +192,7 @@ pub fn parse_timing(stdout: &str) -> Result<Timing, CodegenError> {
         .ok_or_else(|| CodegenError::BadOutput("no GRIM-TIMING line".into()))?;
     let f: Vec<&str> = line.split_whitespace().skip(1).collect();
     let bad = || CodegenError::BadOutput(format!("malformed timing line `{line}`"));
-    if f.len() != 6 {
+    if f.len() != 6 && f.len() != 7 {
         return Err(bad());
     }
     let num = |s: &str| {
@@ -202,7 +209,26 @@ pub fn parse_timing(stdout: &str) -> Result<Timing, CodegenError> {
         stddev: num(f[3])?,
         number: int(f[4])?,
         repeat: int(f[5])?,
+        threads: match f.get(6) {
+            Some(t) => Some(t.parse::<u32>().map_err(|_| bad())?),
+            None => None,
+        },
     })
+}
+
+/// Checks that a run used the OpenMP thread count it was asked for (`want`): a
+/// device whose OpenMP ignores `OMP_NUM_THREADS`, or a binary built without OpenMP,
+/// would otherwise store single-threaded times under a multi-threaded target.
+pub fn check_threads(timing: &Timing, want: Option<u32>) -> Result<(), CodegenError> {
+    match (want, timing.threads) {
+        (Some(w), Some(got)) if got != w => Err(CodegenError::RunFailed(format!(
+            "asked for {w} OpenMP thread(s) (OMP_NUM_THREADS), the run had {got}"
+        ))),
+        (Some(w), None) => Err(CodegenError::RunFailed(format!(
+            "asked for {w} OpenMP thread(s), the binary did not report its thread count"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Runs candidate `index` of the binary `bin` on `args` (parameters of `f`, the
@@ -228,6 +254,9 @@ pub fn run_candidate(
         .arg(protocol.number.to_string())
         .arg(protocol.repeat.to_string())
         .arg(protocol.min_repeat_ms.to_string());
+    if let Some(n) = protocol.threads {
+        cmd.env("OMP_NUM_THREADS", n.to_string());
+    }
     let fin = run_with_timeout(&mut cmd, protocol.timeout)
         .map_err(io(bin))?
         .ok_or(CodegenError::RunTimeout(protocol.timeout))?;
@@ -239,6 +268,7 @@ pub fn run_candidate(
     }
     let outputs = read_outputs(f, &output)?;
     let timing = parse_timing(&fin.stdout)?;
+    check_threads(&timing, protocol.threads)?;
     Ok(RunResult { outputs, timing })
 }
 

@@ -81,7 +81,7 @@ proptest! {
             argss.push(args);
         }
         let cands: Vec<Candidate<'_>> = funcs.iter().map(|f| Candidate { func: f }).collect();
-        let protocol = Protocol { number: 1, repeat: 1, min_repeat_ms: 0.0, timeout: Duration::from_secs(60) };
+        let protocol = Protocol { number: 1, repeat: 1, min_repeat_ms: 0.0, timeout: Duration::from_secs(60), threads: None };
         for (target, runner) in [
             (Target::Host, Runner::Native),
             // qemu 7.2 has no cortex-a55 model: run the a55 build on the a76 model (both Armv8.2-A).

@@ -546,6 +546,7 @@ pub fn run(
     runner: &codegen::toolchain::Runner,
     input: &[u8],
     repeat: usize,
+    threads: Option<u32>,
     timeout: std::time::Duration,
 ) -> Result<RunOutput, ModelError> {
     let dir = bin.parent().unwrap_or(std::path::Path::new("."));
@@ -561,6 +562,9 @@ pub fn run(
         .arg(&inp)
         .arg(&outp)
         .arg(repeat.to_string());
+    if let Some(n) = threads {
+        cmd.env("OMP_NUM_THREADS", n.to_string());
+    }
     let done = codegen::toolchain::run_with_timeout(&mut cmd, timeout)
         .map_err(io(bin))?
         .ok_or_else(|| ModelError::exec("model program", format!("timed out after {timeout:?}")))?;

@@ -205,7 +205,7 @@ fn compiled_layers_match_the_interpreter() {
     use model::compiled::{schedules, Compiled, ScheduleSource};
     let device = tuning_logs::DeviceIdentity::host();
     for m in [tiny_cnn(false), tiny_cnn(true), tiny_seq2seq()] {
-        let funcs = schedules(&m.layers, None, &tuning_logs::Target::Host, &device).unwrap();
+        let funcs = schedules(&m.layers, None, &tuning_logs::Target::HOST, &device).unwrap();
         let mut c = Compiled::build(&m.layers, funcs, &|f| f.clone()).unwrap();
         assert!(c.sources.iter().all(|(_, s)| *s == ScheduleSource::Default));
         match &m.body {
@@ -252,7 +252,7 @@ fn standalone_programs_match_the_interpreter_natively_and_under_qemu() {
     ];
     for m in [tiny_cnn(true), tiny_seq2seq()] {
         let scheds =
-            model::compiled::schedules(&m.layers, None, &tuning_logs::Target::Host, &device)
+            model::compiled::schedules(&m.layers, None, &tuning_logs::Target::HOST, &device)
                 .unwrap();
         for (target, runner) in &targets {
             let dir = tempfile::tempdir().unwrap();
@@ -263,7 +263,7 @@ fn standalone_programs_match_the_interpreter_natively_and_under_qemu() {
                 Body::Graph(g) => {
                     let xs: Vec<Array> = (0..4).map(image).collect();
                     let input = f32_bytes(&xs.iter().map(|x| x.data()).collect::<Vec<_>>());
-                    let out = standalone::run(&bin, runner, &input, 3, timeout).unwrap();
+                    let out = standalone::run(&bin, runner, &input, 3, None, timeout).unwrap();
                     let ys = f32_values(&out.output);
                     assert_eq!(ys.len(), 4 * prog.output_len);
                     assert!(out.timing.is_some_and(|(med, min)| med >= min && min > 0.0));
@@ -283,7 +283,8 @@ fn standalone_programs_match_the_interpreter_natively_and_under_qemu() {
                     let words = ["abc", "cab", "", "ccba"];
                     let seqs: Vec<Vec<usize>> = words.iter().map(|w| s.encode_word(w)).collect();
                     let out =
-                        standalone::run(&bin, runner, &sequences_bytes(&seqs), 0, timeout).unwrap();
+                        standalone::run(&bin, runner, &sequences_bytes(&seqs), 0, None, timeout)
+                            .unwrap();
                     let got = sequences_from_bytes(&out.output).unwrap();
                     for (seq, g) in seqs.iter().zip(&got) {
                         let want = s

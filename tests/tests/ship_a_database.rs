@@ -105,6 +105,7 @@ fn tune_export_import_apply_and_run() {
         repeat: 1,
         min_repeat_ms: 0.0,
         timeout: Duration::from_secs(60),
+        threads: None,
     };
     let got = run_candidate(
         &bin,

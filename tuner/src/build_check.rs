@@ -143,6 +143,7 @@ pub fn check(
         repeat: if runner == Runner::Native { 10 } else { 1 },
         min_repeat_ms: if runner == Runner::Native { 10.0 } else { 0.0 },
         timeout: Duration::from_secs(120),
+        threads: None,
     };
     let got = run_candidate(&bin, &runner, 0, &func, &args, &protocol, &dir).map_err(err)?;
     let (abs, rel) = max_error(&got.outputs, &want).ok_or_else(|| {

@@ -20,8 +20,8 @@ pub enum DbCommand {
         /// The file to write; must not exist.
         #[arg(long)]
         out: PathBuf,
-        /// Only records of this target (`host`, `aarch64-neon -mcpu=CPU`,
-        /// `opencl -profile=DEVICE`).
+        /// Only records of this target (`host`, `host -threads=N`,
+        /// `aarch64-neon -mcpu=CPU [-threads=N]`, `opencl -profile=DEVICE`).
         #[arg(long)]
         target: Option<String>,
         /// Only records of this device: its id (16 hex digits) or model name.

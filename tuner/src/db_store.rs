@@ -26,8 +26,13 @@ pub fn identity_of(runner: &dyn Runner) -> Result<(Target, DeviceIdentity), Stri
     };
     if let Some(device) = runner.identity() {
         let target = match runner.target() {
-            codegen::Target::Host => Target::Host,
-            codegen::Target::Aarch64Neon { mcpu } => Target::Aarch64Neon { mcpu: mcpu.clone() },
+            codegen::Target::Host => Target::Host {
+                threads: runner.threads(),
+            },
+            codegen::Target::Aarch64Neon { mcpu } => Target::Aarch64Neon {
+                mcpu: mcpu.clone(),
+                threads: runner.threads(),
+            },
             codegen::Target::OpenCl { .. } => Target::OpenCl {
                 profile: sanitize(device.opencl_device.as_deref().unwrap_or("opencl")),
             },
@@ -35,12 +40,20 @@ pub fn identity_of(runner: &dyn Runner) -> Result<(Target, DeviceIdentity), Stri
         return Ok((target, device));
     }
     match runner.target() {
-        codegen::Target::Host => Ok((Target::Host, DeviceIdentity::host())),
+        codegen::Target::Host => Ok((
+            Target::Host {
+                threads: runner.threads(),
+            },
+            DeviceIdentity::host(),
+        )),
         codegen::Target::Aarch64Neon { mcpu } => {
             let d = runner.describe();
             let cpu = d.strip_prefix("qemu:").unwrap_or(&d).to_string();
             Ok((
-                Target::Aarch64Neon { mcpu: mcpu.clone() },
+                Target::Aarch64Neon {
+                    mcpu: mcpu.clone(),
+                    threads: runner.threads(),
+                },
                 DeviceIdentity {
                     model: format!("qemu-aarch64 -cpu {cpu}"),
                     soc: cpu,

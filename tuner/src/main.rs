@@ -58,6 +58,13 @@ enum Command {
         /// Device: `local`, `qemu[:CPU]` or `adb:SERIAL`.
         #[arg(long, default_value = "local")]
         device: String,
+        /// CPU targets: OpenMP threads every candidate runs with (OMP_NUM_THREADS),
+        /// stored with the results (`host -threads=N`) and used by `run --threads N`.
+        /// With 1, parallel loops are left out of the search; above 1, the parallel
+        /// form of the default schedule is measured as a starting point. Default: the
+        /// environment's OpenMP setting, stored without a count.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        threads: Option<u32>,
         /// Candidates to measure per workload (the default schedule included).
         #[arg(long, default_value_t = 32)]
         trials: usize,
@@ -217,6 +224,11 @@ enum Command {
         /// Outputs compared with the reference interpreter.
         #[arg(long, default_value_t = 2)]
         check: usize,
+        /// OpenMP threads of the runs (OMP_NUM_THREADS); picks the schedules tuned
+        /// with `tune --threads N`. Default: the environment's, schedules tuned
+        /// without --threads.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        threads: Option<u32>,
         /// Where the shipped models and data are (default: $GRIM_MODELS_DIR or models).
         #[arg(long)]
         models_dir: Option<PathBuf>,
@@ -334,6 +346,7 @@ struct TuneCli {
     model: Option<PathBuf>,
     target: String,
     device: String,
+    threads: Option<u32>,
     trials: usize,
     strategy: tuner::tune::Strategy,
     seed: u64,
@@ -407,6 +420,7 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
         given,
         target: c.target,
         device: c.device.parse().map_err(other)?,
+        threads: c.threads,
         trials: c.trials.max(1),
         strategy: c.strategy,
         seed: c.seed,
@@ -466,6 +480,7 @@ fn main() -> ExitCode {
             model,
             target,
             device,
+            threads,
             trials,
             strategy,
             seed,
@@ -486,6 +501,7 @@ fn main() -> ExitCode {
             model,
             target,
             device,
+            threads,
             trials,
             strategy,
             seed,
@@ -578,6 +594,7 @@ fn main() -> ExitCode {
             db,
             repeat,
             check,
+            threads,
             models_dir,
         } => device
             .parse()
@@ -596,6 +613,7 @@ fn main() -> ExitCode {
                     db,
                     repeat,
                     check,
+                    threads,
                 })
                 .map_err(tuner::CliError::Other)
             }),

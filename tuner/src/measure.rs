@@ -86,6 +86,11 @@ pub trait Runner: Send + Sync {
     fn identity(&self) -> Option<tuning_logs::DeviceIdentity> {
         None
     }
+    /// The OpenMP threads its CPU candidates run with (`None`: the environment's, or
+    /// not a CPU target).
+    fn threads(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Timeouts and tolerances shared by the runners.
@@ -99,6 +104,9 @@ pub struct Limits {
     pub tolerance: f64,
     /// The timing protocol (local runs).
     pub protocol: Protocol,
+    /// OpenMP threads of every candidate run on a CPU target (`OMP_NUM_THREADS`);
+    /// part of the stored target (`host -threads=N`). `None`: the environment's.
+    pub threads: Option<u32>,
 }
 
 impl Default for Limits {
@@ -112,7 +120,9 @@ impl Default for Limits {
                 repeat: 7,
                 min_repeat_ms: 2.0,
                 timeout: Duration::from_secs(30),
+                threads: None,
             },
+            threads: None,
         }
     }
 }
@@ -225,6 +235,10 @@ impl Runner for LocalRunner {
         "local".into()
     }
 
+    fn threads(&self) -> Option<u32> {
+        self.limits.threads
+    }
+
     fn target(&self) -> &Target {
         &self.target
     }
@@ -243,6 +257,7 @@ impl Runner for LocalRunner {
     ) -> Result<Measurement, Failure> {
         let mut protocol = self.limits.protocol.clone();
         protocol.timeout = self.limits.run_timeout;
+        protocol.threads = self.limits.threads;
         let r = run_candidate(
             bin,
             &Where::Native,
@@ -284,6 +299,10 @@ impl Runner for QemuRunner {
         format!("qemu:{}", self.cpu)
     }
 
+    fn threads(&self) -> Option<u32> {
+        self.limits.threads
+    }
+
     fn target(&self) -> &Target {
         &self.target
     }
@@ -305,6 +324,7 @@ impl Runner for QemuRunner {
             repeat: 1,
             min_repeat_ms: 0.0,
             timeout: self.limits.run_timeout,
+            threads: self.limits.threads,
         };
         let runner = Where::Qemu {
             cpu: self.cpu.clone(),

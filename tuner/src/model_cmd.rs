@@ -320,6 +320,10 @@ pub struct RunArgs {
     pub repeat: usize,
     /// Outputs checked against the interpreter.
     pub check: usize,
+    /// OpenMP threads of the runs; also picks the tuning records measured with that
+    /// many threads (`host -threads=N`). `None`: the environment's, records without a
+    /// count.
+    pub threads: Option<u32>,
 }
 
 struct Row {
@@ -340,6 +344,7 @@ fn device_identity(
         workloads: vec![],
         target: target.to_string(),
         device: a.device.clone(),
+        threads: a.threads,
         trials: 1,
         strategy: crate::tune::Strategy::Random,
         seed: 1,
@@ -510,6 +515,7 @@ pub fn run(a: &RunArgs) -> Result<String, String> {
         adb: a.adb.clone(),
         target: target.clone(),
         timeout: Duration::from_secs(1800),
+        threads: a.threads,
     };
     let db = match &a.db {
         Some(p) => {

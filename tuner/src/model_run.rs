@@ -50,6 +50,8 @@ pub struct ModelDevice {
     pub target: Target,
     /// Wall-clock limit of one run.
     pub timeout: Duration,
+    /// OpenMP threads of the run (`OMP_NUM_THREADS`; `None`: the environment's).
+    pub threads: Option<u32>,
 }
 
 /// Builds `program` in `dir` and runs it on `on` with `input`, timing `repeat`
@@ -61,17 +63,18 @@ pub fn run_program(
     input: &[u8],
     repeat: usize,
 ) -> Result<RunOutput, String> {
-    let (target, device, timeout) = (&on.target, &on.device, on.timeout);
+    let (target, device, timeout, threads) = (&on.target, &on.device, on.timeout, on.threads);
     let adb = on.adb.as_deref();
     let bin = standalone::build(program, dir, target).map_err(|e| e.to_string())?;
     match device {
-        DeviceArg::Local => standalone::run(&bin, &Runner::Native, input, repeat, timeout)
+        DeviceArg::Local => standalone::run(&bin, &Runner::Native, input, repeat, threads, timeout)
             .map_err(|e| e.to_string()),
         DeviceArg::Qemu(cpu) => standalone::run(
             &bin,
             &Runner::Qemu { cpu: cpu.clone() },
             input,
             repeat,
+            threads,
             timeout,
         )
         .map_err(|e| e.to_string()),
@@ -104,8 +107,9 @@ pub fn run_program(
                     )?;
                 }
                 let q = |n: &str| shell_quote(&format!("{remote}/{n}"));
+                let env = threads.map_or(String::new(), |n| format!("OMP_NUM_THREADS={n} "));
                 let cmd = format!(
-                    "chmod 755 {} && timeout {} {} {} {} {} {}",
+                    "chmod 755 {} && {env}timeout {} {} {} {} {} {}",
                     q("model"),
                     timeout.as_secs().max(1),
                     q("model"),

@@ -153,6 +153,20 @@ fn split(loop_name: &str, f: i64) -> Instruction {
     }
 }
 
+/// True for a knob whose choices other than "as is" only make loops parallel.
+fn only_parallelism(k: &Knob) -> bool {
+    k.choices.len() > 1
+        && k.choices[1..].iter().all(|c| {
+            !c.instructions.is_empty()
+                && c.instructions.iter().all(|i| {
+                    matches!(
+                        i,
+                        Instruction::Parallel { .. } | Instruction::PartitionBlockRows { .. }
+                    )
+                })
+        })
+}
+
 /// The BCR weights of a workload (names whose `_row_ptr` array is a parameter).
 pub fn bcr_weights(w: &Workload) -> Vec<String> {
     w.func
@@ -325,6 +339,40 @@ impl SearchSpace {
             }
         }
         SearchSpace { knobs }
+    }
+
+    /// The space for candidates that run with `threads` OpenMP threads: with one
+    /// thread the knobs whose only effect is parallelism (`parallel LOOP`, block-row
+    /// partitioning) are left out (they add fork/join overhead and nothing else); any
+    /// other count, or none, keeps the space as it is.
+    pub fn for_threads(self, threads: Option<u32>) -> SearchSpace {
+        if threads != Some(1) {
+            return self;
+        }
+        SearchSpace {
+            knobs: self
+                .knobs
+                .into_iter()
+                .filter(|k| !only_parallelism(k))
+                .collect(),
+        }
+    }
+
+    /// `base` with every parallelism-only knob (see [`SearchSpace::for_threads`]) set
+    /// to its parallel choice: the multi-threaded form of a starting point. `None`
+    /// when the space has no such knob.
+    pub fn parallel_point(&self, base: &Decisions) -> Option<Decisions> {
+        let mut d = base.clone();
+        let mut any = false;
+        for (k, knob) in self.knobs.iter().enumerate() {
+            if only_parallelism(knob) {
+                if let (Some(slot), true) = (d.get_mut(k), knob.choices.len() > 1) {
+                    *slot = 1;
+                    any = true;
+                }
+            }
+        }
+        any.then_some(d)
     }
 
     /// Number of points (saturating).

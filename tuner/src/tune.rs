@@ -315,7 +315,8 @@ pub fn tune(
     stop: &AtomicBool,
 ) -> Result<TuneReport, TuneError> {
     let space =
-        SearchSpace::for_target(w, matches!(runner.target(), codegen::Target::OpenCl { .. }));
+        SearchSpace::for_target(w, matches!(runner.target(), codegen::Target::OpenCl { .. }))
+            .for_threads(runner.threads());
     let inputs = w.random_inputs(opts.seed);
     let reference = w
         .interpret(&inputs)
@@ -335,6 +336,26 @@ pub fn tune(
             egraph_point = Some(space.egraph_point(&choices));
         }
     }
+    // With more than one thread, the parallel form of the best-known starting point
+    // (the e-graph's, else the default) is measured too: the search rarely finds a
+    // partitioned, specialized, vectorized schedule by mutation alone.
+    let parallel_point = match runner.threads() {
+        Some(n) if n > 1 => {
+            space.parallel_point(egraph_point.as_ref().unwrap_or(&space.default_point()))
+        }
+        _ => None,
+    };
+    let parallel_json = match &parallel_point {
+        Some(d) => Some(
+            space
+                .apply(w, d)
+                .map_err(|e| TuneError::Setup(format!("parallel starting point: {e}")))?
+                .0
+                .trace()
+                .to_json(),
+        ),
+        None => None,
+    };
     let egraph_trace = match &egraph_point {
         Some(d) => Some(
             space
@@ -361,7 +382,14 @@ pub fn tune(
     let mut report = TuneReport {
         workload: w.spec.to_string(),
         runner: runner.describe(),
-        target: runner.target().to_string(),
+        target: match runner.threads() {
+            Some(n) => format!(
+                "{} ({n} thread{})",
+                runner.target(),
+                if n == 1 { "" } else { "s" }
+            ),
+            None => runner.target().to_string(),
+        },
         trials: Vec::new(),
         skipped_already_measured: 0,
         errors: BTreeMap::new(),
@@ -370,11 +398,13 @@ pub fn tune(
         egraph_choices,
         egraph_trace,
     };
-    // The starting points (the default and the e-graph's), kept ahead of the cost
-    // model's ranking.
+    // The starting points (the default, the e-graph's and the parallel one), kept
+    // ahead of the cost model's ranking.
     let egraph_json = report.egraph_trace.as_ref().map(|t| t.to_json());
     let seeded = |s: &Schedule, json: &String| {
-        s.trace().instructions.is_empty() || egraph_json.as_ref() == Some(json)
+        s.trace().instructions.is_empty()
+            || egraph_json.as_ref() == Some(json)
+            || parallel_json.as_ref() == Some(json)
     };
     // Points measured in this run with their decisions (the evolutionary population).
     let mut population: Vec<(Decisions, f64)> = Vec::new();
@@ -392,6 +422,9 @@ pub fn tune(
         if first {
             pool.push(space.default_point());
             if let Some(d) = &egraph_point {
+                pool.push(d.clone());
+            }
+            if let Some(d) = &parallel_point {
                 pool.push(d.clone());
             }
             first = false;

@@ -59,6 +59,8 @@ pub struct TuneArgs {
     pub target: String,
     /// Device.
     pub device: DeviceArg,
+    /// CPU targets: OpenMP threads of every candidate run (see [`Limits::threads`]).
+    pub threads: Option<u32>,
     /// Trials per workload.
     pub trials: usize,
     /// Strategy.
@@ -170,6 +172,7 @@ pub fn runner(args: &TuneArgs) -> Result<Box<dyn Runner>, String> {
     let mut limits = Limits {
         build_timeout: args.build_timeout,
         run_timeout: args.run_timeout,
+        threads: args.threads,
         ..Limits::default()
     };
     limits.protocol.timeout = args.run_timeout;
@@ -177,6 +180,11 @@ pub fn runner(args: &TuneArgs) -> Result<Box<dyn Runner>, String> {
         .target
         .parse()
         .map_err(|e: codegen::target::TargetParseError| e.to_string())?;
+    if let (codegen::Target::OpenCl { .. }, Some(_)) = (&target, args.threads) {
+        return Err(format!(
+            "--threads applies to CPU targets; {target} runs in OpenCL work-groups (tuned by the search)"
+        ));
+    }
     match (&args.device, &target) {
         (DeviceArg::Local, codegen::Target::Host) => Ok(Box::new(LocalRunner::new(limits))),
         (DeviceArg::Local, codegen::Target::OpenCl { fp16 }) => Ok(Box::new(

@@ -168,7 +168,7 @@ fn devices_lists_identity_and_unknown_serial_is_clear() {
 }
 
 #[test]
-fn grim_tune_over_adb_records_the_device_identity_and_the_best_replays() {
+fn grim_tune_over_adb_records_the_device_identity_thread_count_and_the_best_replays() {
     let r = rig();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
@@ -190,6 +190,8 @@ fn grim_tune_over_adb_records_the_device_identity_and_the_best_replays() {
             "--json",
             "--cpu-mask",
             "1",
+            "--threads",
+            "3",
             "--db",
         ])
         .arg(&db)
@@ -228,8 +230,12 @@ fn grim_tune_over_adb_records_the_device_identity_and_the_best_replays() {
         opencl_device: None,
         serial: None,
     };
+    // Run with `env OMP_NUM_THREADS=3` on the device (the binaries report the count
+    // they had, and a different one is an error above: 3 is not this machine's
+    // default) and stored under it.
     let target = tuning_logs::Target::Aarch64Neon {
         mcpu: "cortex-a76".into(),
+        threads: Some(3),
     };
     let key = w.key();
     let q = tuning_logs::Query {

@@ -53,6 +53,28 @@ fn bad_spec_is_a_clear_error_and_nonzero_exit() {
 }
 
 #[test]
+fn bad_thread_counts_are_clear_errors() {
+    let w = "fc:M=8,K=8,N=1";
+    let (ok, _, err) = grim_tune(&["tune", "--workload", w, "--threads", "0"]);
+    assert!(!ok);
+    assert!(err.contains("--threads") && err.contains("0"), "{err}");
+    let (ok, _, err) = grim_tune(&["tune", "--workload", w, "--threads", "two"]);
+    assert!(!ok);
+    assert!(err.contains("--threads"), "{err}");
+    let (ok, _, err) = grim_tune(&[
+        "tune",
+        "--workload",
+        w,
+        "--target",
+        "opencl",
+        "--threads",
+        "2",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("--threads applies to CPU targets"), "{err}");
+}
+
+#[test]
 fn check_ir_accepts_printed_ir_and_rejects_broken_files() {
     let dir = std::env::temp_dir().join(format!("grim-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

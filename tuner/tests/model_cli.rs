@@ -68,7 +68,7 @@ fn tune_a_model_then_run_it_with_the_tuned_schedules() {
     }
     let db = tuning_logs::Database::open(&db).unwrap();
     let device = tuning_logs::DeviceIdentity::host();
-    let funcs = schedules(&m.layers, Some(&db), &tuning_logs::Target::Host, &device).unwrap();
+    let funcs = schedules(&m.layers, Some(&db), &tuning_logs::Target::HOST, &device).unwrap();
     assert!(
         funcs
             .iter()
@@ -126,12 +126,13 @@ fn a_compiled_model_runs_over_adb() {
         .unwrap();
     let m = small_model();
     let device = tuning_logs::DeviceIdentity::host();
-    let scheds = schedules(&m.layers, None, &tuning_logs::Target::Host, &device).unwrap();
+    let scheds = schedules(&m.layers, None, &tuning_logs::Target::HOST, &device).unwrap();
     let on = ModelDevice {
         device: DeviceArg::Adb(dev.serial()),
         adb: Some(adb.wrapper().unwrap()),
         target: target_for(&DeviceArg::Adb(dev.serial()), "cortex-a76").unwrap(),
         timeout: std::time::Duration::from_secs(120),
+        threads: Some(2),
     };
     let prog =
         model::standalone::generate(&m, &scheds, &tuner::pipeline::optimize, &on.target).unwrap();

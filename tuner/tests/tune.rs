@@ -332,3 +332,88 @@ fn dense_tune_measures_the_pipeline_default_second() {
         "no BCR weight, no e-graph choice"
     );
 }
+
+/// Candidates of a run at N threads run with N OpenMP threads and are stored under
+/// `host -threads=N`; at 1 thread the parallelism-only knobs leave the space; above
+/// 1 the parallel form of the e-graph's point (block rows partitioned, loops
+/// parallel) is measured right after the e-graph's point.
+#[test]
+fn thread_counts_shape_the_space_and_the_stored_target() {
+    use tuner::space::SearchSpace;
+    let w =
+        Workload::from_spec_str("bcr-fc:M=128,K=128,N=1,block=16x16,sparsity=0.8,seed=2").unwrap();
+    let all = SearchSpace::new(&w);
+    let is_parallel =
+        |name: &str| name.starts_with("parallel ") || name.starts_with("block-row partition ");
+    assert!(all.knobs.iter().any(|k| is_parallel(&k.name)));
+    let one = SearchSpace::new(&w).for_threads(Some(1));
+    assert!(one.knobs.iter().all(|k| !is_parallel(&k.name)));
+    assert_eq!(
+        one.knobs.len() + all.knobs.iter().filter(|k| is_parallel(&k.name)).count(),
+        all.knobs.len()
+    );
+    assert_eq!(
+        SearchSpace::new(&w).for_threads(Some(2)).knobs.len(),
+        all.knobs.len()
+    );
+    assert_eq!(
+        SearchSpace::new(&w).for_threads(None).knobs.len(),
+        all.knobs.len()
+    );
+    assert!(one.parallel_point(&one.default_point()).is_none());
+    let p = all.parallel_point(&all.default_point()).unwrap();
+    for (k, knob) in all.knobs.iter().enumerate() {
+        assert_eq!(p[k] != 0, is_parallel(&knob.name), "{}", knob.name);
+    }
+
+    let stop = AtomicBool::new(false);
+    for threads in [1u32, 2] {
+        let runner = LocalRunner::new(Limits {
+            threads: Some(threads),
+            ..quick_limits()
+        });
+        let (target, _) = tuner::db_store::identity_of(&runner).unwrap();
+        assert_eq!(target.to_string(), format!("host -threads={threads}"));
+        let mut store = MemoryStore::default();
+        let r = tune(
+            &w,
+            &runner,
+            &mut store,
+            &opts(4, Strategy::Random, 11 + threads as u64),
+            &NoProgress,
+            &stop,
+        )
+        .unwrap();
+        let parallel_trials: Vec<_> = r
+            .trials
+            .iter()
+            .filter(|t| {
+                t.trace.instructions.iter().any(|i| {
+                    matches!(
+                        i,
+                        schedule::Instruction::Parallel { .. }
+                            | schedule::Instruction::PartitionBlockRows { .. }
+                    )
+                })
+            })
+            .collect();
+        for t in &r.trials {
+            let m = t
+                .outcome
+                .as_ref()
+                .unwrap_or_else(|f| panic!("{threads} threads, {}: {f:?}", t.description));
+            assert!(m.max_rel_error <= 1e-4);
+        }
+        if threads == 1 {
+            assert!(parallel_trials.is_empty(), "1 thread: {parallel_trials:?}");
+        } else {
+            let t = &r.trials[2];
+            assert!(
+                t.description.contains("partition W by block rows")
+                    && t.description.contains("specialize the entry offsets of W"),
+                "{}",
+                t.description
+            );
+        }
+    }
+}

@@ -50,7 +50,7 @@ fn record(i: u64) -> Record {
     let t = 1e-6 * (1.0 + (i % 997) as f64 / 100.0);
     Record::new(
         workload(i % 20),
-        Target::Host,
+        Target::HOST,
         device(),
         trace,
         Outcome::Measured(Measurement {
@@ -91,7 +91,7 @@ fn db_benches(c: &mut Criterion) {
         })
     });
     let key = record(0).workload.key();
-    let (target, dev) = (Target::Host, device());
+    let (target, dev) = (Target::HOST, device());
     let q = Query {
         workload: &key,
         target: &target,

@@ -30,8 +30,8 @@ fn targets() -> [Target; 2] {
     [
         "aarch64-neon -mcpu=cortex-a76"
             .parse()
-            .unwrap_or(Target::Host),
-        "opencl -profile=mali-g710".parse().unwrap_or(Target::Host),
+            .unwrap_or(Target::HOST),
+        "opencl -profile=mali-g710".parse().unwrap_or(Target::HOST),
     ]
 }
 

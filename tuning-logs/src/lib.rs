@@ -29,7 +29,7 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let db = Database::open(&dir.path().join("db")).unwrap();
 //! let w = Workload::from_spec_str("fc:M=16,K=16,N=4").unwrap();
-//! let (target, device) = (Target::Host, DeviceIdentity::host());
+//! let (target, device) = (Target::HOST, DeviceIdentity::host());
 //! assert!(matches!(apply_best(&db, &w, &target, &device).unwrap(), ApplyBest::NoRecord(_)));
 //!
 //! let mut s = Schedule::from_workload(&w).unwrap();

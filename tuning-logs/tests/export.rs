@@ -15,7 +15,7 @@ fn filled(dir: &Path) -> Database {
     let (pixel, galaxy) = (device("Pixel 7"), device("Galaxy S21"));
     let mut tag = 0;
     for w in 0..3 {
-        for (t, d) in [(a76(), &pixel), (a76(), &galaxy), (Target::Host, &pixel)] {
+        for (t, d) in [(a76(), &pixel), (a76(), &galaxy), (Target::HOST, &pixel)] {
             for m in [3e-6, 1e-6, 2.000_000_000_000_1e-6, 1e-6] {
                 db.insert_unflushed(&record(w, t.clone(), d, tag, measured(m)))
                     .unwrap();
@@ -87,12 +87,12 @@ fn export_filters_and_best_only() {
     let host = out(
         "host.jsonl",
         ExportFilter {
-            target: Some(Target::Host),
+            target: Some(Target::HOST),
             ..ExportFilter::default()
         },
     );
     assert_eq!(host.len(), 15);
-    assert!(host.iter().all(|r| r.target == Target::Host));
+    assert!(host.iter().all(|r| r.target == Target::HOST));
     let galaxy_id = device("Galaxy S21").id_hex();
     for d in [galaxy_id.as_str(), "Galaxy S21"] {
         let g = out(
@@ -135,7 +135,7 @@ fn merge_dedups_by_workload_target_device_and_trace() {
     b.insert(&record(0, a76(), &pixel, 2, measured(9e-6)))
         .unwrap();
     // Same trace on another target or device, or another workload: all kept.
-    b.insert(&record(0, Target::Host, &pixel, 1, measured(1e-6)))
+    b.insert(&record(0, Target::HOST, &pixel, 1, measured(1e-6)))
         .unwrap();
     b.insert(&record(0, a76(), &device("Galaxy S21"), 1, measured(1e-6)))
         .unwrap();
@@ -288,7 +288,7 @@ fn wrong_types_and_values_name_the_field() {
     for want in [
         "line 2: field `result.measured.number`: invalid type: string \"ten\", expected u32",
         "line 6: field `device.cores`: invalid value: integer `-1`, expected u32",
-        "line 8: field `target`: `riscv`: expected `host`",
+        "line 8: field `target`: `riscv`: expected `host [-threads=N]`",
         kind_line.as_str(),
         "line 12: field `result.measured.median_s`",
         "line 14: field `workload`: duplicate field `structure`",
@@ -415,7 +415,7 @@ mod merge_props {
         specs
             .iter()
             .map(|&(w, host, pixel, tag, m, time)| {
-                let t = if host { Target::Host } else { a76() };
+                let t = if host { Target::HOST } else { a76() };
                 let d = device(if pixel { "Pixel 7" } else { "Galaxy S21" });
                 let out = m.map_or(failed(ErrorKind::RunError), |m| {
                     measured(f64::from(m) * 1e-6)

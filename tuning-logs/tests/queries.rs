@@ -39,7 +39,7 @@ fn arb_record() -> impl Strategy<Value = (u64, usize, usize, i64, Option<u32>)> 
 }
 
 fn targets() -> [Target; 2] {
-    [Target::Host, a76()]
+    [Target::HOST, a76()]
 }
 
 fn devices() -> [DeviceIdentity; 2] {
@@ -96,7 +96,7 @@ fn targets_and_devices_never_leak_into_each_others_best() {
     let (pixel, galaxy) = (device("Pixel 7"), device("Galaxy S21"));
     // The fastest record overall is on the host target; the Galaxy has a faster one
     // than the Pixel on the same target; a failure is fastest of all (no time).
-    db.insert(&record(0, Target::Host, &pixel, 1, measured(1e-6)))
+    db.insert(&record(0, Target::HOST, &pixel, 1, measured(1e-6)))
         .unwrap();
     db.insert(&record(0, a76(), &pixel, 2, measured(5e-6)))
         .unwrap();
@@ -123,10 +123,11 @@ fn targets_and_devices_never_leak_into_each_others_best() {
     };
     assert_eq!(tags(&a76(), &pixel), [Some(4e-6), Some(5e-6)]);
     assert_eq!(tags(&a76(), &galaxy), [Some(2e-6)]);
-    assert_eq!(tags(&Target::Host, &pixel), [Some(1e-6)]);
-    assert!(tags(&Target::Host, &galaxy).is_empty());
+    assert_eq!(tags(&Target::HOST, &pixel), [Some(1e-6)]);
+    assert!(tags(&Target::HOST, &galaxy).is_empty());
     let other = Target::Aarch64Neon {
         mcpu: "cortex-a55".into(),
+        threads: None,
     };
     assert!(tags(&other, &pixel).is_empty());
 
@@ -172,7 +173,7 @@ fn already_measured_and_error_counts() {
     );
     assert!(!db.is_measured(&q, &trace(4)).unwrap());
     assert!(!db
-        .is_measured(&query(&key, &Target::Host, &pixel), &trace(1))
+        .is_measured(&query(&key, &Target::HOST, &pixel), &trace(1))
         .unwrap());
     let all = db.error_counts(None).unwrap();
     assert_eq!(all.get(&ErrorKind::BuildTimeout), Some(&2));

@@ -221,6 +221,7 @@ pub fn check_corpus(target: &Target, runner: &Runner, tolerance: f64) -> Vec<Str
         repeat: 1,
         min_repeat_ms: 0.0,
         timeout: Duration::from_secs(120),
+        threads: None,
     };
     let mut names = Vec::new();
     for (i, c) in cases.iter().enumerate() {

@@ -635,6 +635,9 @@ impl AdbRunner {
             ],
         )?;
         let mut words: Vec<String> = Vec::new();
+        if let (Mode::Cpu, Some(n)) = (&self.mode, self.limits.threads) {
+            words.extend(["env".to_string(), format!("OMP_NUM_THREADS={n}")]);
+        }
         if let Some(mask) = &self.opts.cpu_mask {
             words.extend(["taskset".to_string(), mask.clone()]);
         }
@@ -667,6 +670,10 @@ impl AdbRunner {
             message: truncate(&e.to_string()),
         })?;
         let timing = parse_timing(&fin.stdout).map_err(|e| Failure {
+            kind: ErrorKind::RunError,
+            message: truncate(&e.to_string()),
+        })?;
+        codegen::run::check_threads(&timing, self.threads()).map_err(|e| Failure {
             kind: ErrorKind::RunError,
             message: truncate(&e.to_string()),
         })?;
@@ -718,6 +725,13 @@ impl Runner for AdbRunner {
             Err(p) => p.into_inner(),
         };
         self.measure_locked(&mut st, bin, index, job, reference, dir)
+    }
+
+    fn threads(&self) -> Option<u32> {
+        match self.mode {
+            Mode::Cpu => self.limits.threads,
+            Mode::OpenCl(_) => None,
+        }
     }
 
     fn identity(&self) -> Option<DeviceIdentity> {

@@ -22,9 +22,10 @@ fn record(i: u64) -> Record {
         spec: "fc:M=8,K=8,N=1,bias=0,act=none,seed=0".to_string(),
     };
     let target = match i % 2 {
-        0 => Target::Host,
+        0 => Target::HOST,
         _ => Target::Aarch64Neon {
             mcpu: "cortex-a76".into(),
+            threads: None,
         },
     };
     let device = DeviceIdentity {

@@ -32,6 +32,7 @@ pub fn device(model: &str) -> DeviceIdentity {
 pub fn a76() -> Target {
     Target::Aarch64Neon {
         mcpu: "cortex-a76".into(),
+        threads: None,
     }
 }
 
