@@ -115,6 +115,48 @@ fn shared_column_sets_across_blocks_add_row_reordering() {
     assert_same_results(&d.schedule, &w);
 }
 
+/// A uniformly pruned GRU (the g2p encoder's shape) where a few blocks of a block
+/// column happen to keep the same columns: merging them would leave groups of one
+/// and two blocks, whose offsets could not be specialized, for 12 fewer gathers out
+/// of 768. The default schedule keeps the entries uniform and specializes them.
+#[test]
+fn a_few_shared_column_sets_do_not_forfeit_offset_specialization() {
+    let w = wl("bcr-gru:hidden=256,input=256,batch=1,block=16x16,sparsity=0.925,seed=1");
+    let d = default_schedule(&w, &RuleSet::shipped().unwrap()).unwrap();
+    assert_eq!(d.choices.len(), 2);
+    for c in &d.choices {
+        assert!(c.uniform_entries && !c.uniform_classes, "{c}");
+        assert!(c.cross_block_gathers > 0 && c.classes * 2 > c.blocks, "{c}");
+        assert!(c.reordering_forfeits_specialization(), "{c}");
+        assert!(
+            !c.row_reordering() && c.load_redundancy_elimination(),
+            "{c}"
+        );
+        assert!(
+            c.reason()
+                .contains("would forfeit offset specialization -> load-redundancy elimination"),
+            "{c}"
+        );
+    }
+    assert_eq!(
+        ops(&d.schedule),
+        [
+            "eliminate_redundant_loads",
+            "vectorize_rows",
+            "specialize_offsets",
+            "eliminate_redundant_loads",
+            "vectorize_rows",
+            "specialize_offsets"
+        ]
+    );
+    assert_same_results(&d.schedule, &w);
+    // Uniform groups (ACROSS: 64 blocks in 8 classes of 8) are still reordered, and
+    // their offsets specialized after (see the test above).
+    let across = default_schedule(&wl(ACROSS), &RuleSet::shipped().unwrap()).unwrap();
+    let c = &across.choices[0];
+    assert!(c.uniform_classes && c.row_reordering(), "{c}");
+}
+
 #[test]
 fn dropping_the_rule_through_the_api_changes_the_schedule() {
     let w = wl(WITHIN);
