@@ -128,21 +128,30 @@ pub fn measure_case(
     let id = meta.case.id.clone();
     let want = read_tensor(dir, &meta.output)?;
     let mut kernels = Vec::new();
-    if !meta.case.is_dense() {
-        let w = Workload::from_spec_str(&meta.case.spec).map_err(|e| werr(&id, e))?;
-        let inputs = w.random_inputs(INPUT_SEED);
+    // One kernel per thread count, with the schedule tuned at that count.
+    let tuned_kernels = |system: &'static str,
+                         w: &Workload,
+                         inputs: &BTreeMap<String, Tensor>|
+     -> Result<Vec<Kernel>, BenchError> {
+        let mut out = Vec::new();
         for &t in threads {
-            let (s, note) = tuned(db, &w, &id, t)?;
+            let (s, note) = tuned(db, w, &id, t)?;
             let mut args = inputs.clone();
             args.extend(s.weights().clone());
-            kernels.push(Kernel {
-                system: "grim-bcr",
+            out.push(Kernel {
+                system,
                 func: tuner::pipeline::optimize(s.func()),
                 args,
                 note,
                 threads: Some(t),
             });
         }
+        Ok(out)
+    };
+    if !meta.case.is_dense() {
+        let w = Workload::from_spec_str(&meta.case.spec).map_err(|e| werr(&id, e))?;
+        let inputs = w.random_inputs(INPUT_SEED);
+        kernels.extend(tuned_kernels("grim-bcr", &w, &inputs)?);
         let d = Schedule::from_workload(&w).map_err(|e| werr(&id, e))?;
         let mut args = inputs;
         args.extend(d.weights().clone());
@@ -156,18 +165,11 @@ pub fn measure_case(
     }
     let dw = Workload::from_spec_str(&meta.case.dense_spec).map_err(|e| werr(&id, e))?;
     let dw = with_case_weights(dw, dir, &meta)?;
-    for &t in threads {
-        let (s, note) = tuned(db, &dw, &id, t)?;
-        let mut args = dw.random_inputs(INPUT_SEED);
-        args.extend(s.weights().clone());
-        kernels.push(Kernel {
-            system: "grim-dense",
-            func: tuner::pipeline::optimize(s.func()),
-            args,
-            note,
-            threads: Some(t),
-        });
-    }
+    kernels.extend(tuned_kernels(
+        "grim-dense",
+        &dw,
+        &dw.random_inputs(INPUT_SEED),
+    )?);
 
     let work = dir.join("grim");
     let cands: Vec<Candidate<'_>> = kernels

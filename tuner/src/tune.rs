@@ -305,6 +305,26 @@ fn inject(func: &mut Function, fault: Fault) {
     };
 }
 
+/// The trace of starting point `d` (named `what` in errors), when there is one.
+fn start_trace(
+    space: &SearchSpace,
+    w: &Workload,
+    d: Option<&Decisions>,
+    what: &str,
+) -> Result<Option<Trace>, TuneError> {
+    match d {
+        Some(d) => Ok(Some(
+            space
+                .apply(w, d)
+                .map_err(|e| TuneError::Setup(format!("{what} starting point: {e}")))?
+                .0
+                .trace()
+                .clone(),
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Runs the tuning loop for `w` on `runner`, recording into `store`.
 pub fn tune(
     w: &Workload,
@@ -345,29 +365,10 @@ pub fn tune(
         }
         _ => None,
     };
-    let parallel_json = match &parallel_point {
-        Some(d) => Some(
-            space
-                .apply(w, d)
-                .map_err(|e| TuneError::Setup(format!("parallel starting point: {e}")))?
-                .0
-                .trace()
-                .to_json(),
-        ),
-        None => None,
-    };
-    let egraph_trace = match &egraph_point {
-        Some(d) => Some(
-            space
-                .apply(w, d)
-                .map_err(|e| TuneError::Setup(format!("e-graph starting point: {e}")))?
-                .0
-                .trace()
-                .clone(),
-        )
-        .filter(|t| !t.instructions.is_empty()),
-        None => None,
-    };
+    let parallel_json =
+        start_trace(&space, w, parallel_point.as_ref(), "parallel")?.map(|t| t.to_json());
+    let egraph_trace = start_trace(&space, w, egraph_point.as_ref(), "e-graph")?
+        .filter(|t| !t.instructions.is_empty());
     let mut rng = SplitMix64::new(opts.seed);
     let mut model = CostModel::new(opts.seed);
     let mut seen: HashSet<String> = HashSet::new();
