@@ -173,6 +173,37 @@ impl Store for DbStore {
             .map_err(|e| e.to_string())
     }
 
+    /// The best measured trace of this workload and device under every other thread
+    /// count of this target (`host`, `host -threads=1`, ... for `host -threads=2`),
+    /// best first.
+    fn seeds(&self) -> Vec<Trace> {
+        if matches!(self.target, Target::OpenCl { .. }) {
+            return Vec::new();
+        }
+        let Ok(all) = self.db.records_of_workload(&self.key) else {
+            return Vec::new();
+        };
+        let mut best: Vec<(Target, f64, Trace)> = Vec::new();
+        for s in all {
+            let r = &s.record;
+            let (Some(cost), false) = (r.cost(), r.target == self.target) else {
+                continue;
+            };
+            if r.device.id() != self.device.id()
+                || r.target.clone().with_threads(self.target.threads()) != self.target
+            {
+                continue;
+            }
+            match best.iter_mut().find(|(t, _, _)| *t == r.target) {
+                Some(b) if cost < b.1 => *b = (r.target.clone(), cost, r.trace.clone()),
+                Some(_) => {}
+                None => best.push((r.target.clone(), cost, r.trace.clone())),
+            }
+        }
+        best.sort_by(|a, b| a.1.total_cmp(&b.1));
+        best.into_iter().map(|(_, _, t)| t).collect()
+    }
+
     fn history(&self) -> Vec<(Trace, Option<f64>)> {
         self.db
             .records_of(&self.query())

@@ -375,6 +375,40 @@ impl SearchSpace {
         any.then_some(d)
     }
 
+    /// The decisions whose schedule of `w` has exactly `trace` (a trace made in a
+    /// space of the same workload, e.g. the best record at another thread count), or
+    /// `None` when no point of this space makes it (a knob it does not have, a
+    /// choice refused here). Each knob takes the longest of its choices that the
+    /// rest of the trace starts with; the result is checked by applying it.
+    pub fn decisions_of(&self, w: &Workload, trace: &schedule::Trace) -> Option<Decisions> {
+        let ins = &trace.instructions;
+        let mut pos = 0;
+        let mut d = Vec::with_capacity(self.knobs.len());
+        for knob in &self.knobs {
+            let taken = knob
+                .choices
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(_, c)| {
+                    !c.instructions.is_empty() && ins[pos..].starts_with(&c.instructions)
+                })
+                .max_by_key(|(_, c)| c.instructions.len());
+            match taken {
+                Some((i, c)) => {
+                    d.push(i);
+                    pos += c.instructions.len();
+                }
+                None => d.push(0),
+            }
+        }
+        if pos != ins.len() {
+            return None;
+        }
+        let (s, _) = self.apply(w, &d).ok()?;
+        (s.trace() == trace).then_some(d)
+    }
+
     /// Number of points (saturating).
     pub fn size(&self) -> u128 {
         self.knobs

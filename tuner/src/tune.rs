@@ -129,6 +129,12 @@ pub trait Store {
     fn put(&mut self, trial: &Trial) -> Result<(), String>;
     /// Earlier results for this workload, target and device (for the cost model).
     fn history(&self) -> Vec<(Trace, Option<f64>)>;
+    /// Starting points from related targets: the best trace of this workload on this
+    /// device at each other thread count of the same CPU target (a schedule tuned at
+    /// one thread is a good start at four, and its partitioned form often better).
+    fn seeds(&self) -> Vec<Trace> {
+        Vec::new()
+    }
 }
 
 /// A store that keeps results in memory only.
@@ -193,6 +199,10 @@ pub struct TuneReport {
     /// The trace of the e-graph's starting point, when it differs from the default.
     #[serde(default)]
     pub egraph_trace: Option<Trace>,
+    /// Starting points taken from the best records at other thread counts (see
+    /// [`Store::seeds`]), parallel forms included.
+    #[serde(default)]
+    pub seed_points: usize,
 }
 
 impl TuneReport {
@@ -367,6 +377,21 @@ pub fn tune(
     };
     let parallel_json =
         start_trace(&space, w, parallel_point.as_ref(), "parallel")?.map(|t| t.to_json());
+    // The best schedules of this workload at other thread counts (two at most), and
+    // above one thread their parallel forms: they start where earlier tuning ended.
+    let mut seed_points: Vec<Decisions> = Vec::new();
+    for t in store.seeds().iter().take(2) {
+        if let Some(d) = space.decisions_of(w, t) {
+            if parallel_point.is_some() {
+                seed_points.extend(space.parallel_point(&d));
+            }
+            seed_points.push(d);
+        }
+    }
+    let mut seed_jsons: HashSet<String> = HashSet::new();
+    for d in &seed_points {
+        seed_jsons.extend(start_trace(&space, w, Some(d), "seed")?.map(|t| t.to_json()));
+    }
     let egraph_trace = start_trace(&space, w, egraph_point.as_ref(), "e-graph")?
         .filter(|t| !t.instructions.is_empty());
     let mut rng = SplitMix64::new(opts.seed);
@@ -398,14 +423,16 @@ pub fn tune(
         space_size: space.size().to_string(),
         egraph_choices,
         egraph_trace,
+        seed_points: seed_points.len(),
     };
-    // The starting points (the default, the e-graph's and the parallel one), kept
-    // ahead of the cost model's ranking.
+    // The starting points (the default, the e-graph's, the parallel one and the
+    // seeds), kept ahead of the cost model's ranking.
     let egraph_json = report.egraph_trace.as_ref().map(|t| t.to_json());
     let seeded = |s: &Schedule, json: &String| {
         s.trace().instructions.is_empty()
             || egraph_json.as_ref() == Some(json)
             || parallel_json.as_ref() == Some(json)
+            || seed_jsons.contains(json)
     };
     // Points measured in this run with their decisions (the evolutionary population).
     let mut population: Vec<(Decisions, f64)> = Vec::new();
@@ -428,6 +455,7 @@ pub fn tune(
             if let Some(d) = &parallel_point {
                 pool.push(d.clone());
             }
+            pool.extend(seed_points.iter().cloned());
             first = false;
         }
         let n_pool = match opts.strategy {

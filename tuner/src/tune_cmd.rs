@@ -283,6 +283,8 @@ pub struct Summary {
     pub egraph_choices: Vec<String>,
     /// Cost of the e-graph's starting point, when measured in this run.
     pub egraph_cost: Option<f64>,
+    /// Starting points taken from the records at other thread counts.
+    pub seed_points: usize,
 }
 
 fn dense_spec(spec: &WorkloadSpec) -> Option<WorkloadSpec> {
@@ -356,6 +358,7 @@ fn summarize(
         interrupted: r.interrupted,
         egraph_choices: r.egraph_choices.clone(),
         egraph_cost: r.egraph_trial().and_then(|t| t.cost()),
+        seed_points: r.seed_points,
     }
 }
 
@@ -412,6 +415,12 @@ pub fn table(sums: &[Summary]) -> String {
             s.push_str(&format!(
                 "compile pipeline's default schedule measured: {}\n",
                 fmt_cost(x.egraph_cost, &x.unit)
+            ));
+        }
+        if x.seed_points > 0 {
+            s.push_str(&format!(
+                "started from {} point(s) tuned at other thread counts (their best records, and their parallel forms)\n",
+                x.seed_points
             ));
         }
         if x.interrupted {

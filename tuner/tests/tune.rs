@@ -417,3 +417,101 @@ fn thread_counts_shape_the_space_and_the_stored_target() {
         }
     }
 }
+
+/// Every point of a space is recovered from its trace (the seeds of another thread
+/// count are traces); a trace no point makes is refused.
+#[test]
+fn decisions_are_recovered_from_traces() {
+    use tuner::space::SearchSpace;
+    for spec in [
+        "bcr-fc:M=128,K=128,N=2,block=16x16,sparsity=0.8,seed=2",
+        "bcr-gru:hidden=32,input=16,batch=1,block=8x8,sparsity=0.75,seed=3",
+        "fc:M=16,K=40,N=1,bias=1,seed=3",
+    ] {
+        let w = Workload::from_spec_str(spec).unwrap();
+        let space = SearchSpace::new(&w);
+        let mut rng = tir::rng::SplitMix64::new(5);
+        for _ in 0..40 {
+            let (s, eff) = space.apply(&w, &space.random(&mut rng)).unwrap();
+            let d = space
+                .decisions_of(&w, s.trace())
+                .unwrap_or_else(|| panic!("{spec}: {:?}", s.trace()));
+            let (again, _) = space.apply(&w, &d).unwrap();
+            assert_eq!(again.trace(), s.trace(), "{spec}");
+            assert_eq!(d, eff, "{spec}: the effective decisions");
+        }
+        // A trace with a loop this workload does not have.
+        let mut bad = space
+            .apply(&w, &space.default_point())
+            .unwrap()
+            .0
+            .trace()
+            .clone();
+        bad.instructions.push(schedule::Instruction::Unroll {
+            loop_name: "no_such_loop".into(),
+        });
+        assert!(space.decisions_of(&w, &bad).is_none(), "{spec}");
+        // Parallel knobs are not in the 1-thread space: a parallel trace is refused.
+        let one = SearchSpace::new(&w).for_threads(Some(1));
+        let par = space.parallel_point(&space.default_point()).unwrap();
+        let (ps, _) = space.apply(&w, &par).unwrap();
+        assert!(one.decisions_of(&w, ps.trace()).is_none(), "{spec}");
+    }
+}
+
+/// A run at 2 threads starts from the best 1-thread record of the same workload and
+/// device in the database, and from its parallel form.
+#[test]
+fn a_run_at_two_threads_starts_from_the_one_thread_best() {
+    use std::sync::Arc;
+    use tuner::db_store::DbStore;
+    use tuner::tune::Store;
+    let w =
+        Workload::from_spec_str("bcr-fc:M=128,K=128,N=1,block=16x16,sparsity=0.8,seed=2").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(tuning_logs::Database::open(&dir.path().join("db")).unwrap());
+    let stop = AtomicBool::new(false);
+    let one = LocalRunner::new(Limits {
+        threads: Some(1),
+        ..quick_limits()
+    });
+    let mut store1 = DbStore::new(db.clone(), &w, &one).unwrap();
+    assert!(
+        store1.seeds().is_empty(),
+        "nothing at other thread counts yet"
+    );
+    let r1 = tune(
+        &w,
+        &one,
+        &mut store1,
+        &opts(6, Strategy::Random, 21),
+        &NoProgress,
+        &stop,
+    )
+    .unwrap();
+    assert_eq!(r1.seed_points, 0);
+    let best1 = r1.best().unwrap().trace.clone();
+    let two = LocalRunner::new(Limits {
+        threads: Some(2),
+        ..quick_limits()
+    });
+    let mut store2 = DbStore::new(db.clone(), &w, &two).unwrap();
+    assert_eq!(store2.seeds(), vec![best1.clone()]);
+    let r2 = tune(
+        &w,
+        &two,
+        &mut store2,
+        &opts(6, Strategy::Random, 22),
+        &NoProgress,
+        &stop,
+    )
+    .unwrap();
+    assert!(r2.seed_points >= 1, "{}", r2.seed_points);
+    // The 1-thread best is measured again at 2 threads, in the first batch.
+    let seeded = r2.trials.iter().position(|t| t.trace == best1);
+    assert!(seeded.is_some_and(|i| i < 6), "{seeded:?}");
+    // A store's own records are not its seeds; the 1-thread store now sees the
+    // 2-thread best.
+    assert_eq!(store2.seeds(), vec![best1]);
+    assert_eq!(store1.seeds(), vec![r2.best().unwrap().trace.clone()]);
+}
