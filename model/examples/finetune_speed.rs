@@ -120,13 +120,7 @@ impl Masked {
         let dz = vec![0.01f32; classes];
         let mut dh = vec![0.0f32; hid];
         {
-            let [a, b, c, d] = dg else { unreachable!() };
-            let mut gg = GruGrads {
-                w_ih: a,
-                w_hh: b,
-                b_ih: c,
-                b_hh: d,
-            };
+            let mut gg = GruGrads::of(dg).expect("four decoder GRU tensors");
             for s in dec.iter().rev() {
                 backprop::matmul_backward(
                     &self.out.0,
@@ -140,13 +134,7 @@ impl Masked {
                 dh = backprop::gru_backward(&dec_w, s, &dh, &mut gg, false).0;
             }
         }
-        let [a, b, c, d] = eg else { unreachable!() };
-        let mut gg = GruGrads {
-            w_ih: a,
-            w_hh: b,
-            b_ih: c,
-            b_hh: d,
-        };
+        let mut gg = GruGrads::of(eg).expect("four encoder GRU tensors");
         for s in enc.iter().rev() {
             dh = backprop::gru_backward(&enc_w, s, &dh, &mut gg, false).0;
         }

@@ -585,6 +585,25 @@ pub struct GruGrads<'a> {
     pub b_hh: &'a mut [f32],
 }
 
+impl<'a> GruGrads<'a> {
+    /// The gradient buffers of one GRU cell (`W_ih`, `W_hh`, `b_ih`, `b_hh`, in that
+    /// order); an error unless there are exactly four.
+    pub fn of(g: &'a mut [Vec<f32>]) -> Result<GruGrads<'a>, crate::error::ModelError> {
+        let [w_ih, w_hh, b_ih, b_hh] = g else {
+            return Err(crate::error::ModelError::exec(
+                "seq2seq",
+                "four GRU tensors",
+            ));
+        };
+        Ok(GruGrads {
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+        })
+    }
+}
+
 /// The gate gradients `(dr, dz, dn)` of one GRU unit (PyTorch gates: `n = tanh(gi_n +
 /// r * ghn)`, `h' = (1 - z) n + z h`) from the gradient `dout` of its new state; the
 /// pre-activation gradients, shared by the one-word and batched backward passes.
@@ -602,6 +621,25 @@ pub(crate) fn gru_gate_grads(
     (dr, dz, dn)
 }
 
+/// Stores unit `j`'s gate gradients `(dr, dz, dn)` (from [`gru_gate_grads`]) into the
+/// pre-activation gradients of the input and hidden products, gates `[r, z, n]` of
+/// `dgi.len() / 3` units each; the hidden product's `n` gate is scaled by `r`.
+pub(crate) fn store_gate_grads(
+    dgi: &mut [f32],
+    dgh: &mut [f32],
+    j: usize,
+    r: f32,
+    (dr, dz, dn): (f32, f32, f32),
+) {
+    let len = dgi.len() / 3;
+    dgi[j] = dr;
+    dgh[j] = dr;
+    dgi[len + j] = dz;
+    dgh[len + j] = dz;
+    dgi[2 * len + j] = dn;
+    dgh[2 * len + j] = dn * r;
+}
+
 /// The backward pass of [`gru_forward`]: adds the weight and bias gradients to `g`
 /// and returns the gradient of the previous state (and of the input when `want_dx`).
 pub fn gru_backward(
@@ -615,15 +653,10 @@ pub fn gru_backward(
     let mut dgi = vec![0.0f32; 3 * hid];
     let mut dgh = vec![0.0f32; 3 * hid];
     let mut dh: Vec<f32> = (0..hid).map(|j| dout[j] * step.z[j]).collect();
-    for j in 0..hid {
+    for (j, &d) in dout.iter().enumerate().take(hid) {
         let r = step.r[j];
-        let (dr, dz, dn) = gru_gate_grads(dout[j], r, step.z[j], step.n[j], step.h[j], step.ghn[j]);
-        dgi[j] = dr;
-        dgh[j] = dr;
-        dgi[hid + j] = dz;
-        dgh[hid + j] = dz;
-        dgi[2 * hid + j] = dn;
-        dgh[2 * hid + j] = dn * r;
+        let grads = gru_gate_grads(d, r, step.z[j], step.n[j], step.h[j], step.ghn[j]);
+        store_gate_grads(&mut dgi, &mut dgh, j, r, grads);
     }
     g.b_ih.iter_mut().zip(&dgi).for_each(|(b, d)| *b += d);
     g.b_hh.iter_mut().zip(&dgh).for_each(|(b, d)| *b += d);

@@ -13,7 +13,7 @@
 //! Layouts: a batch of vectors of length `d` is `[d, n]` row-major (word `b` is
 //! column `b`).
 
-use crate::backprop::activation_backward;
+use crate::backprop::{activation_backward, GruGrads};
 use crate::error::ModelError;
 use crate::kept_blocks::KeptBlocks;
 use crate::trainable_seq2seq::{Seq2SeqTrainable, DEC, ENC, OUT};
@@ -87,39 +87,9 @@ fn step_forward(w: &Cell<'_>, x: Vec<f32>, h: &[f32], n: usize, active: Vec<bool
     }
 }
 
-/// Gradients of one GRU cell's packed tensors.
-struct CellGrads<'a> {
-    w_ih: &'a mut [f32],
-    w_hh: &'a mut [f32],
-    b_ih: &'a mut [f32],
-    b_hh: &'a mut [f32],
-}
-
-impl<'a> CellGrads<'a> {
-    /// The gradient buffers of one GRU cell (`W_ih`, `W_hh`, `b_ih`, `b_hh`, in
-    /// that order); an error unless there are exactly four.
-    fn of(g: &'a mut [Vec<f32>]) -> Result<CellGrads<'a>, ModelError> {
-        let [w_ih, w_hh, b_ih, b_hh] = g else {
-            return Err(ModelError::exec("seq2seq", "four GRU tensors"));
-        };
-        Ok(CellGrads {
-            w_ih,
-            w_hh,
-            b_ih,
-            b_hh,
-        })
-    }
-}
-
 /// The backward pass of [`step_forward`]: adds the weight and bias gradients and
 /// returns the gradient of the previous states.
-fn step_backward(
-    w: &Cell<'_>,
-    s: &Step,
-    dout: &[f32],
-    n: usize,
-    g: &mut CellGrads<'_>,
-) -> Vec<f32> {
+fn step_backward(w: &Cell<'_>, s: &Step, dout: &[f32], n: usize, g: &mut GruGrads<'_>) -> Vec<f32> {
     let len = s.h.len();
     let mut dgi = vec![0.0f32; 3 * len];
     let mut dgh = vec![0.0f32; 3 * len];
@@ -131,13 +101,8 @@ fn step_backward(
         }
         let (r, z) = (s.r[i], s.z[i]);
         dh[i] = dout[i] * z;
-        let (dr, dz, dc) = crate::backprop::gru_gate_grads(dout[i], r, z, s.c[i], s.h[i], s.ghn[i]);
-        dgi[i] = dr;
-        dgh[i] = dr;
-        dgi[len + i] = dz;
-        dgh[len + i] = dz;
-        dgi[2 * len + i] = dc;
-        dgh[2 * len + i] = dc * r;
+        let grads = crate::backprop::gru_gate_grads(dout[i], r, z, s.c[i], s.h[i], s.ghn[i]);
+        crate::backprop::store_gate_grads(&mut dgi, &mut dgh, i, r, grads);
     }
     for (k, (bi, bh)) in g.b_ih.iter_mut().zip(g.b_hh.iter_mut()).enumerate() {
         *bi += dgi[k * n..(k + 1) * n].iter().sum::<f32>();
@@ -288,7 +253,7 @@ impl Seq2SeqTrainable {
         }
         let mut dh = vec![0.0f32; self.hidden * n];
         {
-            let mut g = CellGrads::of(dec_g)?;
+            let mut g = GruGrads::of(dec_g)?;
             for t in (0..tape.dec.len()).rev() {
                 let mut dz = vec![0.0f32; tape.classes * n];
                 for (b, d) in d_logits.iter().enumerate() {
@@ -313,7 +278,7 @@ impl Seq2SeqTrainable {
                 dh = step_backward(&dec_w, &tape.dec[t], &dh, n, &mut g);
             }
         }
-        let mut g = CellGrads::of(enc_g)?;
+        let mut g = GruGrads::of(enc_g)?;
         for s in tape.enc.iter().rev() {
             dh = step_backward(&enc_w, s, &dh, n, &mut g);
         }

@@ -30,19 +30,6 @@ use rayon::prelude::*;
 use tir::spec::{Activation, WorkloadSpec};
 use tir::workload::GivenMatrix;
 
-/// The four GRU gradients of `g` (`W_ih, W_hh, b_ih, b_hh`).
-fn gru_grads(g: &mut [Vec<f32>]) -> Result<GruGrads<'_>, ModelError> {
-    match g {
-        [a, b, c, d] => Ok(GruGrads {
-            w_ih: a,
-            w_hh: b,
-            b_ih: c,
-            b_hh: d,
-        }),
-        _ => Err(ModelError::exec("seq2seq", "four GRU tensors")),
-    }
-}
-
 /// Tensor indices: encoder `W_ih, W_hh, b_ih, b_hh`, decoder the same, output `W, b`.
 pub(crate) const ENC: usize = 0;
 pub(crate) const DEC: usize = 4;
@@ -226,7 +213,7 @@ impl Seq2SeqTrainable {
         };
         let mut dh = vec![0.0f32; self.hidden];
         {
-            let mut g = gru_grads(dec_g)?;
+            let mut g = GruGrads::of(dec_g)?;
             for t in (0..tape.dec.len()).rev() {
                 let mut dz = d_logits[t].clone();
                 backprop::activation_backward(self.out_act, &tape.logits[t], &mut dz);
@@ -236,7 +223,7 @@ impl Seq2SeqTrainable {
                 dh = backprop::gru_backward(&dec_w, &tape.dec[t], &dh, &mut g, false).0;
             }
         }
-        let mut g = gru_grads(enc_g)?;
+        let mut g = GruGrads::of(enc_g)?;
         for step in tape.enc.iter().rev() {
             dh = backprop::gru_backward(&enc_w, step, &dh, &mut g, false).0;
         }
