@@ -20,6 +20,7 @@
 
 use model::backprop::{self, GruGrads, GruWeights, Pattern};
 use model::data::cmudict;
+use model::finetune::Student;
 use model::rates::apply_rates;
 use model::trainable_seq2seq::Seq2SeqTrainable;
 use model::{Body, Model};
@@ -196,11 +197,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         times[1].push(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        let mut g = student
-            .tensors
-            .iter()
-            .map(|v| vec![0.0; v.len()])
-            .collect::<Vec<_>>();
+        let mut g = student.zero_grads();
         for w in &data {
             let tape = student.forward(&w.0, &w.1)?;
             let d: Vec<Vec<f32>> = tape.logits.iter().map(|z| vec![0.01; z.len()]).collect();
@@ -208,11 +205,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         times[2].push(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        let mut g = student
-            .tensors
-            .iter()
-            .map(|v| vec![0.0; v.len()])
-            .collect::<Vec<_>>();
+        let mut g = student.zero_grads();
         for chunk in data.chunks(8) {
             let pairs: Vec<(&[usize], &[usize])> =
                 chunk.iter().map(|w| (&w.0[..], &w.1[..])).collect();
