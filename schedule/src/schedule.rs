@@ -159,6 +159,31 @@ impl Schedule {
         self.apply(Instruction::VectorizeRows {
             weight: weight.to_string(),
             lanes,
+            masked: false,
+        })
+    }
+
+    /// Row vectorization without padding, lanes past an entry's rows masked (see
+    /// [`crate::primitive::bcr::vectorize_rows_masked`]); returns the chunk, lane and
+    /// scatter loops.
+    pub fn vectorize_rows_masked(
+        &mut self,
+        weight: &str,
+        lanes: i64,
+    ) -> Result<Vec<String>, ScheduleError> {
+        self.apply(Instruction::VectorizeRows {
+            weight: weight.to_string(),
+            lanes,
+            masked: true,
+        })
+    }
+
+    /// Keeps each block row's outputs in a window of registers, every entry's row sums
+    /// added into it by a lane permutation (see
+    /// [`crate::primitive::bcr::window_block_rows`]); returns the window loops.
+    pub fn window_block_rows(&mut self, weight: &str) -> Result<Vec<String>, ScheduleError> {
+        self.apply(Instruction::WindowBlockRows {
+            weight: weight.to_string(),
         })
     }
 

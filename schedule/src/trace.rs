@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tir::{ForKind, Function, MemScope, Tensor};
 
+/// For `skip_serializing_if`: a `false` flag is left out of the JSON.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// Version of the trace JSON format.
 pub const TRACE_FORMAT: u32 = 1;
 
@@ -71,6 +76,15 @@ pub enum Instruction {
         weight: String,
         /// Rows per vector.
         lanes: i64,
+        /// Unpadded values and masked loads ([`crate::primitive::bcr::vectorize_rows_masked`]);
+        /// absent in JSON when false, so older traces read and hash as before.
+        #[serde(default, skip_serializing_if = "is_false")]
+        masked: bool,
+    },
+    /// [`crate::primitive::bcr::window_block_rows`].
+    WindowBlockRows {
+        /// The BCR weight.
+        weight: String,
     },
     /// [`crate::primitive::bcr::specialize_offsets`].
     SpecializeOffsets {

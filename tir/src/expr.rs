@@ -185,7 +185,9 @@ pub enum Expr {
     Binary(BinOp, Box<Expr>, Box<Expr>),
     /// `op a`.
     Unary(UnOp, Box<Expr>),
-    /// `select(cond, then, else)`: both branches are evaluated; `cond` picks one.
+    /// `select(cond, then, else)`: `cond` is evaluated, then only the branch it picks
+    /// (as C's and OpenCL's `?:`), so a branch may hold a load that would be out of
+    /// bounds when it is not picked (a masked vector load).
     Select(Box<Expr>, Box<Expr>, Box<Expr>),
     /// Conversion to `Int` (truncating a float toward zero) or `F32`.
     Cast(ScalarType, Box<Expr>),

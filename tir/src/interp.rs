@@ -1106,13 +1106,12 @@ impl<'p> Machine<'p> {
                     None => return Err(self.bad_offset()),
                 }
             }
+            // Only the picked branch is evaluated, as C's and OpenCL's `?:`.
             IE::Select(c, a, b) => {
-                let c = self.eb(c)?;
-                let (x, y) = (self.ei(a)?, self.ei(b)?);
-                if c {
-                    x
+                if self.eb(c)? {
+                    self.ei(a)?
                 } else {
-                    y
+                    self.ei(b)?
                 }
             }
             IE::FromF(a) => {
@@ -1155,13 +1154,12 @@ impl<'p> Machine<'p> {
             FE::Min(a, b) => self.ef_leaf(a)?.min(self.ef_leaf(b)?),
             FE::Max(a, b) => self.ef_leaf(a)?.max(self.ef_leaf(b)?),
             FE::Load(acc) => self.load_f(acc)?,
+            // Only the picked branch is evaluated, as C's and OpenCL's `?:`.
             FE::Select(c, a, b) => {
-                let c = self.eb(c)?;
-                let (x, y) = (self.ef(a)?, self.ef(b)?);
-                if c {
-                    x
+                if self.eb(c)? {
+                    self.ef(a)?
                 } else {
-                    y
+                    self.ef(b)?
                 }
             }
             FE::FromI(a) => self.ei(a)? as f32,
@@ -1185,13 +1183,12 @@ impl<'p> Machine<'p> {
                 x || y
             }
             BE::Not(a) => !self.eb(a)?,
+            // Only the picked branch is evaluated, as C's and OpenCL's `?:`.
             BE::Select(c, a, b) => {
-                let c = self.eb(c)?;
-                let (x, y) = (self.eb(a)?, self.eb(b)?);
-                if c {
-                    x
+                if self.eb(c)? {
+                    self.eb(a)?
                 } else {
-                    y
+                    self.eb(b)?
                 }
             }
         })

@@ -263,7 +263,7 @@ pub const LOAD_COUNTER: &str = "__load_count";
 /// `f` with an extra `out i32[1]` parameter [`LOAD_COUNTER`] and, before every
 /// statement whose own expressions load from `buffer` k times, a store adding k to it.
 /// Running the result in the interpreter gives the exact dynamic load count (a `select`
-/// counts both branches, as the interpreter evaluates both).
+/// counts the loads of both branches, an upper bound: only the picked one runs).
 pub fn count_loads_of(f: &Function, buffer: &str) -> Function {
     fn count(s: &Stmt, buffer: &str) -> i64 {
         let mut k = 0;

@@ -94,7 +94,17 @@ pub fn apply(
             bcr::tile_blocks(state, weight, r, c, *remainder)
         }
         Instruction::PartitionBlockRows { weight } => bcr::partition_block_rows(state, weight),
-        Instruction::VectorizeRows { weight, lanes } => bcr::vectorize_rows(state, weight, *lanes),
+        Instruction::VectorizeRows {
+            weight,
+            lanes,
+            masked: false,
+        } => bcr::vectorize_rows(state, weight, *lanes),
+        Instruction::VectorizeRows {
+            weight,
+            lanes,
+            masked: true,
+        } => bcr::vectorize_rows_masked(state, weight, *lanes),
+        Instruction::WindowBlockRows { weight } => bcr::window_block_rows(state, weight),
         Instruction::SpecializeOffsets { weight } => bcr::specialize_offsets(state, weight),
         Instruction::SamplePerfectTile {
             loop_name,

@@ -10,6 +10,7 @@
 //! | [`eliminate_redundant_loads`] | `lre.rs` | loads a group's input values once into a local buffer reused by every row |
 //! | [`tile_blocks`], [`partition_block_rows`] | `tiling.rs` | rows / output columns per inner kernel; an outer loop over disjoint row ranges that is proven parallel from the data |
 //! | [`vectorize_rows`] | `row_vectorize.rs` | computes an entry's kept rows a vector of lanes at a time, values stored column-major and padded |
+//! | [`window_block_rows`] | `row_window.rs` | keeps a block row's outputs in registers; each entry's row sums are added by one lane permutation instead of a scatter |
 //! | [`specialize_offsets`] | `specialize.rs` | when every entry has the same shape, replaces the loaded entry offsets and counts by constants |
 //!
 //! Every primitive takes the weight name (`W`, `W_ih`, `W_hh`), finds the block loop
@@ -22,19 +23,22 @@
 //! A suggested order, which every combination in the tests follows or checks:
 //! `reorder_rows` -> `reorder_columns` -> `eliminate_redundant_loads` ->
 //! `vectorize_rows` (instead of `tile_blocks`, which it excludes) -> `partition_block_rows`
-//! -> `tile_blocks` -> `specialize_offsets` -> generic loop primitives.
+//! -> `window_block_rows` (after `vectorize_rows`) -> `tile_blocks` -> `specialize_offsets`
+//! -> generic loop primitives.
 
 mod column_reorder;
 mod lre;
 mod row_reorder;
 mod row_vectorize;
+mod row_window;
 mod specialize;
 mod tiling;
 
 pub use column_reorder::{reorder_columns, ColumnOrder};
 pub use lre::eliminate_redundant_loads;
 pub use row_reorder::{reorder_rows, RowOrder};
-pub use row_vectorize::{vectorize_rows, MAX_ROW_ACC};
+pub use row_vectorize::{vectorize_rows, vectorize_rows_masked, MAX_ROW_ACC};
+pub use row_window::{window_block_rows, MAX_WINDOW, WINDOW_STEP};
 pub use specialize::{specialize_offsets, uniform_entry_shape};
 pub use tiling::{partition_block_rows, tile_blocks};
 
@@ -43,7 +47,7 @@ use crate::loops::parts;
 use crate::primitive::State;
 use std::collections::BTreeMap;
 use tir::visit::for_each_stmt;
-use tir::{DType, Expr, Function, ParamKind, Stmt, Tensor};
+use tir::{DType, Expr, ForKind, Function, ParamKind, Stmt, Tensor};
 
 /// Suffixes of the six flattened arrays of a BCR weight.
 pub const ARRAY_SUFFIXES: [&str; 6] = ["row_ptr", "rows", "col_ptr", "cols", "val_ptr", "val"];
@@ -189,7 +193,37 @@ pub(crate) fn read_data(
     weight: &str,
     p: &'static str,
 ) -> Result<BcrData, ScheduleError> {
-    read_data_layout(state, weight, p, false)
+    let d = read_data_layout(state, weight, p, false)?;
+    // Row vectorization stores the values column-major; when no row was padded (the
+    // lanes divide every entry's rows, or masked lanes) the counts cannot tell.
+    let val = format!("{weight}_val");
+    let mut vectorized = false;
+    for_each_stmt(&state.func.body, &mut |s| {
+        if let Stmt::For {
+            kind: ForKind::Vectorized,
+            body,
+            ..
+        } = s
+        {
+            for_each_stmt(body, &mut |t| {
+                vectorized |= tir::visit::stmt_exprs(t)
+                    .iter()
+                    .any(|e| tir::visit::expr_loads_buffer(e, &val));
+            });
+        }
+    });
+    if vectorized {
+        return Err(ScheduleError::illegal(
+            p,
+            weight,
+            format!(
+                "the values of `{weight}` are read in a vectorized loop (after vectorize_rows \
+                 the values are column-major, padded or masked): primitives that read them as \
+                 row-major entries must come before it"
+            ),
+        ));
+    }
+    Ok(d)
 }
 
 /// [`read_data`] that also accepts the padded values of [`vectorize_rows`].
