@@ -8,9 +8,12 @@
 //! Loop kinds: `serial` is a plain `for`; `parallel` gets `#pragma omp parallel for`;
 //! `unrolled` is expanded, one copy per iteration; `vectorized` uses NEON intrinsics
 //! on `aarch64-neon` when the body is a set of float stores (see [`crate::neon`]) and
-//! otherwise a `#pragma omp simd` loop that the compiler vectorizes. GPU thread
+//! otherwise a `#pragma omp simd` loop that the compiler vectorizes; on other C targets
+//! the lane permutation of block-row windows is AVX-512 intrinsics where the compiler
+//! targets AVX-512 (see [`crate::avx512`]). GPU thread
 //! bindings cannot be expressed in C and are an error naming the loop.
 
+use crate::avx512;
 use crate::error::CodegenError;
 use crate::neon;
 use crate::target::Target;
@@ -29,6 +32,9 @@ pub fn prelude(target: &Target) -> String {
     );
     if target.neon() {
         s.push_str("#include <arm_neon.h>\n");
+    } else {
+        // Block-row windows permute lanes with AVX-512 where the compiler targets it.
+        s.push_str("#if defined(__AVX512F__)\n#include <immintrin.h>\n#endif\n");
     }
     s.push_str(
         r#"
@@ -367,9 +373,8 @@ impl<'t> Emitter<'t> {
                 ),
             });
         }
-        let lo = self.expr(min)?;
-        let ext = self.expr(extent)?;
         if kind == ForKind::Unrolled {
+            let lo = self.expr(min)?;
             let Expr::Int(n) = extent else {
                 return Err(CodegenError::Unsupported {
                     loop_name: v.to_string(),
@@ -403,6 +408,26 @@ impl<'t> Emitter<'t> {
                 return Ok(());
             }
         }
+        if kind == ForKind::Vectorized && !self.target.neon() {
+            let mut plain = |em: &mut Emitter<'_>| em.plain_loop(v, min, extent, kind, body);
+            if let Some(()) = avx512::try_emit_window_add(self, v, min, extent, body, &mut plain)? {
+                return Ok(());
+            }
+        }
+        self.plain_loop(v, min, extent, kind, body)
+    }
+
+    /// A `for` loop in C (`parallel` and `vectorized` as OpenMP pragmas).
+    fn plain_loop(
+        &mut self,
+        v: &str,
+        min: &Expr,
+        extent: &Expr,
+        kind: ForKind,
+        body: &Stmt,
+    ) -> Result<(), CodegenError> {
+        let lo = self.expr(min)?;
+        let ext = self.expr(extent)?;
         let (lo_name, hi_name) = (self.fresh("lo"), self.fresh("hi"));
         self.line("{");
         self.indent += 1;

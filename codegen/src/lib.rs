@@ -23,6 +23,7 @@
 //!   phone over adb, loading the device's `libOpenCL.so` with `dlopen`.
 #![warn(missing_docs)]
 
+pub mod avx512;
 pub mod c_emit;
 pub mod error;
 pub mod harness;

@@ -466,6 +466,39 @@ impl SearchSpace {
         d
     }
 
+    /// `base` with every BCR weight of `w` in its windowed form (see
+    /// [`crate::space_bcr::window_decisions`]): rows vectorized by the fewest masked
+    /// lanes holding an entry's rows, block rows kept in register windows. `None` when
+    /// no weight can take it (entries of more than 32 rows, a GPU space without the
+    /// knobs) or nothing changes.
+    pub fn window_point(&self, w: &Workload, base: &Decisions) -> Option<Decisions> {
+        let mut d = base.clone();
+        for weight in bcr_weights(w) {
+            let Some(ptr) = w
+                .weights
+                .get(&format!("{weight}_row_ptr"))
+                .and_then(|t| t.as_i32())
+            else {
+                continue;
+            };
+            let max_rows = ptr
+                .windows(2)
+                .map(|p| i64::from(p[1] - p[0]))
+                .max()
+                .unwrap_or(0);
+            for (name, choice) in
+                crate::space_bcr::window_decisions(&weight, max_rows).unwrap_or_default()
+            {
+                if let Some(k) = self.knobs.iter().position(|k| k.name == name) {
+                    if choice < self.knobs[k].choices.len() {
+                        d[k] = choice;
+                    }
+                }
+            }
+        }
+        (d != *base).then_some(d)
+    }
+
     /// Applies the choices to a fresh schedule of `w`. Choices the schedule refuses
     /// are skipped (all of a choice's instructions or none). Returns the schedule and
     /// the effective decisions (refused knobs read as 0).

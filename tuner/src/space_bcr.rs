@@ -1,8 +1,8 @@
 //! BCR knobs of the search space: the GRIM optimizations as choices. They come first
 //! in the knob list, in the order the BCR primitives compose (row reordering, column
-//! reordering, load-redundancy elimination, row vectorization (CPU targets), accumulation
-//! of each row's partial sums in registers, block-row partitioning, block tiling, offset
-//! specialization).
+//! reordering, load-redundancy elimination, row vectorization (CPU targets, padded or
+//! masked), accumulation of each row's partial sums in registers, block-row
+//! partitioning, block-row windows, block tiling, offset specialization).
 //!
 //! The e-graph pass decides two of them for the pipeline's default schedule and the
 //! search's starting point ([`egraph_decisions`]): load-redundancy elimination and row
@@ -105,21 +105,54 @@ pub fn offset_specialization_knob(weight: &str) -> String {
 /// 8 (two, or one AVX register on hosts), 16 (four, or one AVX-512 register).
 pub const ROW_LANES: [i64; 3] = [4, 8, 16];
 
+/// The lane counts the knob offers with masked lanes instead of padded rows (after the
+/// padded ones): one AVX or AVX-512 register, or two AVX-512 registers, the entry
+/// sizes [`block_row_window_knob`] takes (an entry's rows in one chunk).
+pub const MASKED_ROW_LANES: [i64; 3] = [8, 16, 32];
+
+/// Name of the block-row window knob of `weight`; choice 1 applies
+/// [`schedule::primitive::bcr::window_block_rows`] (refused, so skipped, unless the
+/// rows are vectorized with as many lanes as an entry keeps rows).
+pub fn block_row_window_knob(weight: &str) -> String {
+    format!("block-row windows {weight}")
+}
+
+/// The knob choices of the windowed starting point for `weight`, whose entries keep
+/// at most `max_rows` rows: rows vectorized with the fewest masked lanes that hold
+/// them, and block-row windows. `None` when no masked lane count holds them.
+pub fn window_decisions(weight: &str, max_rows: i64) -> Option<Vec<(String, usize)>> {
+    let k = MASKED_ROW_LANES.iter().position(|l| *l >= max_rows)?;
+    Some(vec![
+        (row_vectorization_knob(weight), 1 + ROW_LANES.len() + k),
+        (block_row_window_knob(weight), 1),
+    ])
+}
+
 /// The knobs for BCR weight `weight`; `gpu` leaves out row vectorization (work-items
 /// are the GPU's lanes).
 pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
     let w = weight.to_string();
     let vectorize = (!gpu).then(|| Knob {
         name: row_vectorization_knob(&w),
-        choices: as_is_then(ROW_LANES.into_iter().map(|l| {
-            choice(
-                format!("vectorize rows of {w} by {l}"),
-                vec![Instruction::VectorizeRows {
-                    weight: w.clone(),
-                    lanes: l,
-                }],
-            )
-        })),
+        choices: as_is_then(
+            ROW_LANES
+                .into_iter()
+                .map(|l| (l, false))
+                .chain(MASKED_ROW_LANES.into_iter().map(|l| (l, true)))
+                .map(|(l, masked)| {
+                    choice(
+                        format!(
+                            "vectorize rows of {w} by {l}{}",
+                            if masked { " (masked)" } else { "" }
+                        ),
+                        vec![Instruction::VectorizeRows {
+                            weight: w.clone(),
+                            lanes: l,
+                            masked,
+                        }],
+                    )
+                }),
+        ),
     });
     let mut knobs = vec![
         Knob {
@@ -195,6 +228,16 @@ pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
                 choice(
                     format!("partition {w} by block rows (parallel)"),
                     vec![Instruction::PartitionBlockRows { weight: w.clone() }],
+                ),
+            ],
+        },
+        Knob {
+            name: block_row_window_knob(&w),
+            choices: vec![
+                as_is(),
+                choice(
+                    format!("keep the block rows of {w} in register windows"),
+                    vec![Instruction::WindowBlockRows { weight: w.clone() }],
                 ),
             ],
         },

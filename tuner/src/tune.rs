@@ -377,6 +377,12 @@ pub fn tune(
     };
     let parallel_json =
         start_trace(&space, w, parallel_point.as_ref(), "parallel")?.map(|t| t.to_json());
+    // The windowed form of the e-graph's point (rows in masked lanes, each block row's
+    // outputs in a register window): one chunk per entry and no per-row scatter, a
+    // form mutation alone rarely reaches (two knobs must agree).
+    let window_point =
+        space.window_point(w, egraph_point.as_ref().unwrap_or(&space.default_point()));
+    let window_json = start_trace(&space, w, window_point.as_ref(), "window")?.map(|t| t.to_json());
     // The best schedules of this workload at other thread counts (two at most), and
     // above one thread their parallel forms: they start where earlier tuning ended.
     let mut seed_points: Vec<Decisions> = Vec::new();
@@ -425,13 +431,14 @@ pub fn tune(
         egraph_trace,
         seed_points: seed_points.len(),
     };
-    // The starting points (the default, the e-graph's, the parallel one and the
-    // seeds), kept ahead of the cost model's ranking.
+    // The starting points (the default, the e-graph's, the parallel one, the windowed
+    // one and the seeds), kept ahead of the cost model's ranking.
     let egraph_json = report.egraph_trace.as_ref().map(|t| t.to_json());
     let seeded = |s: &Schedule, json: &String| {
         s.trace().instructions.is_empty()
             || egraph_json.as_ref() == Some(json)
             || parallel_json.as_ref() == Some(json)
+            || window_json.as_ref() == Some(json)
             || seed_jsons.contains(json)
     };
     // Points measured in this run with their decisions (the evolutionary population).
@@ -453,6 +460,9 @@ pub fn tune(
                 pool.push(d.clone());
             }
             if let Some(d) = &parallel_point {
+                pool.push(d.clone());
+            }
+            if let Some(d) = &window_point {
                 pool.push(d.clone());
             }
             pool.extend(seed_points.iter().cloned());

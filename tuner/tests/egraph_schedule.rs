@@ -332,15 +332,19 @@ fn conv_windows_are_read_in_place_by_default() {
     assert_same_results(&d.schedule, &w);
 }
 
-/// Row vectorization is a CPU knob (4, 8, 16 lanes after "as is"); GPU spaces, whose
-/// lanes are work-items, do not have it.
+/// Row vectorization is a CPU knob (4, 8, 16 padded lanes, then 8, 16, 32 masked,
+/// after "as is"); GPU spaces, whose lanes are work-items, do not have it.
 #[test]
 fn row_vectorization_is_a_cpu_knob() {
     let w = wl(WITHIN);
     let knob = tuner::space_bcr::row_vectorization_knob("W");
     let cpu = SearchSpace::for_target(&w, false);
     let k = cpu.knobs.iter().find(|k| k.name == knob).expect("CPU knob");
-    assert_eq!(k.choices.len(), 1 + tuner::space_bcr::ROW_LANES.len());
+    assert_eq!(
+        k.choices.len(),
+        1 + tuner::space_bcr::ROW_LANES.len() + tuner::space_bcr::MASKED_ROW_LANES.len()
+    );
+    assert!(k.choices[4..].iter().all(|c| c.label.ends_with("(masked)")));
     assert!(k.choices[0].instructions.is_empty());
     let gpu = SearchSpace::for_target(&w, true);
     assert!(gpu.knobs.iter().all(|k| k.name != knob));

@@ -515,3 +515,56 @@ fn a_run_at_two_threads_starts_from_the_one_thread_best() {
     assert_eq!(store2.seeds(), vec![best1]);
     assert_eq!(store1.seeds(), vec![r2.best().unwrap().trace.clone()]);
 }
+
+/// The windowed form (rows in the fewest masked lanes holding an entry's rows, block
+/// rows in register windows) is measured among the starting points, right after the
+/// e-graph's at one thread, and checked like every candidate.
+#[test]
+fn the_windowed_form_is_a_starting_point() {
+    use tuner::space::SearchSpace;
+    let w =
+        Workload::from_spec_str("bcr-fc:M=128,K=128,N=1,block=16x16,sparsity=0.8,seed=2").unwrap();
+    let space = SearchSpace::new(&w).for_threads(Some(1));
+    let d = space
+        .window_point(&w, &space.default_point())
+        .expect("a window point");
+    let (s, _) = space.apply(&w, &d).unwrap();
+    let json = s.trace().to_json();
+    assert!(json.contains(r#""masked":true"#), "{json}");
+    assert!(json.contains("window_block_rows"), "{json}");
+    // A matrix-matrix product (N = 8) refuses windows: the point keeps only the lanes.
+    let w8 =
+        Workload::from_spec_str("bcr-fc:M=64,K=64,N=8,block=16x16,sparsity=0.8,seed=2").unwrap();
+    let space8 = SearchSpace::new(&w8);
+    if let Some(d) = space8.window_point(&w8, &space8.default_point()) {
+        let (s, effective) = space8.apply(&w8, &d).unwrap();
+        assert!(!s.trace().to_json().contains("window_block_rows"));
+        assert_ne!(effective, d, "the refused window choice is skipped");
+    }
+
+    let stop = AtomicBool::new(false);
+    let runner = LocalRunner::new(Limits {
+        threads: Some(1),
+        ..quick_limits()
+    });
+    let mut store = MemoryStore::default();
+    let r = tune(
+        &w,
+        &runner,
+        &mut store,
+        &opts(3, Strategy::Random, 21),
+        &NoProgress,
+        &stop,
+    )
+    .unwrap();
+    let t = &r.trials[2];
+    assert!(
+        t.description
+            .contains("keep the block rows of W in register windows")
+            && t.description.contains("(masked)"),
+        "{}",
+        t.description
+    );
+    let m = t.outcome.as_ref().unwrap();
+    assert!(m.max_rel_error <= 1e-4, "{}", m.max_rel_error);
+}

@@ -1,0 +1,215 @@
+//! AVX-512 code for the lane permutation of block-row windows on the host.
+//!
+//! [`schedule::primitive::bcr::window_block_rows`] adds every entry's row sums into a
+//! window of a block row's outputs with a vectorized loop
+//!
+//! ```text
+//! vectorized for (wk, 0, H) {
+//!   let ws = SEL[e + wk];
+//!   win[wk] = win[wk] + select(ws < L, acc[.., ws], 0.0);
+//! }
+//! ```
+//!
+//! which is a gather from a small local array: compilers emit it as a memory gather,
+//! slower than the row-by-row scatter it replaces. With AVX-512 it is, per 16 rows of
+//! the window, one load of the selectors, a compare (`ws < L`), one `vpermps` of the
+//! entry's sums held in a register (`vpermt2ps` over two registers when `L` is 17 to
+//! 32) and one masked add; up to 8 lanes the same in 256-bit registers (AVX-512VL), 8
+//! rows at a time. The C is emitted under `#if defined(__AVX512F__)` with the
+//! plain loop in the `#else` branch, so the same source still compiles (and computes
+//! the same) where AVX-512 is missing. Any other shape returns `None` and is emitted
+//! as usual.
+
+use crate::c_emit::{buf, Emitter};
+use crate::error::CodegenError;
+use crate::neon::lane_coeff;
+use tir::visit::substitute_expr;
+use tir::{BinOp, Expr, Stmt};
+
+/// The parts of a window loop's body.
+struct WindowAdd<'s> {
+    sel: &'s str,
+    sel_index: &'s [Expr],
+    win: &'s str,
+    acc: &'s str,
+    acc_index: &'s [Expr],
+    ws: &'s str,
+    lanes: i64,
+}
+
+fn match_window_add<'s>(v: &str, body: &'s Stmt) -> Option<WindowAdd<'s>> {
+    let Stmt::Let {
+        var: ws,
+        value: Expr::Load {
+            buffer: sel,
+            indices: sel_index,
+        },
+        body,
+    } = body
+    else {
+        return None;
+    };
+    let Stmt::Store {
+        buffer: win,
+        indices,
+        value: Expr::Binary(BinOp::Add, old, term),
+    } = &**body
+    else {
+        return None;
+    };
+    let at_v = [Expr::var(v)];
+    if indices.as_slice() != at_v
+        || !matches!(&**old, Expr::Load { buffer, indices } if buffer == win && indices.as_slice() == at_v)
+    {
+        return None;
+    }
+    let Expr::Select(cond, picked, zero) = &**term else {
+        return None;
+    };
+    let (Expr::Binary(BinOp::Lt, a, l), Expr::Float(z)) = (&**cond, &**zero) else {
+        return None;
+    };
+    let (Expr::Var(a), Expr::Int(lanes), true) = (&**a, &**l, *z == 0.0) else {
+        return None;
+    };
+    let Expr::Load {
+        buffer: acc,
+        indices: acc_index,
+    } = &**picked
+    else {
+        return None;
+    };
+    if a != ws || acc_index.last() != Some(&Expr::var(ws)) {
+        return None;
+    }
+    Some(WindowAdd {
+        sel,
+        sel_index,
+        win,
+        acc,
+        acc_index,
+        ws,
+        lanes: *lanes,
+    })
+}
+
+/// Emits the window loop `for (v, min, extent) vectorized { body }` with AVX-512
+/// intrinsics (and the plain loop for other machines) when it has the shape above,
+/// `min` is 0, `extent` a multiple of 16 (8 when `L` is at most 8) and `L` at most
+/// 32; `None` otherwise.
+pub(crate) fn try_emit_window_add(
+    em: &mut Emitter<'_>,
+    v: &str,
+    min: &Expr,
+    extent: &Expr,
+    body: &Stmt,
+    plain: &mut dyn FnMut(&mut Emitter<'_>) -> Result<(), CodegenError>,
+) -> Result<Option<()>, CodegenError> {
+    let (Expr::Int(0), Expr::Int(h)) = (min, extent) else {
+        return Ok(None);
+    };
+    let Some(w) = match_window_add(v, body) else {
+        return Ok(None);
+    };
+    if *h % 8 != 0 || !(1..=32).contains(&w.lanes) {
+        return Ok(None);
+    }
+    // Selectors: contiguous in the loop variable; the entry's sums: the last index is
+    // the lane, the others free of it and of the loop.
+    let sel_strides = em.shape(w.sel)?.strides.clone();
+    let mut sel_coeff = 0i64;
+    for (i, s) in w.sel_index.iter().zip(&sel_strides) {
+        match lane_coeff(i, v) {
+            Some(c) => sel_coeff += c * *s as i64,
+            None => return Ok(None),
+        }
+    }
+    let acc_rest = &w.acc_index[..w.acc_index.len() - 1];
+    if sel_coeff != 1
+        || em.shape(w.acc)?.strides.last() != Some(&1)
+        || acc_rest
+            .iter()
+            .any(|e| tir::visit::expr_uses_var(e, v) || tir::visit::expr_uses_var(e, w.ws))
+    {
+        return Ok(None);
+    }
+    let zero_v: Vec<Expr> = w
+        .sel_index
+        .iter()
+        .map(|e| substitute_expr(e, v, &Expr::Int(0)))
+        .collect();
+    let sel_at = em.flat_index(w.sel, &zero_v)?;
+    let mut acc0: Vec<Expr> = acc_rest.to_vec();
+    acc0.push(Expr::Int(0));
+    let acc_at = em.flat_index(w.acc, &acc0)?;
+    let (sel_b, win_b, acc_b) = (buf(w.sel), buf(w.win), buf(w.acc));
+    let lanes = w.lanes;
+    // Up to 8 lanes the sums are one 256-bit register (as the vectorized loop that
+    // computed them wrote it: a wider load would stall on store forwarding) and the
+    // window goes 8 rows at a time; above, 512 bits and 16 rows.
+    let (width, ps, si, mask) = if lanes <= 8 {
+        (8i64, "_mm256", "__m256", "__mmask8")
+    } else {
+        (16, "_mm512", "__m512", "__mmask16")
+    };
+    if *h % width != 0 {
+        return Ok(None);
+    }
+    let load = |at: String, n: i64| -> String {
+        if n >= width {
+            format!("{ps}_loadu_ps(&{acc_b}[{at}])")
+        } else {
+            format!(
+                "{ps}_maskz_loadu_ps(({mask}){:#x}u, &{acc_b}[{at}])",
+                (1u32 << n) - 1
+            )
+        }
+    };
+    em.line("#if defined(__AVX512F__) && defined(__AVX512VL__)");
+    em.line("{");
+    em.indent += 1;
+    let t0 = em.fresh("sums");
+    em.line(&format!(
+        "const {si} {t0} = {};",
+        load(acc_at.clone(), lanes)
+    ));
+    let t1 = (lanes > width).then(|| em.fresh("sums"));
+    if let Some(t1) = &t1 {
+        em.line(&format!(
+            "const {si} {t1} = {};",
+            load(format!("{acc_at} + {width}"), lanes - width)
+        ));
+    }
+    let lim = em.fresh("lanes");
+    em.line(&format!("const {si}i {lim} = {ps}_set1_epi32({lanes});"));
+    for q in 0..*h / width {
+        let (s, k, p, o) = (
+            em.fresh("sel"),
+            em.fresh("keep"),
+            em.fresh("perm"),
+            width * q,
+        );
+        em.line(&format!(
+            "const {si}i {s} = {}_loadu_si{}((const void*)&{sel_b}[{sel_at} + {o}]);",
+            ps,
+            width * 32
+        ));
+        em.line(&format!(
+            "const {mask} {k} = {ps}_cmplt_epi32_mask({s}, {lim});"
+        ));
+        let perm = match &t1 {
+            None => format!("{ps}_permutexvar_ps({s}, {t0})"),
+            Some(t1) => format!("{ps}_permutex2var_ps({t0}, {s}, {t1})"),
+        };
+        em.line(&format!("const {si} {p} = {perm};"));
+        em.line(&format!(
+            "{ps}_storeu_ps(&{win_b}[{o}], {ps}_mask_add_ps({ps}_loadu_ps(&{win_b}[{o}]), {k}, {ps}_loadu_ps(&{win_b}[{o}]), {p}));"
+        ));
+    }
+    em.indent -= 1;
+    em.line("}");
+    em.line("#else");
+    plain(em)?;
+    em.line("#endif");
+    Ok(Some(()))
+}

@@ -1,0 +1,118 @@
+//! Block-row windows compiled for the host: the AVX-512 lane permutation (8-lane,
+//! 16-lane and two-register 32-lane sums; windows of 16 to 64 rows) and the plain
+//! loop of its `#else` branch both compute the workload's reference, at one thread and
+//! with parallel partitions at two.
+
+use codegen::harness::{measurement_source, Candidate};
+use codegen::run::{max_error, run_candidate, Protocol};
+use codegen::toolchain::{build_binary, Runner};
+use codegen::Target;
+use schedule::Schedule;
+use std::time::Duration;
+use tir::workload::Workload;
+
+/// The fewest of 8, 16, 32 lanes holding every entry's rows of `weight`.
+fn lanes_for(s: &Schedule, weight: &str) -> i64 {
+    let p = s.weights()[&format!("{weight}_row_ptr")].as_i32().unwrap();
+    let rows = p.windows(2).map(|w| i64::from(w[1] - w[0])).max().unwrap();
+    [8, 16, 32].into_iter().find(|l| *l >= rows).unwrap()
+}
+
+/// The windowed schedule of `spec` (every BCR weight), partitioned in parallel first
+/// when `parallel`.
+fn windowed(spec: &str, parallel: bool) -> (Workload, Schedule) {
+    let w = Workload::from_spec_str(spec).unwrap();
+    let mut s = Schedule::from_workload(&w).unwrap();
+    let weights: Vec<String> = w
+        .func
+        .params
+        .iter()
+        .filter_map(|p| p.name.strip_suffix("_row_ptr").map(str::to_string))
+        .collect();
+    for x in &weights {
+        s.eliminate_redundant_loads(x).unwrap();
+        let lanes = lanes_for(&s, x);
+        s.vectorize_rows_masked(x, lanes).unwrap();
+        if parallel {
+            s.partition_block_rows(x).unwrap();
+        }
+        s.window_block_rows(x).unwrap();
+        s.specialize_offsets(x).unwrap();
+    }
+    (w, s)
+}
+
+/// Builds `src`, runs it with `threads` and returns the largest relative error
+/// against the reference.
+fn error_of(src: &str, w: &Workload, s: &Schedule, threads: u32) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = build_binary(src, dir.path(), &Target::Host, Duration::from_secs(120)).unwrap();
+    let mut args = w.random_inputs(5);
+    args.extend(s.weights().clone());
+    let protocol = Protocol {
+        number: 1,
+        repeat: 1,
+        min_repeat_ms: 0.0,
+        timeout: Duration::from_secs(60),
+        threads: Some(threads),
+    };
+    let r = run_candidate(
+        &bin,
+        &Runner::Native,
+        0,
+        s.func(),
+        &args,
+        &protocol,
+        dir.path(),
+    )
+    .unwrap();
+    let want = w.interpret(&w.random_inputs(5)).unwrap();
+    max_error(&r.outputs, &want).unwrap().1
+}
+
+#[test]
+fn windowed_kernels_compute_the_reference_with_and_without_avx512() {
+    let cases = [
+        // 10 kept rows per 32x32 block: 16 lanes, windows of 32.
+        (
+            "bcr-fc:M=256,K=192,N=1,block=32x32,sparsity=0.9,seed=2",
+            "_mm512_permutexvar_ps",
+        ),
+        // 5 rows per 16x16 block: 8 lanes in 256-bit registers, windows of 16.
+        (
+            "bcr-fc:M=256,K=192,N=1,block=16x16,sparsity=0.9,seed=3",
+            "_mm256_permutexvar_ps",
+        ),
+        // 20 rows per 64x16 block: 32 lanes in two registers, windows of 64.
+        (
+            "bcr-fc:M=256,K=192,N=1,block=64x16,sparsity=0.9,seed=4",
+            "_mm512_permutex2var_ps",
+        ),
+        // Lanes not filled (11 of 16), a bias and an activation after the product.
+        (
+            "bcr-fc:M=96,K=80,N=1,bias=1,act=relu,block=16x16,sparsity=0.5,seed=6",
+            "_mm512_permutexvar_ps",
+        ),
+        // A GRU step's two weights.
+        (
+            "bcr-gru:input=64,hidden=64,batch=1,block=16x16,sparsity=0.85,seed=7",
+            "_permutexvar_ps",
+        ),
+    ];
+    for (spec, intrinsic) in cases {
+        for parallel in [false, true] {
+            let (w, s) = windowed(spec, parallel);
+            let f = s.func().clone();
+            let src = measurement_source(&[Candidate { func: &f }], &Target::Host).unwrap();
+            assert!(src.contains(intrinsic), "{spec}: no {intrinsic}\n{src}");
+            let threads = if parallel { 2 } else { 1 };
+            let rel = error_of(&src, &w, &s, threads);
+            assert!(rel < 1e-4, "{spec} (parallel {parallel}): {rel}");
+            // The plain loop of the `#else` branch.
+            let plain = src.replace("#if defined(__AVX512F__) && defined(__AVX512VL__)", "#if 0");
+            assert_ne!(plain, src);
+            let rel = error_of(&plain, &w, &s, threads);
+            assert!(rel < 1e-4, "{spec} (plain, parallel {parallel}): {rel}");
+        }
+    }
+}
