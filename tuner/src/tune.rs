@@ -383,6 +383,15 @@ pub fn tune(
     let window_point =
         space.window_point(w, egraph_point.as_ref().unwrap_or(&space.default_point()));
     let window_json = start_trace(&space, w, window_point.as_ref(), "window")?.map(|t| t.to_json());
+    // Above one thread, also its parallel form (block rows partitioned in parallel,
+    // then windowed).
+    let window_parallel_point = match (runner.threads(), &window_point) {
+        (Some(n), Some(d)) if n > 1 => space.parallel_point(d),
+        _ => None,
+    };
+    let window_parallel_json =
+        start_trace(&space, w, window_parallel_point.as_ref(), "parallel window")?
+            .map(|t| t.to_json());
     // The best schedules of this workload at other thread counts (two at most), and
     // above one thread their parallel forms: they start where earlier tuning ended.
     let mut seed_points: Vec<Decisions> = Vec::new();
@@ -439,6 +448,7 @@ pub fn tune(
             || egraph_json.as_ref() == Some(json)
             || parallel_json.as_ref() == Some(json)
             || window_json.as_ref() == Some(json)
+            || window_parallel_json.as_ref() == Some(json)
             || seed_jsons.contains(json)
     };
     // Points measured in this run with their decisions (the evolutionary population).
@@ -462,9 +472,8 @@ pub fn tune(
             if let Some(d) = &parallel_point {
                 pool.push(d.clone());
             }
-            if let Some(d) = &window_point {
-                pool.push(d.clone());
-            }
+            pool.extend(window_point.iter().cloned());
+            pool.extend(window_parallel_point.iter().cloned());
             pool.extend(seed_points.iter().cloned());
             first = false;
         }
