@@ -3,7 +3,11 @@
 //! Every IR name is prefixed in C (`b_` for buffers, `v_` for variables) so no name
 //! can clash with a C keyword or the runtime. Index arithmetic is `int64_t` with the
 //! IR's floor division and modulo (`grim_floordiv`/`grim_floormod`); floats are
-//! `float`; `min`/`max` on floats are `fminf`/`fmaxf`, as in the interpreter.
+//! `float`; `min`/`max` on floats are `fminf`/`fmaxf`, as in the interpreter. `exp`,
+//! `tanh` and `sigmoid` are the prelude's `grim_expf`/`grim_tanhf`/`grim_sigmoid`:
+//! polynomials without libm calls (within 1.2e-7 and 2.2e-7 relative of `expf` and
+//! `tanhf`), so that loops calling them vectorize (a GRU step's gates: hidden 1024 at
+//! 90%, 72 -> 54 us; hidden 256, 8.3 -> 4.0 us).
 //!
 //! Loop kinds: `serial` is a plain `for`; `parallel` gets `#pragma omp parallel for`;
 //! `unrolled` is expanded, one copy per iteration; `vectorized` uses NEON intrinsics
@@ -28,7 +32,7 @@ pub const MAX_STACK_ELEMS: usize = 16 * 1024;
 /// The C helpers every generated file starts with.
 pub fn prelude(target: &Target) -> String {
     let mut s = String::from(
-        "#include <stdint.h>\n#include <stddef.h>\n#include <stdlib.h>\n#include <math.h>\n",
+        "#include <stdint.h>\n#include <stddef.h>\n#include <stdlib.h>\n#include <string.h>\n#include <math.h>\n",
     );
     if target.neon() {
         s.push_str("#include <arm_neon.h>\n");
@@ -50,7 +54,40 @@ static inline int64_t grim_floormod(int64_t a, int64_t b) {
 }
 static inline int64_t grim_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t grim_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
-static inline float grim_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* exp without a libm call, so loops calling it vectorize: x = n ln2 + r with n from the
+   1.5 * 2^23 rounding trick, e^r by Cephes' expf polynomial, 2^n in the exponent bits;
+   within 1.2e-7 relative of expf on [-87, 88] (inputs are clamped there). */
+static inline float grim_expf(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  const float t = x * 1.44269504088896341f + 12582912.0f;
+  const float n = t - 12582912.0f;
+  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = p * r * r + r + 1.0f;
+  int32_t ti;
+  memcpy(&ti, &t, sizeof ti);
+  const int32_t bits = (ti - 0x4B400000 + 127) * 8388608;
+  float s;
+  memcpy(&s, &bits, sizeof s);
+  return e * s;
+}
+/* tanh from grim_expf above |x| = 0.625, Cephes' tanhf polynomial below (no
+   cancellation near 0); within 2.2e-7 relative of tanhf. */
+static inline float grim_tanhf(float x) {
+  const float a = fabsf(x);
+  const float big = 1.0f - 2.0f / (grim_expf(2.0f * a) + 1.0f);
+  const float z = x * x;
+  const float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
+      + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+  return a > 0.625f ? copysignf(big, x) : small;
+}
+static inline float grim_sigmoid(float x) { return 1.0f / (1.0f + grim_expf(-x)); }
 "#,
     );
     if target.neon() {
@@ -224,8 +261,8 @@ impl<'t> Emitter<'t> {
                     .transpose()?
                     .unwrap_or_else(|| "0.0f".into());
                 let name = match f {
-                    Intrinsic::Exp => "expf",
-                    Intrinsic::Tanh => "tanhf",
+                    Intrinsic::Exp => "grim_expf",
+                    Intrinsic::Tanh => "grim_tanhf",
                     Intrinsic::Sigmoid => "grim_sigmoid",
                     Intrinsic::Sqrt => "sqrtf",
                     Intrinsic::Abs => "fabsf",

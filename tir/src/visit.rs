@@ -117,6 +117,58 @@ pub fn substitute_stmt(s: &Stmt, var: &str, with: &Expr) -> Stmt {
     }
 }
 
+/// Rebuilds `s` top-down: where `f` returns a statement it replaces that node (and is
+/// not applied inside it); elsewhere the node is kept with its children rebuilt.
+pub fn map_stmt(s: &Stmt, f: &mut dyn FnMut(&Stmt) -> Option<Stmt>) -> Stmt {
+    if let Some(r) = f(s) {
+        return r;
+    }
+    match s {
+        Stmt::For {
+            var,
+            min,
+            extent,
+            kind,
+            body,
+        } => Stmt::For {
+            var: var.clone(),
+            min: min.clone(),
+            extent: extent.clone(),
+            kind: *kind,
+            body: Box::new(map_stmt(body, f)),
+        },
+        Stmt::Seq(items) => Stmt::Seq(items.iter().map(|x| map_stmt(x, f)).collect()),
+        Stmt::Let { var, value, body } => Stmt::Let {
+            var: var.clone(),
+            value: value.clone(),
+            body: Box::new(map_stmt(body, f)),
+        },
+        Stmt::If {
+            cond,
+            then,
+            otherwise,
+        } => Stmt::If {
+            cond: cond.clone(),
+            then: Box::new(map_stmt(then, f)),
+            otherwise: otherwise.as_ref().map(|o| Box::new(map_stmt(o, f))),
+        },
+        Stmt::Store { .. } => s.clone(),
+        Stmt::Allocate {
+            name,
+            dtype,
+            shape,
+            scope,
+            body,
+        } => Stmt::Allocate {
+            name: name.clone(),
+            dtype: *dtype,
+            shape: shape.clone(),
+            scope: *scope,
+            body: Box::new(map_stmt(body, f)),
+        },
+    }
+}
+
 /// True when `e` mentions variable `var`.
 pub fn expr_uses_var(e: &Expr, var: &str) -> bool {
     match e {

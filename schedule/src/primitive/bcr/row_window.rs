@@ -365,7 +365,7 @@ fn match_scatter(
 /// Rebuilds `s` with the scatter (last statement of allocation `acc`) replaced by
 /// `expand`.
 fn replace_scatter(s: &Stmt, acc: &str, expand: &Stmt, done: &mut bool) -> Stmt {
-    match s {
+    tir::visit::map_stmt(s, &mut |st| match st {
         Stmt::Allocate {
             name,
             dtype,
@@ -375,66 +375,18 @@ fn replace_scatter(s: &Stmt, acc: &str, expand: &Stmt, done: &mut bool) -> Stmt 
         } if name == acc => match &**body {
             Stmt::Seq(items) if items.len() == 2 => {
                 *done = true;
-                Stmt::Allocate {
+                Some(Stmt::Allocate {
                     name: name.clone(),
                     dtype: *dtype,
                     shape: shape.clone(),
                     scope: *scope,
                     body: Box::new(Stmt::Seq(vec![items[0].clone(), expand.clone()])),
-                }
+                })
             }
-            _ => s.clone(),
+            _ => None,
         },
-        Stmt::Allocate {
-            name,
-            dtype,
-            shape,
-            scope,
-            body,
-        } => Stmt::Allocate {
-            name: name.clone(),
-            dtype: *dtype,
-            shape: shape.clone(),
-            scope: *scope,
-            body: Box::new(replace_scatter(body, acc, expand, done)),
-        },
-        Stmt::For {
-            var,
-            min,
-            extent,
-            kind,
-            body,
-        } => Stmt::for_(
-            var.clone(),
-            min.clone(),
-            extent.clone(),
-            *kind,
-            replace_scatter(body, acc, expand, done),
-        ),
-        Stmt::Let { var, value, body } => Stmt::let_(
-            var.clone(),
-            value.clone(),
-            replace_scatter(body, acc, expand, done),
-        ),
-        Stmt::Seq(items) => Stmt::Seq(
-            items
-                .iter()
-                .map(|x| replace_scatter(x, acc, expand, done))
-                .collect(),
-        ),
-        Stmt::If {
-            cond,
-            then,
-            otherwise,
-        } => Stmt::If {
-            cond: cond.clone(),
-            then: Box::new(replace_scatter(then, acc, expand, done)),
-            otherwise: otherwise
-                .as_ref()
-                .map(|o| Box::new(replace_scatter(o, acc, expand, done))),
-        },
-        Stmt::Store { .. } => s.clone(),
-    }
+        _ => None,
+    })
 }
 
 /// Extent of dimension `dim` of buffer `name`: a parameter or an allocation.
