@@ -207,6 +207,17 @@ pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
         },
     ];
     knobs.extend(vectorize);
+    // Windows need row-vectorized entries, so GPU spaces do not have them either.
+    let window = (!gpu).then(|| Knob {
+        name: block_row_window_knob(&w),
+        choices: vec![
+            as_is(),
+            choice(
+                format!("keep the block rows of {w} in register windows"),
+                vec![Instruction::WindowBlockRows { weight: w.clone() }],
+            ),
+        ],
+    });
     knobs.extend([
         Knob {
             name: format!("accumulate rows {w}"),
@@ -231,16 +242,9 @@ pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
                 ),
             ],
         },
-        Knob {
-            name: block_row_window_knob(&w),
-            choices: vec![
-                as_is(),
-                choice(
-                    format!("keep the block rows of {w} in register windows"),
-                    vec![Instruction::WindowBlockRows { weight: w.clone() }],
-                ),
-            ],
-        },
+    ]);
+    knobs.extend(window);
+    knobs.extend([
         Knob {
             name: format!("rows per kernel {w}"),
             choices: as_is_then([2i64, 4].into_iter().map(|r| {

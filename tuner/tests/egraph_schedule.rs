@@ -333,7 +333,8 @@ fn conv_windows_are_read_in_place_by_default() {
 }
 
 /// Row vectorization is a CPU knob (4, 8, 16 padded lanes, then 8, 16, 32 masked,
-/// after "as is"); GPU spaces, whose lanes are work-items, do not have it.
+/// after "as is"), and so are block-row windows; GPU spaces, whose lanes are
+/// work-items, have neither.
 #[test]
 fn row_vectorization_is_a_cpu_knob() {
     let w = wl(WITHIN);
@@ -348,6 +349,10 @@ fn row_vectorization_is_a_cpu_knob() {
     assert!(k.choices[0].instructions.is_empty());
     let gpu = SearchSpace::for_target(&w, true);
     assert!(gpu.knobs.iter().all(|k| k.name != knob));
+    // Windows need row-vectorized entries: a CPU knob too.
+    let window = tuner::space_bcr::block_row_window_knob("W");
+    assert!(cpu.knobs.iter().any(|k| k.name == window));
+    assert!(gpu.knobs.iter().all(|k| k.name != window));
 }
 
 /// Dense reductions: the default schedule sums each `k` loop in the widest lanes the
