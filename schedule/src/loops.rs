@@ -45,64 +45,12 @@ fn rewrite(
     f: &mut dyn FnMut(&Stmt) -> Result<Stmt, ScheduleError>,
     done: &mut bool,
 ) -> Result<Stmt, ScheduleError> {
-    if *done {
-        return Ok(s.clone());
-    }
-    Ok(match s {
-        Stmt::For { var, .. } if var == name => {
+    tir::visit::try_map_stmt(s, &mut |st| match st {
+        Stmt::For { var, .. } if var == name && !*done => {
             *done = true;
-            f(s)?
+            f(st).map(Some)
         }
-        Stmt::For {
-            var,
-            min,
-            extent,
-            kind,
-            body,
-        } => Stmt::For {
-            var: var.clone(),
-            min: min.clone(),
-            extent: extent.clone(),
-            kind: *kind,
-            body: Box::new(rewrite(body, name, f, done)?),
-        },
-        Stmt::Seq(items) => Stmt::Seq(
-            items
-                .iter()
-                .map(|i| rewrite(i, name, f, done))
-                .collect::<Result<_, _>>()?,
-        ),
-        Stmt::Let { var, value, body } => Stmt::Let {
-            var: var.clone(),
-            value: value.clone(),
-            body: Box::new(rewrite(body, name, f, done)?),
-        },
-        Stmt::If {
-            cond,
-            then,
-            otherwise,
-        } => Stmt::If {
-            cond: cond.clone(),
-            then: Box::new(rewrite(then, name, f, done)?),
-            otherwise: match otherwise {
-                Some(o) => Some(Box::new(rewrite(o, name, f, done)?)),
-                None => None,
-            },
-        },
-        Stmt::Store { .. } => s.clone(),
-        Stmt::Allocate {
-            name: n,
-            dtype,
-            shape,
-            scope,
-            body,
-        } => Stmt::Allocate {
-            name: n.clone(),
-            dtype: *dtype,
-            shape: shape.clone(),
-            scope: *scope,
-            body: Box::new(rewrite(body, name, f, done)?),
-        },
+        _ => Ok(None),
     })
 }
 

@@ -120,10 +120,21 @@ pub fn substitute_stmt(s: &Stmt, var: &str, with: &Expr) -> Stmt {
 /// Rebuilds `s` top-down: where `f` returns a statement it replaces that node (and is
 /// not applied inside it); elsewhere the node is kept with its children rebuilt.
 pub fn map_stmt(s: &Stmt, f: &mut dyn FnMut(&Stmt) -> Option<Stmt>) -> Stmt {
-    if let Some(r) = f(s) {
-        return r;
+    match try_map_stmt(s, &mut |st| Ok::<_, std::convert::Infallible>(f(st))) {
+        Ok(out) => out,
+        Err(never) => match never {},
     }
-    match s {
+}
+
+/// [`map_stmt`] with a fallible `f`: the first error stops the rebuild.
+pub fn try_map_stmt<E>(
+    s: &Stmt,
+    f: &mut dyn FnMut(&Stmt) -> Result<Option<Stmt>, E>,
+) -> Result<Stmt, E> {
+    if let Some(r) = f(s)? {
+        return Ok(r);
+    }
+    Ok(match s {
         Stmt::For {
             var,
             min,
@@ -135,13 +146,18 @@ pub fn map_stmt(s: &Stmt, f: &mut dyn FnMut(&Stmt) -> Option<Stmt>) -> Stmt {
             min: min.clone(),
             extent: extent.clone(),
             kind: *kind,
-            body: Box::new(map_stmt(body, f)),
+            body: Box::new(try_map_stmt(body, f)?),
         },
-        Stmt::Seq(items) => Stmt::Seq(items.iter().map(|x| map_stmt(x, f)).collect()),
+        Stmt::Seq(items) => Stmt::Seq(
+            items
+                .iter()
+                .map(|x| try_map_stmt(x, f))
+                .collect::<Result<_, _>>()?,
+        ),
         Stmt::Let { var, value, body } => Stmt::Let {
             var: var.clone(),
             value: value.clone(),
-            body: Box::new(map_stmt(body, f)),
+            body: Box::new(try_map_stmt(body, f)?),
         },
         Stmt::If {
             cond,
@@ -149,8 +165,11 @@ pub fn map_stmt(s: &Stmt, f: &mut dyn FnMut(&Stmt) -> Option<Stmt>) -> Stmt {
             otherwise,
         } => Stmt::If {
             cond: cond.clone(),
-            then: Box::new(map_stmt(then, f)),
-            otherwise: otherwise.as_ref().map(|o| Box::new(map_stmt(o, f))),
+            then: Box::new(try_map_stmt(then, f)?),
+            otherwise: match otherwise {
+                Some(o) => Some(Box::new(try_map_stmt(o, f)?)),
+                None => None,
+            },
         },
         Stmt::Store { .. } => s.clone(),
         Stmt::Allocate {
@@ -164,9 +183,9 @@ pub fn map_stmt(s: &Stmt, f: &mut dyn FnMut(&Stmt) -> Option<Stmt>) -> Stmt {
             dtype: *dtype,
             shape: shape.clone(),
             scope: *scope,
-            body: Box::new(map_stmt(body, f)),
+            body: Box::new(try_map_stmt(body, f)?),
         },
-    }
+    })
 }
 
 /// True when `e` mentions variable `var`.

@@ -85,7 +85,7 @@ fn collect(body: &Stmt, buffer: &str) -> Result<Vec<Update>, String> {
 /// Replaces, inside `s`, the updates of `buffer` by updates of `acc` at `acc_idx`, and
 /// loads `buffer[idx]` (only in those updates) accordingly.
 fn rewrite(s: &Stmt, buffer: &str, acc: &str, acc_idx: &[Expr]) -> Stmt {
-    match s {
+    tir::visit::map_stmt(s, &mut |st| match st {
         Stmt::Store {
             buffer: b, value, ..
         } if b == buffer => {
@@ -93,58 +93,14 @@ fn rewrite(s: &Stmt, buffer: &str, acc: &str, acc_idx: &[Expr]) -> Stmt {
                 Expr::Binary(_, _, e) => (**e).clone(),
                 other => other.clone(),
             };
-            Stmt::store(acc, acc_idx.to_vec(), Expr::load(acc, acc_idx.to_vec()) + e)
+            Some(Stmt::store(
+                acc,
+                acc_idx.to_vec(),
+                Expr::load(acc, acc_idx.to_vec()) + e,
+            ))
         }
-        Stmt::Store { .. } => s.clone(),
-        Stmt::For {
-            var,
-            min,
-            extent,
-            kind,
-            body,
-        } => Stmt::For {
-            var: var.clone(),
-            min: min.clone(),
-            extent: extent.clone(),
-            kind: *kind,
-            body: Box::new(rewrite(body, buffer, acc, acc_idx)),
-        },
-        Stmt::Seq(items) => Stmt::Seq(
-            items
-                .iter()
-                .map(|i| rewrite(i, buffer, acc, acc_idx))
-                .collect(),
-        ),
-        Stmt::Let { var, value, body } => Stmt::Let {
-            var: var.clone(),
-            value: value.clone(),
-            body: Box::new(rewrite(body, buffer, acc, acc_idx)),
-        },
-        Stmt::If {
-            cond,
-            then,
-            otherwise,
-        } => Stmt::If {
-            cond: cond.clone(),
-            then: Box::new(rewrite(then, buffer, acc, acc_idx)),
-            otherwise: otherwise
-                .as_ref()
-                .map(|o| Box::new(rewrite(o, buffer, acc, acc_idx))),
-        },
-        Stmt::Allocate {
-            name,
-            dtype,
-            shape,
-            scope,
-            body,
-        } => Stmt::Allocate {
-            name: name.clone(),
-            dtype: *dtype,
-            shape: shape.clone(),
-            scope: *scope,
-            body: Box::new(rewrite(body, buffer, acc, acc_idx)),
-        },
-    }
+        _ => None,
+    })
 }
 
 /// See the [module docs](self). Returns the accumulator's name.
