@@ -359,7 +359,9 @@ impl<'t> Emitter<'t> {
                         self.line(&format!("if (!{b}) return 1;"));
                     }
                 } else {
-                    self.line(&format!("{ty} {b}[{}] = {{0}};", n.max(1)));
+                    // 64-byte aligned: whole cache lines and vectors, and the same
+                    // path through the zeroing `memset` wherever the stack lies.
+                    self.line(&format!("_Alignas(64) {ty} {b}[{}] = {{0}};", n.max(1)));
                 }
                 self.shapes.push(BufShape {
                     name: name.clone(),

@@ -178,8 +178,23 @@ impl Schedule {
         })
     }
 
-    /// Keeps each block row's outputs in a window of registers, every entry's row sums
-    /// added into it by a lane permutation (see
+    /// Sums `rows` kept rows of `weight` times a row of output positions in registers,
+    /// in vector pieces of `lanes` (see [`crate::primitive::bcr::register_tile`]);
+    /// returns the loops created.
+    pub fn register_tile(
+        &mut self,
+        weight: &str,
+        rows: i64,
+        lanes: i64,
+    ) -> Result<Vec<String>, ScheduleError> {
+        self.apply(Instruction::RegisterTile {
+            weight: weight.into(),
+            rows,
+            lanes,
+        })
+    }
+
+    /// Keeps the block rows of `weight` in register windows (see
     /// [`crate::primitive::bcr::window_block_rows`]); returns the window loops.
     pub fn window_block_rows(&mut self, weight: &str) -> Result<Vec<String>, ScheduleError> {
         self.apply(Instruction::WindowBlockRows {

@@ -86,6 +86,15 @@ pub enum Instruction {
         /// The BCR weight.
         weight: String,
     },
+    /// [`crate::primitive::bcr::register_tile`].
+    RegisterTile {
+        /// The BCR weight.
+        weight: String,
+        /// Kept rows per tile.
+        rows: i64,
+        /// Output positions per vector piece of the tile.
+        lanes: i64,
+    },
     /// [`crate::primitive::bcr::specialize_offsets`].
     SpecializeOffsets {
         /// The BCR weight.

@@ -481,11 +481,7 @@ impl SearchSpace {
             else {
                 continue;
             };
-            let max_rows = ptr
-                .windows(2)
-                .map(|p| i64::from(p[1] - p[0]))
-                .max()
-                .unwrap_or(0);
+            let max_rows = kept_rows_max(ptr);
             for (name, choice) in
                 crate::space_bcr::window_decisions(&weight, max_rows).unwrap_or_default()
             {
@@ -493,6 +489,40 @@ impl SearchSpace {
                     if choice < self.knobs[k].choices.len() {
                         d[k] = choice;
                     }
+                }
+            }
+        }
+        (d != *base).then_some(d)
+    }
+
+    /// `base` with every BCR weight of `w` register-tiled (see
+    /// [`crate::space_bcr::register_tile_knob`]): the first row count of
+    /// [`crate::space_bcr::tile_row_preference`] the schedule accepts. `None` when no
+    /// weight takes a tile (one output position per row, a GPU space) or `base` already
+    /// has them.
+    pub fn tile_point(&self, w: &Workload, base: &Decisions) -> Option<Decisions> {
+        let mut d = base.clone();
+        for weight in bcr_weights(w) {
+            let Some(k) = self
+                .knobs
+                .iter()
+                .position(|k| k.name == crate::space_bcr::register_tile_knob(&weight))
+            else {
+                continue;
+            };
+            if d.get(k).is_some_and(|c| *c != 0) {
+                continue;
+            }
+            let max_rows = max_kept_rows(w, &weight);
+            for r in crate::space_bcr::tile_row_preference(max_rows) {
+                let Some(pos) = crate::space_bcr::TILE_ROWS.iter().position(|t| *t == r) else {
+                    continue;
+                };
+                let mut trial = d.clone();
+                trial[k] = 1 + pos;
+                if matches!(self.apply(w, &trial), Ok((_, eff)) if eff.get(k) == Some(&(1 + pos))) {
+                    d = trial;
+                    break;
                 }
             }
         }
@@ -577,4 +607,22 @@ pub fn trace_of(
     d: &Decisions,
 ) -> Result<Trace, schedule::ScheduleError> {
     Ok(space.apply(w, d)?.0.trace().clone())
+}
+
+/// The most rows an entry of `weight` keeps in `w` (0 when it has no BCR arrays).
+fn max_kept_rows(w: &Workload, weight: &str) -> i64 {
+    w.weights
+        .get(&format!("{weight}_row_ptr"))
+        .and_then(|t| t.as_i32())
+        .map(kept_rows_max)
+        .unwrap_or(0)
+}
+
+/// The largest difference of consecutive entries of a `row_ptr` array.
+fn kept_rows_max(row_ptr: &[i32]) -> i64 {
+    row_ptr
+        .windows(2)
+        .map(|p| i64::from(p[1] - p[0]))
+        .max()
+        .unwrap_or(0)
 }

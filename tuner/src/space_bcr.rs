@@ -117,6 +117,31 @@ pub fn block_row_window_knob(weight: &str) -> String {
     format!("block-row windows {weight}")
 }
 
+/// The kept-row counts the register-tile knob offers (choice `1 + k` takes
+/// `TILE_ROWS[k]`): tiles of up to 6 rows x 64 positions fit AVX-512's 32 registers.
+pub const TILE_ROWS: [i64; 6] = [1, 2, 3, 4, 5, 6];
+
+/// Output positions per vector piece of a register tile: one AVX-512 register of f32
+/// (four NEON registers).
+pub const TILE_LANES: i64 = 16;
+
+/// Name of the register-tile knob of `weight`; choice `1 + k` applies
+/// [`schedule::primitive::bcr::register_tile`] with `TILE_ROWS[k]` rows (refused, so
+/// skipped, where an output has one position per row or a tile would not fit).
+pub fn register_tile_knob(weight: &str) -> String {
+    format!("register tile {weight}")
+}
+
+/// The register-tile row counts to try first for entries keeping `max_rows` rows:
+/// fewest rows left over for the one-row rest loop first, then more rows per tile
+/// (10 kept rows: 5, 2, 3 ...; 12: 6, 4, 3 ...).
+pub fn tile_row_preference(max_rows: i64) -> Vec<i64> {
+    let mut r: Vec<i64> = TILE_ROWS.iter().copied().filter(|r| *r > 1).collect();
+    r.sort_by_key(|t| (max_rows.max(1) % t, -t));
+    r.push(1);
+    r
+}
+
 /// The knob choices of the windowed starting point for `weight`, whose entries keep
 /// at most `max_rows` rows: rows vectorized with the fewest masked lanes that hold
 /// them, and block-row windows. `None` when no masked lane count holds them.
@@ -244,6 +269,21 @@ pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
         },
     ]);
     knobs.extend(window);
+    // Register tiles unroll rows and vector pieces for C compilers; GPU spaces map
+    // positions to work-items instead.
+    knobs.extend((!gpu).then(|| Knob {
+        name: register_tile_knob(&w),
+        choices: as_is_then(TILE_ROWS.into_iter().map(|r| {
+            choice(
+                format!("register tiles of {r} rows of {w} x {TILE_LANES}-lane pieces"),
+                vec![Instruction::RegisterTile {
+                    weight: w.clone(),
+                    rows: r,
+                    lanes: TILE_LANES,
+                }],
+            )
+        })),
+    }));
     knobs.extend([
         Knob {
             name: format!("rows per kernel {w}"),

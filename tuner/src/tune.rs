@@ -392,6 +392,23 @@ pub fn tune(
     let window_parallel_json =
         start_trace(&space, w, window_parallel_point.as_ref(), "parallel window")?
             .map(|t| t.to_json());
+    // The register-tiled form of the e-graph's point (a few kept rows times a row of
+    // output positions summed in registers; convs and FC with N > 1), and above one
+    // thread its parallel form: the row count must suit the entries' kept rows.
+    let tile_point = space.tile_point(w, egraph_point.as_ref().unwrap_or(&space.default_point()));
+    let tile_json =
+        start_trace(&space, w, tile_point.as_ref(), "register tile")?.map(|t| t.to_json());
+    let tile_parallel_point = match (runner.threads(), &tile_point) {
+        (Some(n), Some(d)) if n > 1 => space.parallel_point(d),
+        _ => None,
+    };
+    let tile_parallel_json = start_trace(
+        &space,
+        w,
+        tile_parallel_point.as_ref(),
+        "parallel register tile",
+    )?
+    .map(|t| t.to_json());
     // The best schedules of this workload at other thread counts (two at most), and
     // above one thread their parallel forms: they start where earlier tuning ended.
     let mut seed_points: Vec<Decisions> = Vec::new();
@@ -441,7 +458,7 @@ pub fn tune(
         seed_points: seed_points.len(),
     };
     // The starting points (the default, the e-graph's, the parallel one, the windowed
-    // one and the seeds), kept ahead of the cost model's ranking.
+    // and register-tiled ones and the seeds), kept ahead of the cost model's ranking.
     let egraph_json = report.egraph_trace.as_ref().map(|t| t.to_json());
     let seeded = |s: &Schedule, json: &String| {
         s.trace().instructions.is_empty()
@@ -449,6 +466,8 @@ pub fn tune(
             || parallel_json.as_ref() == Some(json)
             || window_json.as_ref() == Some(json)
             || window_parallel_json.as_ref() == Some(json)
+            || tile_json.as_ref() == Some(json)
+            || tile_parallel_json.as_ref() == Some(json)
             || seed_jsons.contains(json)
     };
     // Points measured in this run with their decisions (the evolutionary population).
@@ -474,6 +493,8 @@ pub fn tune(
             }
             pool.extend(window_point.iter().cloned());
             pool.extend(window_parallel_point.iter().cloned());
+            pool.extend(tile_point.iter().cloned());
+            pool.extend(tile_parallel_point.iter().cloned());
             pool.extend(seed_points.iter().cloned());
             first = false;
         }

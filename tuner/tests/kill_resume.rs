@@ -2,10 +2,14 @@
 //! completes: nothing recorded is lost, nothing is recorded twice, the database opens
 //! and checks clean after every kill, and the result matches an uninterrupted run.
 //!
-//! Under qemu the cost is the retired instruction count, which is deterministic for
-//! serial kernels, so the same trace has the same cost in both databases and "the
-//! same best" is exact; OpenMP-parallel kernels vary by a few instructions per run
-//! (found by this test), so for them costs are compared within 1%.
+//! Under qemu the cost is the retired instruction count. It repeats exactly when the
+//! same binary runs again, but the same trace measured in two runs can differ by a few
+//! instructions: OpenMP-parallel kernels vary per run (thread start-up and joins, found
+//! by this test), and a serial row-vectorized kernel counted 1751 in one run's binary
+//! and 1759 in the other's (the runs build different batches of candidates; rerunning
+//! one binary gives the same count every time, and the cause is not pinned down). So
+//! costs are compared within 1% (or 64 instructions), and "the same best" means a
+//! best within that of the uninterrupted run's.
 //!
 //! What "the same best" can mean: `--trials N` is the number of *new* candidates a run
 //! measures (a resumed run skips what is stored and keeps proposing), so the killed
@@ -152,24 +156,26 @@ fn sigkill_at_random_moments_loses_nothing_and_resumes_to_the_same_best() {
             "record lost or changed by the final run"
         );
     }
-    // Every candidate of the uninterrupted run, with the same cost: exactly for serial
-    // kernels; within 1% (or 64 instructions) for OpenMP-parallel ones, whose instruction count under qemu
-    // varies by a few instructions from run to run (thread start-up and joins).
+    // Every candidate of the uninterrupted run, with the same cost within 1% (or 64
+    // instructions; see the module comment for why not exactly).
     let close = |a: f64, b: f64| (a - b).abs() <= (0.01 * a.abs().max(b.abs())).max(64.0);
     let mut parallel_differences = 0;
+    let mut serial_differences = 0;
     for (t, c) in &clean {
         let got = fin
             .get(t)
             .unwrap_or_else(|| panic!("uninterrupted run's trace {t} missing"));
         match (c, got) {
-            // `partition_block_rows` makes the block-row loop parallel too.
-            (Some(a), Some(b))
-                if t.contains("\"parallel\"") || t.contains("partition_block_rows") =>
-            {
+            (Some(a), Some(b)) => {
                 assert!(close(*a, *b), "{t}: {a} vs {b}");
-                parallel_differences += usize::from(a != b);
+                // `partition_block_rows` makes the block-row loop parallel too.
+                if t.contains("\"parallel\"") || t.contains("partition_block_rows") {
+                    parallel_differences += usize::from(a != b);
+                } else {
+                    serial_differences += usize::from(a != b);
+                }
             }
-            _ => assert_eq!(got, c, "{t}: the same cost in both databases"),
+            _ => assert_eq!(got, c, "{t}: the same outcome in both databases"),
         }
     }
     let restricted: BTreeMap<String, Option<f64>> = fin
@@ -182,20 +188,15 @@ fn sigkill_at_random_moments_loses_nothing_and_resumes_to_the_same_best() {
         best(&restricted).expect("a best"),
         want.clone().expect("a best"),
     );
-    let parallel = |t: &str| t.contains("\"parallel\"") || t.contains("partition_block_rows");
-    if !parallel(&want_best.0) && !parallel(&got_best.0) {
-        assert_eq!(got_best, want_best, "best over the same candidates");
-    } else {
-        assert!(
-            close(got_best.1, want_best.1),
-            "{got_best:?} vs {want_best:?}"
-        );
-    }
+    assert!(
+        close(got_best.1, want_best.1),
+        "best over the same candidates: {got_best:?} vs {want_best:?}"
+    );
     assert!(fin_best.as_ref().expect("a best").1 <= want_best.1 * 1.01);
     eprintln!(
         "kill_resume: {kills} kills survived, {} records after the kills, {} at the end \
          (uninterrupted: {}), records lost 0; best {:?} (uninterrupted {:?}); parallel kernels whose count \
-         differed: {parallel_differences}; {:.1} s",
+         differed: {parallel_differences}, serial ones: {serial_differences}; {:.1} s",
         seen.len(),
         fin.len(),
         clean.len(),

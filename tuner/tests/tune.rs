@@ -568,3 +568,60 @@ fn the_windowed_form_is_a_starting_point() {
     let m = t.outcome.as_ref().unwrap();
     assert!(m.max_rel_error <= 1e-4, "{}", m.max_rel_error);
 }
+
+/// The register-tiled form of the e-graph's point (kept rows times a row of output
+/// positions in registers) is among the measured starting points of a conv, with a
+/// row count that divides its entries' 10 kept rows, and checked like every candidate;
+/// a matrix-vector product (one output position per row) has no such point.
+#[test]
+fn the_register_tiled_form_is_a_starting_point() {
+    use tuner::space::SearchSpace;
+    use tuner::space_bcr::tile_row_preference;
+    assert_eq!(tile_row_preference(10)[..3], [5, 2, 3]);
+    assert_eq!(tile_row_preference(12)[..3], [6, 4, 3]);
+    assert_eq!(tile_row_preference(1).last(), Some(&1));
+    let w = Workload::from_spec_str(
+        "bcr-conv2d:C=16,O=64,H=12,W=12,k=3,pad=1,block=32x32,sparsity=0.9,seed=2",
+    )
+    .unwrap();
+    let space = SearchSpace::new(&w).for_threads(Some(1));
+    let d = space
+        .tile_point(&w, &space.default_point())
+        .expect("a register-tile point");
+    let (s, _) = space.apply(&w, &d).unwrap();
+    let json = s.trace().to_json();
+    assert!(
+        json.contains(r#""op":"register_tile","weight":"W","rows":5"#),
+        "{json}"
+    );
+    let fc1 =
+        Workload::from_spec_str("bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.8,seed=2").unwrap();
+    let space1 = SearchSpace::new(&fc1);
+    assert_eq!(space1.tile_point(&fc1, &space1.default_point()), None);
+
+    let stop = AtomicBool::new(false);
+    let runner = LocalRunner::new(Limits {
+        threads: Some(1),
+        ..quick_limits()
+    });
+    let mut store = MemoryStore::default();
+    let r = tune(
+        &w,
+        &runner,
+        &mut store,
+        &opts(4, Strategy::Random, 23),
+        &NoProgress,
+        &stop,
+    )
+    .unwrap();
+    let t = r
+        .trials
+        .iter()
+        .find(|t| t.description.contains("register tiles of 5 rows of W"))
+        .unwrap_or_else(|| {
+            let d: Vec<&str> = r.trials.iter().map(|t| t.description.as_str()).collect();
+            panic!("no register-tiled trial among {d:?}")
+        });
+    let m = t.outcome.as_ref().unwrap();
+    assert!(m.max_rel_error <= 1e-4, "{}", m.max_rel_error);
+}

@@ -116,6 +116,30 @@ pub fn corpus() -> Vec<Case> {
             s.specialize_offsets("W")
         },
     ));
+    // Register tiles: 3 rows x 20 output columns (16-lane piece + 4-lane tail), rest
+    // rows one at a time; then over a padded conv's output rows, partitioned.
+    out.push(case(
+        "bcr-fc register tile 3 rows x 16 lanes + specialize",
+        &Workload::from_spec_str(
+            "bcr-fc:M=64,K=48,N=20,bias=1,act=relu,block=16x16,sparsity=0.8,seed=5",
+        )
+        .unwrap(),
+        |s| {
+            s.register_tile("W", 3, 16)?;
+            s.specialize_offsets("W")
+        },
+    ));
+    out.push(case(
+        "bcr-conv3x3 partition + register tile 2 rows x 4 lanes",
+        &Workload::from_spec_str(
+            "bcr-conv2d:C=8,O=16,H=7,W=9,k=3,pad=1,bias=1,block=8x8,sparsity=0.7,seed=6",
+        )
+        .unwrap(),
+        |s| {
+            s.partition_block_rows("W")?;
+            s.register_tile("W", 2, 4).map(|_| ())
+        },
+    ));
     let conv = Workload::from_spec_str("conv2d:C=3,O=8,H=9,W=9,k=3,pad=1,bias=1,act=relu").unwrap();
     out.push(case("conv3x3 default", &conv, |_| Ok(())));
     out.push(case("conv3x3 parallel o, vectorize init", &conv, |s| {

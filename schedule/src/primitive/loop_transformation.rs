@@ -212,7 +212,7 @@ pub fn split(
 
 /// Renames every loop and let variable bound in `s` to `NAME{suffix}` (made fresh
 /// against `taken`), so a duplicated body keeps loop names unique.
-fn rename_loops(s: &Stmt, suffix: &str, taken: &[String]) -> Stmt {
+pub(crate) fn rename_loops(s: &Stmt, suffix: &str, taken: &[String]) -> Stmt {
     let mut out = s.clone();
     for n in bound_names(s) {
         let fresh = fresh_name(&format!("{n}{suffix}"), taken);

@@ -105,6 +105,11 @@ pub fn apply(
             masked: true,
         } => bcr::vectorize_rows_masked(state, weight, *lanes),
         Instruction::WindowBlockRows { weight } => bcr::window_block_rows(state, weight),
+        Instruction::RegisterTile {
+            weight,
+            rows,
+            lanes,
+        } => bcr::register_tile(state, weight, *rows, *lanes),
         Instruction::SpecializeOffsets { weight } => bcr::specialize_offsets(state, weight),
         Instruction::SamplePerfectTile {
             loop_name,

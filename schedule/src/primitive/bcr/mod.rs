@@ -11,6 +11,7 @@
 //! | [`tile_blocks`], [`partition_block_rows`] | `tiling.rs` | rows / output columns per inner kernel; an outer loop over disjoint row ranges that is proven parallel from the data |
 //! | [`vectorize_rows`] | `row_vectorize.rs` | computes an entry's kept rows a vector of lanes at a time, values stored column-major and padded |
 //! | [`window_block_rows`] | `row_window.rs` | keeps a block row's outputs in registers; each entry's row sums are added by one lane permutation instead of a scatter |
+//! | [`register_tile`] | `register_tile.rs` | keeps a few kept rows times a row of output positions in registers over an entry's kept columns (convs, FC with N > 1) |
 //! | [`specialize_offsets`] | `specialize.rs` | when every entry has the same shape, replaces the loaded entry offsets and counts by constants |
 //!
 //! Every primitive takes the weight name (`W`, `W_ih`, `W_hh`), finds the block loop
@@ -23,11 +24,13 @@
 //! A suggested order, which every combination in the tests follows or checks:
 //! `reorder_rows` -> `reorder_columns` -> `eliminate_redundant_loads` ->
 //! `vectorize_rows` (instead of `tile_blocks`, which it excludes) -> `partition_block_rows`
-//! -> `window_block_rows` (after `vectorize_rows`) -> `tile_blocks` -> `specialize_offsets`
+//! -> `window_block_rows` (after `vectorize_rows`) -> `register_tile` (instead of
+//! `vectorize_rows` and `tile_blocks`, for outputs with several positions) -> `tile_blocks` -> `specialize_offsets`
 //! -> generic loop primitives.
 
 mod column_reorder;
 mod lre;
+mod register_tile;
 mod row_reorder;
 mod row_vectorize;
 mod row_window;
@@ -36,6 +39,7 @@ mod tiling;
 
 pub use column_reorder::{reorder_columns, ColumnOrder};
 pub use lre::eliminate_redundant_loads;
+pub use register_tile::{register_tile, MAX_TILE};
 pub use row_reorder::{reorder_rows, RowOrder};
 pub use row_vectorize::{vectorize_rows, vectorize_rows_masked, MAX_ROW_ACC};
 pub use row_window::{window_block_rows, MAX_WINDOW, WINDOW_STEP};
