@@ -118,8 +118,10 @@ pub fn block_row_window_knob(weight: &str) -> String {
 }
 
 /// The kept-row counts the register-tile knob offers (choice `1 + k` takes
-/// `TILE_ROWS[k]`): tiles of up to 6 rows x 64 positions fit AVX-512's 32 registers.
-pub const TILE_ROWS: [i64; 6] = [1, 2, 3, 4, 5, 6];
+/// `TILE_ROWS[k]`): tiles of up to 6 rows x 64 positions, or 10 x 32, fit AVX-512's
+/// 32 registers (larger ones are refused, see
+/// [`schedule::primitive::bcr::MAX_TILE`]).
+pub const TILE_ROWS: [i64; 8] = [1, 2, 3, 4, 5, 6, 8, 10];
 
 /// Output positions per vector piece of a register tile: one AVX-512 register of f32
 /// (four NEON registers).
@@ -134,7 +136,7 @@ pub fn register_tile_knob(weight: &str) -> String {
 
 /// The register-tile row counts to try first for entries keeping `max_rows` rows:
 /// fewest rows left over for the one-row rest loop first, then more rows per tile
-/// (10 kept rows: 5, 2, 3 ...; 12: 6, 4, 3 ...).
+/// (10 kept rows: 10, 5, 2 ...; 12: 6, 4, 3 ...).
 pub fn tile_row_preference(max_rows: i64) -> Vec<i64> {
     let mut r: Vec<i64> = TILE_ROWS.iter().copied().filter(|r| *r > 1).collect();
     r.sort_by_key(|t| (max_rows.max(1) % t, -t));
