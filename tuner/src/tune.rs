@@ -473,7 +473,14 @@ pub fn tune(
     // Points measured in this run with their decisions (the evolutionary population).
     let mut population: Vec<(Decisions, f64)> = Vec::new();
     let mut candidate_no = 0usize;
-    let mut first = true;
+    let mut starts: Vec<Decisions> = vec![space.default_point()];
+    starts.extend(egraph_point.iter().cloned());
+    starts.extend(parallel_point.iter().cloned());
+    starts.extend(window_point.iter().cloned());
+    starts.extend(window_parallel_point.iter().cloned());
+    starts.extend(tile_point.iter().cloned());
+    starts.extend(tile_parallel_point.iter().cloned());
+    starts.extend(seed_points.iter().cloned());
     let mut lost_in_a_row = 0usize;
     while report.trials.len() < opts.trials {
         if stop.load(Ordering::SeqCst) {
@@ -482,22 +489,9 @@ pub fn tune(
         }
         let want = opts.batch.min(opts.trials - report.trials.len()).max(1);
         // Propose.
-        let mut pool: Vec<Decisions> = Vec::new();
-        if first {
-            pool.push(space.default_point());
-            if let Some(d) = &egraph_point {
-                pool.push(d.clone());
-            }
-            if let Some(d) = &parallel_point {
-                pool.push(d.clone());
-            }
-            pool.extend(window_point.iter().cloned());
-            pool.extend(window_parallel_point.iter().cloned());
-            pool.extend(tile_point.iter().cloned());
-            pool.extend(tile_parallel_point.iter().cloned());
-            pool.extend(seed_points.iter().cloned());
-            first = false;
-        }
+        // The starting points lead every batch until each is measured (they are
+        // skipped once seen), so a small batch does not drop the later ones.
+        let mut pool: Vec<Decisions> = starts.clone();
         let n_pool = match opts.strategy {
             Strategy::Random => want * 4,
             Strategy::Evolutionary => want * 8,

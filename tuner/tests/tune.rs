@@ -626,3 +626,37 @@ fn the_register_tiled_form_is_a_starting_point() {
     let m = t.outcome.as_ref().unwrap();
     assert!(m.max_rel_error <= 1e-4, "{}", m.max_rel_error);
 }
+
+/// Starting points outnumbering a batch are not dropped: with one candidate per
+/// batch, the e-graph's point of an FC with N = 8 (rows vectorized), its windowed and
+/// its register-tiled forms are still measured in the first trials, each once.
+#[test]
+fn starting_points_survive_small_batches() {
+    let w =
+        Workload::from_spec_str("bcr-fc:M=64,K=64,N=8,block=16x16,sparsity=0.7,seed=3").unwrap();
+    let stop = AtomicBool::new(false);
+    let runner = LocalRunner::new(Limits {
+        threads: Some(1),
+        ..quick_limits()
+    });
+    let mut store = MemoryStore::default();
+    let o = TuneOptions {
+        batch: 1,
+        ..opts(5, Strategy::Evolutionary, 29)
+    };
+    let r = tune(&w, &runner, &mut store, &o, &NoProgress, &stop).unwrap();
+    let tiled: Vec<&str> = r
+        .trials
+        .iter()
+        .map(|t| t.description.as_str())
+        .filter(|d| d.contains("register tiles of"))
+        .collect();
+    let all: Vec<&str> = r.trials.iter().map(|t| t.description.as_str()).collect();
+    assert_eq!(tiled.len(), 1, "{all:?}");
+    assert!(
+        r.trials[..4]
+            .iter()
+            .any(|t| t.description.contains("register tiles of")),
+        "{all:?}"
+    );
+}
