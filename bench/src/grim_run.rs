@@ -55,10 +55,18 @@ fn tuned(
         match apply_best(db, w, target, &DeviceIdentity::host()) {
             Ok(ApplyBest::Tuned { schedule, record }) => {
                 let median = record.record.median_s().unwrap_or(f64::NAN);
+                let older = if record.record.is_current() {
+                    String::new()
+                } else {
+                    format!(
+                        " (measured by grim {}: code older than this build's)",
+                        record.record.grim_version
+                    )
+                };
                 return Ok((
                     *schedule,
                     format!(
-                        "tuned for `{target}`: {} trace instructions, {:.1} us when tuned",
+                        "tuned for `{target}`: {} trace instructions, {:.1} us when tuned{older}",
                         record.record.trace.instructions.len(),
                         median * 1e6
                     ),

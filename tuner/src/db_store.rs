@@ -118,8 +118,10 @@ fn device_lost(r: &Record) -> bool {
 }
 
 impl Store for DbStore {
-    /// Candidates whose only records say `device_lost` count as not measured: a
-    /// resumed run measures them again.
+    /// Candidates whose only records say `device_lost`, or were measured by another
+    /// grim build's generated code (their `grim_version` is not
+    /// [`tuning_logs::GRIM_VERSION`]), count as not measured: a resumed run measures
+    /// them again.
     fn contains(&self, trace_json: &str) -> bool {
         match Trace::from_json(trace_json) {
             Ok(t) => {
@@ -128,8 +130,11 @@ impl Store for DbStore {
                         .db
                         .records_of(&self.query())
                         .map(|v| {
-                            v.iter()
-                                .any(|s| s.record.trace == t && !device_lost(&s.record))
+                            v.iter().any(|s| {
+                                s.record.trace == t
+                                    && !device_lost(&s.record)
+                                    && s.record.is_current()
+                            })
                         })
                         .unwrap_or(true)
             }
@@ -204,12 +209,14 @@ impl Store for DbStore {
         best.into_iter().map(|(_, _, t)| t).collect()
     }
 
+    /// The records of this workload, target and device measured by this build's
+    /// generated code (older ones are measured again, not reported or learned from).
     fn history(&self) -> Vec<(Trace, Option<f64>)> {
         self.db
             .records_of(&self.query())
             .map(|v| {
                 v.into_iter()
-                    .filter(|s| !device_lost(&s.record))
+                    .filter(|s| !device_lost(&s.record) && s.record.is_current())
                     .map(|s| (s.record.trace.clone(), s.record.cost()))
                     .collect()
             })

@@ -660,3 +660,72 @@ fn starting_points_survive_small_batches() {
         "{all:?}"
     );
 }
+
+/// Records measured by another build's generated code (another `grim_version`) do not
+/// count as measured: a resumed run measures those traces again, learns only from
+/// current records, and its summary's best is a current one.
+#[test]
+fn records_of_older_generated_code_are_measured_again() {
+    use std::sync::Arc;
+    use tuner::db_store::DbStore;
+    use tuner::tune::Store;
+    let w =
+        Workload::from_spec_str("bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.8,seed=4").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(tuning_logs::Database::open(&dir.path().join("db")).unwrap());
+    let stop = AtomicBool::new(false);
+    let runner = LocalRunner::new(Limits {
+        threads: Some(1),
+        ..quick_limits()
+    });
+    let mut store = DbStore::new(db.clone(), &w, &runner).unwrap();
+    let r1 = tune(
+        &w,
+        &runner,
+        &mut store,
+        &opts(3, Strategy::Random, 31),
+        &NoProgress,
+        &stop,
+    )
+    .unwrap();
+    assert_eq!(r1.trials.len(), 3);
+    // Rewrite every record as if an older grim had measured it (1 ns: "fastest").
+    let all: Vec<tuning_logs::Record> = db.iter().map(|s| s.unwrap().record).collect();
+    let dir2 = tempfile::tempdir().unwrap();
+    let db2 = Arc::new(tuning_logs::Database::open(&dir2.path().join("db")).unwrap());
+    for mut r in all {
+        r.grim_version = "0.0.1+0000000000000000".into();
+        if let tuning_logs::Outcome::Measured(m) = &mut r.result {
+            m.median_s = 1e-9;
+            m.min_s = 1e-9;
+        }
+        db2.insert(&r).unwrap();
+    }
+    let mut old_store = DbStore::new(db2.clone(), &w, &runner).unwrap();
+    for t in &r1.trials {
+        assert!(!old_store.contains(&t.trace.to_json()), "{}", t.description);
+    }
+    assert!(old_store.history().is_empty());
+    let r2 = tune(
+        &w,
+        &runner,
+        &mut old_store,
+        &opts(3, Strategy::Random, 31),
+        &NoProgress,
+        &stop,
+    )
+    .unwrap();
+    assert_eq!(r2.skipped_already_measured, 0);
+    for t in &r1.trials {
+        assert!(
+            r2.trials.iter().any(|u| u.trace == t.trace),
+            "{} not measured again",
+            t.description
+        );
+        assert!(old_store.contains(&t.trace.to_json()));
+    }
+    assert!(old_store
+        .history()
+        .iter()
+        .all(|(_, c)| c.is_none_or(|c| c > 1e-9)));
+}

@@ -63,9 +63,12 @@ impl ApplyBest {
     }
 }
 
-/// Replays the best measured trace for `workload` on `target` and `device`. When no
-/// record exists, says so with [`ApplyBest::NoRecord`]; when the best trace does not
-/// replay, returns [`DbError::Replay`] (it does not try the next best silently).
+/// Replays the best measured trace for `workload` on `target` and `device`: the best
+/// of the records measured on the code this build generates ([`Record::is_current`]),
+/// else, when there are none, the best of all (its cost then comes from older
+/// generated code; [`Record::grim_version`] says which). When no record exists, says
+/// so with [`ApplyBest::NoRecord`]; when the chosen trace does not replay, returns
+/// [`DbError::Replay`] (it does not try the next best silently).
 pub fn apply_best(
     db: &Database,
     workload: &Workload,
@@ -78,7 +81,11 @@ pub fn apply_best(
         target,
         device,
     };
-    match db.best(&q)? {
+    let best = match db.best_where(&q, Record::is_current)? {
+        Some(s) => Some(s),
+        None => db.best(&q)?,
+    };
+    match best {
         None => Ok(ApplyBest::NoRecord(Box::new(NoRecord {
             workload: key,
             spec: workload.spec.to_string(),

@@ -320,6 +320,28 @@ impl Database {
         Ok(self.best_k(q, 1)?.into_iter().next())
     }
 
+    /// The best measured record of a query for which `keep` holds (lowest median, ties
+    /// by insertion order), walking the best index only as far as the first such
+    /// record.
+    pub fn best_where(
+        &self,
+        q: &Query<'_>,
+        keep: impl Fn(&Record) -> bool,
+    ) -> Result<Option<Stored>, DbError> {
+        let group = self.group(q)?;
+        for item in self.best.scan_prefix(group) {
+            let (bk, _) = item.map_err(|e| self.sled_err(e))?;
+            let seq = key::seq_of(&bk).ok_or_else(|| self.corrupt("best", &bk, "short key"))?;
+            let s = self
+                .get(&group, seq)?
+                .ok_or_else(|| self.corrupt("best", &bk, "index entry without a record"))?;
+            if keep(&s.record) {
+                return Ok(Some(s));
+            }
+        }
+        Ok(None)
+    }
+
     /// Every record of one (workload, target, device), in insertion order.
     pub fn records_of(&self, q: &Query<'_>) -> Result<Vec<Stored>, DbError> {
         let group = self.group(q)?;

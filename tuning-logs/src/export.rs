@@ -505,16 +505,19 @@ fn identity(r: &Record) -> (Vec<u8>, String) {
     (group_of(r), r.trace_json())
 }
 
-/// Which of two records with the same identity a merge keeps: a measured one over a
-/// failed one, then the lower median, then the earlier, then the smaller JSON, so the
-/// result does not depend on the order of the inputs.
+/// Which of two records with the same identity a merge keeps: one measured on the
+/// code this build generates ([`Record::is_current`]) over an older one, then a
+/// measured one over a failed one, then the lower median, then the earlier, then the
+/// smaller JSON, so the result does not depend on the order of the inputs.
 fn preferred(a: &Record, b: &Record) -> Ordering {
     let rank = |r: &Record| match &r.result {
         Outcome::Measured(m) => (0u8, m.instructions.map(|n| n as f64).unwrap_or(m.median_s)),
         Outcome::Error(_) => (1u8, 0.0),
     };
     let (ra, rb) = (rank(a), rank(b));
-    ra.0.cmp(&rb.0)
+    b.is_current()
+        .cmp(&a.is_current())
+        .then(ra.0.cmp(&rb.0))
         .then(ra.1.total_cmp(&rb.1))
         .then(a.time_unix_ms.cmp(&b.time_unix_ms))
         .then_with(|| {

@@ -13,8 +13,24 @@ use tir::WorkloadKey;
 /// it.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// The version of grim that writes records.
-pub const GRIM_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version of grim that writes records: the package version and a fingerprint of
+/// the sources that turn a trace into code (tir, schedule, codegen; see `build.rs`),
+/// e.g. `0.1.0+3f9a0c1d2e4b5a69`. Tuning re-measures traces whose records carry
+/// another one, and [`crate::apply_best`] prefers records that carry this one: a cost
+/// measured on code that grim no longer generates is not trusted as current.
+pub const GRIM_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "+",
+    env!("GRIM_CODE_FINGERPRINT")
+);
+
+impl Record {
+    /// True when this record was measured on the code this build generates (its
+    /// [`Record::grim_version`] is [`GRIM_VERSION`]).
+    pub fn is_current(&self) -> bool {
+        self.grim_version == GRIM_VERSION
+    }
+}
 
 /// The workload a record is about: its key and its portable text (the canonical spec,
 /// from which [`tir::workload::Workload::from_spec_str`] rebuilds function and weights

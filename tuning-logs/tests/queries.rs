@@ -404,3 +404,79 @@ fn a_partial_snapshot_left_by_a_killed_process_does_not_block_opening() {
     assert!(!path.join("snap.7FFFFFFFFFFFFFF0.generating").exists());
     db.check().unwrap();
 }
+
+/// Records measured by another build's generated code (another `grim_version`): the
+/// best of this build's records wins over a faster older one, the older best is used
+/// only when nothing current exists, and a merge keeps the current record of a trace.
+#[test]
+fn current_records_win_over_older_generated_code() {
+    use tir::workload::Workload;
+    assert!(
+        tuning_logs::GRIM_VERSION.starts_with(concat!(env!("CARGO_PKG_VERSION"), "+")),
+        "{}",
+        tuning_logs::GRIM_VERSION
+    );
+    let (_dir, db) = open_temp();
+    let w = Workload::from_spec_str("bcr-fc:M=32,K=32,N=4,block=8x8,sparsity=0.5,seed=3").unwrap();
+    let pixel = device("Pixel 7");
+    let wr = tuning_logs::WorkloadRef::of(&w);
+    let key = w.key();
+    let mut old = schedule::Schedule::from_workload(&w).unwrap();
+    old.register_tile("W", 2, 4).unwrap();
+    let mut older = Record::new(
+        wr.clone(),
+        a76(),
+        pixel.clone(),
+        old.trace().clone(),
+        measured(1.0e-6),
+    );
+    older.grim_version = "0.0.9+0000000000000000".into();
+    assert!(!older.is_current());
+    db.insert(&older).unwrap();
+    // Only an older record: it is used (nothing better is known).
+    match apply_best(&db, &w, &a76(), &pixel).unwrap() {
+        ApplyBest::Tuned { record, .. } => assert_eq!(record.record, older),
+        other => panic!("{other:?}"),
+    }
+    // A slower current record wins.
+    let current = Record::new(
+        wr,
+        a76(),
+        pixel.clone(),
+        schedule::Trace::new(),
+        measured(5.0e-6),
+    );
+    assert!(current.is_current());
+    db.insert(&current).unwrap();
+    let target = a76();
+    let q = query(&key, &target, &pixel);
+    assert_eq!(db.best(&q).unwrap().unwrap().record, older);
+    assert_eq!(
+        db.best_where(&q, Record::is_current)
+            .unwrap()
+            .unwrap()
+            .record,
+        current
+    );
+    match apply_best(&db, &w, &a76(), &pixel).unwrap() {
+        ApplyBest::Tuned { record, schedule } => {
+            assert_eq!(record.record, current);
+            assert!(schedule.trace().instructions.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Merging the same trace measured by both: the current record stays, in either
+    // input order.
+    let mut same_trace_old = current.clone();
+    same_trace_old.grim_version = "0.0.9+0000000000000000".into();
+    same_trace_old.result = measured(1.0e-7);
+    for pair in [
+        vec![same_trace_old.clone(), current.clone()],
+        vec![current.clone(), same_trace_old.clone()],
+    ] {
+        assert_eq!(
+            tuning_logs::export::merge_records(pair),
+            vec![current.clone()]
+        );
+    }
+}
