@@ -9,7 +9,8 @@
 //!   data-dependent BCR loops (kept rows and columns) get unroll-only tiles; a
 //!   reduction loop (dense matmul `k`) may instead be **summed in 4, 8 or 16 vector
 //!   lanes** on CPU targets;
-//! - the outermost loop of every stage gets a **parallel** knob (on/off);
+//! - the outermost loop of every stage (or, when it runs once, the first loop of its
+//!   perfect nest that runs more than once) gets a **parallel** knob (on/off);
 //! - a perfect nest of three or more constant loops (a dense matmul) gets a
 //!   **loop order** knob over the permutations of its innermost three loops;
 //! - every BCR weight gets **row reordering**, **column reordering**,
@@ -323,16 +324,21 @@ impl SearchSpace {
                 });
                 continue;
             }
-            if l.outermost && l.extent.is_some_and(|e| e > 1) {
+            // The first loop of the stage's perfect nest with more than one iteration
+            // (a batch-1 conv's stages start with the image loop, of one).
+            let first_wide = l
+                .chain
+                .iter()
+                .find(|(_, e)| e.is_some_and(|e| e > 1))
+                .map(|(n, _)| n.clone());
+            if let (true, Some(name)) = (l.outermost, first_wide) {
                 knobs.push(Knob {
-                    name: format!("parallel {}", l.name),
+                    name: format!("parallel {name}"),
                     choices: vec![
                         none(),
                         Choice {
-                            label: format!("parallel {}", l.name),
-                            instructions: vec![Instruction::Parallel {
-                                loop_name: l.name.clone(),
-                            }],
+                            label: format!("parallel {name}"),
+                            instructions: vec![Instruction::Parallel { loop_name: name }],
                         },
                     ],
                 });

@@ -729,3 +729,59 @@ fn records_of_older_generated_code_are_measured_again() {
         .iter()
         .all(|(_, c)| c.is_none_or(|c| c > 1e-9)));
 }
+
+/// A batch-1 conv's stages start with the image loop (one iteration): their parallel
+/// knobs sit on the first loop that runs more than once (the padding copy's channels,
+/// the output zeroing's channels), only above one thread, and the parallel point with
+/// them computes the reference at 2 threads.
+#[test]
+fn batch_one_conv_stages_get_parallel_knobs_on_their_first_wide_loop() {
+    use tuner::space::SearchSpace;
+    let w = Workload::from_spec_str(
+        "bcr-conv2d:C=16,O=32,H=10,W=10,k=3,pad=1,block=16x16,sparsity=0.8,seed=5",
+    )
+    .unwrap();
+    let two = SearchSpace::new(&w).for_threads(Some(2));
+    let names: Vec<&str> = two.knobs.iter().map(|k| k.name.as_str()).collect();
+    assert!(names.contains(&"parallel pad_c"), "{names:?}");
+    assert!(names.contains(&"parallel init_o"), "{names:?}");
+    assert!(!names
+        .iter()
+        .any(|n| *n == "parallel pad_nb" || *n == "parallel init_nb"));
+    let one = SearchSpace::new(&w).for_threads(Some(1));
+    assert!(one.knobs.iter().all(|k| !k.name.starts_with("parallel ")));
+    let p = two.parallel_point(&two.default_point()).unwrap();
+    let (s, eff) = two.apply(&w, &p).unwrap();
+    let json = s.trace().to_json();
+    assert!(
+        json.contains(r#"{"op":"parallel","loop_name":"pad_c"}"#),
+        "{json}"
+    );
+    assert!(
+        json.contains(r#"{"op":"parallel","loop_name":"init_o"}"#),
+        "{json}"
+    );
+    assert_eq!(eff.len(), p.len());
+
+    let stop = AtomicBool::new(false);
+    let runner = LocalRunner::new(Limits {
+        threads: Some(2),
+        ..quick_limits()
+    });
+    let mut store = MemoryStore::default();
+    let r = tune(
+        &w,
+        &runner,
+        &mut store,
+        &opts(4, Strategy::Random, 41),
+        &NoProgress,
+        &stop,
+    )
+    .unwrap();
+    let t = r
+        .trials
+        .iter()
+        .find(|t| t.description.contains("parallel pad_c"))
+        .expect("the parallel point is measured");
+    assert!(t.outcome.as_ref().unwrap().max_rel_error <= 1e-4);
+}
