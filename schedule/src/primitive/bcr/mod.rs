@@ -473,6 +473,86 @@ pub(crate) fn find_block_loop(
     }
 }
 
+/// An entry's kept-rows loop as lowered: `for (i, 0, nr) serial { let row =
+/// W_rows[r0 + i]; for (j, ..) { .. } }`, found in a block loop's body.
+pub(crate) struct RowsLoop<'s> {
+    /// Its variable.
+    pub var: String,
+    /// Its extent (`W_row_ptr[b + 1] - r0`).
+    pub extent: &'s Expr,
+    /// The name the row is bound to.
+    pub row: &'s str,
+    /// The `let row` body: the kept-columns loop.
+    pub body: &'s Stmt,
+    /// The kept-columns loop's parts.
+    pub j: crate::loops::LoopParts<'s>,
+}
+
+/// Finds the one kept-rows loop of `weight` in `bl` (errors name the weight;
+/// `before` says what the primitive must precede, e.g. "vectorize rows before
+/// tile_blocks").
+pub(crate) fn rows_loop<'s>(
+    bl: &'s BlockLoop,
+    weight: &str,
+    primitive: &'static str,
+    before: &str,
+) -> Result<RowsLoop<'s>, ScheduleError> {
+    let err = |r: String| ScheduleError::illegal(primitive, weight, r);
+    let row_ptr = format!("{weight}_row_ptr");
+    let mut found: Vec<&Stmt> = Vec::new();
+    for_each_stmt(&bl.rest, &mut |s| {
+        if let Stmt::For { extent, .. } = s {
+            if tir::visit::expr_loads_buffer(extent, &row_ptr) {
+                found.push(s);
+            }
+        }
+    });
+    let [stmt] = found.as_slice() else {
+        return Err(err(format!(
+            "expected one loop over an entry's kept rows (extent `{row_ptr}[b + 1] - r0`), found {}: \
+             {before}, and only once",
+            found.len()
+        )));
+    };
+    let i_loop = parts(stmt).ok_or_else(|| err("internal: not a loop".into()))?;
+    if crate::loops::const_int(i_loop.min) != Some(0) || i_loop.kind != ForKind::Serial {
+        return Err(err(format!(
+            "the rows loop `{}` must be serial and start at 0",
+            i_loop.var
+        )));
+    }
+    let i = i_loop.var.to_string();
+    let rows_arr = format!("{weight}_rows");
+    let must = || {
+        err(format!(
+            "the rows loop `{i}` must start with `let row = {rows_arr}[r0 + {i}]`"
+        ))
+    };
+    let Stmt::Let {
+        var: row,
+        value,
+        body,
+    } = i_loop.body
+    else {
+        return Err(must());
+    };
+    if *value != Expr::load(&rows_arr, vec![Expr::var(&bl.r0) + Expr::var(&i)]) {
+        return Err(must());
+    }
+    let j = parts(body).ok_or_else(|| {
+        err(format!(
+            "the body of the rows loop `{i}` must be the kept-columns loop (was it row-vectorized?)"
+        ))
+    })?;
+    Ok(RowsLoop {
+        var: i,
+        extent: i_loop.extent,
+        row,
+        body,
+        j,
+    })
+}
+
 /// Rebuilds the block loop of `weight` (found by [`find_block_loop`]) as `f(loop)`.
 pub(crate) fn replace_block_loop(
     func: &mut Function,

@@ -14,12 +14,12 @@
 //! 0.66 ms; a local array swept by a loop that is not unrolled into single vectors
 //! stays in memory (3 ms), so the positions are cut into unrolled pieces of `lanes`.
 
-use super::{find_block_loop, read_data};
+use super::{find_block_loop, read_data, rows_loop};
 use crate::error::ScheduleError;
-use crate::loops::{const_int, fresh_name, parts, replace_loop};
+use crate::loops::{const_int, fresh_name, replace_loop};
 use crate::primitive::loop_transformation::rename_loops;
 use crate::primitive::State;
-use tir::visit::{bound_names, expr_loads_buffer, expr_uses_var, for_each_stmt, substitute_expr};
+use tir::visit::{bound_names, expr_loads_buffer, expr_uses_var, substitute_expr};
 use tir::{BinOp, DType, Expr, ForKind, MemScope, Stmt};
 
 const P: &str = "register_tile";
@@ -85,51 +85,9 @@ pub fn register_tile(
     if !(1..=64).contains(&lanes) {
         return Err(err(format!("lanes must be between 1 and 64, got {lanes}")));
     }
-    let row_ptr = format!("{weight}_row_ptr");
-    let mut row_loops: Vec<&Stmt> = Vec::new();
-    for_each_stmt(&bl.rest, &mut |s| {
-        if let Stmt::For { extent, .. } = s {
-            if expr_loads_buffer(extent, &row_ptr) {
-                row_loops.push(s);
-            }
-        }
-    });
-    let [i_stmt] = row_loops.as_slice() else {
-        return Err(err(format!(
-            "expected one loop over an entry's kept rows (extent `{row_ptr}[b + 1] - r0`), found {}: \
-             register-tile before tile_blocks, and only once",
-            row_loops.len()
-        )));
-    };
-    let i_loop = parts(i_stmt).ok_or_else(|| err("internal: not a loop".into()))?;
-    if const_int(i_loop.min) != Some(0) || i_loop.kind != ForKind::Serial {
-        return Err(err(format!(
-            "the rows loop `{}` must be serial and start at 0",
-            i_loop.var
-        )));
-    }
-    let i = i_loop.var.to_string();
+    let rl = rows_loop(&bl, weight, P, "register-tile before tile_blocks")?;
+    let (i, row, j_stmt, j_loop) = (rl.var.clone(), rl.row, rl.body, rl.j);
     let rows_arr = format!("{weight}_rows");
-    let Stmt::Let {
-        var: row,
-        value: row_value,
-        body: j_stmt,
-    } = i_loop.body
-    else {
-        return Err(err(format!(
-            "the rows loop `{i}` must start with `let row = {rows_arr}[r0 + {i}]`"
-        )));
-    };
-    if *row_value != Expr::load(&rows_arr, vec![Expr::var(&bl.r0) + Expr::var(&i)]) {
-        return Err(err(format!(
-            "the rows loop `{i}` must start with `let row = {rows_arr}[r0 + {i}]`"
-        )));
-    }
-    let Some(j_loop) = parts(j_stmt) else {
-        return Err(err(format!(
-            "the body of the rows loop `{i}` must be the kept-columns loop (was it row-vectorized?)"
-        )));
-    };
     if const_int(j_loop.min) != Some(0) {
         return Err(err(format!(
             "the kept-columns loop `{}` must start at 0",
@@ -338,7 +296,7 @@ pub fn register_tile(
         };
         body.push(renamed);
     }
-    let replacement = Stmt::let_(&names.nr, i_loop.extent.clone(), Stmt::Seq(body));
+    let replacement = Stmt::let_(&names.nr, rl.extent.clone(), Stmt::Seq(body));
     state.func.body = replace_loop(&state.func.body, &i, P, &mut |_| Ok(replacement.clone()))?;
     Ok(vec![names.io, names.ir, names.ip, names.il])
 }

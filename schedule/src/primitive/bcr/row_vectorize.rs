@@ -9,11 +9,11 @@
 //! vector multiply-add per column updates all of them against the broadcast input
 //! value. This is GRIM's register-blocked BCR kernel in its SIMD form.
 
-use super::{find_block_loop, read_data, write_data, BcrData};
+use super::{find_block_loop, read_data, rows_loop, write_data, BcrData};
 use crate::error::ScheduleError;
-use crate::loops::{const_int, fresh_name, parts, replace_loop};
+use crate::loops::{const_int, fresh_name, replace_loop};
 use crate::primitive::State;
-use tir::visit::{bound_names, expr_loads_buffer, expr_uses_var, for_each_stmt, stmt_uses_var};
+use tir::visit::{bound_names, expr_loads_buffer, expr_uses_var, stmt_uses_var};
 use tir::{BinOp, DType, Expr, ForKind, MemScope, Stmt};
 
 const P: &str = "vectorize_rows";
@@ -97,52 +97,10 @@ fn vectorize_rows_as(
     }
     let (r0, v0) = (bl.r0.clone(), bl.v0.clone());
     // The rows loop.
-    let row_ptr = format!("{weight}_row_ptr");
-    let mut row_loops: Vec<&Stmt> = Vec::new();
-    for_each_stmt(&bl.rest, &mut |s| {
-        if let Stmt::For { extent, .. } = s {
-            if expr_loads_buffer(extent, &row_ptr) {
-                row_loops.push(s);
-            }
-        }
-    });
-    let [i_stmt] = row_loops.as_slice() else {
-        return Err(err(format!(
-            "expected one loop over an entry's kept rows (extent `{row_ptr}[b + 1] - r0`), found {}: \
-             vectorize rows before tile_blocks, and only once",
-            row_loops.len()
-        )));
-    };
-    let i_loop = parts(i_stmt).ok_or_else(|| err("internal: not a loop".into()))?;
-    if const_int(i_loop.min) != Some(0) || i_loop.kind != ForKind::Serial {
-        return Err(err(format!(
-            "the rows loop `{}` must be serial and start at 0",
-            i_loop.var
-        )));
-    }
-    let i = i_loop.var.to_string();
-    let nr_extent = i_loop.extent.clone();
+    let rl = rows_loop(&bl, weight, P, "vectorize rows before tile_blocks")?;
+    let (i, row, j_stmt, j_loop) = (rl.var.clone(), rl.row, rl.body, rl.j);
+    let nr_extent = rl.extent.clone();
     let rows_arr = format!("{weight}_rows");
-    let Stmt::Let {
-        var: row,
-        value: row_value,
-        body: j_stmt,
-    } = i_loop.body
-    else {
-        return Err(err(format!(
-            "the rows loop `{i}` must start with `let row = {rows_arr}[r0 + {i}]`"
-        )));
-    };
-    if *row_value != Expr::load(&rows_arr, vec![Expr::var(&r0) + Expr::var(&i)]) {
-        return Err(err(format!(
-            "the rows loop `{i}` must start with `let row = {rows_arr}[r0 + {i}]`"
-        )));
-    }
-    let Some(j_loop) = parts(j_stmt) else {
-        return Err(err(format!(
-            "the body of the rows loop `{i}` must be the kept-columns loop"
-        )));
-    };
     if const_int(j_loop.min) != Some(0) || *j_loop.extent != Expr::var(&bl.nc) {
         return Err(err(format!(
             "the kept-columns loop `{}` must run over 0..{}",
@@ -280,7 +238,7 @@ fn vectorize_rows_as(
         Stmt::if_(
             lane_row.clone().lt(Expr::var(&nr)),
             Stmt::let_(
-                row.clone(),
+                row,
                 Expr::load(&rows_arr, vec![Expr::var(&r0) + lane_row]),
                 scatter,
             ),
