@@ -194,7 +194,8 @@ impl Schedule {
         })
     }
 
-    /// Keeps the block rows of `weight` in register windows (see
+    /// Keeps each block row's outputs in a window of registers, every entry's row sums
+    /// added into it by a lane permutation (see
     /// [`crate::primitive::bcr::window_block_rows`]); returns the window loops.
     pub fn window_block_rows(&mut self, weight: &str) -> Result<Vec<String>, ScheduleError> {
         self.apply(Instruction::WindowBlockRows {

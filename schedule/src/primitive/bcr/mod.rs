@@ -553,6 +553,19 @@ pub(crate) fn rows_loop<'s>(
     })
 }
 
+impl RowsLoop<'_> {
+    /// The first name bound inside the rows loop (its variable, and anything the
+    /// kept-columns loop binds but the row and the loops named in `allowed`) that the
+    /// update's indices `idx` use: an update whose indices use one is not a row's sum.
+    pub(crate) fn inner_name_in(&self, idx: &[Expr], allowed: &[&str]) -> Option<String> {
+        tir::visit::bound_names(self.body)
+            .into_iter()
+            .filter(|n| n != self.row && !allowed.contains(&n.as_str()))
+            .chain([self.var.clone()])
+            .find(|n| idx.iter().any(|e| tir::visit::expr_uses_var(e, n)))
+    }
+}
+
 /// Rebuilds the block loop of `weight` (found by [`find_block_loop`]) as `f(loop)`.
 pub(crate) fn replace_block_loop(
     func: &mut Function,

@@ -86,7 +86,7 @@ pub fn register_tile(
         return Err(err(format!("lanes must be between 1 and 64, got {lanes}")));
     }
     let rl = rows_loop(&bl, weight, P, "register-tile before tile_blocks")?;
-    let (i, row, j_stmt, j_loop) = (rl.var.clone(), rl.row, rl.body, rl.j);
+    let (i, row, j_loop) = (rl.var.clone(), rl.row, &rl.j);
     let rows_arr = format!("{weight}_rows");
     if const_int(j_loop.min) != Some(0) {
         return Err(err(format!(
@@ -197,15 +197,7 @@ pub fn register_tile(
             Link::Let(..) => None,
         })
         .collect();
-    let inner_bound: Vec<String> = bound_names(j_stmt)
-        .into_iter()
-        .filter(|n| n != row && !position_loops.contains(&n.as_str()))
-        .chain([i.clone()])
-        .collect();
-    if let Some(n) = inner_bound
-        .iter()
-        .find(|n| idx.iter().any(|e| expr_uses_var(e, n)))
-    {
+    if let Some(n) = rl.inner_name_in(&idx, &position_loops) {
         return Err(err(format!(
             "the update's indices use `{n}`, bound inside the rows loop: only the row and the \
              position loops may appear there"

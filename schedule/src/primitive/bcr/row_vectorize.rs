@@ -98,7 +98,7 @@ fn vectorize_rows_as(
     let (r0, v0) = (bl.r0.clone(), bl.v0.clone());
     // The rows loop.
     let rl = rows_loop(&bl, weight, P, "vectorize rows before tile_blocks")?;
-    let (i, row, j_stmt, j_loop) = (rl.var.clone(), rl.row, rl.body, rl.j);
+    let (i, row, j_loop) = (rl.var.clone(), rl.row, &rl.j);
     let nr_extent = rl.extent.clone();
     let rows_arr = format!("{weight}_rows");
     if const_int(j_loop.min) != Some(0) || *j_loop.extent != Expr::var(&bl.nc) {
@@ -175,15 +175,8 @@ fn vectorize_rows_as(
     }
     // Indices of the update may use the row, the loops around it, and names bound
     // outside the rows loop.
-    let inner_bound: Vec<String> = bound_names(j_stmt)
-        .into_iter()
-        .filter(|n| n != row && !dims.iter().any(|(d, _)| d == n))
-        .chain([i.clone()])
-        .collect();
-    if let Some(n) = inner_bound
-        .iter()
-        .find(|n| idx.iter().any(|e| expr_uses_var(e, n)))
-    {
+    let loops: Vec<&str> = dims.iter().map(|(d, _)| d.as_str()).collect();
+    if let Some(n) = rl.inner_name_in(&idx, &loops) {
         return Err(err(format!(
             "the update's indices use `{n}`, bound inside the rows loop: only the row and the \
              constant loops around the update may appear there"
