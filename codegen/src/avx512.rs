@@ -18,13 +18,14 @@
 //! rows at a time. The C is emitted under `#if defined(__AVX512F__)` with the
 //! plain loop in the `#else` branch, so the same source still compiles (and computes
 //! the same) where AVX-512 is missing. Any other shape returns `None` and is emitted
-//! as usual.
+//! as usual. Selectors stored as bytes (`u8`, as windows store them) are widened by
+//! the load itself (`vpmovzxbd`); `i32` selectors are loaded as they are.
 
 use crate::c_emit::{buf, Emitter};
 use crate::error::CodegenError;
 use crate::neon::lane_coeff;
 use tir::visit::substitute_expr;
-use tir::{BinOp, Expr, Stmt};
+use tir::{BinOp, DType, Expr, Stmt};
 
 /// The parts of a window loop's body.
 struct WindowAdd<'s> {
@@ -117,6 +118,10 @@ pub(crate) fn try_emit_window_add(
     // Selectors: contiguous in the loop variable; the entry's sums: the last index is
     // the lane, the others free of it and of the loop.
     let sel_strides = em.shape(w.sel)?.strides.clone();
+    let sel_dtype = em.shape(w.sel)?.dtype;
+    if sel_dtype == DType::F32 {
+        return Ok(None);
+    }
     let mut sel_coeff = 0i64;
     for (i, s) in w.sel_index.iter().zip(&sel_strides) {
         match lane_coeff(i, v) {
@@ -189,11 +194,20 @@ pub(crate) fn try_emit_window_add(
             em.fresh("perm"),
             width * q,
         );
-        em.line(&format!(
-            "const {si}i {s} = {}_loadu_si{}((const void*)&{sel_b}[{sel_at} + {o}]);",
-            ps,
-            width * 32
-        ));
+        let sel_load = match sel_dtype {
+            // One byte per selector, widened to 32-bit lanes by the load (vpmovzxbd).
+            DType::U8 if width == 8 => format!(
+                "_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)&{sel_b}[{sel_at} + {o}]))"
+            ),
+            DType::U8 => format!(
+                "_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)&{sel_b}[{sel_at} + {o}]))"
+            ),
+            _ => format!(
+                "{ps}_loadu_si{}((const void*)&{sel_b}[{sel_at} + {o}])",
+                width * 32
+            ),
+        };
+        em.line(&format!("const {si}i {s} = {sel_load};"));
         em.line(&format!(
             "const {mask} {k} = {ps}_cmplt_epi32_mask({s}, {lim});"
         ));

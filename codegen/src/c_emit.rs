@@ -117,15 +117,21 @@ pub fn kernel_symbol(kernel: &str) -> String {
     format!("grim_kernel_{kernel}")
 }
 
+/// The C element type of a buffer of `dtype` (`float`, `int32_t`, `uint8_t`).
+pub fn c_elem_type(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 => "float",
+        DType::I32 => "int32_t",
+        DType::U8 => "uint8_t",
+    }
+}
+
 /// The C parameter list of `f` (`float* restrict b_Y, const int32_t* restrict ...`).
 pub fn c_params(f: &Function) -> String {
     f.params
         .iter()
         .map(|p| {
-            let ty = match p.dtype {
-                DType::F32 => "float",
-                DType::I32 => "int32_t",
-            };
+            let ty = c_elem_type(p.dtype);
             let cst = if p.kind == ParamKind::Output {
                 ""
             } else {
@@ -251,7 +257,7 @@ impl<'t> Emitter<'t> {
                 let flat = self.flat_index(buffer, indices)?;
                 match self.shape(buffer)?.dtype {
                     DType::F32 => format!("{}[{flat}]", buf(buffer)),
-                    DType::I32 => format!("((int64_t){}[{flat}])", buf(buffer)),
+                    DType::I32 | DType::U8 => format!("((int64_t){}[{flat}])", buf(buffer)),
                 }
             }
             Expr::Call(f, args) => {
@@ -332,6 +338,7 @@ impl<'t> Emitter<'t> {
                 let v = match self.shape(buffer)?.dtype {
                     DType::F32 => v,
                     DType::I32 => format!("(int32_t){v}"),
+                    DType::U8 => format!("(uint8_t){v}"),
                 };
                 self.line(&format!("{}[{flat}] = {v};", buf(buffer)));
             }
@@ -343,10 +350,7 @@ impl<'t> Emitter<'t> {
                 ..
             } => {
                 let n: usize = shape.iter().product();
-                let ty = match dtype {
-                    DType::F32 => "float",
-                    DType::I32 => "int32_t",
-                };
+                let ty = c_elem_type(*dtype);
                 let b = buf(name);
                 self.line("{");
                 self.indent += 1;

@@ -17,11 +17,11 @@
 //! Exit status: 0 on success, 2 bad arguments, 3 I/O error, 4 the kernel reported an
 //! allocation failure.
 
-use crate::c_emit::{emit_kernel, kernel_symbol, prelude};
+use crate::c_emit::{c_elem_type, emit_kernel, kernel_symbol, prelude};
 use crate::error::CodegenError;
 use crate::target::Target;
 use std::fmt::Write as _;
-use tir::{DType, Function, ParamKind};
+use tir::{Function, ParamKind};
 
 /// One candidate of a batch: a scheduled function.
 pub struct Candidate<'f> {
@@ -48,13 +48,7 @@ pub fn measurement_source(
             .params
             .iter()
             .enumerate()
-            .map(|(k, p)| {
-                let ty = match p.dtype {
-                    DType::F32 => "float*",
-                    DType::I32 => "int32_t*",
-                };
-                format!("({ty})a[{k}]")
-            })
+            .map(|(k, p)| format!("({}*)a[{k}]", c_elem_type(p.dtype)))
             .collect();
         let _ = writeln!(
             s,
@@ -66,7 +60,7 @@ pub fn measurement_source(
             .func
             .params
             .iter()
-            .map(|p| format!("{}u", p.len()))
+            .map(|p| format!("{}u", p.len() * p.dtype.size_bytes()))
             .collect();
         let outs: Vec<&str> = c
             .func
@@ -136,7 +130,7 @@ int main(int argc, char** argv) {
   FILE* in = fopen(argv[2], "rb");
   if (!in) { perror(argv[2]); return 3; }
   for (int k = 0; k < c->nparams; ++k) {
-    size_t bytes = c->sizes[k] * 4;
+    size_t bytes = c->sizes[k];
     /* 64-byte aligned, so vector loops take the same alignment path on every run,
        wherever the heap lies. */
     args[k] = aligned_alloc(64, bytes ? (bytes + 63) / 64 * 64 : 64);
@@ -151,7 +145,7 @@ int main(int argc, char** argv) {
   FILE* out = fopen(argv[3], "wb");
   if (!out) { perror(argv[3]); return 3; }
   for (int k = 0; k < c->nparams; ++k) {
-    if (c->outs[k] && c->sizes[k] && fwrite(args[k], 4, c->sizes[k], out) != c->sizes[k]) return 3;
+    if (c->outs[k] && c->sizes[k] && fwrite(args[k], 1, c->sizes[k], out) != c->sizes[k]) return 3;
   }
   if (fclose(out) != 0) return 3;
   if (repeat == 0) { /* counting mode: exactly NUMBER more runs, no timing code */

@@ -445,7 +445,7 @@ impl Emitter {
                 let flat = self.flat_index(buffer, indices)?;
                 match self.shape(buffer)?.dtype {
                     DType::F32 => format!("{}[{flat}]", buf(buffer)),
-                    DType::I32 => format!("((long){}[{flat}])", buf(buffer)),
+                    DType::I32 | DType::U8 => format!("((long){}[{flat}])", buf(buffer)),
                 }
             }
             Expr::Call(f, args) => {
@@ -541,6 +541,7 @@ impl Emitter {
                 let v = match self.shape(buffer)?.dtype {
                     DType::F32 => v,
                     DType::I32 => format!("(int){v}"),
+                    DType::U8 => format!("(uchar){v}"),
                 };
                 self.line(&format!("{}[{flat}] = {v};", buf(buffer)));
             }
@@ -593,13 +594,10 @@ impl Emitter {
         body: &Stmt,
     ) -> Result<(), CodegenError> {
         let n: usize = shape.iter().product::<usize>().max(1);
-        let ty = match dtype {
-            DType::F32 => "float",
-            DType::I32 => "int",
-        };
+        let ty = cl_elem_type(dtype);
         let zero = match dtype {
             DType::F32 => "0.0f",
-            DType::I32 => "0",
+            DType::I32 | DType::U8 => "0",
         };
         let b = buf(name);
         let space = match scope {
@@ -1303,14 +1301,20 @@ fn affine(e: &Expr) -> Option<BTreeMap<String, i64>> {
     Some(out)
 }
 
+/// The OpenCL C element type of a buffer of `dtype` (`float`, `int`, `uchar`).
+fn cl_elem_type(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 => "float",
+        DType::I32 => "int",
+        DType::U8 => "uchar",
+    }
+}
+
 /// The kernel's parameter list.
 fn cl_params(args: &[KernelArg]) -> String {
     args.iter()
         .map(|a| {
-            let ty = match a.dtype {
-                DType::F32 => "float",
-                DType::I32 => "int",
-            };
+            let ty = cl_elem_type(a.dtype);
             let cst = match a.source {
                 ArgSource::Param(ParamKind::Output) | ArgSource::Temporary => "",
                 ArgSource::Param(_) => "const ",

@@ -32,7 +32,7 @@ use opencl3::memory::{Buffer, ClMem, CL_MEM_READ_WRITE};
 use opencl3::program::Program;
 use opencl3::types::{cl_mem, CL_BLOCKING};
 use std::collections::BTreeMap;
-use tir::{DType, Function, ParamKind, Tensor, TensorData};
+use tir::{DType, Function, ParamKind, Tensor};
 
 fn cl_err(what: &str) -> impl Fn(opencl3::error_codes::ClError) -> CodegenError + '_ {
     move |e| CodegenError::RunFailed(format!("OpenCL {what}: {e}"))
@@ -170,12 +170,7 @@ impl Default for OpenClProtocol {
 }
 
 fn bytes_of(t: &Tensor) -> Vec<u8> {
-    let mut b = Vec::with_capacity(4 * t.len());
-    match t.data() {
-        TensorData::F32(v) => v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes())),
-        TensorData::I32(v) => v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes())),
-    }
-    b
+    t.to_le_bytes()
 }
 
 fn tensor_of(dtype: DType, shape: Vec<usize>, b: &[u8]) -> Result<Tensor, CodegenError> {
@@ -183,6 +178,7 @@ fn tensor_of(dtype: DType, shape: Vec<usize>, b: &[u8]) -> Result<Tensor, Codege
     match dtype {
         DType::F32 => Tensor::f32(shape, words.map(f32::from_le_bytes).collect()),
         DType::I32 => Tensor::i32(shape, words.map(i32::from_le_bytes).collect()),
+        DType::U8 => Tensor::u8(shape, b.to_vec()),
     }
     .map_err(|e| CodegenError::BadOutput(e.to_string()))
 }
@@ -259,7 +255,9 @@ pub fn run_program(
                         }
                         host.push(Some(bytes_of(t)));
                     }
-                    None if *kind == ParamKind::Output => host.push(Some(vec![0u8; 4 * a.len])),
+                    None if *kind == ParamKind::Output => {
+                        host.push(Some(vec![0u8; a.dtype.size_bytes() * a.len]))
+                    }
                     None => {
                         return Err(CodegenError::BadArgument {
                             name: a.name.clone(),
@@ -286,7 +284,7 @@ pub fn run_program(
     // Buffers.
     let mut buffers: Vec<Buffer<u8>> = Vec::new();
     for (a, h) in program.args.iter().zip(&host) {
-        let size = (4 * a.len).max(4);
+        let size = (a.dtype.size_bytes() * a.len).max(4);
         // SAFETY: no host pointer is passed; the buffer is `size` bytes.
         let mut b = unsafe {
             Buffer::<u8>::create(
@@ -349,7 +347,7 @@ pub fn run_program(
         .collect();
     let run_once = |buffers: &mut Vec<Buffer<u8>>| -> Result<f64, CodegenError> {
         for &i in &temps {
-            let size = (4 * program.args[i].len).max(4);
+            let size = (program.args[i].dtype.size_bytes() * program.args[i].len).max(4);
             // SAFETY: fills the whole buffer with zero bytes.
             unsafe {
                 device
@@ -390,7 +388,7 @@ pub fn run_program(
         if a.source != ArgSource::Param(ParamKind::Output) {
             continue;
         }
-        let mut bytes = vec![0u8; 4 * a.len];
+        let mut bytes = vec![0u8; a.dtype.size_bytes() * a.len];
         if !bytes.is_empty() {
             // SAFETY: blocking read of exactly the buffer's payload.
             unsafe {

@@ -5,7 +5,7 @@ use crate::toolchain::{command, run_with_timeout, Runner};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-use tir::{DType, Function, ParamKind, Tensor, TensorData};
+use tir::{DType, Function, ParamKind, Tensor};
 
 /// Timing of a candidate, in seconds per run.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,16 +94,11 @@ pub fn write_inputs(
                         ),
                     });
                 }
-                match t.data() {
-                    TensorData::F32(v) => v
-                        .iter()
-                        .for_each(|x| bytes.extend_from_slice(&x.to_le_bytes())),
-                    TensorData::I32(v) => v
-                        .iter()
-                        .for_each(|x| bytes.extend_from_slice(&x.to_le_bytes())),
-                }
+                bytes.extend_from_slice(&t.to_le_bytes());
             }
-            None if p.kind == ParamKind::Output => bytes.resize(bytes.len() + 4 * p.len(), 0),
+            None if p.kind == ParamKind::Output => {
+                bytes.resize(bytes.len() + p.dtype.size_bytes() * p.len(), 0)
+            }
             None => {
                 return Err(CodegenError::BadArgument {
                     name: p.name.clone(),
@@ -130,12 +125,13 @@ pub fn read_outputs(f: &Function, path: &Path) -> Result<BTreeMap<String, Tensor
     outputs_from_bytes(f, &bytes, &path.display().to_string())
 }
 
-/// The size of `f`'s output file: 4 bytes per element of every output parameter.
+/// The size of `f`'s output file: every output parameter's elements, 4 bytes each
+/// (1 for `u8`).
 fn output_bytes(f: &Function) -> usize {
     f.params
         .iter()
         .filter(|p| p.kind == ParamKind::Output)
-        .map(|p| 4 * p.len())
+        .map(|p| p.dtype.size_bytes() * p.len())
         .sum()
 }
 
@@ -158,9 +154,9 @@ pub fn outputs_from_bytes(
     let mut out = BTreeMap::new();
     let mut at = 0;
     for p in f.params.iter().filter(|p| p.kind == ParamKind::Output) {
-        let n = p.len();
-        let chunk = &bytes[at..at + 4 * n];
-        at += 4 * n;
+        let n = p.len() * p.dtype.size_bytes();
+        let chunk = &bytes[at..at + n];
+        at += n;
         let t = match p.dtype {
             DType::F32 => Tensor::f32(
                 p.shape.clone(),
@@ -176,6 +172,7 @@ pub fn outputs_from_bytes(
                     .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                     .collect(),
             ),
+            DType::U8 => Tensor::u8(p.shape.clone(), chunk.to_vec()),
         }
         .map_err(|e| CodegenError::BadOutput(e.to_string()))?;
         out.insert(p.name.clone(), t);

@@ -71,13 +71,6 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
-fn c_type(d: DType) -> &'static str {
-    match d {
-        DType::F32 => "float",
-        DType::I32 => "int32_t",
-    }
-}
-
 /// Picks each layer's function: the database's best for (`target`, `device`) when
 /// `db` has one, else the default (host for the in-process library; the device's
 /// target for standalone programs).
@@ -141,7 +134,7 @@ impl Compiled {
                 .params
                 .iter()
                 .enumerate()
-                .map(|(k, p)| format!("({}*)args[{k}]", c_type(p.dtype)))
+                .map(|(k, p)| format!("({}*)args[{k}]", codegen::c_emit::c_elem_type(p.dtype)))
                 .collect();
             src.push_str(&format!(
                 "int grim_layer_{i}(void **args) {{ return {}({}); }}\n",
@@ -270,6 +263,9 @@ impl LayerExec for Compiled {
                         v.as_ptr() as *mut c_void
                     }
                     Some(TensorData::I32(v)) if p.dtype == DType::I32 && v.len() == p.len() => {
+                        v.as_ptr() as *mut c_void
+                    }
+                    Some(TensorData::U8(v)) if p.dtype == DType::U8 && v.len() == p.len() => {
                         v.as_ptr() as *mut c_void
                     }
                     Some(_) => {

@@ -23,11 +23,12 @@ use crate::graph::{Graph, Op};
 use crate::layer::Layer;
 use crate::seq2seq::Seq2Seq;
 use crate::{Body, Model};
+use codegen::c_emit::c_elem_type;
 use codegen::Target;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use tir::spec::{RnnCell, WorkloadSpec};
-use tir::{DType, Function, ParamKind, TensorData};
+use tir::{Function, ParamKind};
 
 /// A generated program and its weights file.
 #[derive(Debug, Clone)]
@@ -51,27 +52,18 @@ struct Blob {
 }
 
 impl Blob {
+    /// Appends `bytes` at the next 4-byte boundary (so that `float` and `int32_t`
+    /// arrays after a `uint8_t` one stay aligned) and returns their offset.
+    fn push(&mut self, bytes: &[u8]) -> usize {
+        self.bytes.resize(self.bytes.len().next_multiple_of(4), 0);
+        let off = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        off
+    }
+
     fn push_f32(&mut self, v: &[f32]) -> usize {
-        let off = self.bytes.len();
-        for x in v {
-            self.bytes.extend_from_slice(&x.to_le_bytes());
-        }
-        off
-    }
-
-    fn push_i32(&mut self, v: &[i32]) -> usize {
-        let off = self.bytes.len();
-        for x in v {
-            self.bytes.extend_from_slice(&x.to_le_bytes());
-        }
-        off
-    }
-}
-
-fn c_ty(d: DType) -> &'static str {
-    match d {
-        DType::F32 => "float",
-        DType::I32 => "int32_t",
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.push(&bytes)
     }
 }
 
@@ -117,21 +109,14 @@ fn emit_layers(
                     let t = sched.weights.get(&p.name).ok_or_else(|| {
                         ModelError::exec(&layer.name, format!("no data for `{}`", p.name))
                     })?;
-                    let off = match t.data() {
-                        TensorData::F32(v) if p.dtype == DType::F32 && v.len() == p.len() => {
-                            blob.push_f32(v)
-                        }
-                        TensorData::I32(v) if p.dtype == DType::I32 && v.len() == p.len() => {
-                            blob.push_i32(v)
-                        }
-                        _ => {
-                            return Err(ModelError::exec(
-                                &layer.name,
-                                format!("weight `{}` does not fit its parameter", p.name),
-                            ))
-                        }
-                    };
-                    args.push(format!("(const {}*)(grim_w + {off})", c_ty(p.dtype)));
+                    if t.dtype() != p.dtype || t.len() != p.len() {
+                        return Err(ModelError::exec(
+                            &layer.name,
+                            format!("weight `{}` does not fit its parameter", p.name),
+                        ));
+                    }
+                    let off = blob.push(&t.to_le_bytes());
+                    args.push(format!("(const {}*)(grim_w + {off})", c_elem_type(p.dtype)));
                 }
             }
         }

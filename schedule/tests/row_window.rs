@@ -110,15 +110,17 @@ fn fc_windows_of_a_uniform_layer() {
     assert_close_seed(&w, &s, 9);
     let bases = s.weights()["W_wbase"].as_i32().unwrap();
     assert_eq!(bases, &[0, 32, 64, 96]);
-    let sel = s.weights()["W_wsel"].as_i32().unwrap();
+    // One byte per selector.
+    let sel = s.weights()["W_wsel"].as_u8().unwrap();
     assert_eq!(sel.len(), 12 * 32);
     // Every entry selects each of its 10 lanes once; the other 22 rows say "none" (16).
     for e in sel.chunks(32) {
-        let mut lanes: Vec<i32> = e.iter().copied().filter(|l| *l != 16).collect();
+        let mut lanes: Vec<u8> = e.iter().copied().filter(|l| *l != 16).collect();
         lanes.sort_unstable();
         assert_eq!(lanes, (0..10).collect::<Vec<_>>());
     }
     let text = tir::print_function(s.func());
+    assert!(text.contains("W_wsel: weight u8[384]"), "{text}");
     assert!(text.contains("win: f32[32] local"), "{text}");
     assert!(text.contains("vectorized for (wk, 0, 32)"), "{text}");
     assert!(

@@ -6,13 +6,18 @@ use std::fmt;
 /// The element type of a buffer.
 ///
 /// `F32` holds weights, activations and BCR values; `I32` holds BCR index arrays
-/// (block offsets, kept-row and kept-column indices).
+/// (block offsets, kept-row and kept-column indices); `U8` holds small index arrays
+/// whose values fit a byte (block-row window selectors), a quarter of the bytes of
+/// `I32` to stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum DType {
     /// 32-bit IEEE float.
     F32,
     /// 32-bit signed integer, used for index buffers.
     I32,
+    /// 8-bit unsigned integer (0 to 255), for index buffers of small values. Loads
+    /// give `Int`; a store keeps the value modulo 256 (as C's `uint8_t` does).
+    U8,
 }
 
 impl DType {
@@ -20,20 +25,24 @@ impl DType {
     pub fn scalar(self) -> ScalarType {
         match self {
             DType::F32 => ScalarType::F32,
-            DType::I32 => ScalarType::Int,
+            DType::I32 | DType::U8 => ScalarType::Int,
         }
     }
 
     /// Size of one element in bytes.
     pub fn size_bytes(self) -> usize {
-        4
+        match self {
+            DType::F32 | DType::I32 => 4,
+            DType::U8 => 1,
+        }
     }
 
-    /// The keyword used in the text format (`f32`, `i32`).
+    /// The keyword used in the text format (`f32`, `i32`, `u8`).
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",
             DType::I32 => "i32",
+            DType::U8 => "u8",
         }
     }
 }

@@ -326,6 +326,7 @@ fn dtype_code(t: DType) -> u8 {
     match t {
         DType::F32 => 0,
         DType::I32 => 1,
+        DType::U8 => 2,
     }
 }
 

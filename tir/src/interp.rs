@@ -292,6 +292,9 @@ impl Interpreter {
             match (t.data(), b.dtype) {
                 (TensorData::F32(v), DType::F32) => m.fmem[b.mem] = v.clone(),
                 (TensorData::I32(v), DType::I32) => m.imem[b.mem] = v.clone(),
+                (TensorData::U8(v), DType::U8) => {
+                    m.imem[b.mem] = v.iter().map(|&x| i32::from(x)).collect()
+                }
                 _ => return Err(internal("argument dtype changed")),
             }
         }
@@ -311,6 +314,13 @@ impl Interpreter {
                 }
                 (TensorDataMut::I32(dst), DType::I32) if dst.len() == m.imem[b.mem].len() => {
                     dst.copy_from_slice(&m.imem[b.mem]);
+                    true
+                }
+                (TensorDataMut::U8(dst), DType::U8) if dst.len() == m.imem[b.mem].len() => {
+                    // Every store wrapped its value into 0..=255.
+                    for (d, &v) in dst.iter_mut().zip(&m.imem[b.mem]) {
+                        *d = v as u8;
+                    }
                     true
                 }
                 _ => false,
@@ -622,7 +632,8 @@ impl<'f> Compiler<'f> {
             .ok_or_else(|| malformed(format!("buffer `{name}` of shape {shape:?} is too large")))?;
         let counter = match dtype {
             DType::F32 => &mut self.n_fmem,
-            DType::I32 => &mut self.n_imem,
+            // `u8` buffers live among the integer memories (values 0 to 255).
+            DType::I32 | DType::U8 => &mut self.n_imem,
         };
         let mem = *counter;
         *counter += 1;
@@ -772,7 +783,7 @@ impl<'f> Compiler<'f> {
                 let acc = Box::new(self.access(buffer, indices)?);
                 match self.bufs[acc.buf].dtype {
                     DType::F32 => CE::F(FE::Load(acc)),
-                    DType::I32 => CE::I(IE::Load(acc)),
+                    DType::I32 | DType::U8 => CE::I(IE::Load(acc)),
                 }
             }
             Expr::Call(intr, args) => {
@@ -873,6 +884,10 @@ impl<'f> Compiler<'f> {
                 match (dtype, self.expr(value)?) {
                     (DType::F32, CE::F(v)) => S::StoreF(acc, v),
                     (DType::I32, CE::I(v)) => S::StoreI(acc, v),
+                    // Modulo 256 (floor), what C's conversion to `uint8_t` does.
+                    (DType::U8, CE::I(v)) => {
+                        S::StoreI(acc, IE::Mod(Box::new(v), Box::new(IE::Const(256))))
+                    }
                     (d, v) => {
                         return Err(type_err(format!(
                             "stored value must be {} (buffer element type {d}), got {}",
@@ -1307,7 +1322,7 @@ impl<'p> Machine<'p> {
                 m.try_reserve(b.len).map_err(|_| too_big())?;
                 m.resize(b.len, 0.0);
             }
-            DType::I32 => {
+            DType::I32 | DType::U8 => {
                 let m = &mut self.imem[b.mem];
                 m.clear();
                 m.try_reserve(b.len).map_err(|_| too_big())?;

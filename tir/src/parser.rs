@@ -523,16 +523,17 @@ impl<'a> Parser<'a> {
     fn dtype(&mut self) -> PResult<DType> {
         let t = self.peek();
         if t.kind != Tok::Ident {
-            return Err(self.unexpected("an element type (f32 or i32)"));
+            return Err(self.unexpected("an element type (f32, i32 or u8)"));
         }
         let dtype = match self.text(&t) {
             "f32" => DType::F32,
             "i32" => DType::I32,
+            "u8" => DType::U8,
             other => {
                 return Err(self.error_at(
                     &t,
                     format!(
-                        "unknown element type '{}', expected f32 or i32",
+                        "unknown element type '{}', expected f32, i32 or u8",
                         truncate(other)
                     ),
                 ))

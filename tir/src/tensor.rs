@@ -10,6 +10,8 @@ pub enum TensorData {
     F32(Vec<f32>),
     /// `i32` elements.
     I32(Vec<i32>),
+    /// `u8` elements.
+    U8(Vec<u8>),
 }
 
 /// A dense row-major host tensor.
@@ -41,6 +43,7 @@ impl Tensor {
         let actual = match &data {
             TensorData::F32(v) => v.len(),
             TensorData::I32(v) => v.len(),
+            TensorData::U8(v) => v.len(),
         };
         if expected != actual {
             return Err(ShapeMismatch {
@@ -62,12 +65,18 @@ impl Tensor {
         Tensor::new(shape, TensorData::I32(data))
     }
 
+    /// A `u8` tensor.
+    pub fn u8(shape: Vec<usize>, data: Vec<u8>) -> Result<Tensor, ShapeMismatch> {
+        Tensor::new(shape, TensorData::U8(data))
+    }
+
     /// A tensor of zeros.
     pub fn zeros(dtype: DType, shape: Vec<usize>) -> Tensor {
         let n = shape.iter().product();
         let data = match dtype {
             DType::F32 => TensorData::F32(vec![0.0; n]),
             DType::I32 => TensorData::I32(vec![0; n]),
+            DType::U8 => TensorData::U8(vec![0; n]),
         };
         Tensor { shape, data }
     }
@@ -82,6 +91,7 @@ impl Tensor {
         match self.data {
             TensorData::F32(_) => DType::F32,
             TensorData::I32(_) => DType::I32,
+            TensorData::U8(_) => DType::U8,
         }
     }
 
@@ -105,22 +115,51 @@ impl Tensor {
         match &mut self.data {
             TensorData::F32(v) => TensorDataMut::F32(v.as_mut_slice()),
             TensorData::I32(v) => TensorDataMut::I32(v.as_mut_slice()),
+            TensorData::U8(v) => TensorDataMut::U8(v.as_mut_slice()),
         }
     }
 
-    /// The elements as `f32`, or `None` for an `i32` tensor.
+    /// The elements as `f32`, or `None` for an integer tensor.
     pub fn as_f32(&self) -> Option<&[f32]> {
         match &self.data {
             TensorData::F32(v) => Some(v),
-            TensorData::I32(_) => None,
+            TensorData::I32(_) | TensorData::U8(_) => None,
         }
     }
 
-    /// The elements as `i32`, or `None` for an `f32` tensor.
+    /// The elements as `i32`, or `None` for an `f32` or `u8` tensor.
     pub fn as_i32(&self) -> Option<&[i32]> {
         match &self.data {
             TensorData::I32(v) => Some(v),
+            TensorData::F32(_) | TensorData::U8(_) => None,
+        }
+    }
+
+    /// The elements as `u8`, or `None` for an `f32` or `i32` tensor.
+    pub fn as_u8(&self) -> Option<&[u8]> {
+        match &self.data {
+            TensorData::U8(v) => Some(v),
+            TensorData::F32(_) | TensorData::I32(_) => None,
+        }
+    }
+
+    /// The elements of an integer tensor (`i32` or `u8`) as `i64`, or `None` for an
+    /// `f32` tensor.
+    pub fn ints(&self) -> Option<Vec<i64>> {
+        match &self.data {
+            TensorData::I32(v) => Some(v.iter().map(|&x| i64::from(x)).collect()),
+            TensorData::U8(v) => Some(v.iter().map(|&x| i64::from(x)).collect()),
             TensorData::F32(_) => None,
+        }
+    }
+
+    /// The elements as little-endian bytes, in the layout generated code reads (4
+    /// bytes per `f32`/`i32`, 1 per `u8`).
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        match &self.data {
+            TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::U8(v) => v.clone(),
         }
     }
 }
@@ -132,4 +171,6 @@ pub enum TensorDataMut<'a> {
     F32(&'a mut [f32]),
     /// `i32` elements.
     I32(&'a mut [i32]),
+    /// `u8` elements.
+    U8(&'a mut [u8]),
 }

@@ -1337,3 +1337,67 @@ fn interp_speed() {
         iters / best / 1e6
     );
 }
+
+/// `u8` buffers: loads give integers, stores keep the value modulo 256 (as C's
+/// `uint8_t`), `u8` outputs come back as bytes, an `i32` tensor for a `u8` parameter
+/// is refused, and the type survives the text format.
+#[test]
+fn u8_buffers_load_store_and_bind() {
+    let fun = func(
+        vec![
+            param("S", ParamKind::Weight, DType::U8, &[4]),
+            param("X", ParamKind::Input, DType::F32, &[4]),
+            param("Y", ParamKind::Output, DType::F32, &[4]),
+            param("B", ParamKind::Output, DType::U8, &[4]),
+        ],
+        Stmt::serial(
+            "k",
+            i(4),
+            seq(vec![
+                // Y[k] = X[S[k]] + S[k]
+                Stmt::store(
+                    "Y",
+                    vec![v("k")],
+                    bin(
+                        BinOp::Add,
+                        ld("X", vec![ld("S", vec![v("k")])]),
+                        Expr::cast(ScalarType::F32, ld("S", vec![v("k")])),
+                    ),
+                ),
+                // B[k] = S[k] * 100 - 150: wraps modulo 256.
+                Stmt::store(
+                    "B",
+                    vec![v("k")],
+                    bin(
+                        BinOp::Sub,
+                        bin(BinOp::Mul, ld("S", vec![v("k")]), i(100)),
+                        i(150),
+                    ),
+                ),
+            ]),
+        ),
+    );
+    let mut a = args(vec![
+        ("S", Tensor::u8(vec![4], vec![3, 0, 2, 1]).unwrap()),
+        (
+            "X",
+            Tensor::f32(vec![4], vec![10.0, 20.0, 30.0, 40.0]).unwrap(),
+        ),
+        ("Y", Tensor::zeros(DType::F32, vec![4])),
+        ("B", Tensor::zeros(DType::U8, vec![4])),
+    ]);
+    run(&fun, &mut a).unwrap();
+    assert_eq!(a["Y"].as_f32().unwrap(), &[43.0, 10.0, 32.0, 21.0]);
+    // 150, -150, 50, -50 modulo 256.
+    assert_eq!(a["B"].as_u8().unwrap(), &[150, 106, 50, 206]);
+    assert_eq!(a["S"].to_le_bytes(), vec![3, 0, 2, 1]);
+    assert_eq!(DType::U8.size_bytes(), 1);
+
+    a.insert("S".into(), Tensor::zeros(DType::I32, vec![4]));
+    let err = run(&fun, &mut a).unwrap_err();
+    assert!(err.to_string().contains("expected a u8 tensor"), "{err}");
+
+    let text = tir::print_function(&fun);
+    assert!(text.contains("S: weight u8[4]"), "{text}");
+    assert_eq!(tir::parse_function(&text).unwrap(), fun);
+}

@@ -140,6 +140,17 @@ pub fn corpus() -> Vec<Case> {
             s.register_tile("W", 2, 4).map(|_| ())
         },
     ));
+    // Block-row windows: one-byte (`u8`) selectors as a weight parameter of the
+    // kernel (the plain loop on aarch64 and in OpenCL, AVX-512 on the host).
+    out.push(case(
+        "bcr-fc masked rows by 8 + windows (u8 selectors) + specialize",
+        &Workload::from_spec_str("bcr-fc:M=64,K=48,N=1,block=16x16,sparsity=0.9,seed=7").unwrap(),
+        |s| {
+            s.vectorize_rows_masked("W", 8)?;
+            s.window_block_rows("W")?;
+            s.specialize_offsets("W")
+        },
+    ));
     let conv = Workload::from_spec_str("conv2d:C=3,O=8,H=9,W=9,k=3,pad=1,bias=1,act=relu").unwrap();
     out.push(case("conv3x3 default", &conv, |_| Ok(())));
     out.push(case("conv3x3 parallel o, vectorize init", &conv, |s| {

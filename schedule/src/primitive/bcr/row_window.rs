@@ -50,7 +50,7 @@ pub const MAX_WINDOW: i64 = 64;
 ///
 /// replacing the per-row scatter. New data: `W_wbase: i32[np]`, the first output row
 /// of each partition's window (its lowest kept row rounded down to a multiple of `H`,
-/// moved down to fit the output), and `W_wsel: i32[nb * H]`, for every entry and window
+/// moved down to fit the output), and `W_wsel: u8[nb * H]`, for every entry and window
 /// row the lane holding that row's sum, or `L` for a row the entry does not keep. `H`
 /// is the smallest multiple of [`WINDOW_STEP`] whose aligned windows hold every
 /// partition's rows. A parallel partition loop stays parallel: windows of different
@@ -132,17 +132,21 @@ pub fn window_block_rows(state: &mut State, weight: &str) -> Result<Vec<String>,
     let windows = Windows::fit(&d, &ptr, out_rows, parallel).map_err(err)?;
     let h = windows.height;
 
-    // Data: the window bases and, per entry and window row, the lane holding the row.
-    let mut sel = vec![lanes as i32; d.len() * h as usize];
+    // Data: the window bases and, per entry and window row, the lane holding the row,
+    // one byte each (lanes <= 64, so the lane and the "not kept" value `L` fit): the
+    // selectors are streamed once per entry, and as `i32` they were more bytes than
+    // the kept values of a 16x16 block's 5x5 entry.
+    let byte = |v: i64| u8::try_from(v).map_err(|_| err(format!("lane {v} does not fit a byte")));
+    let mut sel = vec![byte(lanes)?; d.len() * h as usize];
     for (p, base) in windows.bases.iter().enumerate() {
         for b in ptr[p] as usize..ptr[p + 1] as usize {
             for (lane, r) in d.rows_of(b).iter().enumerate() {
-                sel[b * h as usize + (r - base) as usize] = lane as i32;
+                sel[b * h as usize + (r - base) as usize] = byte(lane as i64)?;
             }
         }
     }
     let to_err = |e: tir::tensor::ShapeMismatch| err(e.to_string());
-    let sel_t = Tensor::i32(vec![sel.len()], sel).map_err(to_err)?;
+    let sel_t = Tensor::u8(vec![sel.len()], sel).map_err(to_err)?;
     let base_t = Tensor::i32(vec![windows.bases.len()], windows.bases.clone()).map_err(to_err)?;
 
     // Code.
