@@ -3,7 +3,7 @@
 //! ```text
 //! function  := "fn" NAME "(" [param ("," param)*] ")" block
 //! param     := NAME ":" ("in" | "out" | "weight") dtype dims
-//! dtype     := "f32" | "i32"
+//! dtype     := "f32" | "i32" | "u8"
 //! dims      := "[" [INT ("," INT)*] "]"
 //! block     := "{" stmt* "}"
 //! stmt      := [("serial" | "parallel" | "vectorized" | "unrolled")] "for"

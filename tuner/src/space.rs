@@ -480,14 +480,9 @@ impl SearchSpace {
     pub fn window_point(&self, w: &Workload, base: &Decisions) -> Option<Decisions> {
         let mut d = base.clone();
         for weight in bcr_weights(w) {
-            let Some(ptr) = w
-                .weights
-                .get(&format!("{weight}_row_ptr"))
-                .and_then(|t| t.as_i32())
-            else {
+            let Some(max_rows) = max_kept_rows(w, &weight) else {
                 continue;
             };
-            let max_rows = kept_rows_max(ptr);
             for (name, choice) in
                 crate::space_bcr::window_decisions(&weight, max_rows).unwrap_or_default()
             {
@@ -539,7 +534,9 @@ impl SearchSpace {
                     others_off[l] = 0;
                 }
             }
-            let max_rows = max_kept_rows(w, &weight);
+            let Some(max_rows) = max_kept_rows(w, &weight) else {
+                continue;
+            };
             for r in crate::space_bcr::tile_row_preference(max_rows) {
                 let Some(pos) = crate::space_bcr::TILE_ROWS.iter().position(|t| *t == r) else {
                     continue;
@@ -635,20 +632,18 @@ pub fn trace_of(
     Ok(space.apply(w, d)?.0.trace().clone())
 }
 
-/// The most rows an entry of `weight` keeps in `w` (0 when it has no BCR arrays).
-fn max_kept_rows(w: &Workload, weight: &str) -> i64 {
-    w.weights
+/// The most rows an entry of `weight` keeps in `w` (the largest difference of
+/// consecutive entries of its `row_ptr` array); `None` when it has no BCR arrays.
+fn max_kept_rows(w: &Workload, weight: &str) -> Option<i64> {
+    let row_ptr = w
+        .weights
         .get(&format!("{weight}_row_ptr"))
-        .and_then(|t| t.as_i32())
-        .map(kept_rows_max)
-        .unwrap_or(0)
-}
-
-/// The largest difference of consecutive entries of a `row_ptr` array.
-fn kept_rows_max(row_ptr: &[i32]) -> i64 {
-    row_ptr
-        .windows(2)
-        .map(|p| i64::from(p[1] - p[0]))
-        .max()
-        .unwrap_or(0)
+        .and_then(|t| t.as_i32())?;
+    Some(
+        row_ptr
+            .windows(2)
+            .map(|p| i64::from(p[1] - p[0]))
+            .max()
+            .unwrap_or(0),
+    )
 }

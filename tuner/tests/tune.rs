@@ -5,8 +5,10 @@
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tir::workload::Workload;
-use tuner::measure::{ErrorKind, Limits, LocalRunner, QemuRunner};
-use tuner::tune::{tune, Fault, FaultInjection, MemoryStore, NoProgress, Strategy, TuneOptions};
+use tuner::measure::{ErrorKind, Limits, LocalRunner, QemuRunner, Runner};
+use tuner::tune::{
+    tune, Fault, FaultInjection, MemoryStore, NoProgress, Strategy, TuneOptions, TuneReport,
+};
 
 fn opts(trials: usize, strategy: Strategy, seed: u64) -> TuneOptions {
     TuneOptions {
@@ -28,6 +30,28 @@ fn quick_limits() -> Limits {
     l.protocol.min_repeat_ms = 0.5;
     l.run_timeout = Duration::from_secs(20);
     l
+}
+
+/// A local runner with the quick protocol at `threads` threads.
+fn local(threads: u32) -> LocalRunner {
+    LocalRunner::new(Limits {
+        threads: Some(threads),
+        ..quick_limits()
+    })
+}
+
+/// Tunes `w` on `runner` into a fresh in-memory store (no progress output, never
+/// stopped).
+fn tune_fresh(w: &Workload, runner: &dyn Runner, o: &TuneOptions) -> TuneReport {
+    tune(
+        w,
+        runner,
+        &mut MemoryStore::default(),
+        o,
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -155,20 +179,11 @@ fn same_seed_same_candidates() {
     let w = Workload::from_spec_str("bcr-fc:M=32,K=48,N=4,block=8x8,sparsity=0.75,seed=5").unwrap();
     let runner = LocalRunner::new(quick_limits());
     let run = |seed| {
-        let mut store = MemoryStore::default();
-        tune(
-            &w,
-            &runner,
-            &mut store,
-            &opts(6, Strategy::Random, seed),
-            &NoProgress,
-            &AtomicBool::new(false),
-        )
-        .unwrap()
-        .trials
-        .iter()
-        .map(|t| t.trace.to_json())
-        .collect::<Vec<_>>()
+        tune_fresh(&w, &runner, &opts(6, Strategy::Random, seed))
+            .trials
+            .iter()
+            .map(|t| t.trace.to_json())
+            .collect::<Vec<_>>()
     };
     assert_eq!(run(11), run(11));
     assert_ne!(run(11), run(12));
@@ -183,16 +198,7 @@ fn qemu_tune_uses_instruction_counts_and_is_deterministic() {
     // counts are deterministic for serial kernels, while OpenMP-parallel ones vary by
     // a few instructions from run to run (libgomp), so counts are compared within 1%.
     let run = || {
-        let mut store = MemoryStore::default();
-        let r = tune(
-            &w,
-            &runner,
-            &mut store,
-            &opts(8, Strategy::Random, 5),
-            &NoProgress,
-            &AtomicBool::new(false),
-        )
-        .unwrap();
+        let r = tune_fresh(&w, &runner, &opts(8, Strategy::Random, 5));
         r.trials
             .iter()
             .map(|t| {
@@ -224,16 +230,7 @@ fn opencl_tune_on_the_local_platform() {
     let w =
         Workload::from_spec_str("bcr-fc:M=64,K=64,N=4,block=16x16,sparsity=0.8,seed=3").unwrap();
     let runner = tuner::measure::OpenClRunner::new(false, None, quick_limits()).unwrap();
-    let mut store = MemoryStore::default();
-    let r = tune(
-        &w,
-        &runner,
-        &mut store,
-        &opts(10, Strategy::Random, 21),
-        &NoProgress,
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let r = tune_fresh(&w, &runner, &opts(10, Strategy::Random, 21));
     assert_eq!(r.trials.len(), 10);
     assert!(r.trials.iter().all(|t| t.outcome.is_ok()), "{:?}", r.errors);
     // The GPU space binds loops to work-groups: some candidate must have done so.
@@ -366,7 +363,6 @@ fn thread_counts_shape_the_space_and_the_stored_target() {
         assert_eq!(p[k] != 0, is_parallel(&knob.name), "{}", knob.name);
     }
 
-    let stop = AtomicBool::new(false);
     for threads in [1u32, 2] {
         let runner = LocalRunner::new(Limits {
             threads: Some(threads),
@@ -374,16 +370,7 @@ fn thread_counts_shape_the_space_and_the_stored_target() {
         });
         let (target, _) = tuner::db_store::identity_of(&runner).unwrap();
         assert_eq!(target.to_string(), format!("host -threads={threads}"));
-        let mut store = MemoryStore::default();
-        let r = tune(
-            &w,
-            &runner,
-            &mut store,
-            &opts(4, Strategy::Random, 11 + threads as u64),
-            &NoProgress,
-            &stop,
-        )
-        .unwrap();
+        let r = tune_fresh(&w, &runner, &opts(4, Strategy::Random, 11 + threads as u64));
         let parallel_trials: Vec<_> = r
             .trials
             .iter()
@@ -471,10 +458,7 @@ fn a_run_at_two_threads_starts_from_the_one_thread_best() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(tuning_logs::Database::open(&dir.path().join("db")).unwrap());
     let stop = AtomicBool::new(false);
-    let one = LocalRunner::new(Limits {
-        threads: Some(1),
-        ..quick_limits()
-    });
+    let one = local(1);
     let mut store1 = DbStore::new(db.clone(), &w, &one).unwrap();
     assert!(
         store1.seeds().is_empty(),
@@ -491,10 +475,7 @@ fn a_run_at_two_threads_starts_from_the_one_thread_best() {
     .unwrap();
     assert_eq!(r1.seed_points, 0);
     let best1 = r1.best().unwrap().trace.clone();
-    let two = LocalRunner::new(Limits {
-        threads: Some(2),
-        ..quick_limits()
-    });
+    let two = local(2);
     let mut store2 = DbStore::new(db.clone(), &w, &two).unwrap();
     assert_eq!(store2.seeds(), vec![best1.clone()]);
     let r2 = tune(
@@ -542,21 +523,8 @@ fn the_windowed_form_is_a_starting_point() {
         assert_ne!(effective, d, "the refused window choice is skipped");
     }
 
-    let stop = AtomicBool::new(false);
-    let runner = LocalRunner::new(Limits {
-        threads: Some(1),
-        ..quick_limits()
-    });
-    let mut store = MemoryStore::default();
-    let r = tune(
-        &w,
-        &runner,
-        &mut store,
-        &opts(3, Strategy::Random, 21),
-        &NoProgress,
-        &stop,
-    )
-    .unwrap();
+    let runner = local(1);
+    let r = tune_fresh(&w, &runner, &opts(3, Strategy::Random, 21));
     let t = &r.trials[2];
     assert!(
         t.description
@@ -600,21 +568,8 @@ fn the_register_tiled_form_is_a_starting_point() {
     let space1 = SearchSpace::new(&fc1);
     assert_eq!(space1.tile_point(&fc1, &space1.default_point()), None);
 
-    let stop = AtomicBool::new(false);
-    let runner = LocalRunner::new(Limits {
-        threads: Some(1),
-        ..quick_limits()
-    });
-    let mut store = MemoryStore::default();
-    let r = tune(
-        &w,
-        &runner,
-        &mut store,
-        &opts(4, Strategy::Random, 23),
-        &NoProgress,
-        &stop,
-    )
-    .unwrap();
+    let runner = local(1);
+    let r = tune_fresh(&w, &runner, &opts(4, Strategy::Random, 23));
     let t = r
         .trials
         .iter()
@@ -634,17 +589,12 @@ fn the_register_tiled_form_is_a_starting_point() {
 fn starting_points_survive_small_batches() {
     let w =
         Workload::from_spec_str("bcr-fc:M=64,K=64,N=8,block=16x16,sparsity=0.7,seed=3").unwrap();
-    let stop = AtomicBool::new(false);
-    let runner = LocalRunner::new(Limits {
-        threads: Some(1),
-        ..quick_limits()
-    });
-    let mut store = MemoryStore::default();
+    let runner = local(1);
     let o = TuneOptions {
         batch: 1,
         ..opts(5, Strategy::Evolutionary, 29)
     };
-    let r = tune(&w, &runner, &mut store, &o, &NoProgress, &stop).unwrap();
+    let r = tune_fresh(&w, &runner, &o);
     let tiled: Vec<&str> = r
         .trials
         .iter()
@@ -674,10 +624,7 @@ fn records_of_older_generated_code_are_measured_again() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(tuning_logs::Database::open(&dir.path().join("db")).unwrap());
     let stop = AtomicBool::new(false);
-    let runner = LocalRunner::new(Limits {
-        threads: Some(1),
-        ..quick_limits()
-    });
+    let runner = local(1);
     let mut store = DbStore::new(db.clone(), &w, &runner).unwrap();
     let r1 = tune(
         &w,
@@ -763,21 +710,8 @@ fn batch_one_conv_stages_get_parallel_knobs_on_their_first_wide_loop() {
     );
     assert_eq!(eff.len(), p.len());
 
-    let stop = AtomicBool::new(false);
-    let runner = LocalRunner::new(Limits {
-        threads: Some(2),
-        ..quick_limits()
-    });
-    let mut store = MemoryStore::default();
-    let r = tune(
-        &w,
-        &runner,
-        &mut store,
-        &opts(4, Strategy::Random, 41),
-        &NoProgress,
-        &stop,
-    )
-    .unwrap();
+    let runner = local(2);
+    let r = tune_fresh(&w, &runner, &opts(4, Strategy::Random, 41));
     let t = r
         .trials
         .iter()
