@@ -1132,7 +1132,7 @@ mod tests {
             "fn f(X: in f64[1]) {}",
             1,
             12,
-            "unknown element type 'f64', expected f32 or i32",
+            "unknown element type 'f64', expected f32, i32 or u8",
         );
         fails(
             "fn f(X: in f32[-1]) {}",

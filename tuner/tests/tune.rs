@@ -550,7 +550,7 @@ fn the_register_tiled_form_is_a_starting_point() {
     assert_eq!(tile_row_preference(12)[..3], [6, 4, 3]);
     assert_eq!(tile_row_preference(1).last(), Some(&1));
     let w = Workload::from_spec_str(
-        "bcr-conv2d:C=16,O=64,H=6,W=48,k=3,pad=1,block=32x32,sparsity=0.9,seed=2",
+        "bcr-conv2d:C=32,O=64,H=6,W=48,k=3,pad=1,block=32x32,sparsity=0.9,seed=2",
     )
     .unwrap();
     let space = SearchSpace::new(&w).for_threads(Some(1));
@@ -563,6 +563,25 @@ fn the_register_tiled_form_is_a_starting_point() {
         json.contains(r#""op":"register_tile","weight":"W","rows":5"#),
         "{json}"
     );
+    // Its entries keep the same counts (288 columns, whole 32x32 blocks), so their
+    // offsets are specialized too.
+    assert!(
+        json.contains(r#""op":"specialize_offsets","weight":"W""#),
+        "{json}"
+    );
+    // With 144 columns the last block column is 16 wide: entries differ, the
+    // specialization is refused and the point does not hold it.
+    let w16 = Workload::from_spec_str(
+        "bcr-conv2d:C=16,O=64,H=6,W=48,k=3,pad=1,block=32x32,sparsity=0.9,seed=2",
+    )
+    .unwrap();
+    let space16 = SearchSpace::new(&w16).for_threads(Some(1));
+    let d16 = space16
+        .tile_point(&w16, &space16.default_point())
+        .expect("a register-tile point");
+    let (s16, eff16) = space16.apply(&w16, &d16).unwrap();
+    assert_eq!(eff16, d16);
+    assert!(!s16.trace().to_json().contains("specialize_offsets"));
     let fc1 =
         Workload::from_spec_str("bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.8,seed=2").unwrap();
     let space1 = SearchSpace::new(&fc1);
@@ -595,18 +614,21 @@ fn starting_points_survive_small_batches() {
         ..opts(5, Strategy::Evolutionary, 29)
     };
     let r = tune_fresh(&w, &runner, &o);
-    let tiled: Vec<&str> = r
-        .trials
-        .iter()
-        .map(|t| t.description.as_str())
-        .filter(|d| d.contains("register tiles of"))
-        .collect();
     let all: Vec<&str> = r.trials.iter().map(|t| t.description.as_str()).collect();
-    assert_eq!(tiled.len(), 1, "{all:?}");
-    assert!(
-        r.trials[..4]
-            .iter()
-            .any(|t| t.description.contains("register tiles of")),
+    // The register-tiled starting point is among the first four trials...
+    let first_tile = r.trials[..4]
+        .iter()
+        .find(|t| t.description.contains("register tiles of"))
+        .unwrap_or_else(|| panic!("no register-tiled starting point in {all:?}"));
+    // ...and no trace is measured twice (a later tile found by the search is another
+    // trace).
+    let mut traces: Vec<String> = r.trials.iter().map(|t| t.trace.to_json()).collect();
+    traces.sort();
+    traces.dedup();
+    assert_eq!(traces.len(), r.trials.len(), "{all:?}");
+    assert_eq!(
+        all.iter().filter(|d| **d == first_tile.description).count(),
+        1,
         "{all:?}"
     );
 }
