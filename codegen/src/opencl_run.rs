@@ -32,7 +32,7 @@ use opencl3::memory::{Buffer, ClMem, CL_MEM_READ_WRITE};
 use opencl3::program::Program;
 use opencl3::types::{cl_mem, CL_BLOCKING};
 use std::collections::BTreeMap;
-use tir::{DType, Function, ParamKind, Tensor};
+use tir::{Function, ParamKind, Tensor};
 
 fn cl_err(what: &str) -> impl Fn(opencl3::error_codes::ClError) -> CodegenError + '_ {
     move |e| CodegenError::RunFailed(format!("OpenCL {what}: {e}"))
@@ -169,20 +169,6 @@ impl Default for OpenClProtocol {
     }
 }
 
-fn bytes_of(t: &Tensor) -> Vec<u8> {
-    t.to_le_bytes()
-}
-
-fn tensor_of(dtype: DType, shape: Vec<usize>, b: &[u8]) -> Result<Tensor, CodegenError> {
-    let words = b.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]);
-    match dtype {
-        DType::F32 => Tensor::f32(shape, words.map(f32::from_le_bytes).collect()),
-        DType::I32 => Tensor::i32(shape, words.map(i32::from_le_bytes).collect()),
-        DType::U8 => Tensor::u8(shape, b.to_vec()),
-    }
-    .map_err(|e| CodegenError::BadOutput(e.to_string()))
-}
-
 fn stats(samples: &[f64]) -> Timing {
     let mut s = samples.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
@@ -253,7 +239,7 @@ pub fn run_program(
                                 ),
                             });
                         }
-                        host.push(Some(bytes_of(t)));
+                        host.push(Some(t.to_le_bytes()));
                     }
                     None if *kind == ParamKind::Output => {
                         host.push(Some(vec![0u8; a.dtype.size_bytes() * a.len]))
@@ -402,7 +388,9 @@ pub fn run_program(
             .param(&a.name)
             .map(|p| p.shape.clone())
             .unwrap_or_default();
-        outputs.insert(a.name.clone(), tensor_of(a.dtype, shape, &bytes)?);
+        let t = Tensor::from_le_bytes(a.dtype, shape, &bytes)
+            .map_err(|e| CodegenError::BadOutput(e.to_string()))?;
+        outputs.insert(a.name.clone(), t);
     }
     for _ in 0..protocol.warmup {
         run_once(&mut buffers)?;

@@ -5,7 +5,7 @@ use crate::toolchain::{command, run_with_timeout, Runner};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-use tir::{DType, Function, ParamKind, Tensor};
+use tir::{Function, ParamKind, Tensor};
 
 /// Timing of a candidate, in seconds per run.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,24 +157,8 @@ pub fn outputs_from_bytes(
         let n = p.len() * p.dtype.size_bytes();
         let chunk = &bytes[at..at + n];
         at += n;
-        let t = match p.dtype {
-            DType::F32 => Tensor::f32(
-                p.shape.clone(),
-                chunk
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            ),
-            DType::I32 => Tensor::i32(
-                p.shape.clone(),
-                chunk
-                    .chunks_exact(4)
-                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            ),
-            DType::U8 => Tensor::u8(p.shape.clone(), chunk.to_vec()),
-        }
-        .map_err(|e| CodegenError::BadOutput(e.to_string()))?;
+        let t = Tensor::from_le_bytes(p.dtype, p.shape.clone(), chunk)
+            .map_err(|e| CodegenError::BadOutput(e.to_string()))?;
         out.insert(p.name.clone(), t);
     }
     Ok(out)

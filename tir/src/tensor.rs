@@ -70,6 +70,31 @@ impl Tensor {
         Tensor::new(shape, TensorData::U8(data))
     }
 
+    /// A tensor of `dtype` and `shape` from little-endian bytes in the layout of
+    /// [`Tensor::to_le_bytes`]; fails when the bytes do not hold exactly the shape's
+    /// elements.
+    pub fn from_le_bytes(
+        dtype: DType,
+        shape: Vec<usize>,
+        bytes: &[u8],
+    ) -> Result<Tensor, ShapeMismatch> {
+        let expected: usize = shape.iter().product();
+        if bytes.len() != expected * dtype.size_bytes() {
+            return Err(ShapeMismatch {
+                shape,
+                expected,
+                actual: bytes.len() / dtype.size_bytes(),
+            });
+        }
+        let words = || bytes.chunks_exact(4).map(|b| [b[0], b[1], b[2], b[3]]);
+        let data = match dtype {
+            DType::F32 => TensorData::F32(words().map(f32::from_le_bytes).collect()),
+            DType::I32 => TensorData::I32(words().map(i32::from_le_bytes).collect()),
+            DType::U8 => TensorData::U8(bytes.to_vec()),
+        };
+        Tensor::new(shape, data)
+    }
+
     /// A tensor of zeros.
     pub fn zeros(dtype: DType, shape: Vec<usize>) -> Tensor {
         let n = shape.iter().product();

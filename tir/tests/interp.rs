@@ -1392,6 +1392,18 @@ fn u8_buffers_load_store_and_bind() {
     assert_eq!(a["B"].as_u8().unwrap(), &[150, 106, 50, 206]);
     assert_eq!(a["S"].to_le_bytes(), vec![3, 0, 2, 1]);
     assert_eq!(DType::U8.size_bytes(), 1);
+    // Bytes back to tensors, every element type; a length that is not the shape's is
+    // refused.
+    for t in [
+        &a["S"],
+        &a["Y"],
+        &Tensor::i32(vec![2], vec![-7, 1 << 20]).unwrap(),
+    ] {
+        let back = Tensor::from_le_bytes(t.dtype(), t.shape().to_vec(), &t.to_le_bytes());
+        assert_eq!(back.as_ref(), Ok(t));
+    }
+    assert!(Tensor::from_le_bytes(DType::F32, vec![2], &[0; 7]).is_err());
+    assert!(Tensor::from_le_bytes(DType::U8, vec![2], &[0; 3]).is_err());
 
     a.insert("S".into(), Tensor::zeros(DType::I32, vec![4]));
     let err = run(&fun, &mut a).unwrap_err();

@@ -549,16 +549,19 @@ fn the_register_tiled_form_is_a_starting_point() {
     assert_eq!(tile_row_preference(10)[..3], [10, 5, 2]);
     assert_eq!(tile_row_preference(12)[..3], [6, 4, 3]);
     assert_eq!(tile_row_preference(1).last(), Some(&1));
-    let w = Workload::from_spec_str(
-        "bcr-conv2d:C=32,O=64,H=6,W=48,k=3,pad=1,block=32x32,sparsity=0.9,seed=2",
-    )
-    .unwrap();
-    let space = SearchSpace::new(&w).for_threads(Some(1));
-    let d = space
-        .tile_point(&w, &space.default_point())
-        .expect("a register-tile point");
-    let (s, _) = space.apply(&w, &d).unwrap();
-    let json = s.trace().to_json();
+    // A conv's register-tile point at one thread: the point, the trace it applies
+    // and whether every choice of it was accepted.
+    let tile_point_of = |spec: &str| {
+        let w = Workload::from_spec_str(spec).unwrap();
+        let space = SearchSpace::new(&w).for_threads(Some(1));
+        let d = space
+            .tile_point(&w, &space.default_point())
+            .expect("a register-tile point");
+        let (s, eff) = space.apply(&w, &d).unwrap();
+        (w, s.trace().to_json(), eff == d)
+    };
+    let (w, json, _) =
+        tile_point_of("bcr-conv2d:C=32,O=64,H=6,W=48,k=3,pad=1,block=32x32,sparsity=0.9,seed=2");
     assert!(
         json.contains(r#""op":"register_tile","weight":"W","rows":5"#),
         "{json}"
@@ -571,17 +574,10 @@ fn the_register_tiled_form_is_a_starting_point() {
     );
     // With 144 columns the last block column is 16 wide: entries differ, the
     // specialization is refused and the point does not hold it.
-    let w16 = Workload::from_spec_str(
-        "bcr-conv2d:C=16,O=64,H=6,W=48,k=3,pad=1,block=32x32,sparsity=0.9,seed=2",
-    )
-    .unwrap();
-    let space16 = SearchSpace::new(&w16).for_threads(Some(1));
-    let d16 = space16
-        .tile_point(&w16, &space16.default_point())
-        .expect("a register-tile point");
-    let (s16, eff16) = space16.apply(&w16, &d16).unwrap();
-    assert_eq!(eff16, d16);
-    assert!(!s16.trace().to_json().contains("specialize_offsets"));
+    let (_, json16, all_accepted) =
+        tile_point_of("bcr-conv2d:C=16,O=64,H=6,W=48,k=3,pad=1,block=32x32,sparsity=0.9,seed=2");
+    assert!(all_accepted, "{json16}");
+    assert!(!json16.contains("specialize_offsets"), "{json16}");
     let fc1 =
         Workload::from_spec_str("bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.8,seed=2").unwrap();
     let space1 = SearchSpace::new(&fc1);
