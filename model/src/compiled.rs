@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::path::Path;
 use std::process::Command;
-use tir::{DType, Function, ParamKind, Tensor, TensorData};
+use tir::{DType, Function, ParamKind, Tensor};
 use tuning_logs::{apply_best, ApplyBest, Database, DeviceIdentity};
 
 /// Where a layer's schedule came from.
@@ -258,15 +258,9 @@ impl LayerExec for Compiled {
                     out_no += 1;
                     outputs[out_no - 1].as_mut_ptr() as *mut c_void
                 }
-                ParamKind::Weight => match w.as_ref().map(|t| t.data()) {
-                    Some(TensorData::F32(v)) if p.dtype == DType::F32 && v.len() == p.len() => {
-                        v.as_ptr() as *mut c_void
-                    }
-                    Some(TensorData::I32(v)) if p.dtype == DType::I32 && v.len() == p.len() => {
-                        v.as_ptr() as *mut c_void
-                    }
-                    Some(TensorData::U8(v)) if p.dtype == DType::U8 && v.len() == p.len() => {
-                        v.as_ptr() as *mut c_void
+                ParamKind::Weight => match w.as_ref() {
+                    Some(t) if t.dtype() == p.dtype && t.len() == p.len() => {
+                        t.as_raw_ptr() as *mut c_void
                     }
                     Some(_) => {
                         return Err(ModelError::exec(

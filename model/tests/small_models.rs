@@ -232,6 +232,79 @@ fn compiled_layers_match_the_interpreter() {
     }
 }
 
+/// Layers scheduled with block-row windows (whose selectors are a `u8` weight) run in
+/// process with the interpreter's outputs: the in-process library passes byte-sized
+/// weights as it passes `f32` and `i32` ones.
+#[test]
+fn compiled_windowed_layers_match_the_interpreter() {
+    use model::compiled::{Compiled, LayerSchedule, ScheduleSource};
+    use schedule::Schedule;
+    // flatten -> BCR fc 64->32 (16x16 blocks) -> relu -> fc 32->10 -> softmax.
+    let layers = vec![
+        layer(
+            "fc1",
+            "bcr-fc:M=32,K=64,N=1,bias=true,seed=4,block=16x16,sparsity=0.75",
+        ),
+        layer("fc2", "fc:M=10,K=32,N=1,bias=true,seed=5"),
+    ];
+    let nodes = vec![
+        node("fl", Op::Flatten { axis: 1 }, &["x"], "a"),
+        node("f1", Op::Fc { layer: 0 }, &["a"], "b"),
+        node("r1", Op::Relu, &["b"], "c"),
+        node("f2", Op::Fc { layer: 1 }, &["c"], "d"),
+        node("sm", Op::Softmax { axis: 1 }, &["d"], "y"),
+    ];
+    let m = Model {
+        name: "tiny-mlp".to_string(),
+        layers,
+        body: Body::Graph(Graph {
+            input: "x".to_string(),
+            input_shape: vec![1, 1, 8, 8],
+            output: "y".to_string(),
+            nodes,
+        }),
+    };
+    let mut windowed = 0;
+    let funcs: Vec<LayerSchedule> = m
+        .layers
+        .iter()
+        .map(|l| {
+            let w = l.workload().unwrap();
+            let mut s = Schedule::from_workload(&w).unwrap();
+            if w.func.params.iter().any(|p| p.name == "W_row_ptr") {
+                s.vectorize_rows_masked("W", 8).unwrap();
+                s.window_block_rows("W").unwrap();
+                windowed += 1;
+            }
+            LayerSchedule {
+                func: s.func().clone(),
+                weights: s.weights().clone(),
+                source: ScheduleSource::Default,
+            }
+        })
+        .collect();
+    assert_eq!(windowed, 1);
+    let fc = &funcs[0].func;
+    assert!(
+        fc.params
+            .iter()
+            .any(|p| p.name == "W_wsel" && p.dtype == tir::DType::U8),
+        "{}",
+        tir::print_function(fc)
+    );
+    let mut c = Compiled::build(&m.layers, funcs, &|f| f.clone()).unwrap();
+    let Body::Graph(g) = &m.body else {
+        unreachable!("the model is a graph")
+    };
+    for seed in 0..3 {
+        let x = image(seed);
+        let a = eval::run_graph(g, &m.layers, &x, &mut c).unwrap();
+        let b = eval::run_graph(g, &m.layers, &x, &mut Interpreter::default()).unwrap();
+        let d = a.max_abs_diff(&b);
+        assert!(d < 1e-4, "seed {seed}: diff {d}");
+    }
+}
+
 /// The standalone program of each model, natively and under qemu-aarch64 (NEON
 /// build), gives the interpreter's outputs.
 #[test]

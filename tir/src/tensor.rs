@@ -135,6 +135,17 @@ impl Tensor {
         &self.data
     }
 
+    /// The address of the first element, whatever the element type: what a caller of
+    /// generated code passes for a buffer of this tensor's type and length (the C side
+    /// reads `len()` elements of `dtype()` from it).
+    pub fn as_raw_ptr(&self) -> *const std::ffi::c_void {
+        match &self.data {
+            TensorData::F32(v) => v.as_ptr().cast(),
+            TensorData::I32(v) => v.as_ptr().cast(),
+            TensorData::U8(v) => v.as_ptr().cast(),
+        }
+    }
+
     /// The data, mutable (the length cannot change through this).
     pub fn data_mut(&mut self) -> TensorDataMut<'_> {
         match &mut self.data {

@@ -1401,6 +1401,12 @@ fn u8_buffers_load_store_and_bind() {
     ] {
         let back = Tensor::from_le_bytes(t.dtype(), t.shape().to_vec(), &t.to_le_bytes());
         assert_eq!(back.as_ref(), Ok(t));
+        // The raw address handed to generated code is the first element's, and the
+        // bytes there are the little-endian ones above (this is a little-endian host).
+        let n = t.len() * t.dtype().size_bytes();
+        // SAFETY: the tensor holds `len()` elements of `size_bytes()` each.
+        let raw = unsafe { std::slice::from_raw_parts(t.as_raw_ptr().cast::<u8>(), n) };
+        assert_eq!(raw, t.to_le_bytes().as_slice());
     }
     assert!(Tensor::from_le_bytes(DType::F32, vec![2], &[0; 7]).is_err());
     assert!(Tensor::from_le_bytes(DType::U8, vec![2], &[0; 3]).is_err());
