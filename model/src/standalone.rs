@@ -13,6 +13,11 @@
 //!   gets `[len, ids...]` per record.
 //! - Then the first sample runs `REPEAT` more times and the program prints
 //!   `GRIM-MODEL-TIMING median min` in seconds per inference (nothing when 0).
+//! - Then `REPEAT` more runs with a clock read around every layer call (kept out of
+//!   the timing above): `GRIM-PROFILE-TOTAL seconds` (mean per inference of this pass)
+//!   and per layer `GRIM-LAYER-TIMING index seconds calls` (mean seconds and calls per
+//!   inference); the total minus the layers is the glue (pooling, activations, copies,
+//!   the decoder's argmax) plus the clock reads.
 //!
 //! Exit status: 0 ok, 2 bad arguments, 3 I/O error or wrong file size, 4 a kernel
 //! reported an allocation failure.
@@ -122,7 +127,7 @@ fn emit_layers(
         }
         let _ = writeln!(
             out,
-            "static void layer_{i}({}) {{\n  if ({}({}) != 0) exit(4);\n}}\n",
+            "static void layer_{i}({}) {{\n  const double t0 = grim_prof ? grim_now() : 0.0;\n  if ({}({}) != 0) exit(4);\n  if (grim_prof) {{ grim_prof_t[{i}] += grim_now() - t0; grim_prof_n[{i}] += 1; }}\n}}\n",
             params.join(", "),
             codegen::c_emit::kernel_symbol(&kernel),
             args.join(", ")
@@ -417,6 +422,11 @@ pub fn generate(
     let mut src = codegen::c_emit::prelude(target);
     src.push_str(MAIN_COMMON);
     src.push_str("static const unsigned char* grim_w;\n");
+    let n_layers = model.layers.len().max(1);
+    let _ = writeln!(
+        src,
+        "static int grim_prof = 0;\nstatic double grim_prof_t[{n_layers}];\nstatic long grim_prof_n[{n_layers}];"
+    );
     emit_layers(&model.layers, scheds, prepare, target, &mut blob, &mut src)?;
     let (mut input_len, mut output_len, mut output_shape) = (0, 0, Vec::new());
     let main = match &model.body {
@@ -441,6 +451,9 @@ int main(int argc, char** argv) {{
     for (int r = 0; r < repeat; ++r) {{ double t0 = grim_now(); grim_infer(x, y); t[r] = grim_now() - t0; }}
     qsort(t, repeat, sizeof(double), grim_cmp);
     printf("GRIM-MODEL-TIMING %.9e %.9e\n", t[repeat / 2], t[0]);
+    grim_prof = 1; double t0 = grim_now();
+    for (int r = 0; r < repeat; ++r) grim_infer(x, y);
+    grim_profile_report(grim_now() - t0, repeat);
   }}
   return 0;
 }}
@@ -475,6 +488,9 @@ int main(int argc, char** argv) {{
     for (int r = 0; r < repeat; ++r) {{ double t0 = grim_now(); grim_decode(x + 1, x[0], res, 1); t[r] = grim_now() - t0; }}
     qsort(t, repeat, sizeof(double), grim_cmp);
     printf("GRIM-MODEL-TIMING %.9e %.9e\n", t[repeat / 2], t[0]);
+    grim_prof = 1; double t0 = grim_now();
+    for (int r = 0; r < repeat; ++r) grim_decode(x + 1, x[0], res, 1);
+    grim_profile_report(grim_now() - t0, repeat);
   }}
   return 0;
 }}
@@ -484,6 +500,14 @@ int main(int argc, char** argv) {{
             )
         }
     };
+    let _ = writeln!(
+        src,
+        "static void grim_profile_report(double total, int repeat) {{
+  printf(\"GRIM-PROFILE-TOTAL %.9e\\n\", total / repeat);
+  for (int i = 0; i < {n_layers}; ++i)
+    printf(\"GRIM-LAYER-TIMING %d %.9e %.3f\\n\", i, grim_prof_t[i] / repeat, (double)grim_prof_n[i] / repeat);
+}}"
+    );
     src.push_str(&main);
     Ok(Program {
         source: src,
@@ -501,6 +525,61 @@ pub struct RunOutput {
     pub output: Vec<u8>,
     /// Median and fastest seconds per inference, when `repeat > 0`.
     pub timing: Option<(f64, f64)>,
+    /// Where an inference's time goes, layer by layer, when `repeat > 0`.
+    pub profile: Option<Profile>,
+}
+
+/// The program's per-layer profile (see the module docs): means per inference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// Seconds per inference of the profiled pass (layers, glue and clock reads).
+    pub total: f64,
+    /// Per layer, in layer order.
+    pub layers: Vec<LayerTime>,
+}
+
+/// One layer's share of an inference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerTime {
+    /// Seconds per inference in the layer's kernel (all its calls).
+    pub seconds: f64,
+    /// Calls per inference (1 for a graph layer; the steps for a recurrent one).
+    pub calls: f64,
+}
+
+impl Profile {
+    /// Seconds per inference outside the layers' kernels.
+    pub fn glue(&self) -> f64 {
+        self.total - self.layers.iter().map(|l| l.seconds).sum::<f64>()
+    }
+}
+
+/// The profile printed on a program's standard output (the last total and the layer
+/// lines after it), if complete: `None` when a layer index is missing or repeated.
+pub fn parse_profile(stdout: &str) -> Option<Profile> {
+    let start = stdout.rfind("GRIM-PROFILE-TOTAL ")?;
+    let mut lines = stdout[start..].lines();
+    let total = lines
+        .next()?
+        .strip_prefix("GRIM-PROFILE-TOTAL ")?
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    let mut layers = Vec::new();
+    for l in lines {
+        let Some(rest) = l.strip_prefix("GRIM-LAYER-TIMING ") else {
+            continue;
+        };
+        let mut it = rest.split_whitespace();
+        let index = it.next()?.parse::<usize>().ok()?;
+        let seconds = it.next()?.parse::<f64>().ok()?;
+        let calls = it.next()?.parse::<f64>().ok()?;
+        if index != layers.len() {
+            return None;
+        }
+        layers.push(LayerTime { seconds, calls });
+    }
+    Some(Profile { total, layers })
 }
 
 /// Builds `program` for `target` in `dir` and returns the binary's path; the weights
@@ -569,7 +648,12 @@ pub fn run(
     if repeat > 0 && timing.is_none() {
         return Err(ModelError::exec("model program", "printed no timing line"));
     }
-    Ok(RunOutput { output, timing })
+    let profile = parse_profile(&done.stdout);
+    Ok(RunOutput {
+        output,
+        timing,
+        profile,
+    })
 }
 
 /// The `(median, min)` seconds of the last `GRIM-MODEL-TIMING` line of a program's
@@ -633,4 +717,36 @@ pub fn sequences_from_bytes(bytes: &[u8]) -> Option<Vec<Vec<usize>>> {
         at += 1 + n;
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_parse_and_incomplete_ones_are_refused() {
+        let out = "GRIM-MODEL-TIMING 2e-3 1e-3\nGRIM-PROFILE-TOTAL 3.0e-3\nGRIM-LAYER-TIMING 0 1.0e-3 1.000\nGRIM-LAYER-TIMING 1 5.0e-4 7.000\n";
+        let p = parse_profile(out).unwrap();
+        assert_eq!(p.total, 3.0e-3);
+        assert_eq!(
+            p.layers,
+            vec![
+                LayerTime {
+                    seconds: 1.0e-3,
+                    calls: 1.0
+                },
+                LayerTime {
+                    seconds: 5.0e-4,
+                    calls: 7.0
+                }
+            ]
+        );
+        assert!((p.glue() - 1.5e-3).abs() < 1e-12);
+        assert_eq!(parse_profile("GRIM-MODEL-TIMING 2e-3 1e-3\n"), None);
+        // A skipped index, a malformed number.
+        let skipped = "GRIM-PROFILE-TOTAL 3e-3\nGRIM-LAYER-TIMING 1 1e-3 1\n";
+        assert_eq!(parse_profile(skipped), None);
+        let bad = "GRIM-PROFILE-TOTAL 3e-3\nGRIM-LAYER-TIMING 0 x 1\n";
+        assert_eq!(parse_profile(bad), None);
+    }
 }

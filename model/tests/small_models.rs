@@ -340,6 +340,12 @@ fn standalone_programs_match_the_interpreter_natively_and_under_qemu() {
                     let ys = f32_values(&out.output);
                     assert_eq!(ys.len(), 4 * prog.output_len);
                     assert!(out.timing.is_some_and(|(med, min)| med >= min && min > 0.0));
+                    // The per-layer profile: each layer called once per inference, the
+                    // layers' sum within the profiled total.
+                    let p = out.profile.expect("a profile after timed runs");
+                    assert_eq!(p.layers.len(), m.layers.len());
+                    assert!(p.layers.iter().all(|l| l.calls == 1.0 && l.seconds >= 0.0));
+                    assert!(p.total > 0.0 && p.glue() >= 0.0, "{p:?}");
                     for (i, x) in xs.iter().enumerate() {
                         let want =
                             eval::run_graph(g, &m.layers, x, &mut Interpreter::default()).unwrap();
@@ -365,6 +371,17 @@ fn standalone_programs_match_the_interpreter_natively_and_under_qemu() {
                             .unwrap();
                         assert_eq!(*g, want, "{target}");
                     }
+                    assert!(out.profile.is_none(), "no timed runs, no profile");
+                    // Timed runs decode the first word for every step: the encoder runs
+                    // once per input symbol, the decoder and output layer `max_len` times.
+                    let out =
+                        standalone::run(&bin, runner, &sequences_bytes(&seqs), 2, None, timeout)
+                            .unwrap();
+                    let p = out.profile.expect("a profile after timed runs");
+                    let calls: Vec<f64> = p.layers.iter().map(|l| l.calls).collect();
+                    let (n, max) = (seqs[0].len() as f64, s.max_len as f64);
+                    assert_eq!(calls, vec![n, max, max], "{target}");
+                    assert!(p.total > 0.0 && p.glue() >= 0.0, "{p:?}");
                 }
             }
         }

@@ -333,6 +333,7 @@ struct Row {
     layers: usize,
     accuracy: Accuracy,
     latency: Option<(f64, f64)>,
+    profile: Option<model::standalone::Profile>,
     check: String,
 }
 
@@ -393,7 +394,7 @@ fn run_one(
     let prog = standalone::generate(m, &scheds, &crate::pipeline::optimize, &on.target)
         .map_err(|e| e.to_string())?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let (accuracy, latency, check) = match (task, &m.body) {
+    let (accuracy, latency, profile, check) = match (task, &m.body) {
         (Task::Mnist { test, .. }, Body::Graph(g)) => {
             let xs: Vec<model::Array> = (0..test.len()).filter_map(|i| test.input(i)).collect();
             let input = f32_bytes(&xs.iter().map(|x| x.data()).collect::<Vec<_>>());
@@ -436,6 +437,7 @@ fn run_one(
                     n: xs.len(),
                 },
                 out.timing,
+                out.profile,
                 format!(
                     "max abs diff {worst:.1e} on {} images",
                     a.check.min(xs.len())
@@ -479,6 +481,7 @@ fn run_one(
                     n: test.len(),
                 },
                 out.timing,
+                out.profile,
                 format!(
                     "same decoding as the interpreter on {} words",
                     a.check.min(seqs.len())
@@ -494,8 +497,74 @@ fn run_one(
         layers: m.layers.len(),
         accuracy,
         latency,
+        profile,
         check,
     })
+}
+
+/// The per-layer table of `rows` (dense first when there are two): mean time per
+/// inference of each layer's kernel, the glue outside them, and the BCR model's share.
+fn profile_table(layers: &[model::layer::Layer], rows: &[Row], repeat: usize) -> String {
+    let profiled: Vec<(&Row, &model::standalone::Profile)> = rows
+        .iter()
+        .filter_map(|r| Some((r, r.profile.as_ref()?)))
+        .filter(|(_, p)| p.layers.len() == layers.len())
+        .collect();
+    let Some((_, last)) = profiled.last() else {
+        return String::new();
+    };
+    let us = |t: f64| format!("{:.1} us", t * 1e6);
+    let pair = profiled.len() == 2;
+    let mut s = format!(
+        "\nWhere the time goes: mean per inference over {repeat} more inferences with a clock read around every layer call\n\n| layer | calls |"
+    );
+    for (r, _) in &profiled {
+        s.push_str(&format!(" {} |", r.label));
+    }
+    s.push_str(if pair {
+        " speedup | share |\n"
+    } else {
+        " share |\n"
+    });
+    s.push_str(&"|---".repeat(profiled.len() + if pair { 4 } else { 3 }));
+    s.push_str("|\n");
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!("{:.2}x", a / b)
+        } else {
+            "-".to_string()
+        }
+    };
+    let share = |t: f64| format!("{:.0}%", 100.0 * t / last.total.max(f64::MIN_POSITIVE));
+    let mut line = |name: &str, calls: String, times: Vec<f64>| {
+        s.push_str(&format!("| {name} | {calls} |"));
+        for t in &times {
+            s.push_str(&format!(" {} |", us(*t)));
+        }
+        if pair {
+            s.push_str(&format!(" {} |", ratio(times[0], times[1])));
+        }
+        s.push_str(&format!(" {} |\n", share(times[times.len() - 1])));
+    };
+    for (i, l) in layers.iter().enumerate() {
+        let calls = last.layers[i].calls;
+        line(
+            &format!("`{}`", l.name),
+            format!("{calls:.0}"),
+            profiled.iter().map(|(_, p)| p.layers[i].seconds).collect(),
+        );
+    }
+    line(
+        "glue (pooling, activations, copies) and clock reads",
+        String::new(),
+        profiled.iter().map(|(_, p)| p.glue()).collect(),
+    );
+    line(
+        "total",
+        String::new(),
+        profiled.iter().map(|(_, p)| p.total).collect(),
+    );
+    s
 }
 
 /// Runs `grim-tune run`; returns the report.
@@ -563,6 +632,7 @@ pub fn run(a: &RunArgs) -> Result<String, String> {
             r.label, r.kept, r.tuned, r.layers, r.accuracy, lat, speed, r.check
         ));
     }
+    s.push_str(&profile_table(&bcr.layers, &rows, a.repeat));
     if matches!(a.device, DeviceArg::Qemu(_)) {
         s.push_str("\nnote: under qemu wall time is not a performance signal (emulated); compare instruction counts instead.\n");
     }

@@ -138,7 +138,12 @@ pub fn run_program(
                         "the program on {serial} printed no timing line: {stdout}"
                     ));
                 }
-                Ok(RunOutput { output, timing })
+                let profile = standalone::parse_profile(&stdout);
+                Ok(RunOutput {
+                    output,
+                    timing,
+                    profile,
+                })
             })();
             let _ = adb_call(
                 &adb,

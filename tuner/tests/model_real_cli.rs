@@ -148,6 +148,24 @@ fn prune_tune_and_run_the_mnist_cnn() {
     };
     assert!(top1("| dense |") >= 99.0, "{out}");
     assert!(top1("| BCR |") >= 90.0, "{out}");
+    // The per-layer table: a row per layer with both models' times, the glue, the
+    // total.
+    assert!(out.contains("Where the time goes"), "{out}");
+    for layer in [
+        "conv_layers.0",
+        "conv_layers.3",
+        "conv_layers.6",
+        "fc_layers.0",
+        "fc_layers.2",
+    ] {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{layer}` | 1 |")))
+            .unwrap_or_else(|| panic!("no profile row for {layer}: {out}"));
+        assert_eq!(row.matches(" us |").count(), 2, "{row}");
+    }
+    assert!(out.lines().any(|l| l.starts_with("| glue ")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("| total |")), "{out}");
 }
 
 #[test]
