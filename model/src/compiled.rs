@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::path::Path;
 use std::process::Command;
+use tir::workload::Workload;
 use tir::{DType, Function, ParamKind, Tensor};
 use tuning_logs::{apply_best, ApplyBest, Database, DeviceIdentity};
 
@@ -26,6 +27,15 @@ pub enum ScheduleSource {
     Tuned {
         /// Its cost (seconds or instructions).
         cost: f64,
+    },
+    /// The best record of the layer's dense form ([`Layer::densified`]: the same
+    /// layer with its pruned weights as dense matrices), used because it is faster
+    /// than the BCR kernel's best record, or the BCR kernel has none.
+    DenseForm {
+        /// Its cost (seconds or instructions).
+        cost: f64,
+        /// The BCR kernel's best cost, when it has a record.
+        bcr_cost: Option<f64>,
     },
     /// No record: the default loop nest.
     Default,
@@ -73,37 +83,60 @@ impl std::fmt::Debug for Compiled {
 
 /// Picks each layer's function: the database's best for (`target`, `device`) when
 /// `db` has one, else the default (host for the in-process library; the device's
-/// target for standalone programs).
+/// target for standalone programs). A pruned layer runs as its dense form instead
+/// when that form's best record is faster than the BCR kernel's (or the BCR kernel
+/// has none); the outputs are the same up to the order of the sums.
 pub fn schedules(
     layers: &[Layer],
     db: Option<&Database>,
     target: &tuning_logs::Target,
     device: &DeviceIdentity,
 ) -> Result<Vec<LayerSchedule>, ModelError> {
+    let best = |name: &str, w: &Workload| -> Result<Option<(LayerSchedule, f64)>, ModelError> {
+        let Some(db) = db else { return Ok(None) };
+        Ok(
+            match apply_best(db, w, target, device)
+                .map_err(|e| ModelError::exec(name, e.to_string()))?
+            {
+                ApplyBest::Tuned { schedule, record } => {
+                    let cost = record.record.cost().unwrap_or(f64::NAN);
+                    Some((
+                        LayerSchedule {
+                            func: schedule.func().clone(),
+                            weights: schedule.weights().clone(),
+                            source: ScheduleSource::Tuned { cost },
+                        },
+                        cost,
+                    ))
+                }
+                ApplyBest::NoRecord(_) => None,
+            },
+        )
+    };
     layers
         .iter()
         .map(|l| {
             let w = l.workload()?;
-            let default = LayerSchedule {
-                func: w.func.clone(),
-                weights: w.weights.clone(),
-                source: ScheduleSource::Default,
+            let tuned = best(&l.name, &w)?;
+            let dense = match l.densified() {
+                Some(d) => best(&l.name, &d?.workload()?)?,
+                None => None,
             };
-            let Some(db) = db else {
-                return Ok(default);
-            };
-            match apply_best(db, &w, target, device)
-                .map_err(|e| ModelError::exec(&l.name, e.to_string()))?
-            {
-                ApplyBest::Tuned { schedule, record } => Ok(LayerSchedule {
-                    func: schedule.func().clone(),
-                    weights: schedule.weights().clone(),
-                    source: ScheduleSource::Tuned {
-                        cost: record.record.cost().unwrap_or(f64::NAN),
-                    },
-                }),
-                ApplyBest::NoRecord(_) => Ok(default),
-            }
+            Ok(match (tuned, dense) {
+                (bcr, Some((mut d, cost))) if bcr.as_ref().is_none_or(|(_, b)| cost < *b) => {
+                    d.source = ScheduleSource::DenseForm {
+                        cost,
+                        bcr_cost: bcr.map(|(_, b)| b),
+                    };
+                    d
+                }
+                (Some((s, _)), _) => s,
+                (None, _) => LayerSchedule {
+                    func: w.func.clone(),
+                    weights: w.weights.clone(),
+                    source: ScheduleSource::Default,
+                },
+            })
         })
         .collect()
 }

@@ -54,6 +54,26 @@ impl Layer {
         }
     }
 
+    /// The same layer computed densely: the dense spec and every matrix in its dense
+    /// form (pruned entries zero), biases unchanged; `None` for a layer that is not
+    /// pruned. Its outputs equal the layer's up to the order of the sums. The model
+    /// compiler runs it instead of the BCR kernel where its tuned kernel is faster (a
+    /// small matrix pruned lightly can be).
+    pub fn densified(&self) -> Option<Result<Layer, ModelError>> {
+        let spec = self.spec.dense_form()?;
+        let matrices = (0..self.weights.matrices.len())
+            .map(|i| self.dense(i).map(GivenMatrix::Dense))
+            .collect::<Result<Vec<_>, _>>();
+        Some(matrices.map(|matrices| Layer {
+            name: self.name.clone(),
+            spec,
+            weights: GivenWeights {
+                matrices,
+                biases: self.weights.biases.clone(),
+            },
+        }))
+    }
+
     /// Bias vector `i`.
     pub fn bias(&self, i: usize) -> Result<&[f32], ModelError> {
         self.weights

@@ -387,3 +387,40 @@ fn standalone_programs_match_the_interpreter_natively_and_under_qemu() {
         }
     }
 }
+
+/// A pruned layer's dense form (dense spec, the pruned weights as dense matrices)
+/// computes the same outputs; an unpruned layer has none.
+#[test]
+fn densified_layers_compute_the_same_outputs() {
+    let mut layers = tiny_cnn(true).layers;
+    layers.push(layer(
+        "gru",
+        "bcr-gru:hidden=16,input=8,batch=1,block=8x8,sparsity=0.5,seed=6",
+    ));
+    assert!(layers[0].densified().is_none(), "conv1 is not pruned");
+    for l in &layers[1..] {
+        let d = l.densified().expect("a pruned layer").unwrap();
+        assert_eq!(d.spec.sparse(), None);
+        assert_eq!(d.spec.dense_form(), None);
+        assert_eq!(l.spec.dense_form().as_ref(), Some(&d.spec));
+        assert_eq!(d.kept_params(), d.dense_params());
+        let (w, dw) = (l.workload().unwrap(), d.workload().unwrap());
+        for seed in 0..3 {
+            let inputs = w.random_inputs(seed);
+            let (a, b) = (
+                w.interpret(&inputs).unwrap(),
+                dw.interpret(&inputs).unwrap(),
+            );
+            assert_eq!(a.len(), b.len());
+            for (name, t) in &a {
+                let (x, y) = (t.as_f32().unwrap(), b[name].as_f32().unwrap());
+                let diff = x
+                    .iter()
+                    .zip(y)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0.0, f32::max);
+                assert!(diff < 1e-5, "{} {name}: {diff}", l.name);
+            }
+        }
+    }
+}

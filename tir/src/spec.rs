@@ -743,6 +743,19 @@ impl WorkloadSpec {
         s.split(':').next().unwrap_or_default().to_string()
     }
 
+    /// The same layer computed densely (the spec without its BCR parameters), for
+    /// `bcr-` kinds; `None` for dense kinds.
+    pub fn dense_form(&self) -> Option<WorkloadSpec> {
+        let mut d = self.clone();
+        match &mut d {
+            WorkloadSpec::Fc(s) => s.sparse.take()?,
+            WorkloadSpec::Conv2d(s) => s.sparse.take()?,
+            WorkloadSpec::Rnn(s) => s.sparse.take()?,
+            WorkloadSpec::BiasAdd { .. } | WorkloadSpec::Activation { .. } => return None,
+        };
+        Some(d)
+    }
+
     /// The BCR pruning parameters, for `bcr-` kinds.
     pub fn sparse(&self) -> Option<SparseSpec> {
         match self {

@@ -402,11 +402,16 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
                 tuner::model_cmd::load_model(&path.to_string_lossy(), &model::zoo::default_dir())
                     .map_err(other)?;
             let (jobs, lines) = tuner::tune_cmd::model_jobs(&m, c.trials.max(1)).map_err(other)?;
+            let dense_forms = jobs
+                .iter()
+                .filter(|j| j.label.contains(" (dense form) "))
+                .count();
             eprintln!(
-                "model `{}`: {} layers, {} distinct workloads to tune",
+                "model `{}`: {} layers, {} distinct workloads to tune, plus the dense forms of {} pruned ones",
                 m.name,
                 m.layers.len(),
-                jobs.len()
+                jobs.len() - dense_forms,
+                dense_forms
             );
             for l in lines {
                 eprintln!("  {l}");

@@ -13,6 +13,7 @@
 //!   and latency side by side.
 
 use crate::model_run::{run_program, target_for, ModelDevice};
+use crate::tune_cmd::fmt_cost;
 use crate::tune_cmd::{DeviceArg, TuneArgs};
 use model::compiled::{schedules, ScheduleSource};
 use model::finetune::FinetuneOptions;
@@ -388,6 +389,15 @@ fn run_one(
     for (l, s) in m.layers.iter().zip(&scheds) {
         match s.source {
             ScheduleSource::Tuned { .. } => tuned += 1,
+            ScheduleSource::DenseForm { cost, bcr_cost } => {
+                tuned += 1;
+                let unit = if matches!(a.device, DeviceArg::Qemu(_)) { "instructions" } else { "seconds" };
+                let why = match bcr_cost {
+                    Some(b) => format!("its tuned dense form is faster ({} vs {} for the best BCR kernel)", fmt_cost(Some(cost), unit), fmt_cost(Some(b), unit)),
+                    None => "the BCR kernel has no tuned schedule, its dense form has".to_string(),
+                };
+                notes.push(format!("{label} layer `{}`: runs as its dense form (pruned weights as a dense matrix): {why}", l.name));
+            }
             ScheduleSource::Default => notes.push(format!("{label} layer `{}`: no tuned schedule for {} on this device, using the default loop nest", l.name, l.spec)),
         }
     }

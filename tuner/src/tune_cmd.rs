@@ -111,7 +111,10 @@ pub struct GivenJob {
 
 /// The tuning jobs of a model: one per distinct layer workload (by key), with
 /// `trials` split across them in proportion to their dense weight counts (at least 4
-/// each). Returns the jobs and a line per layer saying which job tunes it.
+/// each), and for each pruned one a job for its dense form ([`model::layer::Layer::densified`],
+/// a quarter of the layer's trials, at least 4), which the model compiler runs
+/// instead where it is faster. Returns the jobs and a line per layer saying which job
+/// tunes it.
 pub fn model_jobs(m: &model::Model, trials: usize) -> Result<(Vec<GivenJob>, Vec<String>), String> {
     let mut jobs: Vec<GivenJob> = Vec::new();
     let mut keys = Vec::new();
@@ -141,6 +144,40 @@ pub fn model_jobs(m: &model::Model, trials: usize) -> Result<(Vec<GivenJob>, Vec
     for (j, wts) in jobs.iter_mut().zip(&weights) {
         j.trials = ((trials as f64 * *wts as f64 / total.max(1) as f64).round() as usize).max(4);
     }
+    let mut dense_jobs = Vec::new();
+    for layer in &m.layers {
+        let Some(d) = layer.densified() else { continue };
+        let d = d.map_err(|e| e.to_string())?;
+        let w = d.workload().map_err(|e| e.to_string())?;
+        let key = w.key();
+        if let Some(j) = keys.iter().position(|k| *k == key) {
+            let same = jobs
+                .iter()
+                .chain(&dense_jobs)
+                .nth(j)
+                .map_or("?", |j| &j.label);
+            lines.push(format!(
+                "{} (dense form): same workload as {same}",
+                layer.name
+            ));
+            continue;
+        }
+        let own = jobs
+            .iter()
+            .find(|j| j.label.starts_with(&format!("{} ", layer.name)))
+            .map_or(4, |j| j.trials);
+        lines.push(format!(
+            "{} (dense form): {} (key {key})",
+            layer.name, w.spec
+        ));
+        keys.push(key);
+        dense_jobs.push(GivenJob {
+            label: format!("{} (dense form) {}", layer.name, w.spec),
+            workload: w,
+            trials: (own / 4).max(4),
+        });
+    }
+    jobs.extend(dense_jobs);
     Ok((jobs, lines))
 }
 
@@ -287,17 +324,6 @@ pub struct Summary {
     pub seed_points: usize,
 }
 
-fn dense_spec(spec: &WorkloadSpec) -> Option<WorkloadSpec> {
-    let mut d = spec.clone();
-    match &mut d {
-        WorkloadSpec::Fc(s) => s.sparse.take()?,
-        WorkloadSpec::Conv2d(s) => s.sparse.take()?,
-        WorkloadSpec::Rnn(s) => s.sparse.take()?,
-        _ => return None,
-    };
-    Some(d)
-}
-
 /// Summarizes a run; `history` (everything stored for this workload, target and
 /// device, this run included) gives the overall default and best, so a resumed run
 /// reports the best of all runs.
@@ -362,7 +388,8 @@ fn summarize(
     }
 }
 
-fn fmt_cost(c: Option<f64>, unit: &str) -> String {
+/// A cost for a table: `-`, instructions, or microseconds (from seconds).
+pub(crate) fn fmt_cost(c: Option<f64>, unit: &str) -> String {
     match c {
         None => "-".into(),
         Some(v) if unit == "instructions" => format!("{v:.0} insns"),
@@ -496,7 +523,7 @@ pub fn run(
         let dense = if args.no_dense {
             None
         } else {
-            match dense_spec(&w.spec) {
+            match w.spec.dense_form() {
                 None => None,
                 Some(d) => {
                     let dw = Workload::new(d).map_err(|e| e.to_string())?;

@@ -60,27 +60,114 @@ fn tune_a_model_then_run_it_with_the_tuned_schedules() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("3 layers, 3 distinct workloads"),
+        stderr.contains(
+            "3 layers, 3 distinct workloads to tune, plus the dense forms of 2 pruned ones"
+        ),
         "{stderr}"
     );
-    for layer in ["conv", "fc1", "fc2"] {
+    for layer in [
+        "conv",
+        "fc1",
+        "fc2",
+        "conv (dense form)",
+        "fc1 (dense form)",
+    ] {
         assert!(stdout.contains(layer), "{stdout}");
     }
     let db = tuning_logs::Database::open(&db).unwrap();
     let device = tuning_logs::DeviceIdentity::host();
     let funcs = schedules(&m.layers, Some(&db), &tuning_logs::Target::HOST, &device).unwrap();
-    assert!(
-        funcs
-            .iter()
-            .all(|s| matches!(s.source, ScheduleSource::Tuned { cost } if cost > 0.0)),
-        "{:?}",
-        funcs.iter().map(|f| &f.source).collect::<Vec<_>>()
-    );
+    // Each pruned layer runs as the faster of its two tuned forms, by their records.
+    let best = |w: &tir::workload::Workload| match tuning_logs::apply_best(
+        &db,
+        w,
+        &tuning_logs::Target::HOST,
+        &device,
+    )
+    .unwrap()
+    {
+        tuning_logs::ApplyBest::Tuned { record, .. } => record.record.cost().unwrap(),
+        tuning_logs::ApplyBest::NoRecord(_) => panic!("no record for {}", w.spec),
+    };
+    for (l, f) in m.layers.iter().zip(&funcs) {
+        let own = best(&l.workload().unwrap());
+        match (l.densified(), &f.source) {
+            (None, ScheduleSource::Tuned { cost }) => assert_eq!(*cost, own),
+            (Some(d), source) => {
+                let dense = best(&d.unwrap().workload().unwrap());
+                match source {
+                    ScheduleSource::Tuned { cost } => assert!(*cost == own && own <= dense),
+                    ScheduleSource::DenseForm { cost, bcr_cost } => {
+                        assert!(*cost == dense && *bcr_cost == Some(own) && dense < own)
+                    }
+                    ScheduleSource::Default => panic!("{}: default", l.name),
+                }
+            }
+            (None, other) => panic!("{}: {other:?}", l.name),
+        }
+    }
     let mut compiled = Compiled::build(&m.layers, funcs, &tuner::pipeline::optimize).unwrap();
     let Body::Graph(g) = &m.body else {
         unreachable!()
     };
     let mut rng = tir::rng::SplitMix64::new(3);
+    for _ in 0..3 {
+        let x = Array::new(vec![1, 4, 6, 6], rng.symmetric_vec(144, 1.0)).unwrap();
+        let a = eval::run_graph(g, &m.layers, &x, &mut compiled).unwrap();
+        let b = eval::run_graph(g, &m.layers, &x, &mut Interpreter::default()).unwrap();
+        assert!(a.max_abs_diff(&b) < 1e-4, "{}", a.max_abs_diff(&b));
+    }
+}
+
+/// A pruned layer whose dense form has a tuned schedule and whose BCR kernel has none
+/// runs as the dense form, in process and with the interpreter's outputs.
+#[test]
+fn a_pruned_layer_runs_as_its_tuned_dense_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = small_model();
+    // Tune only the dense forms: the same model with each pruned layer replaced by its
+    // dense form (the unpruned fc2 stays as it is).
+    let mut dense_only = m.clone();
+    dense_only.layers = m
+        .layers
+        .iter()
+        .map(|l| l.densified().map_or_else(|| l.clone(), |d| d.unwrap()))
+        .collect();
+    assert!(dense_only.layers.iter().all(|l| l.spec.sparse().is_none()));
+    let path = dir.path().join("dense-forms.bcr");
+    model::file::save(&dense_only, &path).unwrap();
+    let db = dir.path().join("db");
+    let out = Command::new(env!("CARGO_BIN_EXE_grim-tune"))
+        .args(["tune", "--model"])
+        .arg(&path)
+        .args(["--trials", "8", "--no-dense", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let db = tuning_logs::Database::open(&db).unwrap();
+    let device = tuning_logs::DeviceIdentity::host();
+    let funcs = schedules(&m.layers, Some(&db), &tuning_logs::Target::HOST, &device).unwrap();
+    let sources: Vec<&ScheduleSource> = funcs.iter().map(|f| &f.source).collect();
+    assert!(
+        matches!(sources[0], ScheduleSource::DenseForm { cost, bcr_cost: None } if *cost > 0.0),
+        "{sources:?}"
+    );
+    assert!(
+        matches!(sources[1], ScheduleSource::DenseForm { cost, bcr_cost: None } if *cost > 0.0),
+        "{sources:?}"
+    );
+    assert!(
+        matches!(sources[2], ScheduleSource::Tuned { .. }),
+        "{sources:?}"
+    );
+    assert!(funcs[1].weights.contains_key("W") && !funcs[1].weights.contains_key("W_row_ptr"));
+    let mut compiled = Compiled::build(&m.layers, funcs, &tuner::pipeline::optimize).unwrap();
+    let Body::Graph(g) = &m.body else {
+        unreachable!()
+    };
+    let mut rng = tir::rng::SplitMix64::new(4);
     for _ in 0..3 {
         let x = Array::new(vec![1, 4, 6, 6], rng.symmetric_vec(144, 1.0)).unwrap();
         let a = eval::run_graph(g, &m.layers, &x, &mut compiled).unwrap();
