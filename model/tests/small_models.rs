@@ -62,8 +62,13 @@ fn tiny_cnn(pruned: bool) -> Model {
         node("fc", Op::Fc { layer: 2 }, &["g"], "h"),
         node("sm", Op::Softmax { axis: 1 }, &["h"], "y"),
     ];
+    graph_model("tiny", layers, nodes)
+}
+
+/// A graph model on one 1x1x8x8 input `x` with output `y`.
+fn graph_model(name: &str, layers: Vec<Layer>, nodes: Vec<Node>) -> Model {
     Model {
-        name: "tiny".to_string(),
+        name: name.to_string(),
         layers,
         body: Body::Graph(Graph {
             input: "x".to_string(),
@@ -254,16 +259,7 @@ fn compiled_windowed_layers_match_the_interpreter() {
         node("f2", Op::Fc { layer: 1 }, &["c"], "d"),
         node("sm", Op::Softmax { axis: 1 }, &["d"], "y"),
     ];
-    let m = Model {
-        name: "tiny-mlp".to_string(),
-        layers,
-        body: Body::Graph(Graph {
-            input: "x".to_string(),
-            input_shape: vec![1, 1, 8, 8],
-            output: "y".to_string(),
-            nodes,
-        }),
-    };
+    let m = graph_model("tiny-mlp", layers, nodes);
     let mut windowed = 0;
     let funcs: Vec<LayerSchedule> = m
         .layers

@@ -2,7 +2,7 @@
 //! real weights, and the compiled model then uses the tuned schedules and still
 //! matches the interpreter.
 
-use model::compiled::{schedules, Compiled, ScheduleSource};
+use model::compiled::{schedules, Compiled, LayerSchedule, ScheduleSource};
 use model::graph::{Graph, Node, Op};
 use model::layer::Layer;
 use model::{eval, Array, Body, Interpreter, Model};
@@ -39,6 +39,22 @@ fn small_model() -> Model {
                 node("fc2", Op::Fc { layer: 2 }, "e", "y"),
             ],
         }),
+    }
+}
+
+/// Compiles `m` in process with `funcs` and checks three random inputs against the
+/// interpreter.
+fn assert_compiled_matches_interpreter(m: &Model, funcs: Vec<LayerSchedule>, seed: u64) {
+    let mut compiled = Compiled::build(&m.layers, funcs, &tuner::pipeline::optimize).unwrap();
+    let Body::Graph(g) = &m.body else {
+        unreachable!()
+    };
+    let mut rng = tir::rng::SplitMix64::new(seed);
+    for _ in 0..3 {
+        let x = Array::new(vec![1, 4, 6, 6], rng.symmetric_vec(144, 1.0)).unwrap();
+        let a = eval::run_graph(g, &m.layers, &x, &mut compiled).unwrap();
+        let b = eval::run_graph(g, &m.layers, &x, &mut Interpreter::default()).unwrap();
+        assert!(a.max_abs_diff(&b) < 1e-4, "{}", a.max_abs_diff(&b));
     }
 }
 
@@ -106,17 +122,7 @@ fn tune_a_model_then_run_it_with_the_tuned_schedules() {
             (None, other) => panic!("{}: {other:?}", l.name),
         }
     }
-    let mut compiled = Compiled::build(&m.layers, funcs, &tuner::pipeline::optimize).unwrap();
-    let Body::Graph(g) = &m.body else {
-        unreachable!()
-    };
-    let mut rng = tir::rng::SplitMix64::new(3);
-    for _ in 0..3 {
-        let x = Array::new(vec![1, 4, 6, 6], rng.symmetric_vec(144, 1.0)).unwrap();
-        let a = eval::run_graph(g, &m.layers, &x, &mut compiled).unwrap();
-        let b = eval::run_graph(g, &m.layers, &x, &mut Interpreter::default()).unwrap();
-        assert!(a.max_abs_diff(&b) < 1e-4, "{}", a.max_abs_diff(&b));
-    }
+    assert_compiled_matches_interpreter(&m, funcs, 3);
 }
 
 /// A pruned layer whose dense form has a tuned schedule and whose BCR kernel has none
@@ -163,17 +169,7 @@ fn a_pruned_layer_runs_as_its_tuned_dense_form() {
         "{sources:?}"
     );
     assert!(funcs[1].weights.contains_key("W") && !funcs[1].weights.contains_key("W_row_ptr"));
-    let mut compiled = Compiled::build(&m.layers, funcs, &tuner::pipeline::optimize).unwrap();
-    let Body::Graph(g) = &m.body else {
-        unreachable!()
-    };
-    let mut rng = tir::rng::SplitMix64::new(4);
-    for _ in 0..3 {
-        let x = Array::new(vec![1, 4, 6, 6], rng.symmetric_vec(144, 1.0)).unwrap();
-        let a = eval::run_graph(g, &m.layers, &x, &mut compiled).unwrap();
-        let b = eval::run_graph(g, &m.layers, &x, &mut Interpreter::default()).unwrap();
-        assert!(a.max_abs_diff(&b) < 1e-4, "{}", a.max_abs_diff(&b));
-    }
+    assert_compiled_matches_interpreter(&m, funcs, 4);
 }
 
 #[test]
