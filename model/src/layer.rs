@@ -95,6 +95,20 @@ impl Layer {
             .sum()
     }
 
+    /// Multiply-adds of one call of the dense layer: every weight once per output
+    /// position (conv: output pixels times batch; FC: its `N` columns; RNN: one step,
+    /// times the batch). What the layer costs to run, as the weight count is what it
+    /// costs to store.
+    pub fn dense_macs(&self) -> usize {
+        let uses = match &self.spec {
+            WorkloadSpec::Conv2d(c) => c.batch * c.out_h().unwrap_or(0) * c.out_w().unwrap_or(0),
+            WorkloadSpec::Fc(f) => f.n,
+            WorkloadSpec::Rnn(r) => r.batch,
+            WorkloadSpec::BiasAdd { .. } | WorkloadSpec::Activation { .. } => 1,
+        };
+        self.dense_params() * uses
+    }
+
     /// Number of weights kept (all of them for dense matrices).
     pub fn kept_params(&self) -> usize {
         self.weights

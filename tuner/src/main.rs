@@ -49,7 +49,8 @@ enum Command {
         workload: Option<String>,
         /// A model (a grim model file from `grim-tune prune`, `mnist-cnn`, `g2p`, a
         /// checkpoint or an `.onnx` file): tunes every distinct layer, the `--trials`
-        /// budget split across layers by their weight counts.
+        /// budget split across layers by their multiply-adds per call (at least 4
+        /// each), and each pruned layer's dense form (run instead where faster).
         #[arg(long)]
         model: Option<PathBuf>,
         /// Target: `host`, `aarch64-neon:MCPU`, `opencl` or `opencl:fp16`.

@@ -110,15 +110,16 @@ pub struct GivenJob {
 }
 
 /// The tuning jobs of a model: one per distinct layer workload (by key), with
-/// `trials` split across them in proportion to their dense weight counts (at least 4
-/// each), and for each pruned one a job for its dense form ([`model::layer::Layer::densified`],
+/// `trials` split across them in proportion to their dense multiply-adds per call
+/// (where the time goes: a conv with few weights applied at many positions outweighs
+/// a large FC applied once; at least 4 each), and for each pruned one a job for its dense form ([`model::layer::Layer::densified`],
 /// a quarter of the layer's trials, at least 4), which the model compiler runs
 /// instead where it is faster. Returns the jobs and a line per layer saying which job
 /// tunes it.
 pub fn model_jobs(m: &model::Model, trials: usize) -> Result<(Vec<GivenJob>, Vec<String>), String> {
     let mut jobs: Vec<GivenJob> = Vec::new();
     let mut keys = Vec::new();
-    let mut weights = Vec::new();
+    let mut macs = Vec::new();
     let mut lines = Vec::new();
     for layer in &m.layers {
         let w = layer.workload().map_err(|e| e.to_string())?;
@@ -131,7 +132,7 @@ pub fn model_jobs(m: &model::Model, trials: usize) -> Result<(Vec<GivenJob>, Vec
             None => {
                 lines.push(format!("{}: {} (key {key})", layer.name, w.spec));
                 keys.push(key);
-                weights.push(layer.dense_params().max(1));
+                macs.push(layer.dense_macs().max(1));
                 jobs.push(GivenJob {
                     label: format!("{} {}", layer.name, w.spec),
                     workload: w,
@@ -140,8 +141,8 @@ pub fn model_jobs(m: &model::Model, trials: usize) -> Result<(Vec<GivenJob>, Vec
             }
         }
     }
-    let total: usize = weights.iter().sum();
-    for (j, wts) in jobs.iter_mut().zip(&weights) {
+    let total: usize = macs.iter().sum();
+    for (j, wts) in jobs.iter_mut().zip(&macs) {
         j.trials = ((trials as f64 * *wts as f64 / total.max(1) as f64).round() as usize).max(4);
     }
     let mut dense_jobs = Vec::new();

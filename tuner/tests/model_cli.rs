@@ -253,3 +253,43 @@ fn a_compiled_model_runs_over_adb() {
     let e = run_program(&prog, &bad, work.path(), &input, 0).unwrap_err();
     assert!(e.contains("127.0.0.1:1"), "{e}");
 }
+
+/// A model's trial budget follows where the time goes: a conv with few weights applied
+/// at many positions gets more trials than an FC with many weights applied once.
+#[test]
+fn trials_are_split_by_multiply_adds() {
+    let l = |n: &str, s: &str| Layer::from_spec(n, s).unwrap();
+    let mut m = small_model();
+    m.layers = vec![
+        // 2304 weights at 28x28 positions: 1.8M multiply-adds.
+        l("conv", "conv2d:C=16,O=16,H=28,W=28,kh=3,kw=3,pad=1,seed=1"),
+        // 65536 weights once: 65k multiply-adds.
+        l(
+            "fc",
+            "bcr-fc:M=256,K=256,N=1,block=16x16,sparsity=0.5,seed=2",
+        ),
+    ];
+    assert!(m.layers[0].dense_macs() > 20 * m.layers[1].dense_macs());
+    assert!(m.layers[0].dense_params() < m.layers[1].dense_params());
+    let (jobs, lines) = tuner::tune_cmd::model_jobs(&m, 40).unwrap();
+    let trials: Vec<(&str, usize)> = jobs.iter().map(|j| (j.label.as_str(), j.trials)).collect();
+    assert_eq!(jobs.len(), 3, "{trials:?}");
+    assert!(
+        trials[0].0.starts_with("conv ") && trials[0].1 == 39,
+        "{trials:?}"
+    );
+    assert!(
+        trials[1].0.starts_with("fc ") && trials[1].1 == 4,
+        "{trials:?}"
+    );
+    assert!(
+        trials[2].0.starts_with("fc (dense form) ") && trials[2].1 == 4,
+        "{trials:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("fc (dense form): fc:M=256")),
+        "{lines:?}"
+    );
+}
