@@ -13,7 +13,9 @@
 //!
 //! Compression is `dense weights / kept weights` over every weight matrix of the
 //! model (biases and embeddings are not counted; index arrays neither: the storage
-//! ratio with BCR's index arrays is reported separately).
+//! ratio with BCR's index arrays is reported separately), or with
+//! [`Objective::Macs`] `dense / kept multiply-adds per call` (each weight counted once
+//! per output position it is applied at), a target for speed rather than storage.
 
 use crate::calibrate::{Calibration, Gram};
 use crate::error::ModelError;
@@ -23,11 +25,44 @@ use crate::Model;
 use std::collections::BTreeMap;
 use tir::bcr::BlockShape;
 
+/// What the target compression counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Objective {
+    /// Weights: `dense weights / kept weights` (storage; GRIM's measure).
+    #[default]
+    Weights,
+    /// Multiply-adds per call: `dense MACs / kept MACs`, each layer's weights counted
+    /// once per output position they are applied at (what running the model costs: a
+    /// conv with few weights applied at many positions counts for more than a large FC
+    /// applied once).
+    Macs,
+}
+
+impl Objective {
+    /// How many times each weight of `l` counts toward the objective.
+    fn uses(self, l: &Layer) -> f64 {
+        match self {
+            Objective::Weights => 1.0,
+            Objective::Macs => l.dense_macs() as f64 / l.dense_params().max(1) as f64,
+        }
+    }
+
+    /// The quantity's name in messages.
+    fn name(self) -> &'static str {
+        match self {
+            Objective::Weights => "compression",
+            Objective::Macs => "multiply-add reduction",
+        }
+    }
+}
+
 /// How to prune a model.
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
-    /// Target compression (dense weights / kept weights), > 1.
+    /// Target compression (dense / kept, counted as `objective` says), > 1.
     pub compression: f64,
+    /// What the compression counts: weights (default) or multiply-adds.
+    pub objective: Objective,
     /// Candidate block shapes (the best on calibration data is used).
     pub blocks: Vec<BlockShape>,
     /// The rate grid of the sensitivity analysis, increasing, each in `(0, 1)`.
@@ -46,6 +81,7 @@ impl Default for PruneOptions {
     fn default() -> Self {
         PruneOptions {
             compression: 10.0,
+            objective: Objective::Weights,
             blocks: vec![BlockShape { rows: 32, cols: 32 }],
             rates: vec![
                 0.5, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.96, 0.97, 0.98, 0.99,
@@ -88,6 +124,8 @@ pub struct PruneReport {
     pub rates: Vec<(String, f64)>,
     /// Compression reached (dense / kept weights).
     pub compression: f64,
+    /// Multiply-adds per call reduction reached (dense / kept MACs).
+    pub mac_reduction: f64,
     /// The pruned model's calibration score with plain magnitude pruning.
     pub magnitude_score: f64,
     /// The pruned model's calibration score after refitting (when enabled).
@@ -108,6 +146,19 @@ fn kept_weights(m: &Model) -> usize {
 /// Model compression: dense weights / kept weights.
 pub fn compression(m: &Model) -> f64 {
     dense_weights(m) as f64 / kept_weights(m).max(1) as f64
+}
+
+/// Model multiply-add reduction: dense / kept multiply-adds per call, each layer's
+/// weights counted once per output position ([`Objective::Macs`]).
+pub fn mac_reduction(m: &Model) -> f64 {
+    let (dense, kept) = m.layers.iter().fold((0.0, 0.0), |(d, k), l| {
+        let u = Objective::Macs.uses(l);
+        (
+            d + l.dense_params() as f64 * u,
+            k + l.kept_params() as f64 * u,
+        )
+    });
+    dense / kept.max(1.0)
 }
 
 /// Prunes layer `i` of `model` at `rate` with `block`, refit when grams are given.
@@ -169,22 +220,33 @@ fn prunable(model: &Model, opts: &PruneOptions) -> Vec<bool> {
 }
 
 /// The uniform rate (over prunable layers) that meets the target compression.
-fn uniform_rate(model: &Model, able: &[bool], target: f64) -> Result<f64, ModelError> {
-    let total = dense_weights(model) as f64;
+fn uniform_rate(
+    model: &Model,
+    able: &[bool],
+    target: f64,
+    objective: Objective,
+) -> Result<f64, ModelError> {
+    let weigh = |l: &Layer| l.dense_params() as f64 * objective.uses(l);
+    let total: f64 = model.layers.iter().map(weigh).sum();
     let fixed: f64 = model
         .layers
         .iter()
         .zip(able)
         .filter(|(_, a)| !**a)
-        .map(|(l, _)| l.dense_params() as f64)
+        .map(|(l, _)| weigh(l))
         .sum();
     let budget = total / target - fixed;
     let prunable = total - fixed;
     if budget <= 0.0 || prunable <= 0.0 {
+        let what = match objective {
+            Objective::Weights => "weights",
+            Objective::Macs => "multiply-adds",
+        };
         return Err(ModelError::layer(
             &model.name,
             format!(
-                "compression {target}x cannot be met: the {fixed} weights of layers too small to prune already exceed the budget"
+                "{} {target}x cannot be met: the {fixed} {what} of layers too small to prune already exceed the budget",
+                objective.name()
             ),
         ));
     }
@@ -221,7 +283,7 @@ pub fn prune_model(
     let dense_score = score(model)?;
     progress(&format!("dense model: score {dense_score:.4}"));
     // 1. Block size at the uniform rate.
-    let u = uniform_rate(model, &able, opts.compression)?;
+    let u = uniform_rate(model, &able, opts.compression, opts.objective)?;
     let mut block_scores = Vec::new();
     for &b in &opts.blocks {
         let rates: Vec<f64> = able.iter().map(|&a| if a { u } else { 0.0 }).collect();
@@ -247,12 +309,13 @@ pub fn prune_model(
     let mut kept_at: Vec<Vec<f64>> = Vec::new();
     for (i, &prunable_layer) in able.iter().enumerate() {
         let mut points = vec![(0.0, dense_score)];
-        let mut kept_here = vec![model.layers[i].dense_params() as f64];
+        let uses = opts.objective.uses(&model.layers[i]);
+        let mut kept_here = vec![model.layers[i].dense_params() as f64 * uses];
         if prunable_layer {
             for &r in &opts.rates {
                 let mut m = model.clone();
                 m.layers[i] = pruned_layer(model, i, block, r, grams, &opts.ridges)?;
-                kept_here.push(m.layers[i].kept_params() as f64);
+                kept_here.push(m.layers[i].kept_params() as f64 * uses);
                 let s = score(&m)?;
                 progress(&format!(
                     "sensitivity {} at {r}: score {s:.4}",
@@ -268,7 +331,11 @@ pub fn prune_model(
         kept_at.push(kept_here);
     }
     // 3. Greedy rate choice.
-    let total = dense_weights(model) as f64;
+    let total: f64 = model
+        .layers
+        .iter()
+        .map(|l| l.dense_params() as f64 * opts.objective.uses(l))
+        .sum();
     let budget = total / opts.compression;
     let mut step = vec![0usize; n];
     let kept = |step: &[usize]| -> f64 { (0..n).map(|i| kept_at[i][step[i]]).sum() };
@@ -292,7 +359,8 @@ pub fn prune_model(
                 return Err(ModelError::layer(
                     &model.name,
                     format!(
-                        "compression {}x cannot be met with rates up to {:?}: the most reachable is {:.2}x",
+                        "{} {}x cannot be met with rates up to {:?}: the most reachable is {:.2}x",
+                        opts.objective.name(),
                         opts.compression,
                         opts.rates.last(),
                         total / kept(&step).max(1.0)
@@ -349,6 +417,7 @@ pub fn prune_model(
             .zip(rates)
             .collect(),
         compression: compression(&pruned),
+        mac_reduction: mac_reduction(&pruned),
         magnitude_score,
         refit_score,
         sequential_score,
@@ -360,8 +429,15 @@ impl PruneReport {
     /// The chosen table as aligned text: layer, rate, kept weights, and the scores.
     pub fn table(&self, pruned: &Model) -> String {
         let mut s = format!(
-            "block {}x{}; compression {:.2}x\n{:<12} {:>7} {:>10} {:>10}\n",
-            self.block.rows, self.block.cols, self.compression, "layer", "rate", "weights", "kept"
+            "block {}x{}; compression {:.2}x (weights), multiply-adds {:.2}x fewer\n{:<12} {:>7} {:>10} {:>10}\n",
+            self.block.rows,
+            self.block.cols,
+            self.compression,
+            self.mac_reduction,
+            "layer",
+            "rate",
+            "weights",
+            "kept"
         );
         for (l, (name, rate)) in pruned.layers.iter().zip(&self.rates) {
             s.push_str(&format!(

@@ -237,3 +237,95 @@ fn impossible_targets_and_bad_options_are_refused() {
         .to_string();
     assert!(e.contains("fc2"), "{e}");
 }
+
+/// A conv with few weights applied at many positions, then a large FC applied once.
+fn conv_then_fc() -> Model {
+    let l = |n: &str, s: &str| Layer::from_spec(n, s).unwrap();
+    let node = |name: &str, op: Op, i: &str, o: &str| Node {
+        name: name.to_string(),
+        op,
+        inputs: vec![i.to_string()],
+        outputs: vec![o.to_string()],
+    };
+    Model {
+        name: "conv-fc".to_string(),
+        layers: vec![
+            // 2304 weights at 16x16 positions: 589,824 multiply-adds.
+            l(
+                "conv",
+                "conv2d:C=16,O=16,H=16,W=16,kh=3,kw=3,pad=1,bias=true,seed=1",
+            ),
+            // 131,072 weights once.
+            l("fc", "fc:M=32,K=4096,N=1,bias=true,seed=2"),
+        ],
+        body: Body::Graph(Graph {
+            input: "x".to_string(),
+            input_shape: vec![1, 16, 16, 16],
+            output: "y".to_string(),
+            nodes: vec![
+                node("conv", Op::Conv { layer: 0 }, "x", "a"),
+                node("flat", Op::Flatten { axis: 1 }, "a", "b"),
+                node("fc", Op::Fc { layer: 1 }, "b", "y"),
+            ],
+        }),
+    }
+}
+
+/// With the multiply-add objective the target counts what running the model costs:
+/// the conv, where most multiply-adds are, is pruned harder than with the weight
+/// objective, and each objective's target is met in its own measure.
+#[test]
+fn the_multiply_add_objective_prunes_where_the_work_is() {
+    use model::rates::{mac_reduction, Objective};
+    let dense = conv_then_fc();
+    assert!((mac_reduction(&dense) - 1.0).abs() < 1e-12);
+    // Every configuration scores the same: the rate choice follows the amounts alone.
+    let mut score = |_: &Model| Ok(0.0);
+    let run = |objective: Objective,
+               score: &mut dyn FnMut(&Model) -> Result<f64, model::ModelError>| {
+        let opts = PruneOptions {
+            compression: 4.0,
+            objective,
+            blocks: vec![BlockShape { rows: 16, cols: 16 }],
+            refit: false,
+            min_layer_weights: 256,
+            ..PruneOptions::default()
+        };
+        prune_model(&dense, &opts, None, None, score, &mut |_| {}).unwrap()
+    };
+    let (by_weights, rw) = run(Objective::Weights, &mut score);
+    let (by_macs, rm) = run(Objective::Macs, &mut score);
+    assert!(compression(&by_weights) >= 4.0, "{}", rw.table(&by_weights));
+    assert!(mac_reduction(&by_macs) >= 4.0, "{}", rm.table(&by_macs));
+    assert_eq!(rm.mac_reduction, mac_reduction(&by_macs));
+    let conv_rate = |r: &model::rates::PruneReport| r.rates[0].1;
+    assert!(
+        conv_rate(&rm) > conv_rate(&rw),
+        "{}\n{}",
+        rw.table(&by_weights),
+        rm.table(&by_macs)
+    );
+    // Pruning mostly the FC (the weight objective) barely reduces the work.
+    assert!(
+        mac_reduction(&by_weights) < 2.0,
+        "{}",
+        rw.table(&by_weights)
+    );
+    assert!(rm.table(&by_macs).contains("multiply-adds"));
+    // An unreachable target names the measure.
+    let opts = PruneOptions {
+        compression: 500.0,
+        objective: Objective::Macs,
+        rates: vec![0.5, 0.9],
+        refit: false,
+        min_layer_weights: 256,
+        ..PruneOptions::default()
+    };
+    let e = prune_model(&dense, &opts, None, None, &mut score, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("multiply-add reduction 500x cannot be met"),
+        "{e}"
+    );
+}

@@ -124,9 +124,16 @@ enum Command {
         /// `.npz` checkpoint, an `.onnx` file, or a grim model file.
         #[arg(long)]
         model: String,
-        /// Target compression: dense weights / kept weights.
+        /// Target compression: dense weights / kept weights (or, with `--objective
+        /// macs`, dense / kept multiply-adds per inference).
         #[arg(long, default_value_t = 10.0)]
         compression: f64,
+        /// What the compression counts: `weights` (storage, GRIM's measure) or `macs`
+        /// (multiply-adds per inference, each weight once per output position it is
+        /// applied at: a speed target, which prunes the convs of a CNN harder than its
+        /// large but cheap FC layers).
+        #[arg(long, value_enum, default_value_t = ObjectiveArg::Weights)]
+        objective: ObjectiveArg,
         /// Candidate BCR block shapes, e.g. `--block 32x32 --block 16x16`; the best on
         /// the calibration data is used.
         #[arg(long = "block", default_value = "32x32")]
@@ -304,6 +311,15 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+}
+
+/// What `prune --compression` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ObjectiveArg {
+    /// Dense weights / kept weights.
+    Weights,
+    /// Dense multiply-adds / kept multiply-adds per inference.
+    Macs,
 }
 
 #[derive(Subcommand)]
@@ -544,6 +560,7 @@ fn main() -> ExitCode {
         Command::Prune {
             model,
             compression,
+            objective,
             blocks,
             calib,
             calib_size,
@@ -570,6 +587,10 @@ fn main() -> ExitCode {
                     model,
                     models_dir: models_dir.unwrap_or_else(model::zoo::default_dir),
                     compression,
+                    objective: match objective {
+                        ObjectiveArg::Weights => model::rates::Objective::Weights,
+                        ObjectiveArg::Macs => model::rates::Objective::Macs,
+                    },
                     blocks,
                     calib,
                     calib_size,

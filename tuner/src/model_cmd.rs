@@ -56,8 +56,10 @@ pub struct PruneArgs {
     pub model: String,
     /// Where shipped models and data live.
     pub models_dir: PathBuf,
-    /// Target compression (dense weights / kept weights).
+    /// Target compression (dense / kept, counted as `objective` says).
     pub compression: f64,
+    /// What the compression counts.
+    pub objective: model::rates::Objective,
     /// Candidate block shapes.
     pub blocks: Vec<BlockShape>,
     /// Calibration data (`mnist`, `cmudict` or a path).
@@ -113,6 +115,7 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
     );
     let opts = PruneOptions {
         compression: a.compression,
+        objective: a.objective,
         blocks: a.blocks.clone(),
         refit: !a.no_refit,
         ..PruneOptions::default()
@@ -223,11 +226,12 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
     model::file::save(written, &a.out).map_err(|e| e.to_string())?;
     let mut s = String::new();
     s.push_str(&format!(
-        "pruned `{}` to {:.2}x ({} of {} weights kept)\n",
+        "pruned `{}` to {:.2}x ({} of {} weights kept; {:.2}x fewer multiply-adds)\n",
         dense.name,
         compression(&pruned),
         pruned.layers.iter().map(|l| l.kept_params()).sum::<usize>(),
-        dense.layers.iter().map(|l| l.dense_params()).sum::<usize>()
+        dense.layers.iter().map(|l| l.dense_params()).sum::<usize>(),
+        model::rates::mac_reduction(&pruned)
     ));
     s.push_str(&format!(
         "block size candidates: {}\n",
