@@ -148,10 +148,10 @@ pub fn compression(m: &Model) -> f64 {
     dense_weights(m) as f64 / kept_weights(m).max(1) as f64
 }
 
-/// Model multiply-add reduction: dense / kept multiply-adds per call, each layer's
+/// The multiply-add reduction of a model's layers: dense / kept multiply-adds per call, each layer's
 /// weights counted once per output position ([`Objective::Macs`]).
-pub fn mac_reduction(m: &Model) -> f64 {
-    let (dense, kept) = m.layers.iter().fold((0.0, 0.0), |(d, k), l| {
+pub fn mac_reduction(layers: &[Layer]) -> f64 {
+    let (dense, kept) = layers.iter().fold((0.0, 0.0), |(d, k), l| {
         let u = Objective::Macs.uses(l);
         (
             d + l.dense_params() as f64 * u,
@@ -417,7 +417,7 @@ pub fn prune_model(
             .zip(rates)
             .collect(),
         compression: compression(&pruned),
-        mac_reduction: mac_reduction(&pruned),
+        mac_reduction: mac_reduction(&pruned.layers),
         magnitude_score,
         refit_score,
         sequential_score,

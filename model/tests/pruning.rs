@@ -278,7 +278,7 @@ fn conv_then_fc() -> Model {
 fn the_multiply_add_objective_prunes_where_the_work_is() {
     use model::rates::{mac_reduction, Objective};
     let dense = conv_then_fc();
-    assert!((mac_reduction(&dense) - 1.0).abs() < 1e-12);
+    assert!((mac_reduction(&dense.layers) - 1.0).abs() < 1e-12);
     // Every configuration scores the same: the rate choice follows the amounts alone.
     let mut score = |_: &Model| Ok(0.0);
     let run = |objective: Objective,
@@ -296,8 +296,12 @@ fn the_multiply_add_objective_prunes_where_the_work_is() {
     let (by_weights, rw) = run(Objective::Weights, &mut score);
     let (by_macs, rm) = run(Objective::Macs, &mut score);
     assert!(compression(&by_weights) >= 4.0, "{}", rw.table(&by_weights));
-    assert!(mac_reduction(&by_macs) >= 4.0, "{}", rm.table(&by_macs));
-    assert_eq!(rm.mac_reduction, mac_reduction(&by_macs));
+    assert!(
+        mac_reduction(&by_macs.layers) >= 4.0,
+        "{}",
+        rm.table(&by_macs)
+    );
+    assert_eq!(rm.mac_reduction, mac_reduction(&by_macs.layers));
     let conv_rate = |r: &model::rates::PruneReport| r.rates[0].1;
     assert!(
         conv_rate(&rm) > conv_rate(&rw),
@@ -307,7 +311,7 @@ fn the_multiply_add_objective_prunes_where_the_work_is() {
     );
     // Pruning mostly the FC (the weight objective) barely reduces the work.
     assert!(
-        mac_reduction(&by_weights) < 2.0,
+        mac_reduction(&by_weights.layers) < 2.0,
         "{}",
         rw.table(&by_weights)
     );

@@ -84,7 +84,9 @@ enum Command {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
-        /// Do not tune the dense version for comparison.
+        /// Do not tune the dense version for comparison (the "dense (tuned)" column).
+        /// With `--model`, the pruned layers' dense forms are still tuned: they are
+        /// candidates the model runs where faster, not a comparison.
         #[arg(long)]
         no_dense: bool,
         /// Write the tuning curve (best so far vs trial) to an SVG file.

@@ -231,7 +231,7 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
         compression(&pruned),
         pruned.layers.iter().map(|l| l.kept_params()).sum::<usize>(),
         dense.layers.iter().map(|l| l.dense_params()).sum::<usize>(),
-        model::rates::mac_reduction(&pruned)
+        model::rates::mac_reduction(&pruned.layers)
     ));
     s.push_str(&format!(
         "block size candidates: {}\n",
@@ -536,11 +536,11 @@ fn profile_table(layers: &[model::layer::Layer], rows: &[Row], repeat: usize) ->
         s.push_str(&format!(" {} |", r.label));
     }
     s.push_str(if pair {
-        " speedup | share |\n"
+        " speedup | fewer multiply-adds | share |\n"
     } else {
         " share |\n"
     });
-    s.push_str(&"|---".repeat(profiled.len() + if pair { 4 } else { 3 }));
+    s.push_str(&"|---".repeat(profiled.len() + if pair { 5 } else { 3 }));
     s.push_str("|\n");
     let ratio = |a: f64, b: f64| {
         if b > 0.0 {
@@ -550,13 +550,13 @@ fn profile_table(layers: &[model::layer::Layer], rows: &[Row], repeat: usize) ->
         }
     };
     let share = |t: f64| format!("{:.0}%", 100.0 * t / last.total.max(f64::MIN_POSITIVE));
-    let mut line = |name: &str, calls: String, times: Vec<f64>| {
+    let mut line = |name: &str, calls: String, times: Vec<f64>, allowed: String| {
         s.push_str(&format!("| {name} | {calls} |"));
         for t in &times {
             s.push_str(&format!(" {} |", us(*t)));
         }
         if pair {
-            s.push_str(&format!(" {} |", ratio(times[0], times[1])));
+            s.push_str(&format!(" {} | {allowed} |", ratio(times[0], times[1])));
         }
         s.push_str(&format!(" {} |\n", share(times[times.len() - 1])));
     };
@@ -566,17 +566,20 @@ fn profile_table(layers: &[model::layer::Layer], rows: &[Row], repeat: usize) ->
             &format!("`{}`", l.name),
             format!("{calls:.0}"),
             profiled.iter().map(|(_, p)| p.layers[i].seconds).collect(),
+            ratio(l.dense_params() as f64, l.kept_params() as f64),
         );
     }
     line(
         "glue (pooling, activations, copies) and clock reads",
         String::new(),
         profiled.iter().map(|(_, p)| p.glue()).collect(),
+        "-".to_string(),
     );
     line(
         "total",
         String::new(),
         profiled.iter().map(|(_, p)| p.total).collect(),
+        format!("{:.2}x", model::rates::mac_reduction(layers)),
     );
     s
 }

@@ -156,6 +156,10 @@ fn prune_tune_and_run_the_mnist_cnn() {
     // The per-layer table: a row per layer with both models' times, the glue, the
     // total.
     assert!(out.contains("Where the time goes"), "{out}");
+    assert!(
+        out.contains("| speedup | fewer multiply-adds | share |"),
+        "{out}"
+    );
     for layer in [
         "conv_layers.0",
         "conv_layers.3",
