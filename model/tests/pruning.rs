@@ -67,13 +67,17 @@ fn layer(name: &str, spec: &str) -> Layer {
     Layer::from_spec(name, spec).unwrap()
 }
 
-fn mlp() -> Model {
-    let node = |name: &str, op: Op, i: &str, o: &str| Node {
+/// A graph node with one input and one output.
+fn node(name: &str, op: Op, i: &str, o: &str) -> Node {
+    Node {
         name: name.to_string(),
         op,
         inputs: vec![i.to_string()],
         outputs: vec![o.to_string()],
-    };
+    }
+}
+
+fn mlp() -> Model {
     Model {
         name: "mlp".to_string(),
         layers: vec![
@@ -240,23 +244,16 @@ fn impossible_targets_and_bad_options_are_refused() {
 
 /// A conv with few weights applied at many positions, then a large FC applied once.
 fn conv_then_fc() -> Model {
-    let l = |n: &str, s: &str| Layer::from_spec(n, s).unwrap();
-    let node = |name: &str, op: Op, i: &str, o: &str| Node {
-        name: name.to_string(),
-        op,
-        inputs: vec![i.to_string()],
-        outputs: vec![o.to_string()],
-    };
     Model {
         name: "conv-fc".to_string(),
         layers: vec![
             // 2304 weights at 16x16 positions: 589,824 multiply-adds.
-            l(
+            layer(
                 "conv",
                 "conv2d:C=16,O=16,H=16,W=16,kh=3,kw=3,pad=1,bias=true,seed=1",
             ),
             // 131,072 weights once.
-            l("fc", "fc:M=32,K=4096,N=1,bias=true,seed=2"),
+            layer("fc", "fc:M=32,K=4096,N=1,bias=true,seed=2"),
         ],
         body: Body::Graph(Graph {
             input: "x".to_string(),
