@@ -14,10 +14,11 @@
 //! - Then the first sample runs `REPEAT` more times and the program prints
 //!   `GRIM-MODEL-TIMING median min` in seconds per inference (nothing when 0).
 //! - Then `REPEAT` more runs with a clock read around every layer call (kept out of
-//!   the timing above): `GRIM-PROFILE-TOTAL seconds` (mean per inference of this pass)
-//!   and per layer `GRIM-LAYER-TIMING index seconds calls` (mean seconds and calls per
-//!   inference); the total minus the layers is the glue (pooling, activations, copies,
-//!   the decoder's argmax) plus the clock reads.
+//!   the timing above): `GRIM-PROFILE-TOTAL total glue` (medians over the runs of the
+//!   inference's seconds and of its seconds outside the layers' kernels: pooling,
+//!   activations, copies, the decoder's argmax and the clock reads) and per layer
+//!   `GRIM-LAYER-TIMING index seconds calls` (the median over the runs of the layer's
+//!   seconds per inference, all its calls together, and its calls per inference).
 //!
 //! Exit status: 0 ok, 2 bad arguments, 3 I/O error or wrong file size, 4 a kernel
 //! reported an allocation failure.
@@ -451,9 +452,9 @@ int main(int argc, char** argv) {{
     for (int r = 0; r < repeat; ++r) {{ double t0 = grim_now(); grim_infer(x, y); t[r] = grim_now() - t0; }}
     qsort(t, repeat, sizeof(double), grim_cmp);
     printf("GRIM-MODEL-TIMING %.9e %.9e\n", t[repeat / 2], t[0]);
-    grim_prof = 1; double t0 = grim_now();
-    for (int r = 0; r < repeat; ++r) grim_infer(x, y);
-    grim_profile_report(grim_now() - t0, repeat);
+    double* pt = grim_profile_start(repeat);
+    for (int r = 0; r < repeat; ++r) {{ double t0 = grim_profile_begin(); grim_infer(x, y); grim_profile_end(pt, r, repeat, t0); }}
+    grim_profile_report(pt, repeat);
   }}
   return 0;
 }}
@@ -488,9 +489,9 @@ int main(int argc, char** argv) {{
     for (int r = 0; r < repeat; ++r) {{ double t0 = grim_now(); grim_decode(x + 1, x[0], res, 1); t[r] = grim_now() - t0; }}
     qsort(t, repeat, sizeof(double), grim_cmp);
     printf("GRIM-MODEL-TIMING %.9e %.9e\n", t[repeat / 2], t[0]);
-    grim_prof = 1; double t0 = grim_now();
-    for (int r = 0; r < repeat; ++r) grim_decode(x + 1, x[0], res, 1);
-    grim_profile_report(grim_now() - t0, repeat);
+    double* pt = grim_profile_start(repeat);
+    for (int r = 0; r < repeat; ++r) {{ double t0 = grim_profile_begin(); grim_decode(x + 1, x[0], res, 1); grim_profile_end(pt, r, repeat, t0); }}
+    grim_profile_report(pt, repeat);
   }}
   return 0;
 }}
@@ -500,12 +501,36 @@ int main(int argc, char** argv) {{
             )
         }
     };
+    // Per run: the layers' seconds (rows of `repeat`, one per layer), then the
+    // inference's total and its glue.
     let _ = writeln!(
         src,
-        "static void grim_profile_report(double total, int repeat) {{
-  printf(\"GRIM-PROFILE-TOTAL %.9e\\n\", total / repeat);
+        "static double* grim_profile_start(int repeat) {{
+  double* pt = (double*)calloc((size_t)repeat * ({n_layers} + 2), sizeof(double));
+  if (!pt) exit(4);
+  grim_prof = 1;
+  return pt;
+}}
+static double grim_profile_begin(void) {{
+  memset(grim_prof_t, 0, sizeof grim_prof_t);
+  return grim_now();
+}}
+static void grim_profile_end(double* pt, int r, int repeat, double t0) {{
+  double total = grim_now() - t0, layers = 0.0;
+  for (int i = 0; i < {n_layers}; ++i) {{ pt[i * repeat + r] = grim_prof_t[i]; layers += grim_prof_t[i]; }}
+  pt[{n_layers} * repeat + r] = total;
+  pt[({n_layers} + 1) * repeat + r] = total - layers;
+}}
+static double grim_median(double* v, int n) {{
+  qsort(v, (size_t)n, sizeof(double), grim_cmp);
+  return v[n / 2];
+}}
+static void grim_profile_report(double* pt, int repeat) {{
+  grim_prof = 0;
+  printf(\"GRIM-PROFILE-TOTAL %.9e %.9e\\n\", grim_median(pt + {n_layers} * repeat, repeat), grim_median(pt + ({n_layers} + 1) * repeat, repeat));
   for (int i = 0; i < {n_layers}; ++i)
-    printf(\"GRIM-LAYER-TIMING %d %.9e %.3f\\n\", i, grim_prof_t[i] / repeat, (double)grim_prof_n[i] / repeat);
+    printf(\"GRIM-LAYER-TIMING %d %.9e %.3f\\n\", i, grim_median(pt + i * repeat, repeat), (double)grim_prof_n[i] / repeat);
+  free(pt);
 }}"
     );
     src.push_str(&main);
@@ -529,11 +554,15 @@ pub struct RunOutput {
     pub profile: Option<Profile>,
 }
 
-/// The program's per-layer profile (see the module docs): means per inference.
+/// The program's per-layer profile (see the module docs): medians over the profiled
+/// runs, so a run disturbed by other work on the machine does not move them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
-    /// Seconds per inference of the profiled pass (layers, glue and clock reads).
+    /// Seconds per inference of the profiled runs (layers, glue and clock reads).
     pub total: f64,
+    /// Seconds per inference outside the layers' kernels (pooling, activations,
+    /// copies, argmax, the clock reads).
+    pub glue: f64,
     /// Per layer, in layer order.
     pub layers: Vec<LayerTime>,
 }
@@ -547,24 +576,17 @@ pub struct LayerTime {
     pub calls: f64,
 }
 
-impl Profile {
-    /// Seconds per inference outside the layers' kernels.
-    pub fn glue(&self) -> f64 {
-        self.total - self.layers.iter().map(|l| l.seconds).sum::<f64>()
-    }
-}
-
 /// The profile printed on a program's standard output (the last total and the layer
 /// lines after it), if complete: `None` when a layer index is missing or repeated.
 pub fn parse_profile(stdout: &str) -> Option<Profile> {
     let start = stdout.rfind("GRIM-PROFILE-TOTAL ")?;
     let mut lines = stdout[start..].lines();
-    let total = lines
+    let mut head = lines
         .next()?
         .strip_prefix("GRIM-PROFILE-TOTAL ")?
-        .trim()
-        .parse::<f64>()
-        .ok()?;
+        .split_whitespace();
+    let total = head.next()?.parse::<f64>().ok()?;
+    let glue = head.next()?.parse::<f64>().ok()?;
     let mut layers = Vec::new();
     for l in lines {
         let Some(rest) = l.strip_prefix("GRIM-LAYER-TIMING ") else {
@@ -579,7 +601,11 @@ pub fn parse_profile(stdout: &str) -> Option<Profile> {
         }
         layers.push(LayerTime { seconds, calls });
     }
-    Some(Profile { total, layers })
+    Some(Profile {
+        total,
+        glue,
+        layers,
+    })
 }
 
 /// Builds `program` for `target` in `dir` and returns the binary's path; the weights
@@ -725,7 +751,7 @@ mod tests {
 
     #[test]
     fn profiles_parse_and_incomplete_ones_are_refused() {
-        let out = "GRIM-MODEL-TIMING 2e-3 1e-3\nGRIM-PROFILE-TOTAL 3.0e-3\nGRIM-LAYER-TIMING 0 1.0e-3 1.000\nGRIM-LAYER-TIMING 1 5.0e-4 7.000\n";
+        let out = "GRIM-MODEL-TIMING 2e-3 1e-3\nGRIM-PROFILE-TOTAL 3.0e-3 1.5e-3\nGRIM-LAYER-TIMING 0 1.0e-3 1.000\nGRIM-LAYER-TIMING 1 5.0e-4 7.000\n";
         let p = parse_profile(out).unwrap();
         assert_eq!(p.total, 3.0e-3);
         assert_eq!(
@@ -741,12 +767,15 @@ mod tests {
                 }
             ]
         );
-        assert!((p.glue() - 1.5e-3).abs() < 1e-12);
+        assert_eq!(p.glue, 1.5e-3);
+        // A total line without the glue is incomplete.
+        let old = "GRIM-PROFILE-TOTAL 3e-3\nGRIM-LAYER-TIMING 0 1e-3 1\n";
+        assert_eq!(parse_profile(old), None);
         assert_eq!(parse_profile("GRIM-MODEL-TIMING 2e-3 1e-3\n"), None);
         // A skipped index, a malformed number.
-        let skipped = "GRIM-PROFILE-TOTAL 3e-3\nGRIM-LAYER-TIMING 1 1e-3 1\n";
+        let skipped = "GRIM-PROFILE-TOTAL 3e-3 1e-3\nGRIM-LAYER-TIMING 1 1e-3 1\n";
         assert_eq!(parse_profile(skipped), None);
-        let bad = "GRIM-PROFILE-TOTAL 3e-3\nGRIM-LAYER-TIMING 0 x 1\n";
+        let bad = "GRIM-PROFILE-TOTAL 3e-3 1e-3\nGRIM-LAYER-TIMING 0 x 1\n";
         assert_eq!(parse_profile(bad), None);
     }
 }

@@ -341,7 +341,7 @@ fn standalone_programs_match_the_interpreter_natively_and_under_qemu() {
                     let p = out.profile.expect("a profile after timed runs");
                     assert_eq!(p.layers.len(), m.layers.len());
                     assert!(p.layers.iter().all(|l| l.calls == 1.0 && l.seconds >= 0.0));
-                    assert!(p.total > 0.0 && p.glue() >= 0.0, "{p:?}");
+                    assert!(p.total > 0.0 && p.glue >= 0.0, "{p:?}");
                     for (i, x) in xs.iter().enumerate() {
                         let want =
                             eval::run_graph(g, &m.layers, x, &mut Interpreter::default()).unwrap();
@@ -377,7 +377,7 @@ fn standalone_programs_match_the_interpreter_natively_and_under_qemu() {
                     let calls: Vec<f64> = p.layers.iter().map(|l| l.calls).collect();
                     let (n, max) = (seqs[0].len() as f64, s.max_len as f64);
                     assert_eq!(calls, vec![n, max, max], "{target}");
-                    assert!(p.total > 0.0 && p.glue() >= 0.0, "{p:?}");
+                    assert!(p.total > 0.0 && p.glue >= 0.0, "{p:?}");
                 }
             }
         }

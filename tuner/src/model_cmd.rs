@@ -530,7 +530,7 @@ fn profile_table(layers: &[model::layer::Layer], rows: &[Row], repeat: usize) ->
     let us = |t: f64| format!("{:.1} us", t * 1e6);
     let pair = profiled.len() == 2;
     let mut s = format!(
-        "\nWhere the time goes: mean per inference over {repeat} more inferences with a clock read around every layer call\n\n| layer | calls |"
+        "\nWhere the time goes: medians per inference over {repeat} more inferences with a clock read around every layer call (the rows need not add up to the total)\n\n| layer | calls |"
     );
     for (r, _) in &profiled {
         s.push_str(&format!(" {} |", r.label));
@@ -572,7 +572,7 @@ fn profile_table(layers: &[model::layer::Layer], rows: &[Row], repeat: usize) ->
     line(
         "glue (pooling, activations, copies) and clock reads",
         String::new(),
-        profiled.iter().map(|(_, p)| p.glue()).collect(),
+        profiled.iter().map(|(_, p)| p.glue).collect(),
         "-".to_string(),
     );
     line(
