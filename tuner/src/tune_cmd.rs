@@ -112,8 +112,9 @@ pub struct GivenJob {
 /// The tuning jobs of a model: one per distinct layer workload (by key), with
 /// `trials` split across them in proportion to their dense multiply-adds per call
 /// (where the time goes: a conv with few weights applied at many positions outweighs
-/// a large FC applied once; at least 4 each), and for each pruned one a job for its dense form ([`model::layer::Layer::densified`],
-/// a quarter of the layer's trials, at least 4), which the model compiler runs
+/// a large FC applied once; at least 4 each), and for each pruned layer a job for its
+/// dense form ([`model::layer::Layer::densified`]; a quarter of the layer's trials, at
+/// least 4; none when another job has its workload), which the model compiler runs
 /// instead where it is faster. Returns the jobs and a line per layer saying which job
 /// tunes it.
 pub fn model_jobs(m: &model::Model, trials: usize) -> Result<(Vec<GivenJob>, Vec<String>), String> {
