@@ -118,9 +118,10 @@ pub fn schedules(
         .map(|l| {
             let w = l.workload()?;
             let tuned = best(&l.name, &w)?;
-            let dense = match l.densified() {
-                Some(d) => best(&l.name, &d?.workload()?)?,
-                None => None,
+            // The dense form is only worth building when there are records to find.
+            let dense = match (db, l.densified()) {
+                (Some(_), Some(d)) => best(&l.name, &d?.workload()?)?,
+                _ => None,
             };
             Ok(match (tuned, dense) {
                 (bcr, Some((mut d, cost))) if bcr.as_ref().is_none_or(|(_, b)| cost < *b) => {
