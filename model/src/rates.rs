@@ -47,11 +47,29 @@ impl Objective {
         }
     }
 
+    /// What the dense form of `l` amounts to (weights or multiply-adds).
+    fn dense_amount(self, l: &Layer) -> f64 {
+        l.dense_params() as f64 * self.uses(l)
+    }
+
+    /// What `l` amounts to with its kept weights.
+    fn kept_amount(self, l: &Layer) -> f64 {
+        l.kept_params() as f64 * self.uses(l)
+    }
+
     /// The quantity's name in messages.
     fn name(self) -> &'static str {
         match self {
             Objective::Weights => "compression",
             Objective::Macs => "multiply-add reduction",
+        }
+    }
+
+    /// What is counted, in messages.
+    fn unit(self) -> &'static str {
+        match self {
+            Objective::Weights => "weights",
+            Objective::Macs => "multiply-adds",
         }
     }
 }
@@ -151,13 +169,9 @@ pub fn compression(m: &Model) -> f64 {
 /// The multiply-add reduction of a model's layers: dense / kept multiply-adds per call, each layer's
 /// weights counted once per output position ([`Objective::Macs`]).
 pub fn mac_reduction(layers: &[Layer]) -> f64 {
-    let (dense, kept) = layers.iter().fold((0.0, 0.0), |(d, k), l| {
-        let u = Objective::Macs.uses(l);
-        (
-            d + l.dense_params() as f64 * u,
-            k + l.kept_params() as f64 * u,
-        )
-    });
+    let o = Objective::Macs;
+    let dense: f64 = layers.iter().map(|l| o.dense_amount(l)).sum();
+    let kept: f64 = layers.iter().map(|l| o.kept_amount(l)).sum();
     dense / kept.max(1.0)
 }
 
@@ -226,27 +240,23 @@ fn uniform_rate(
     target: f64,
     objective: Objective,
 ) -> Result<f64, ModelError> {
-    let weigh = |l: &Layer| l.dense_params() as f64 * objective.uses(l);
-    let total: f64 = model.layers.iter().map(weigh).sum();
+    let total: f64 = model.layers.iter().map(|l| objective.dense_amount(l)).sum();
     let fixed: f64 = model
         .layers
         .iter()
         .zip(able)
         .filter(|(_, a)| !**a)
-        .map(|(l, _)| weigh(l))
+        .map(|(l, _)| objective.dense_amount(l))
         .sum();
     let budget = total / target - fixed;
     let prunable = total - fixed;
     if budget <= 0.0 || prunable <= 0.0 {
-        let what = match objective {
-            Objective::Weights => "weights",
-            Objective::Macs => "multiply-adds",
-        };
         return Err(ModelError::layer(
             &model.name,
             format!(
-                "{} {target}x cannot be met: the {fixed} {what} of layers too small to prune already exceed the budget",
-                objective.name()
+                "{} {target}x cannot be met: the {fixed} {} of layers too small to prune already exceed the budget",
+                objective.name(),
+                objective.unit()
             ),
         ));
     }
@@ -309,13 +319,12 @@ pub fn prune_model(
     let mut kept_at: Vec<Vec<f64>> = Vec::new();
     for (i, &prunable_layer) in able.iter().enumerate() {
         let mut points = vec![(0.0, dense_score)];
-        let uses = opts.objective.uses(&model.layers[i]);
-        let mut kept_here = vec![model.layers[i].dense_params() as f64 * uses];
+        let mut kept_here = vec![opts.objective.dense_amount(&model.layers[i])];
         if prunable_layer {
             for &r in &opts.rates {
                 let mut m = model.clone();
                 m.layers[i] = pruned_layer(model, i, block, r, grams, &opts.ridges)?;
-                kept_here.push(m.layers[i].kept_params() as f64 * uses);
+                kept_here.push(opts.objective.kept_amount(&m.layers[i]));
                 let s = score(&m)?;
                 progress(&format!(
                     "sensitivity {} at {r}: score {s:.4}",
@@ -334,7 +343,7 @@ pub fn prune_model(
     let total: f64 = model
         .layers
         .iter()
-        .map(|l| l.dense_params() as f64 * opts.objective.uses(l))
+        .map(|l| opts.objective.dense_amount(l))
         .sum();
     let budget = total / opts.compression;
     let mut step = vec![0usize; n];

@@ -421,10 +421,7 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
                 tuner::model_cmd::load_model(&path.to_string_lossy(), &model::zoo::default_dir())
                     .map_err(other)?;
             let (jobs, lines) = tuner::tune_cmd::model_jobs(&m, c.trials.max(1)).map_err(other)?;
-            let dense_forms = jobs
-                .iter()
-                .filter(|j| j.label.contains(" (dense form) "))
-                .count();
+            let dense_forms = jobs.iter().filter(|j| j.dense_form).count();
             eprintln!(
                 "model `{}`: {} layers, {} distinct workloads to tune, plus the dense forms of {} pruned ones",
                 m.name,

@@ -395,7 +395,7 @@ fn run_one(
             ScheduleSource::Tuned { .. } => tuned += 1,
             ScheduleSource::DenseForm { cost, bcr_cost } => {
                 tuned += 1;
-                let unit = if matches!(a.device, DeviceArg::Qemu(_)) { "instructions" } else { "seconds" };
+                let unit = a.device.cost_unit();
                 let why = match bcr_cost {
                     Some(b) => format!("its tuned dense form is faster ({} vs {} for the best BCR kernel)", fmt_cost(Some(cost), unit), fmt_cost(Some(b), unit)),
                     None => "the BCR kernel has no tuned schedule, its dense form has".to_string(),
@@ -516,8 +516,9 @@ fn run_one(
     })
 }
 
-/// The per-layer table of `rows` (dense first when there are two): mean time per
-/// inference of each layer's kernel, the glue outside them, and the BCR model's share.
+/// The per-layer table of `rows` (dense first when there are two): median time per
+/// inference of each layer's kernel, the speedup beside the factor the layer's
+/// sparsity allows, the glue outside the kernels, and the BCR model's share.
 fn profile_table(layers: &[model::layer::Layer], rows: &[Row], repeat: usize) -> String {
     let profiled: Vec<(&Row, &model::standalone::Profile)> = rows
         .iter()

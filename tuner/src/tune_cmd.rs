@@ -25,6 +25,17 @@ pub enum DeviceArg {
     Adb(String),
 }
 
+impl DeviceArg {
+    /// The unit of the costs measured on this device: instruction counts under qemu
+    /// (emulated time says nothing), seconds elsewhere.
+    pub fn cost_unit(&self) -> &'static str {
+        match self {
+            DeviceArg::Qemu(_) => "instructions",
+            DeviceArg::Local | DeviceArg::Adb(_) => "seconds",
+        }
+    }
+}
+
 impl std::str::FromStr for DeviceArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -107,6 +118,9 @@ pub struct GivenJob {
     pub workload: Workload,
     /// Its share of the trial budget.
     pub trials: usize,
+    /// A pruned layer's dense form ([`model::layer::Layer::densified`]), tuned as a
+    /// candidate the model compiler runs instead where faster.
+    pub dense_form: bool,
 }
 
 /// The tuning jobs of a model: one per distinct layer workload (by key), with
@@ -122,22 +136,29 @@ pub fn model_jobs(m: &model::Model, trials: usize) -> Result<(Vec<GivenJob>, Vec
     let mut keys = Vec::new();
     let mut macs = Vec::new();
     let mut lines = Vec::new();
+    // The job that tunes each layer, in layer order.
+    let mut job_of = Vec::new();
     for layer in &m.layers {
         let w = layer.workload().map_err(|e| e.to_string())?;
         let key = w.key();
         match keys.iter().position(|k| *k == key) {
-            Some(j) => lines.push(format!(
-                "{}: same workload as {}",
-                layer.name, jobs[j].label
-            )),
+            Some(j) => {
+                lines.push(format!(
+                    "{}: same workload as {}",
+                    layer.name, jobs[j].label
+                ));
+                job_of.push(j);
+            }
             None => {
                 lines.push(format!("{}: {} (key {key})", layer.name, w.spec));
                 keys.push(key);
                 macs.push(layer.dense_macs().max(1));
+                job_of.push(jobs.len());
                 jobs.push(GivenJob {
                     label: format!("{} {}", layer.name, w.spec),
                     workload: w,
                     trials: 0,
+                    dense_form: false,
                 });
             }
         }
@@ -147,7 +168,7 @@ pub fn model_jobs(m: &model::Model, trials: usize) -> Result<(Vec<GivenJob>, Vec
         j.trials = ((trials as f64 * *wts as f64 / total.max(1) as f64).round() as usize).max(4);
     }
     let mut dense_jobs = Vec::new();
-    for layer in &m.layers {
+    for (layer, &own_job) in m.layers.iter().zip(&job_of) {
         let Some(d) = layer.densified() else { continue };
         let d = d.map_err(|e| e.to_string())?;
         let w = d.workload().map_err(|e| e.to_string())?;
@@ -164,10 +185,7 @@ pub fn model_jobs(m: &model::Model, trials: usize) -> Result<(Vec<GivenJob>, Vec
             ));
             continue;
         }
-        let own = jobs
-            .iter()
-            .find(|j| j.label.starts_with(&format!("{} ", layer.name)))
-            .map_or(4, |j| j.trials);
+        let own = jobs[own_job].trials;
         lines.push(format!(
             "{} (dense form): {} (key {key})",
             layer.name, w.spec
@@ -177,6 +195,7 @@ pub fn model_jobs(m: &model::Model, trials: usize) -> Result<(Vec<GivenJob>, Vec
             label: format!("{} (dense form) {}", layer.name, w.spec),
             workload: w,
             trials: (own / 4).max(4),
+            dense_form: true,
         });
     }
     jobs.extend(dense_jobs);
@@ -470,11 +489,7 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Result<Vec<Summary>, String> {
     let runner = runner(args)?;
-    let unit = if matches!(args.device, DeviceArg::Qemu(_)) {
-        "instructions"
-    } else {
-        "seconds"
-    };
+    let unit = args.device.cost_unit();
     let mut sums = Vec::new();
     let mut jobs = Vec::new();
     for spec in &args.workloads {

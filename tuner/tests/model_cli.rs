@@ -286,6 +286,10 @@ fn trials_are_split_by_multiply_adds() {
         trials[2].0.starts_with("fc (dense form) ") && trials[2].1 == 4,
         "{trials:?}"
     );
+    assert_eq!(
+        jobs.iter().map(|j| j.dense_form).collect::<Vec<_>>(),
+        vec![false, false, true]
+    );
     assert!(
         lines
             .iter()
