@@ -87,8 +87,9 @@ proptest! {
 
 /// The benchmark's conv (3x3, 56x56 output rows, 32x32 blocks at 90%: 10 kept rows
 /// each), scaled down in channels: two tiles of 5 rows per entry, no rest rows, each
-/// 56-wide output row in three 16-lane pieces and an 8-lane one; the trace replays to
-/// the same function.
+/// 56-wide output row in three 16-lane pieces and a fourth full piece over the last 16
+/// positions (40..55) in the tile's own columns 48..63, of which the writeback takes
+/// the last 8; the trace replays to the same function.
 #[test]
 fn conv_tiles_of_the_benchmark_shape() {
     let w = wl("bcr-conv2d:C=32,O=64,H=56,W=56,k=3,pad=1,block=32x32,sparsity=0.9,seed=3");
@@ -96,10 +97,16 @@ fn conv_tiles_of_the_benchmark_shape() {
     let loops = s.register_tile("W", 5, 16).unwrap();
     assert_eq!(loops, ["i_o", "i_r", "i_p", "i_l"]);
     let text = tir::print_function(s.func());
-    assert!(text.contains("alloc tile: f32[5, 56] local"), "{text}");
+    assert!(text.contains("alloc tile: f32[5, 64] local"), "{text}");
     assert!(text.contains("unrolled for (i_p, 0, 3)"), "{text}");
     assert!(text.contains("vectorized for (i_l, 0, 16)"), "{text}");
-    assert!(text.contains("vectorized for (i_lt, 0, 8)"), "{text}");
+    assert!(text.contains("vectorized for (i_lt, 0, 16)"), "{text}");
+    assert!(text.contains("let ow = 40 + i_lt"), "{text}");
+    assert!(text.contains("tile[i_r, 48 + i_lt]"), "{text}");
+    // The writeback: 48 positions from columns 0..47, then 8 from columns 56..63.
+    assert!(text.contains("vectorized for (ow_a, 0, 48)"), "{text}");
+    assert!(text.contains("vectorized for (ow_a, 0, 8)"), "{text}");
+    assert!(text.contains("tile[i_r, 56 + ow_a]"), "{text}");
     // The column's input position is computed once per column, outside the rows.
     let col = text.find("let c = col / 9").expect("per-column let");
     let rows = text.find("unrolled for (i_r, 0, 5)").expect("rows loop");
@@ -125,9 +132,58 @@ fn rest_rows_run_one_at_a_time() {
     s.register_tile("W", 4, 16).unwrap();
     let text = tir::print_function(s.func());
     assert!(text.contains("for (i_t, nr / 4 * 4, nr % 4)"), "{text}");
-    assert!(text.contains("alloc tile_t: f32[1, 24] local"), "{text}");
+    assert!(text.contains("alloc tile_t: f32[1, 32] local"), "{text}");
     assert!(text.contains("j_t"), "{text}");
     assert_close_seed(&w, &s, 7);
+}
+
+/// The tail of the position loop: a full overlapping piece after at least one full
+/// piece (all loads in bounds: positions `E - lanes .. E`), a narrow piece when the
+/// loop is shorter than a piece or the wider tile would pass `MAX_TILE`, none when the
+/// pieces divide the loop; the results stay the interpreter's in each case.
+#[test]
+fn tails_overlap_where_a_full_piece_fits() {
+    // N = 20, 16 lanes: one piece, then positions 4..19 into columns 16..31.
+    let w = wl("bcr-fc:M=48,K=48,N=20,block=16x16,sparsity=0.7,seed=4");
+    let mut s = Schedule::from_workload(&w).unwrap();
+    s.register_tile("W", 3, 16).unwrap();
+    let text = tir::print_function(s.func());
+    assert!(text.contains("alloc tile: f32[3, 32] local"), "{text}");
+    assert!(text.contains("let n = 4 + i_lt"), "{text}");
+    assert!(
+        text.contains("Y[row, 16 + n_a] = Y[row, 16 + n_a] + tile[i_r, 28 + n_a]"),
+        "{text}"
+    );
+    assert_close_seed(&w, &s, 11);
+    // N = 12 < 16 lanes: no full piece, the tail is the narrow loop.
+    let w = wl("bcr-fc:M=48,K=48,N=12,block=16x16,sparsity=0.7,seed=4");
+    let mut s = Schedule::from_workload(&w).unwrap();
+    s.register_tile("W", 3, 16).unwrap();
+    let text = tir::print_function(s.func());
+    assert!(text.contains("alloc tile: f32[3, 12] local"), "{text}");
+    assert!(text.contains("vectorized for (i_lt, 0, 12)"), "{text}");
+    assert_close_seed(&w, &s, 12);
+    // N = 40, 16 lanes: 8 rows take the overlapping tail (8 x 48 = 384), 9 rows would
+    // pass 384 with it (9 x 48), so their 8-wide tail stays.
+    let w = wl("bcr-fc:M=64,K=64,N=40,block=32x32,sparsity=0.3,seed=4");
+    let mut s = Schedule::from_workload(&w).unwrap();
+    s.register_tile("W", 8, 16).unwrap();
+    let text = tir::print_function(s.func());
+    assert!(text.contains("alloc tile: f32[8, 48] local"), "{text}");
+    let mut s = Schedule::from_workload(&w).unwrap();
+    s.register_tile("W", 9, 16).unwrap();
+    let text = tir::print_function(s.func());
+    assert!(text.contains("alloc tile: f32[9, 40] local"), "{text}");
+    assert!(text.contains("vectorized for (i_lt, 0, 8)"), "{text}");
+    assert_close_seed(&w, &s, 13);
+    // N = 32: two pieces, no tail.
+    let w = wl("bcr-fc:M=48,K=48,N=32,block=16x16,sparsity=0.7,seed=4");
+    let mut s = Schedule::from_workload(&w).unwrap();
+    s.register_tile("W", 3, 16).unwrap();
+    let text = tir::print_function(s.func());
+    assert!(text.contains("alloc tile: f32[3, 32] local"), "{text}");
+    assert!(!text.contains("i_lt"), "{text}");
+    assert_close_seed(&w, &s, 14);
 }
 
 /// What a register tile refuses, each time leaving the schedule as it was.
