@@ -497,8 +497,9 @@ impl SearchSpace {
     }
 
     /// `base` with every BCR weight of `w` register-tiled (see
-    /// [`crate::space_bcr::register_tile_knob`]): the first row count of
-    /// [`crate::space_bcr::tile_row_preference`] the schedule accepts, with offsets
+    /// [`crate::space_bcr::register_tile_knob`]): the first piece width of
+    /// [`crate::space_bcr::tile_lane_preference`] (by the output width or `N`) and row
+    /// count of [`crate::space_bcr::tile_row_preference`] the schedule accepts, with offsets
     /// specialized where the entries allow it, without the knobs that conflict with it
     /// or that it makes redundant (row vectorization, windows, accumulation, block
     /// tiling, load-redundancy elimination). `None` when no
@@ -550,14 +551,20 @@ impl SearchSpace {
             let Some(max_rows) = max_kept_rows(w, &weight) else {
                 continue;
             };
-            for r in crate::space_bcr::tile_row_preference(max_rows) {
-                let Some(pos) = crate::space_bcr::TILE_ROWS.iter().position(|t| *t == r) else {
+            let lanes = crate::space_bcr::tile_lane_preference(innermost_positions(w));
+            let tries = lanes.iter().flat_map(|l| {
+                crate::space_bcr::tile_row_preference(max_rows)
+                    .into_iter()
+                    .map(move |r| (r, *l))
+            });
+            for (r, l) in tries {
+                let Some(c) = crate::space_bcr::tile_choice(r, l) else {
                     continue;
                 };
                 let mut trial = others_off.clone();
-                trial[k] = 1 + pos;
+                trial[k] = c;
                 if let Ok((_, eff)) = self.apply(w, &trial) {
-                    if eff.get(k) == Some(&(1 + pos)) {
+                    if eff.get(k) == Some(&c) {
                         // A refused specialization reads as 0 in the effective choices.
                         if let Some(l) = specialize {
                             trial[l] = eff[l];
@@ -653,6 +660,16 @@ pub fn trace_of(
 
 /// The most rows an entry of `weight` keeps in `w` (the largest difference of
 /// consecutive entries of its `row_ptr` array); `None` when it has no BCR arrays.
+/// The extent of the innermost loop over output positions a register tile cuts into
+/// pieces: a conv's output width, an FC's columns `N`; `None` for other workloads.
+fn innermost_positions(w: &Workload) -> Option<usize> {
+    match &w.spec {
+        tir::spec::WorkloadSpec::Conv2d(c) => c.out_w(),
+        tir::spec::WorkloadSpec::Fc(f) => Some(f.n),
+        _ => None,
+    }
+}
+
 fn max_kept_rows(w: &Workload, weight: &str) -> Option<i64> {
     let row_ptr = w
         .weights

@@ -123,9 +123,38 @@ pub fn block_row_window_knob(weight: &str) -> String {
 /// [`schedule::primitive::bcr::MAX_TILE`]).
 pub const TILE_ROWS: [i64; 8] = [1, 2, 3, 4, 5, 6, 8, 10];
 
-/// Output positions per vector piece of a register tile: one AVX-512 register of f32
-/// (four NEON registers).
-pub const TILE_LANES: i64 = 16;
+/// Output positions per vector piece of a register tile the knob offers (choice
+/// `1 + l * TILE_ROWS.len() + k` takes `TILE_LANES[l]` and `TILE_ROWS[k]`): one
+/// AVX-512 register of f32 (four NEON registers), one AVX register, one NEON or SSE
+/// register. Short position loops want short pieces: a conv with 7 output columns
+/// (MNIST's third conv, 64->128 at 75% in 16x16 blocks, 8 kept rows per entry) ran in
+/// 314 us with 4 rows x 16 lanes (one narrow piece of 7), 186 us with 8 x 8 and 162 us
+/// with 8 x 4 (a piece and an overlapping one, see
+/// [`schedule::primitive::bcr::register_tile`]).
+pub const TILE_LANES: [i64; 3] = [16, 8, 4];
+
+/// The register-tile knob's choice for `rows` rows of `lanes`-lane pieces, if it has
+/// one.
+pub fn tile_choice(rows: i64, lanes: i64) -> Option<usize> {
+    let r = TILE_ROWS.iter().position(|t| *t == rows)?;
+    let l = TILE_LANES.iter().position(|t| *t == lanes)?;
+    Some(1 + l * TILE_ROWS.len() + r)
+}
+
+/// The piece widths to try first for a register tile over `positions` output
+/// positions (the innermost position loop: a conv's output width, an FC's N): the
+/// widest that leaves at least one full piece first (56: 16; 14: 8; 7: 4), then the
+/// others from the widest; all of them, widest first, when `positions` is unknown.
+pub fn tile_lane_preference(positions: Option<usize>) -> Vec<i64> {
+    let mut l: Vec<i64> = TILE_LANES.to_vec();
+    if let Some(p) = positions {
+        if let Some(i) = l.iter().position(|w| *w as usize <= p) {
+            let first = l.remove(i);
+            l.insert(0, first);
+        }
+    }
+    l
+}
 
 /// Name of the register-tile knob of `weight`; choice `1 + k` applies
 /// [`schedule::primitive::bcr::register_tile`] with `TILE_ROWS[k]` rows (refused, so
@@ -275,15 +304,18 @@ pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
     // positions to work-items instead.
     knobs.extend((!gpu).then(|| Knob {
         name: register_tile_knob(&w),
-        choices: as_is_then(TILE_ROWS.into_iter().map(|r| {
-            choice(
-                format!("register tiles of {r} rows of {w} x {TILE_LANES}-lane pieces"),
-                vec![Instruction::RegisterTile {
-                    weight: w.clone(),
-                    rows: r,
-                    lanes: TILE_LANES,
-                }],
-            )
+        choices: as_is_then(TILE_LANES.into_iter().flat_map(|lanes| {
+            let w = w.clone();
+            TILE_ROWS.into_iter().map(move |r| {
+                choice(
+                    format!("register tiles of {r} rows of {w} x {lanes}-lane pieces"),
+                    vec![Instruction::RegisterTile {
+                        weight: w.clone(),
+                        rows: r,
+                        lanes,
+                    }],
+                )
+            })
         })),
     }));
     knobs.extend([

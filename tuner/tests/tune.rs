@@ -578,6 +578,24 @@ fn the_register_tiled_form_is_a_starting_point() {
         tile_point_of("bcr-conv2d:C=16,O=64,H=6,W=48,k=3,pad=1,block=32x32,sparsity=0.9,seed=2");
     assert!(all_accepted, "{json16}");
     assert!(!json16.contains("specialize_offsets"), "{json16}");
+    // Pieces as wide as leaves one full piece: 16 lanes for 48 or 56 output columns,
+    // 8 for 14, 4 for 7 (MNIST's second and third convs); the knob's choices are rows
+    // within lanes.
+    use tuner::space_bcr::{tile_choice, tile_lane_preference};
+    assert_eq!(tile_lane_preference(Some(56)), [16, 8, 4]);
+    assert_eq!(tile_lane_preference(Some(14)), [8, 16, 4]);
+    assert_eq!(tile_lane_preference(Some(7)), [4, 16, 8]);
+    assert_eq!(tile_lane_preference(Some(2)), [16, 8, 4]);
+    assert_eq!(tile_lane_preference(None), [16, 8, 4]);
+    assert_eq!(tile_choice(5, 16), Some(5));
+    assert_eq!(tile_choice(8, 4), Some(23));
+    assert_eq!(tile_choice(7, 16), None);
+    let (_, json7, _) =
+        tile_point_of("bcr-conv2d:C=64,O=128,H=7,W=7,k=3,pad=1,block=16x16,sparsity=0.75,seed=1");
+    assert!(
+        json7.contains(r#""op":"register_tile","weight":"W","rows":8,"lanes":4"#),
+        "{json7}"
+    );
     let fc1 =
         Workload::from_spec_str("bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.8,seed=2").unwrap();
     let space1 = SearchSpace::new(&fc1);
