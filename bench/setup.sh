@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Creates bench/.venv with the pinned Python baselines of the benchmark (bench/run).
+# Creates bench/.venv with the pinned Python baselines of the benchmark (bench/run),
+# and installs with apt-get the system packages its ARM section needs when they are
+# missing (the aarch64 cross compiler and its static libc, qemu-user, llvm-mca).
 # Usage: bash bench/setup.sh [--tvm]
 #   --tvm  also installs Apache TVM (Relax + MetaSchedule; large and slow to tune).
 # Never imports MNN.tools (it pip-installs a package and contacts the network at
@@ -14,6 +16,20 @@ for a in "$@"; do
     *) echo "setup.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
+# The ARM section (grim-bench arm): cross-compiled kernels counted under qemu and
+# estimated by llvm-mca. Without these it reports that it failed and the rest runs.
+need=()
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need+=(gcc-aarch64-linux-gnu)
+[ -e /usr/aarch64-linux-gnu/lib/libc.a ] || need+=(libc6-dev-arm64-cross)
+command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
+command -v llvm-mca >/dev/null 2>&1 || need+=(llvm)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup.sh: installing ${need[*]} (for the ARM section)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"; }; then
+    echo "setup.sh: could not install ${need[*]}; bench/run's ARM section will report that it failed" >&2
+  fi
+fi
 py=${PYTHON:-python3}
 if ! "$py" -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null; then
   echo "setup.sh: Python 3.10 or newer is required (set PYTHON=...)" >&2
