@@ -143,47 +143,40 @@ fn rest_rows_run_one_at_a_time() {
 /// pieces divide the loop; the results stay the interpreter's in each case.
 #[test]
 fn tails_overlap_where_a_full_piece_fits() {
+    // The FC of `n` columns register-tiled with `rows` rows of 16 lanes, checked
+    // against the interpreter, and its printed IR.
+    let tiled = |m: usize, n: usize, block: usize, sparsity: f64, rows: i64| {
+        let w = wl(&format!(
+            "bcr-fc:M={m},K={m},N={n},block={block}x{block},sparsity={sparsity},seed=4"
+        ));
+        let mut s = Schedule::from_workload(&w).unwrap();
+        s.register_tile("W", rows, 16).unwrap();
+        assert_close_seed(&w, &s, 11 + n as u64);
+        tir::print_function(s.func())
+    };
     // N = 20, 16 lanes: one piece, then positions 4..19 into columns 16..31.
-    let w = wl("bcr-fc:M=48,K=48,N=20,block=16x16,sparsity=0.7,seed=4");
-    let mut s = Schedule::from_workload(&w).unwrap();
-    s.register_tile("W", 3, 16).unwrap();
-    let text = tir::print_function(s.func());
+    let text = tiled(48, 20, 16, 0.7, 3);
     assert!(text.contains("alloc tile: f32[3, 32] local"), "{text}");
     assert!(text.contains("let n = 4 + i_lt"), "{text}");
     assert!(
         text.contains("Y[row, 16 + n_a] = Y[row, 16 + n_a] + tile[i_r, 28 + n_a]"),
         "{text}"
     );
-    assert_close_seed(&w, &s, 11);
     // N = 12 < 16 lanes: no full piece, the tail is the narrow loop.
-    let w = wl("bcr-fc:M=48,K=48,N=12,block=16x16,sparsity=0.7,seed=4");
-    let mut s = Schedule::from_workload(&w).unwrap();
-    s.register_tile("W", 3, 16).unwrap();
-    let text = tir::print_function(s.func());
+    let text = tiled(48, 12, 16, 0.7, 3);
     assert!(text.contains("alloc tile: f32[3, 12] local"), "{text}");
     assert!(text.contains("vectorized for (i_lt, 0, 12)"), "{text}");
-    assert_close_seed(&w, &s, 12);
     // N = 40, 16 lanes: 8 rows take the overlapping tail (8 x 48 = 384), 9 rows would
     // pass 384 with it (9 x 48), so their 8-wide tail stays.
-    let w = wl("bcr-fc:M=64,K=64,N=40,block=32x32,sparsity=0.3,seed=4");
-    let mut s = Schedule::from_workload(&w).unwrap();
-    s.register_tile("W", 8, 16).unwrap();
-    let text = tir::print_function(s.func());
+    let text = tiled(64, 40, 32, 0.3, 8);
     assert!(text.contains("alloc tile: f32[8, 48] local"), "{text}");
-    let mut s = Schedule::from_workload(&w).unwrap();
-    s.register_tile("W", 9, 16).unwrap();
-    let text = tir::print_function(s.func());
+    let text = tiled(64, 40, 32, 0.3, 9);
     assert!(text.contains("alloc tile: f32[9, 40] local"), "{text}");
     assert!(text.contains("vectorized for (i_lt, 0, 8)"), "{text}");
-    assert_close_seed(&w, &s, 13);
     // N = 32: two pieces, no tail.
-    let w = wl("bcr-fc:M=48,K=48,N=32,block=16x16,sparsity=0.7,seed=4");
-    let mut s = Schedule::from_workload(&w).unwrap();
-    s.register_tile("W", 3, 16).unwrap();
-    let text = tir::print_function(s.func());
+    let text = tiled(48, 32, 16, 0.7, 3);
     assert!(text.contains("alloc tile: f32[3, 32] local"), "{text}");
     assert!(!text.contains("i_lt"), "{text}");
-    assert_close_seed(&w, &s, 14);
 }
 
 /// What a register tile refuses, each time leaving the schedule as it was.
