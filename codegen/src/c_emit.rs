@@ -171,9 +171,63 @@ pub(crate) struct Emitter<'t> {
     /// Number of enclosing `omp parallel for` loops: inside one, a failed heap
     /// allocation cannot `return` (leaving an OpenMP structured block is invalid C).
     pub parallel_depth: usize,
+    /// For every variable in scope (innermost last, beside `env`), whether it is known
+    /// to be non-negative (see [`Emitter::non_negative`]).
+    pub signs: Vec<(String, bool)>,
+    /// The `i32` parameters whose elements are known non-negative: the kept-row and
+    /// kept-column indices of BCR weights (`W_rows`, `W_cols` beside a `W_row_ptr`),
+    /// which [`tir::BcrMatrix`] checks to lie in `0..extent`.
+    pub non_negative_buffers: Vec<String>,
 }
 
 impl<'t> Emitter<'t> {
+    /// Brings `name` of type `t` into scope; `value` (its value, or a loop's first
+    /// value) says whether it is known non-negative.
+    pub fn bind(&mut self, name: &str, t: ScalarType, value: &Expr) {
+        let known = t == ScalarType::Int && self.non_negative(value);
+        self.env.push_var(name.to_string(), t);
+        self.signs.push((name.to_string(), known));
+    }
+
+    /// Ends the innermost [`Emitter::bind`].
+    pub fn unbind(&mut self) {
+        self.env.pop_var();
+        self.signs.pop();
+    }
+
+    /// Whether the integer expression `e` is non-negative on every run: literals,
+    /// variables bound to such values (loop variables by their first value), sums,
+    /// products, minima and maxima of such, their floor quotients and remainders by a
+    /// positive literal, and loads of one-byte or BCR row/column index buffers. Used to
+    /// emit C's `/` and `%` (a multiply and shift for a constant divisor) instead of the
+    /// floor forms' sign checks: a conv's kept column index split into channel and
+    /// kernel offsets (`col / 9`, `col / 3 % 3`, `col % 3`) per kept column and output
+    /// row (conv 3x3 64->64 56x56 90%, 32x32 tiles: 5-8% faster hand-edited, 1-5% as
+    /// generated, on a loaded machine).
+    pub fn non_negative(&self, e: &Expr) -> bool {
+        match e {
+            Expr::Int(v) => *v >= 0,
+            Expr::Var(n) => self
+                .signs
+                .iter()
+                .rev()
+                .find(|(b, _)| b == n)
+                .is_some_and(|(_, known)| *known),
+            Expr::Binary(BinOp::Add | BinOp::Mul | BinOp::Min | BinOp::Max, a, b) => {
+                self.non_negative(a) && self.non_negative(b)
+            }
+            Expr::Binary(BinOp::Div | BinOp::Mod, a, b) => {
+                matches!(**b, Expr::Int(d) if d > 0) && self.non_negative(a)
+            }
+            Expr::Cast(ScalarType::Int, a) => self.non_negative(a),
+            Expr::Load { buffer, .. } => {
+                matches!(self.shape(buffer).map(|s| s.dtype), Ok(DType::U8))
+                    || self.non_negative_buffers.iter().any(|b| b == buffer)
+            }
+            _ => false,
+        }
+    }
+
     pub fn line(&mut self, text: &str) {
         for _ in 0..self.indent {
             self.out.push_str("  ");
@@ -226,7 +280,13 @@ impl<'t> Emitter<'t> {
             Expr::Binary(op, a, b) => {
                 let ty = self.ty(a)?;
                 let (x, y) = (self.expr(a)?, self.expr(b)?);
+                let plain = ty == ScalarType::Int
+                    && matches!(**b, Expr::Int(d) if d > 0)
+                    && self.non_negative(a);
                 match (op, ty) {
+                    (BinOp::Div | BinOp::Mod, ScalarType::Int) if plain => {
+                        format!("({x} {} {y})", op.symbol())
+                    }
                     (BinOp::Div, ScalarType::Int) => format!("grim_floordiv({x}, {y})"),
                     (BinOp::Mod, _) => format!("grim_floormod({x}, {y})"),
                     (BinOp::Min, ScalarType::Int) => format!("grim_min_i64({x}, {y})"),
@@ -303,9 +363,9 @@ impl<'t> Emitter<'t> {
                 self.line("{");
                 self.indent += 1;
                 self.line(&format!("const {} {} = {e};", Self::c_type(t), var(v)));
-                self.env.push_var(v.clone(), t);
+                self.bind(v, t, value);
                 let r = self.stmt(body);
-                self.env.pop_var();
+                self.unbind();
                 r?;
                 self.indent -= 1;
                 self.line("}");
@@ -428,20 +488,20 @@ impl<'t> Emitter<'t> {
             self.line("{");
             self.indent += 1;
             self.line(&format!("const int64_t {lo_name} = {lo};"));
-            self.env.push_var(v.to_string(), ScalarType::Int);
+            self.bind(v, ScalarType::Int, min);
             for k in 0..*n {
                 self.line("{");
                 self.indent += 1;
                 self.line(&format!("const int64_t {} = {lo_name} + {k};", var(v)));
                 let r = self.stmt(body);
                 if r.is_err() {
-                    self.env.pop_var();
+                    self.unbind();
                 }
                 r?;
                 self.indent -= 1;
                 self.line("}");
             }
-            self.env.pop_var();
+            self.unbind();
             self.indent -= 1;
             self.line("}");
             return Ok(());
@@ -486,12 +546,12 @@ impl<'t> Emitter<'t> {
             "for (int64_t {cv} = {lo_name}; {cv} < {hi_name}; ++{cv}) {{"
         ));
         self.indent += 1;
-        self.env.push_var(v.to_string(), ScalarType::Int);
+        self.bind(v, ScalarType::Int, min);
         let parallel = kind == ForKind::Parallel;
         self.parallel_depth += usize::from(parallel);
         let r = self.stmt(body);
         self.parallel_depth -= usize::from(parallel);
-        self.env.pop_var();
+        self.unbind();
         r?;
         self.indent -= 1;
         self.line("}");
@@ -499,6 +559,24 @@ impl<'t> Emitter<'t> {
         self.line("}");
         Ok(())
     }
+}
+
+/// The kept-row and kept-column index parameters (`W_rows`, `W_cols`, `i32`) of every
+/// BCR weight `W` of `f` (one with a `W_row_ptr` parameter): their elements lie in
+/// `0..M` and `0..K` ([`tir::BcrMatrix`] checks them when it is built; row and column
+/// reordering only permute them).
+fn bcr_index_buffers(f: &Function) -> Vec<String> {
+    let is_i32 = |name: &str| {
+        f.params
+            .iter()
+            .any(|p| p.name == name && p.dtype == DType::I32 && p.kind == ParamKind::Weight)
+    };
+    f.params
+        .iter()
+        .filter_map(|p| p.name.strip_suffix("_row_ptr"))
+        .flat_map(|w| [format!("{w}_rows"), format!("{w}_cols")])
+        .filter(|n| is_i32(n))
+        .collect()
 }
 
 /// A C literal for an `i64`.
@@ -554,6 +632,8 @@ pub fn emit_kernel(f: &Function, kernel: &str, target: &Target) -> Result<String
             .collect(),
         fresh: 0,
         parallel_depth: 0,
+        signs: Vec::new(),
+        non_negative_buffers: bcr_index_buffers(f),
     };
     em.stmt(&f.body)?;
     let mut s = String::new();

@@ -170,9 +170,9 @@ pub(crate) fn try_emit_vector_loop(
     em.line(&format!("for (int64_t {g} = 0; {g} < {n}; {g} += 4) {{"));
     em.indent += 1;
     em.line(&format!("const int64_t {} = {lo} + {g};", var(v)));
-    em.env.push_var(v.to_string(), ScalarType::Int);
+    em.bind(v, ScalarType::Int, min);
     let r = emit_body(em, body, v);
-    em.env.pop_var();
+    em.unbind();
     r?;
     em.indent -= 1;
     em.line("}");
@@ -204,9 +204,9 @@ fn emit_body(em: &mut Emitter<'_>, s: &Stmt, v: &str) -> Result<(), CodegenError
             em.line("{");
             em.indent += 1;
             em.line(&format!("const {ct} {} = {e};", var(name)));
-            em.env.push_var(name.clone(), t);
+            em.bind(name, t, value);
             let r = emit_body(em, body, v);
-            em.env.pop_var();
+            em.unbind();
             r?;
             em.indent -= 1;
             em.line("}");
