@@ -363,9 +363,9 @@ impl Shape<'_> {
         // last `tail`: every vector operation is as wide as the others and every load
         // stays in bounds. A narrow tail makes the compiler mix vector widths (conv 3x3
         // 64->64 56x56 at 90%, 32x32 blocks, 5 rows x 16 lanes: an 8-lane tail per 56
-        // positions; each weight broadcast twice, once per width: 506 us, overlapping
-        // 346 us on this machine's AVX-512 core). Not when the wider tile would pass
-        // `MAX_TILE`.
+        // positions; each weight broadcast twice, once per width: 549 us as generated,
+        // 355 us with the overlapping piece, on this machine's AVX-512 core). Not when
+        // the wider tile would pass `MAX_TILE`.
         let overlap = pieces > 0
             && tail > 0
             && (rows as usize).saturating_mul(((pieces + 1) * self.lanes) as usize) <= MAX_TILE;
