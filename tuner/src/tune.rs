@@ -411,15 +411,21 @@ pub fn tune(
     .map(|t| t.to_json());
     // The best schedules of this workload at other thread counts (two at most), and
     // above one thread their parallel forms: they start where earlier tuning ended.
-    let mut seed_points: Vec<Decisions> = Vec::new();
+    // The seeds themselves are measured right after the default and the e-graph's
+    // point, ahead of the other starting points (they are the best known schedules; a
+    // small budget at 2 threads had measured five other starting points first and
+    // left the 1-thread best out), their parallel forms after the other starting points.
+    let mut seed_plain: Vec<Decisions> = Vec::new();
+    let mut seed_parallel: Vec<Decisions> = Vec::new();
     for t in store.seeds().iter().take(2) {
         if let Some(d) = space.decisions_of(w, t) {
             if parallel_point.is_some() {
-                seed_points.extend(space.parallel_point(&d));
+                seed_parallel.extend(space.parallel_point(&d));
             }
-            seed_points.push(d);
+            seed_plain.push(d);
         }
     }
+    let seed_points: Vec<Decisions> = seed_plain.iter().chain(&seed_parallel).cloned().collect();
     let mut seed_jsons: HashSet<String> = HashSet::new();
     for d in &seed_points {
         seed_jsons.extend(start_trace(&space, w, Some(d), "seed")?.map(|t| t.to_json()));
@@ -457,8 +463,9 @@ pub fn tune(
         egraph_trace,
         seed_points: seed_points.len(),
     };
-    // The starting points (the default, the e-graph's, the parallel one, the windowed
-    // and register-tiled ones and the seeds), kept ahead of the cost model's ranking.
+    // The starting points (the default, the e-graph's, the seeds, the parallel one,
+    // the windowed and register-tiled ones and the seeds' parallel forms), kept ahead
+    // of the cost model's ranking.
     let egraph_json = report.egraph_trace.as_ref().map(|t| t.to_json());
     let seeded = |s: &Schedule, json: &String| {
         s.trace().instructions.is_empty()
@@ -475,12 +482,13 @@ pub fn tune(
     let mut candidate_no = 0usize;
     let mut starts: Vec<Decisions> = vec![space.default_point()];
     starts.extend(egraph_point.iter().cloned());
+    starts.extend(seed_plain.iter().cloned());
     starts.extend(parallel_point.iter().cloned());
     starts.extend(window_point.iter().cloned());
     starts.extend(window_parallel_point.iter().cloned());
     starts.extend(tile_point.iter().cloned());
     starts.extend(tile_parallel_point.iter().cloned());
-    starts.extend(seed_points.iter().cloned());
+    starts.extend(seed_parallel.iter().cloned());
     let mut lost_in_a_row = 0usize;
     while report.trials.len() < opts.trials {
         if stop.load(Ordering::SeqCst) {

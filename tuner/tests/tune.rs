@@ -490,7 +490,15 @@ fn a_run_at_two_threads_starts_from_the_one_thread_best() {
     assert!(r2.seed_points >= 1, "{}", r2.seed_points);
     // The 1-thread best is measured again at 2 threads, in the first batch.
     let seeded = r2.trials.iter().position(|t| t.trace == best1);
-    assert!(seeded.is_some_and(|i| i < 6), "{seeded:?}");
+    assert!(
+        seeded.is_some_and(|i| i < 6),
+        "{seeded:?}: best1 {} among {:?}",
+        best1.to_json(),
+        r2.trials
+            .iter()
+            .map(|t| t.trace.to_json())
+            .collect::<Vec<_>>()
+    );
     // A store's own records are not its seeds; the 1-thread store now sees the
     // 2-thread best.
     assert_eq!(store2.seeds(), vec![best1]);
