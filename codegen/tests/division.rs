@@ -4,13 +4,12 @@
 //! floor forms (`grim_floordiv`/`grim_floormod`) everywhere else; both computed like
 //! the interpreter, negative dividends included.
 
+mod native;
+
 use codegen::harness::{measurement_source, Candidate};
-use codegen::run::{run_candidate, Protocol};
-use codegen::toolchain::{build_binary, Runner};
 use codegen::Target;
 use std::collections::BTreeMap;
-use std::time::Duration;
-use tir::{ParamKind, Tensor};
+use tir::Tensor;
 
 const TEXT: &str = "fn f(W_row_ptr: weight i32[2], W_cols: weight i32[6], Q: weight i32[6], \
 S: weight u8[6], Y: out f32[6, 7]) {
@@ -47,8 +46,6 @@ fn plain_division_only_where_the_dividend_is_non_negative() {
     assert!(src.contains("grim_floordiv(v_i, 2LL)"), "{src}");
     assert!(src.contains("grim_floormod(v_i, 4LL)"), "{src}");
 
-    let dir = tempfile::tempdir().unwrap();
-    let bin = build_binary(&src, dir.path(), &Target::Host, Duration::from_secs(120)).unwrap();
     let mut args: BTreeMap<String, Tensor> = BTreeMap::new();
     args.insert(
         "W_row_ptr".into(),
@@ -66,20 +63,8 @@ fn plain_division_only_where_the_dividend_is_non_negative() {
         "S".into(),
         Tensor::u8(vec![6], vec![0, 3, 7, 200, 255, 1]).unwrap(),
     );
-    let protocol = Protocol {
-        number: 1,
-        repeat: 1,
-        min_repeat_ms: 0.0,
-        timeout: Duration::from_secs(60),
-        threads: Some(1),
-    };
-    let r = run_candidate(&bin, &Runner::Native, 0, &f, &args, &protocol, dir.path()).unwrap();
-    let mut want = args.clone();
-    for p in f.params.iter().filter(|p| p.kind == ParamKind::Output) {
-        want.insert(p.name.clone(), Tensor::zeros(p.dtype, p.shape.clone()));
-    }
-    tir::interp::run(&f, &mut want).unwrap();
-    let got = r.outputs["Y"].as_f32().unwrap();
+    let (outputs, want) = native::run_and_interpret(&f, &src, &args);
+    let got = outputs["Y"].as_f32().unwrap();
     let exp = want["Y"].as_f32().unwrap();
     assert_eq!(got, exp);
     // Spot checks of the floor semantics: -7 / 4 = -2, -7 % 3 = 2, -3 / 2 = -2.

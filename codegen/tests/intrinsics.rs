@@ -2,13 +2,12 @@
 //! vectorize) against the interpreter's (Rust's) functions over a sweep of inputs,
 //! large magnitudes, zero and tiny values included.
 
+mod native;
+
 use codegen::harness::{measurement_source, Candidate};
-use codegen::run::{run_candidate, Protocol};
-use codegen::toolchain::{build_binary, Runner};
 use codegen::Target;
 use std::collections::BTreeMap;
-use std::time::Duration;
-use tir::{ParamKind, Tensor};
+use tir::Tensor;
 
 const N: usize = 4096;
 
@@ -34,31 +33,17 @@ fn inputs() -> Vec<f32> {
 #[test]
 fn exp_tanh_sigmoid_match_the_interpreter() {
     let f = tir::parse_function(&text()).unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap();
     let src = measurement_source(&[Candidate { func: &f }], &Target::Host).unwrap();
     assert!(
         src.contains("grim_expf(") && src.contains("grim_tanhf("),
         "{src}"
     );
-    let bin = build_binary(&src, dir.path(), &Target::Host, Duration::from_secs(120)).unwrap();
     let x = inputs();
     let mut args: BTreeMap<String, Tensor> = BTreeMap::new();
     args.insert("X".into(), Tensor::f32(vec![N], x.clone()).unwrap());
-    let protocol = Protocol {
-        number: 1,
-        repeat: 1,
-        min_repeat_ms: 0.0,
-        timeout: Duration::from_secs(60),
-        threads: Some(1),
-    };
-    let r = run_candidate(&bin, &Runner::Native, 0, &f, &args, &protocol, dir.path()).unwrap();
-    // The interpreter's values.
-    let mut want = args.clone();
-    for p in f.params.iter().filter(|p| p.kind == ParamKind::Output) {
-        want.insert(p.name.clone(), Tensor::zeros(p.dtype, p.shape.clone()));
-    }
-    tir::interp::run(&f, &mut want).unwrap();
-    let got = |n: &str| r.outputs[n].as_f32().unwrap().to_vec();
+    // The generated code's values and the interpreter's.
+    let (outputs, want) = native::run_and_interpret(&f, &src, &args);
+    let got = |n: &str| outputs[n].as_f32().unwrap().to_vec();
     let exp = |n: &str| want[n].as_f32().unwrap().to_vec();
     for (k, xv) in x.iter().enumerate() {
         let (e, ew) = (got("E")[k], exp("E")[k]);
