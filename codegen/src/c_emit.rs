@@ -280,11 +280,10 @@ impl<'t> Emitter<'t> {
             Expr::Binary(op, a, b) => {
                 let ty = self.ty(a)?;
                 let (x, y) = (self.expr(a)?, self.expr(b)?);
-                let plain = ty == ScalarType::Int
-                    && matches!(**b, Expr::Int(d) if d > 0)
-                    && self.non_negative(a);
                 match (op, ty) {
-                    (BinOp::Div | BinOp::Mod, ScalarType::Int) if plain => {
+                    (BinOp::Div | BinOp::Mod, ScalarType::Int)
+                        if matches!(**b, Expr::Int(d) if d > 0) && self.non_negative(a) =>
+                    {
                         format!("({x} {} {y})", op.symbol())
                     }
                     (BinOp::Div, ScalarType::Int) => format!("grim_floordiv({x}, {y})"),

@@ -658,8 +658,6 @@ pub fn trace_of(
     Ok(space.apply(w, d)?.0.trace().clone())
 }
 
-/// The most rows an entry of `weight` keeps in `w` (the largest difference of
-/// consecutive entries of its `row_ptr` array); `None` when it has no BCR arrays.
 /// The extent of the innermost loop over output positions a register tile cuts into
 /// pieces: a conv's output width, an FC's columns `N`; `None` for other workloads.
 fn innermost_positions(w: &Workload) -> Option<usize> {
@@ -670,6 +668,8 @@ fn innermost_positions(w: &Workload) -> Option<usize> {
     }
 }
 
+/// The most rows an entry of `weight` keeps in `w` (the largest difference of
+/// consecutive entries of its `row_ptr` array); `None` when it has no BCR arrays.
 fn max_kept_rows(w: &Workload, weight: &str) -> Option<i64> {
     let row_ptr = w
         .weights

@@ -425,9 +425,8 @@ pub fn tune(
             seed_plain.push(d);
         }
     }
-    let seed_points: Vec<Decisions> = seed_plain.iter().chain(&seed_parallel).cloned().collect();
     let mut seed_jsons: HashSet<String> = HashSet::new();
-    for d in &seed_points {
+    for d in seed_plain.iter().chain(&seed_parallel) {
         seed_jsons.extend(start_trace(&space, w, Some(d), "seed")?.map(|t| t.to_json()));
     }
     let egraph_trace = start_trace(&space, w, egraph_point.as_ref(), "e-graph")?
@@ -461,7 +460,7 @@ pub fn tune(
         space_size: space.size().to_string(),
         egraph_choices,
         egraph_trace,
-        seed_points: seed_points.len(),
+        seed_points: seed_plain.len() + seed_parallel.len(),
     };
     // The starting points (the default, the e-graph's, the seeds, the parallel one,
     // the windowed and register-tiled ones and the seeds' parallel forms), kept ahead
