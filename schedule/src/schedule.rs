@@ -203,6 +203,16 @@ impl Schedule {
         })
     }
 
+    /// Column-decoding tables for BCR weight `weight`: each kept column's decoding (a
+    /// conv's channel and taps) is computed once per entry (see
+    /// [`crate::primitive::bcr::tabulate_column_decoding`]); returns the fill loop.
+    pub fn tabulate_column_decoding(&mut self, weight: &str) -> Result<String, ScheduleError> {
+        let names = self.apply(Instruction::TabulateColumnDecoding {
+            weight: weight.to_string(),
+        })?;
+        Ok(names.into_iter().next().unwrap_or_default())
+    }
+
     /// Offset specialization of BCR weight `weight`: its entry offsets and counts
     /// become constants (see [`crate::primitive::bcr::specialize_offsets`]).
     pub fn specialize_offsets(&mut self, weight: &str) -> Result<(), ScheduleError> {

@@ -95,6 +95,11 @@ pub enum Instruction {
         /// Output positions per vector piece of the tile.
         lanes: i64,
     },
+    /// [`crate::primitive::bcr::tabulate_column_decoding`].
+    TabulateColumnDecoding {
+        /// The BCR weight.
+        weight: String,
+    },
     /// [`crate::primitive::bcr::specialize_offsets`].
     SpecializeOffsets {
         /// The BCR weight.

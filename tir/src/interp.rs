@@ -1005,8 +1005,8 @@ fn div_zero(a: i64, op: &str) -> Box<InterpError> {
     })
 }
 
-/// Floor division; `None` on a zero divisor or overflow.
-fn floor_div(a: i64, b: i64) -> Option<i64> {
+/// Floor division (tir's `/` on `Int`); `None` on a zero divisor or overflow.
+pub fn floor_div(a: i64, b: i64) -> Option<i64> {
     let q = a.checked_div(b)?;
     // `checked_div` truncates toward zero; step down when the exact quotient is
     // negative and not an integer.
@@ -1017,8 +1017,9 @@ fn floor_div(a: i64, b: i64) -> Option<i64> {
     }
 }
 
-/// Floor modulo (the result has the sign of `b`); `None` on a zero divisor.
-fn floor_mod(a: i64, b: i64) -> Option<i64> {
+/// Floor modulo (tir's `%` on `Int`; the result has the sign of `b`); `None` on a zero
+/// divisor.
+pub fn floor_mod(a: i64, b: i64) -> Option<i64> {
     if b == 0 {
         return None;
     }

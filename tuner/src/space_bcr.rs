@@ -95,6 +95,13 @@ pub fn row_vectorization_knob(weight: &str) -> String {
 }
 
 /// Name of the offset-specialization knob of `weight`; choice 1 applies
+/// The knob of [`schedule::primitive::bcr::tabulate_column_decoding`] (refused, so
+/// skipped, where no kept column is decoded by a division: FCs, recurrent layers, 1x1
+/// convs).
+pub fn column_decoding_knob(weight: &str) -> String {
+    format!("tabulate column decoding {weight}")
+}
+
 /// [`schedule::primitive::bcr::specialize_offsets`] (refused, so skipped, when the
 /// weight's entries differ in shape).
 pub fn offset_specialization_knob(weight: &str) -> String {
@@ -332,6 +339,16 @@ pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
                     }],
                 )
             })),
+        },
+        Knob {
+            name: column_decoding_knob(&w),
+            choices: vec![
+                as_is(),
+                choice(
+                    format!("tabulate the column decoding of {w}"),
+                    vec![Instruction::TabulateColumnDecoding { weight: w.clone() }],
+                ),
+            ],
         },
         Knob {
             name: offset_specialization_knob(&w),

@@ -110,6 +110,9 @@ pub fn apply(
             rows,
             lanes,
         } => bcr::register_tile(state, weight, *rows, *lanes),
+        Instruction::TabulateColumnDecoding { weight } => {
+            bcr::tabulate_column_decoding(state, weight)
+        }
         Instruction::SpecializeOffsets { weight } => bcr::specialize_offsets(state, weight),
         Instruction::SamplePerfectTile {
             loop_name,

@@ -12,6 +12,7 @@
 //! | [`vectorize_rows`] | `row_vectorize.rs` | computes an entry's kept rows a vector of lanes at a time, values stored column-major and padded |
 //! | [`window_block_rows`] | `row_window.rs` | keeps a block row's outputs in registers; each entry's row sums are added by one lane permutation instead of a scatter |
 //! | [`register_tile`] | `register_tile.rs` | keeps a few kept rows times a row of output positions in registers over an entry's kept columns (convs, FC with N > 1) |
+//! | [`tabulate_column_decoding`] | `column_decode.rs` | decodes each kept column (a conv's channel and taps) once per entry into a table instead of at every use |
 //! | [`specialize_offsets`] | `specialize.rs` | when every entry has the same shape, replaces the loaded entry offsets and counts by constants |
 //!
 //! Every primitive takes the weight name (`W`, `W_ih`, `W_hh`), finds the block loop
@@ -25,9 +26,11 @@
 //! `reorder_rows` -> `reorder_columns` -> `eliminate_redundant_loads` ->
 //! `vectorize_rows` (instead of `tile_blocks`, which it excludes) -> `partition_block_rows`
 //! -> `window_block_rows` (after `vectorize_rows`) -> `register_tile` (instead of
-//! `vectorize_rows` and `tile_blocks`, for outputs with several positions) -> `tile_blocks` -> `specialize_offsets`
+//! `vectorize_rows` and `tile_blocks`, for outputs with several positions) -> `tile_blocks` ->
+//! `tabulate_column_decoding` -> `specialize_offsets`
 //! -> generic loop primitives.
 
+mod column_decode;
 mod column_reorder;
 mod lre;
 mod register_tile;
@@ -37,6 +40,7 @@ mod row_window;
 mod specialize;
 mod tiling;
 
+pub use column_decode::tabulate_column_decoding;
 pub use column_reorder::{reorder_columns, ColumnOrder};
 pub use lre::eliminate_redundant_loads;
 pub use register_tile::{register_tile, MAX_TILE};
