@@ -401,6 +401,10 @@ impl<'t> Emitter<'t> {
                 };
                 self.line(&format!("{}[{flat}] = {v};", buf(buffer)));
             }
+            Stmt::Prefetch { buffer, indices } => {
+                let flat = self.flat_index(buffer, indices)?;
+                self.line(&format!("__builtin_prefetch(&{}[{flat}]);", buf(buffer)));
+            }
             Stmt::Allocate {
                 name,
                 dtype,

@@ -545,6 +545,14 @@ impl Emitter {
                 };
                 self.line(&format!("{}[{flat}] = {v};", buf(buffer)));
             }
+            // A cache hint; OpenCL C's `prefetch` is left to the GPU's own caching.
+            Stmt::Prefetch { buffer, indices } => {
+                let flat = self.flat_index(buffer, indices)?;
+                self.line(&format!(
+                    "/* prefetch {}[{flat}] (a hint, not emitted) */",
+                    buf(buffer)
+                ));
+            }
             Stmt::Allocate {
                 name,
                 dtype,
@@ -913,6 +921,9 @@ impl Emitter {
                             self.need = true;
                         }
                         self.stores.push((buffer.clone(), indices.clone()));
+                    }
+                    Stmt::Prefetch { indices, .. } => {
+                        indices.iter().for_each(|i| self.loads_of(i));
                     }
                 }
             }

@@ -234,6 +234,8 @@ fn walk(s: &Stmt, buffer: &str, lets: &mut Vec<(String, Expr)>, guarded: bool, a
                 });
             }
         }
+        // A prefetch reads nothing (its indices' own loads are collected above).
+        Stmt::Prefetch { .. } => {}
         Stmt::Allocate { body, .. } => walk(body, buffer, lets, guarded, acc),
     }
 }
@@ -430,6 +432,12 @@ pub fn rewrite_accesses(s: &Stmt, from: &str, f: &AccessMap) -> Stmt {
                 }
             }
         }
+        // A prefetch of `from` keeps naming it (a hint about the original buffer,
+        // which still exists).
+        Stmt::Prefetch { buffer, indices } => Stmt::Prefetch {
+            buffer: buffer.clone(),
+            indices: indices.iter().map(re).collect(),
+        },
         Stmt::Allocate {
             name,
             dtype,
@@ -523,6 +531,10 @@ pub fn replace_loads_stmt(s: &Stmt, from: &str, f: &dyn Fn(&[Expr]) -> Expr) -> 
             buffer: buffer.clone(),
             indices: indices.iter().map(re).collect(),
             value: re(value),
+        },
+        Stmt::Prefetch { buffer, indices } => Stmt::Prefetch {
+            buffer: buffer.clone(),
+            indices: indices.iter().map(re).collect(),
         },
         Stmt::Allocate {
             name,

@@ -213,6 +213,21 @@ impl Schedule {
         Ok(names.into_iter().next().unwrap_or_default())
     }
 
+    /// Software prefetch of BCR weight `weight`'s values about `bytes_ahead` bytes
+    /// ahead (see [`crate::primitive::bcr::prefetch_values`]); returns the prefetch
+    /// loop.
+    pub fn prefetch_values(
+        &mut self,
+        weight: &str,
+        bytes_ahead: i64,
+    ) -> Result<String, ScheduleError> {
+        let names = self.apply(Instruction::PrefetchValues {
+            weight: weight.to_string(),
+            bytes_ahead,
+        })?;
+        Ok(names.into_iter().next().unwrap_or_default())
+    }
+
     /// Offset specialization of BCR weight `weight`: its entry offsets and counts
     /// become constants (see [`crate::primitive::bcr::specialize_offsets`]).
     pub fn specialize_offsets(&mut self, weight: &str) -> Result<(), ScheduleError> {

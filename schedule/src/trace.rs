@@ -100,6 +100,13 @@ pub enum Instruction {
         /// The BCR weight.
         weight: String,
     },
+    /// [`crate::primitive::bcr::prefetch_values`].
+    PrefetchValues {
+        /// The BCR weight.
+        weight: String,
+        /// How far ahead, in bytes of values.
+        bytes_ahead: i64,
+    },
     /// [`crate::primitive::bcr::specialize_offsets`].
     SpecializeOffsets {
         /// The BCR weight.

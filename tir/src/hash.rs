@@ -261,6 +261,14 @@ impl<'f> Scopes<'f> {
                 }
                 self.expr(e, value);
             }
+            Stmt::Prefetch { buffer, indices } => {
+                e.tag(36);
+                self.buffer(e, buffer);
+                e.usize(indices.len());
+                for i in indices {
+                    self.expr(e, i);
+                }
+            }
             Stmt::Allocate {
                 name,
                 dtype,

@@ -88,7 +88,7 @@ pub enum InterpError {
     /// A load or store outside its buffer.
     #[error("{access} `{buffer}`: index {index:?} is out of bounds for shape {shape:?}")]
     OutOfBounds {
-        /// `"load from"` or `"store to"`.
+        /// `"load from"`, `"store to"` or `"prefetch of"`.
         access: &'static str,
         /// The buffer.
         buffer: String,
@@ -369,6 +369,7 @@ fn deeper_than(f: &Function, limit: usize) -> bool {
             Stmt::Store { indices, value, .. } => {
                 indices.iter().any(|x| expr(x, b)) || expr(value, b)
             }
+            Stmt::Prefetch { indices, .. } => indices.iter().any(|x| expr(x, b)),
             Stmt::Allocate { body, .. } => stmt(body, b),
         }
     }
@@ -533,6 +534,8 @@ enum S {
     If(BE, Box<S>, Option<Box<S>>),
     StoreF(Access, FE),
     StoreI(Access, IE),
+    /// A prefetch: its indices are evaluated and checked, nothing is read.
+    Touch(Access),
     Alloc(usize, Box<S>),
 }
 
@@ -897,6 +900,7 @@ impl<'f> Compiler<'f> {
                     }
                 }
             }
+            Stmt::Prefetch { buffer, indices } => S::Touch(self.access(buffer, indices)?),
             Stmt::Allocate {
                 name,
                 dtype,
@@ -988,6 +992,7 @@ struct Machine<'p> {
 
 const LOAD: &str = "load from";
 const STORE: &str = "store to";
+const PREFETCH: &str = "prefetch of";
 
 #[cold]
 #[inline(never)]
@@ -1266,6 +1271,9 @@ impl<'p> Machine<'p> {
                 } else if let Some(o) = otherwise {
                     self.exec(o)?;
                 }
+            }
+            S::Touch(acc) => {
+                self.offset(acc, PREFETCH)?;
             }
             S::StoreF(acc, value) => {
                 let off = self.offset(acc, STORE)?;

@@ -13,6 +13,7 @@
 //!            | "if" expr block ["else" (block | if-stmt)]
 //!            | "alloc" NAME ":" dtype dims ("local" | "shared" | "global") block
 //!            | NAME "[" [expr ("," expr)*] "]" "=" expr ";"
+//!            | "prefetch" NAME "[" [expr ("," expr)*] "]" ";"
 //! expr      := binary operators, loosest first: "||"; "&&";
 //!              "==" "!=" "<" "<=" ">" ">=" (non-associative); "+" "-"; "*" "/" "%"
 //! unary     := "!" unary | "-" (INT | FLOAT | "inf" | "nan") | primary
@@ -49,13 +50,14 @@ use crate::stmt::{ForKind, MemScope, Stmt};
 pub const MAX_DEPTH: usize = 256;
 
 /// Words that cannot be used as names.
-pub const KEYWORDS: [&str; 38] = [
+pub const KEYWORDS: [&str; 39] = [
     "fn",
     "for",
     "let",
     "if",
     "else",
     "alloc",
+    "prefetch",
     "serial",
     "parallel",
     "vectorized",
@@ -649,6 +651,7 @@ impl<'a> Parser<'a> {
             "let" => self.let_stmt(),
             "if" => self.if_stmt().map(Item::Stmt),
             "alloc" => self.alloc().map(Item::Stmt),
+            "prefetch" => self.prefetch().map(|s| Item::Stmt(Box::new(s))),
             word if is_keyword(word) => Err(self.unexpected("a statement or '}'")),
             _ => self.store().map(|s| Item::Stmt(Box::new(s))),
         }
@@ -796,6 +799,16 @@ impl<'a> Parser<'a> {
             indices,
             value: *value,
         })
+    }
+
+    /// `prefetch NAME[indices];`, at the `prefetch` keyword.
+    fn prefetch(&mut self) -> PResult<Stmt> {
+        self.bump();
+        let buffer = self.expect_name("a buffer name after 'prefetch'")?;
+        self.expect_punct("[", &format!("after '{buffer}' in a prefetch"))?;
+        let (indices, _) = self.list("]", "an index")?;
+        self.expect_punct(";", "after the prefetch's indices")?;
+        Ok(Stmt::Prefetch { buffer, indices })
     }
 
     // ----- expressions -----

@@ -220,6 +220,13 @@ fn write_stmt(out: &mut String, s: &Stmt, indent: usize) {
             write_expr(out, value);
             out.push(';');
         }
+        Stmt::Prefetch { buffer, indices } => {
+            indent_to(out, indent);
+            out.push_str("prefetch ");
+            out.push_str(buffer);
+            write_list(out, '[', indices, ']');
+            out.push(';');
+        }
         Stmt::Allocate {
             name,
             dtype,

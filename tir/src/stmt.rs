@@ -159,6 +159,15 @@ pub enum Stmt {
         /// Stored value; its type matches the buffer's element type.
         value: Expr,
     },
+    /// `prefetch buffer[indices]`: a hint that the element will be read soon, so the
+    /// memory system may start fetching its cache line (C's `__builtin_prefetch`). It
+    /// changes no value; its indices must be in bounds, as a load's.
+    Prefetch {
+        /// Buffer name (a parameter or an allocated local).
+        buffer: String,
+        /// One `Int` index per dimension.
+        indices: Vec<Expr>,
+    },
     /// Allocates a buffer visible in `body`. Its contents start as zero.
     Allocate {
         /// Buffer name.

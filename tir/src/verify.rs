@@ -485,6 +485,10 @@ impl Checker {
                     Ok(())
                 })
             }),
+            Stmt::Prefetch { buffer, indices } => self
+                .within(format!("prefetch of `{buffer}`"), |cx| {
+                    cx.access(buffer, indices).map(|_| ())
+                }),
             Stmt::Allocate {
                 name,
                 dtype,

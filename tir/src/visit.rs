@@ -101,6 +101,10 @@ pub fn substitute_stmt(s: &Stmt, var: &str, with: &Expr) -> Stmt {
             indices: indices.iter().map(se).collect(),
             value: se(value),
         },
+        Stmt::Prefetch { buffer, indices } => Stmt::Prefetch {
+            buffer: buffer.clone(),
+            indices: indices.iter().map(se).collect(),
+        },
         Stmt::Allocate {
             name,
             dtype,
@@ -171,7 +175,7 @@ pub fn try_map_stmt<E>(
                 None => None,
             },
         },
-        Stmt::Store { .. } => s.clone(),
+        Stmt::Store { .. } | Stmt::Prefetch { .. } => s.clone(),
         Stmt::Allocate {
             name,
             dtype,
@@ -230,6 +234,7 @@ pub fn stmt_uses_var(s: &Stmt, var: &str) -> bool {
                 || otherwise.as_ref().is_some_and(|o| stmt_uses_var(o, var))
         }
         Stmt::Store { indices, value, .. } => indices.iter().any(ue) || ue(value),
+        Stmt::Prefetch { indices, .. } => indices.iter().any(ue),
         Stmt::Allocate { body, .. } => stmt_uses_var(body, var),
     }
 }
@@ -279,6 +284,7 @@ pub fn stmt_exprs(s: &Stmt) -> Vec<&Expr> {
         Stmt::Store { indices, value, .. } => {
             indices.iter().chain(std::iter::once(value)).collect()
         }
+        Stmt::Prefetch { indices, .. } => indices.iter().collect(),
     }
 }
 
@@ -302,7 +308,7 @@ pub fn for_each_stmt<'s>(s: &'s Stmt, f: &mut impl FnMut(&'s Stmt)) {
                 for_each_stmt(o, f);
             }
         }
-        Stmt::Store { .. } => {}
+        Stmt::Store { .. } | Stmt::Prefetch { .. } => {}
     }
 }
 
@@ -381,7 +387,7 @@ pub fn count_loads_of(f: &Function, buffer: &str) -> Function {
                 then: Box::new(walk(then, buffer)),
                 otherwise: otherwise.as_ref().map(|o| Box::new(walk(o, buffer))),
             },
-            Stmt::Store { .. } => s.clone(),
+            Stmt::Store { .. } | Stmt::Prefetch { .. } => s.clone(),
             Stmt::Allocate {
                 name,
                 dtype,

@@ -1419,3 +1419,32 @@ fn u8_buffers_load_store_and_bind() {
     assert!(text.contains("S: weight u8[4]"), "{text}");
     assert_eq!(tir::parse_function(&text).unwrap(), fun);
 }
+
+/// A prefetch reads and writes nothing, but its index is checked like a load's: in
+/// bounds it leaves every output as without it, out of bounds it is an error naming
+/// the access; it verifies, prints and parses back.
+#[test]
+fn prefetch_changes_nothing_and_is_bounds_checked() {
+    let text = |at: &str| {
+        format!(
+            "fn f(X: in f32[4], Y: out f32[4]) {{\n  for (i, 0, 4) {{\n    prefetch X[{at}];\n    Y[i] = X[i] * 2.0;\n  }}\n}}\n"
+        )
+    };
+    let fun = tir::parse_function(&text("min(i + 2, 3)")).unwrap();
+    tir::verify(&fun).unwrap();
+    assert_eq!(
+        tir::parse_function(&tir::print_function(&fun)).unwrap(),
+        fun
+    );
+    let mut a = args(vec![
+        ("X", Tensor::f32(vec![4], vec![1.0, 2.0, 3.0, 4.0]).unwrap()),
+        ("Y", Tensor::zeros(DType::F32, vec![4])),
+    ]);
+    run(&fun, &mut a).unwrap();
+    assert_eq!(a["Y"].as_f32().unwrap(), &[2.0, 4.0, 6.0, 8.0]);
+    let past = tir::parse_function(&text("i + 2")).unwrap();
+    let err = run(&past, &mut a).unwrap_err().to_string();
+    assert!(err.contains("prefetch of") && err.contains('X'), "{err}");
+    let unknown = tir::parse_function(&text("i").replace("prefetch X", "prefetch Z")).unwrap();
+    assert!(tir::verify(&unknown).is_err());
+}

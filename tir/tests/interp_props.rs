@@ -254,6 +254,14 @@ fn arb_stmt() -> impl Strategy<Value = Stmt> {
             arb_expr()
         )
             .prop_map(|(b, idx, value)| Stmt::store(b, idx, value)),
+        (
+            select(BUFS.to_vec()),
+            prop::collection::vec(arb_expr(), 0..3)
+        )
+            .prop_map(|(b, indices)| Stmt::Prefetch {
+                buffer: b.into(),
+                indices
+            }),
         Just(Stmt::Seq(vec![])),
     ];
     leaf.prop_recursive(4, 16, 3, |inner| {

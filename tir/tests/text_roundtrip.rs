@@ -17,6 +17,7 @@ fn bcr_fc(X: in f32[64, 1], Y: out f32[64, 1], W_values: weight f32[410], W_rows
   parallel for (b, 0, 4) {
     let r0 = W_row_ptr[b];
     vectorized for (i, r0, W_row_ptr[b + 1] - r0) {
+      prefetch W_values[i + 16];
       Y[W_rows[i], 0] = Y[W_rows[i], 0] + W_values[i] * X[i % 4 * 2, 0];
     }
   }
@@ -79,13 +80,22 @@ fn golden_function() -> Function {
                         v("r0"),
                         Expr::load("W_row_ptr", vec![v("b") + int(1)]) - v("r0"),
                         ForKind::Vectorized,
-                        Stmt::store(
-                            "Y",
-                            vec![w_rows_i.clone(), int(0)],
-                            Expr::load("Y", vec![w_rows_i, int(0)])
-                                + Expr::load("W_values", vec![v("i")])
-                                    * Expr::load("X", vec![v("i").rem(int(4)) * int(2), int(0)]),
-                        ),
+                        Stmt::Seq(vec![
+                            Stmt::Prefetch {
+                                buffer: "W_values".into(),
+                                indices: vec![v("i") + int(16)],
+                            },
+                            Stmt::store(
+                                "Y",
+                                vec![w_rows_i.clone(), int(0)],
+                                Expr::load("Y", vec![w_rows_i, int(0)])
+                                    + Expr::load("W_values", vec![v("i")])
+                                        * Expr::load(
+                                            "X",
+                                            vec![v("i").rem(int(4)) * int(2), int(0)],
+                                        ),
+                            ),
+                        ]),
                     ),
                 ),
             ),
@@ -171,7 +181,7 @@ fn canonicalize(s: Stmt) -> Stmt {
             scope,
             body: Box::new(canonicalize(*body)),
         },
-        store @ Stmt::Store { .. } => store,
+        leaf @ (Stmt::Store { .. } | Stmt::Prefetch { .. }) => leaf,
     }
 }
 
@@ -190,7 +200,7 @@ fn is_canonical(s: &Stmt) -> bool {
         Stmt::If {
             then, otherwise, ..
         } => is_canonical(then) && otherwise.as_deref().is_none_or(is_canonical),
-        Stmt::Store { .. } => true,
+        Stmt::Store { .. } | Stmt::Prefetch { .. } => true,
     }
 }
 
@@ -516,6 +526,8 @@ fn stmt(allow_nan: bool) -> impl Strategy<Value = Stmt> {
     let leaf = prop_oneof![
         4 => (name(), prop::collection::vec(expr(allow_nan), 0..3), expr(allow_nan))
             .prop_map(|(b, idx, val)| Stmt::store(b, idx, val)),
+        1 => (name(), prop::collection::vec(expr(allow_nan), 0..3))
+            .prop_map(|(buffer, indices)| Stmt::Prefetch { buffer, indices }),
         1 => prop::collection::vec(Just(Stmt::Seq(vec![])), 0..2).prop_map(Stmt::Seq),
     ];
     leaf.prop_recursive(5, 32, 4, move |inner| {

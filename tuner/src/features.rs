@@ -107,7 +107,7 @@ fn trips(s: &Stmt) -> (f64, f64, f64) {
                     walk(o, acc, depth, best);
                 }
             }
-            Stmt::Store { .. } => {}
+            Stmt::Store { .. } | Stmt::Prefetch { .. } => {}
         }
     }
     let mut best = (0.0, 0.0, 0.0);

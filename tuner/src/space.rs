@@ -138,7 +138,7 @@ fn loops(body: &Stmt) -> Vec<LoopInfo> {
                     walk(o, depth, out);
                 }
             }
-            Stmt::Store { .. } => {}
+            Stmt::Store { .. } | Stmt::Prefetch { .. } => {}
         }
     }
     let mut out = Vec::new();

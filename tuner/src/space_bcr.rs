@@ -182,13 +182,26 @@ pub fn tile_row_preference(max_rows: i64) -> Vec<i64> {
 
 /// The knob choices of the windowed starting point for `weight`, whose entries keep
 /// at most `max_rows` rows: rows vectorized with the fewest masked lanes that hold
-/// them, and block-row windows. `None` when no masked lane count holds them.
+/// them, block-row windows, and the values prefetched [`PREFETCH_BYTES`]`[0]` bytes
+/// ahead. `None` when no masked lane count holds them.
 pub fn window_decisions(weight: &str, max_rows: i64) -> Option<Vec<(String, usize)>> {
     let k = MASKED_ROW_LANES.iter().position(|l| *l >= max_rows)?;
     Some(vec![
         (row_vectorization_knob(weight), 1 + ROW_LANES.len() + k),
         (block_row_window_knob(weight), 1),
+        (prefetch_knob(weight), 1),
     ])
+}
+
+/// The prefetch distances offered, in bytes of values ahead of the current entry
+/// (FC 2048 at 90%, the tuned windowed kernels with each: 16x16 72 -> 63 us at 2 and 8
+/// KB, 32x32 44-47 -> 39-40 us at 2 KB, 64x16 41-45 -> 37-40 us; `grim-tune check`).
+pub const PREFETCH_BYTES: [i64; 2] = [2048, 8192];
+
+/// Name of the value-prefetch knob of `weight`; choice `1 + k` applies
+/// [`schedule::primitive::bcr::prefetch_values`] [`PREFETCH_BYTES`]`[k]` bytes ahead.
+pub fn prefetch_knob(weight: &str) -> String {
+    format!("prefetch values {weight}")
 }
 
 /// The knobs for BCR weight `weight`; `gpu` leaves out row vectorization (work-items
@@ -349,6 +362,18 @@ pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
                     vec![Instruction::TabulateColumnDecoding { weight: w.clone() }],
                 ),
             ],
+        },
+        Knob {
+            name: prefetch_knob(&w),
+            choices: as_is_then(PREFETCH_BYTES.into_iter().map(|bytes| {
+                choice(
+                    format!("prefetch the values of {w} {bytes} bytes ahead"),
+                    vec![Instruction::PrefetchValues {
+                        weight: w.clone(),
+                        bytes_ahead: bytes,
+                    }],
+                )
+            })),
         },
         Knob {
             name: offset_specialization_knob(&w),

@@ -151,6 +151,31 @@ pub fn corpus() -> Vec<Case> {
             s.specialize_offsets("W")
         },
     ));
+    // Value prefetch (a `prefetch` statement: `__builtin_prefetch` in C, a comment in
+    // OpenCL) a few entries ahead, clamped to the last entry and value.
+    out.push(case(
+        "bcr-fc masked rows by 8 + windows + prefetch values + specialize",
+        &Workload::from_spec_str("bcr-fc:M=64,K=48,N=1,block=16x16,sparsity=0.8,seed=8").unwrap(),
+        |s| {
+            s.vectorize_rows_masked("W", 8)?;
+            s.window_block_rows("W")?;
+            s.prefetch_values("W", 256)?;
+            s.specialize_offsets("W")
+        },
+    ));
+    // A conv's column decoding read from a per-entry `i32` table under a register tile.
+    out.push(case(
+        "bcr-conv3x3 register tile 2 rows x 8 lanes + column-decoding table + specialize",
+        &Workload::from_spec_str(
+            "bcr-conv2d:C=8,O=16,H=7,W=10,k=3,pad=1,bias=1,block=8x8,sparsity=0.6,seed=9",
+        )
+        .unwrap(),
+        |s| {
+            s.register_tile("W", 2, 8)?;
+            s.tabulate_column_decoding("W")?;
+            s.specialize_offsets("W")
+        },
+    ));
     let conv = Workload::from_spec_str("conv2d:C=3,O=8,H=9,W=9,k=3,pad=1,bias=1,act=relu").unwrap();
     out.push(case("conv3x3 default", &conv, |_| Ok(())));
     out.push(case("conv3x3 parallel o, vectorize init", &conv, |s| {

@@ -45,7 +45,7 @@ pub(crate) fn enclosing_loops(s: &Stmt, name: &str) -> Option<LoopBounds> {
             Stmt::If {
                 then, otherwise, ..
             } => go(then, name, path) || otherwise.as_ref().is_some_and(|o| go(o, name, path)),
-            Stmt::Store { .. } => false,
+            Stmt::Store { .. } | Stmt::Prefetch { .. } => false,
         }
     }
     let mut path = Vec::new();

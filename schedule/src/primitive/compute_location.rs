@@ -218,7 +218,7 @@ fn flatten(s: Stmt) -> Stmt {
             scope,
             body: Box::new(flatten(*body)),
         },
-        st @ Stmt::Store { .. } => st,
+        st @ (Stmt::Store { .. } | Stmt::Prefetch { .. }) => st,
     }
 }
 
@@ -244,7 +244,7 @@ fn conds_on_path(s: &Stmt, name: &str) -> Option<Vec<(Expr, bool)>> {
             v.insert(0, (cond.clone(), true));
             Some(v)
         }
-        Stmt::Store { .. } => None,
+        Stmt::Store { .. } | Stmt::Prefetch { .. } => None,
     }
 }
 

@@ -155,7 +155,7 @@ fn enclosing_kinds(s: &Stmt, name: &str) -> Vec<ForKind> {
                 then, otherwise, ..
             } => walk(then, name, stack)
                 .or_else(|| otherwise.as_ref().and_then(|o| walk(o, name, stack))),
-            Stmt::Store { .. } => None,
+            Stmt::Store { .. } | Stmt::Prefetch { .. } => None,
         }
     }
     walk(s, name, &mut Vec::new()).unwrap_or_default()

@@ -271,7 +271,7 @@ fn rename_binder(s: &Stmt, from: &str, to: &str) -> Stmt {
                 .as_ref()
                 .map(|o| Box::new(rename_binder(o, from, to))),
         },
-        Stmt::Store { .. } => s.clone(),
+        Stmt::Store { .. } | Stmt::Prefetch { .. } => s.clone(),
         Stmt::Allocate {
             name,
             dtype,

@@ -113,6 +113,10 @@ pub fn apply(
         Instruction::TabulateColumnDecoding { weight } => {
             bcr::tabulate_column_decoding(state, weight)
         }
+        Instruction::PrefetchValues {
+            weight,
+            bytes_ahead,
+        } => bcr::prefetch_values(state, weight, *bytes_ahead),
         Instruction::SpecializeOffsets { weight } => bcr::specialize_offsets(state, weight),
         Instruction::SamplePerfectTile {
             loop_name,

@@ -225,6 +225,7 @@ impl FunctionCost {
                 indices.iter().for_each(|e| self.expr(e));
                 self.expr(value);
             }
+            Stmt::Prefetch { indices, .. } => indices.iter().for_each(|e| self.expr(e)),
             Stmt::Allocate { body, .. } => self.stmt(body),
         }
     }

@@ -496,6 +496,10 @@ impl Simplifier<'_> {
                 indices: indices.iter().map(|i| self.expr(i, env)).collect(),
                 value: self.expr(value, env),
             },
+            Stmt::Prefetch { buffer, indices } => Stmt::Prefetch {
+                buffer: buffer.clone(),
+                indices: indices.iter().map(|i| self.expr(i, env)).collect(),
+            },
             Stmt::Allocate {
                 name,
                 dtype,

@@ -271,7 +271,7 @@ impl Tabulator<'_> {
                 scope: *scope,
                 body: Box::new(f(self, body)?),
             },
-            Stmt::Store { .. } => s.clone(),
+            Stmt::Store { .. } | Stmt::Prefetch { .. } => s.clone(),
         })
     }
 }

@@ -295,7 +295,7 @@ fn replace_let(s: &Stmt, var: &str, new: &Stmt) -> Stmt {
             scope: *scope,
             body: Box::new(replace_let(body, var, new)),
         },
-        Stmt::Store { .. } => s.clone(),
+        Stmt::Store { .. } | Stmt::Prefetch { .. } => s.clone(),
     }
 }
 

@@ -13,6 +13,7 @@
 //! | [`window_block_rows`] | `row_window.rs` | keeps a block row's outputs in registers; each entry's row sums are added by one lane permutation instead of a scatter |
 //! | [`register_tile`] | `register_tile.rs` | keeps a few kept rows times a row of output positions in registers over an entry's kept columns (convs, FC with N > 1) |
 //! | [`tabulate_column_decoding`] | `column_decode.rs` | decodes each kept column (a conv's channel and taps) once per entry into a table instead of at every use |
+//! | [`prefetch_values`] | `prefetch.rs` | each entry prefetches the value cache lines of an entry some bytes ahead |
 //! | [`specialize_offsets`] | `specialize.rs` | when every entry has the same shape, replaces the loaded entry offsets and counts by constants |
 //!
 //! Every primitive takes the weight name (`W`, `W_ih`, `W_hh`), finds the block loop
@@ -27,12 +28,13 @@
 //! `vectorize_rows` (instead of `tile_blocks`, which it excludes) -> `partition_block_rows`
 //! -> `window_block_rows` (after `vectorize_rows`) -> `register_tile` (instead of
 //! `vectorize_rows` and `tile_blocks`, for outputs with several positions) -> `tile_blocks` ->
-//! `tabulate_column_decoding` -> `specialize_offsets`
+//! `tabulate_column_decoding` -> `prefetch_values` -> `specialize_offsets`
 //! -> generic loop primitives.
 
 mod column_decode;
 mod column_reorder;
 mod lre;
+mod prefetch;
 mod register_tile;
 mod row_reorder;
 mod row_vectorize;
@@ -43,6 +45,7 @@ mod tiling;
 pub use column_decode::tabulate_column_decoding;
 pub use column_reorder::{reorder_columns, ColumnOrder};
 pub use lre::eliminate_redundant_loads;
+pub use prefetch::{prefetch_values, CACHE_LINE_BYTES, MAX_PREFETCH_LINES};
 pub use register_tile::{register_tile, MAX_TILE};
 pub use row_reorder::{reorder_rows, RowOrder};
 pub use row_vectorize::{vectorize_rows, vectorize_rows_masked, MAX_ROW_ACC};
@@ -667,6 +670,10 @@ pub(crate) fn map_stmt_exprs(s: &Stmt, f: &mut dyn FnMut(Expr) -> Expr) -> Stmt 
             buffer: buffer.clone(),
             indices: indices.iter().map(|i| map_expr(i, f)).collect(),
             value: map_expr(value, f),
+        },
+        Stmt::Prefetch { buffer, indices } => Stmt::Prefetch {
+            buffer: buffer.clone(),
+            indices: indices.iter().map(|i| map_expr(i, f)).collect(),
         },
         Stmt::Allocate {
             name,

@@ -431,6 +431,9 @@ impl Rewrite<'_> {
             Stmt::Allocate { name, .. } => {
                 Err(self.err(format!("allocation `{name}` inside the kept-columns loop")))
             }
+            Stmt::Prefetch { buffer, .. } => Err(self.err(format!(
+                "prefetch of `{buffer}` inside the kept-columns loop"
+            ))),
         }
     }
 }

@@ -103,7 +103,7 @@ fn innermost_loop_around_use(s: &Stmt, var: &str) -> Option<String> {
     fn go(s: &Stmt, var: &str, stack: &mut Vec<String>) -> Option<String> {
         match s {
             Stmt::Store { value, .. } if expr_uses_var(value, var) => stack.last().cloned(),
-            Stmt::Store { .. } => None,
+            Stmt::Store { .. } | Stmt::Prefetch { .. } => None,
             Stmt::For { var: v, body, .. } => {
                 stack.push(v.clone());
                 let r = go(body, var, stack);
