@@ -94,14 +94,14 @@ pub fn row_vectorization_knob(weight: &str) -> String {
     format!("vectorize rows {weight}")
 }
 
-/// Name of the offset-specialization knob of `weight`; choice 1 applies
-/// The knob of [`schedule::primitive::bcr::tabulate_column_decoding`] (refused, so
-/// skipped, where no kept column is decoded by a division: FCs, recurrent layers, 1x1
-/// convs).
+/// Name of the column-decoding knob of `weight`; choice 1 applies
+/// [`schedule::primitive::bcr::tabulate_column_decoding`] (refused, so skipped, where
+/// no kept column is decoded by a division: FCs, recurrent layers, 1x1 convs).
 pub fn column_decoding_knob(weight: &str) -> String {
     format!("tabulate column decoding {weight}")
 }
 
+/// Name of the offset-specialization knob of `weight`; choice 1 applies
 /// [`schedule::primitive::bcr::specialize_offsets`] (refused, so skipped, when the
 /// weight's entries differ in shape).
 pub fn offset_specialization_knob(weight: &str) -> String {
@@ -363,29 +363,31 @@ pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
                 ),
             ],
         },
-        Knob {
-            name: prefetch_knob(&w),
-            choices: as_is_then(PREFETCH_BYTES.into_iter().map(|bytes| {
-                choice(
-                    format!("prefetch the values of {w} {bytes} bytes ahead"),
-                    vec![Instruction::PrefetchValues {
-                        weight: w.clone(),
-                        bytes_ahead: bytes,
-                    }],
-                )
-            })),
-        },
-        Knob {
-            name: offset_specialization_knob(&w),
-            choices: vec![
-                as_is(),
-                choice(
-                    format!("specialize the entry offsets of {w}"),
-                    vec![Instruction::SpecializeOffsets { weight: w.clone() }],
-                ),
-            ],
-        },
     ]);
+    // A prefetch is a C hint; the OpenCL emitter leaves it out, so GPU spaces do not
+    // have the knob.
+    knobs.extend((!gpu).then(|| Knob {
+        name: prefetch_knob(&w),
+        choices: as_is_then(PREFETCH_BYTES.into_iter().map(|bytes| {
+            choice(
+                format!("prefetch the values of {w} {bytes} bytes ahead"),
+                vec![Instruction::PrefetchValues {
+                    weight: w.clone(),
+                    bytes_ahead: bytes,
+                }],
+            )
+        })),
+    }));
+    knobs.push(Knob {
+        name: offset_specialization_knob(&w),
+        choices: vec![
+            as_is(),
+            choice(
+                format!("specialize the entry offsets of {w}"),
+                vec![Instruction::SpecializeOffsets { weight: w.clone() }],
+            ),
+        ],
+    });
     knobs
 }
 

@@ -21,7 +21,7 @@ use crate::loops::fresh_name;
 use crate::primitive::State;
 use std::collections::BTreeMap;
 use tir::interp::{floor_div, floor_mod};
-use tir::visit::{bound_names, stmt_uses_var, substitute_expr};
+use tir::visit::{bound_names, stmt_uses_var, substitute_expr, try_map_stmt};
 use tir::{BinOp, DType, Expr, MemScope, Stmt};
 
 const P: &str = "tabulate_column_decoding";
@@ -160,7 +160,7 @@ struct Tabulator<'a> {
 impl Tabulator<'_> {
     /// `s` with every kept-column let's decoding read from the table.
     fn rewrite(&mut self, s: &Stmt) -> Result<Stmt, String> {
-        match s {
+        try_map_stmt(s, &mut |st| match st {
             Stmt::Let { var, value, body } if matches!(value, Expr::Load { buffer, .. } if buffer == self.cols_arr) =>
             {
                 let j = column_position(value, self.bl).ok_or_else(|| {
@@ -172,106 +172,53 @@ impl Tabulator<'_> {
                     )
                 })?;
                 let known = BTreeMap::from([(var.clone(), Expr::var(COL))]);
-                let body = self.decode(body, known, &j)?;
-                Ok(if stmt_uses_var(&body, var) {
+                let body = self.decode(body, &known, &j)?;
+                Ok(Some(if stmt_uses_var(&body, var) {
                     Stmt::let_(var.clone(), value.clone(), body)
                 } else {
                     body
-                })
+                }))
             }
-            _ => self.children(s, &mut |t, c| t.rewrite(c)),
-        }
+            _ => Ok(None),
+        })
     }
 
     /// The body `s` of a kept-column let at position `j`: decoding lets (their values
-    /// in terms of the column in `known`) become table loads.
+    /// in terms of the column in `known`, the decodings bound above `s`) become table
+    /// loads.
     fn decode(
         &mut self,
         s: &Stmt,
-        mut known: BTreeMap<String, Expr>,
+        known: &BTreeMap<String, Expr>,
         j: &Expr,
     ) -> Result<Stmt, String> {
-        match s {
-            Stmt::Let { var, value, body } => {
-                if known.contains_key(var) {
-                    return Err(format!("`{var}` is bound twice under one kept-column let"));
-                }
-                if matches!(value, Expr::Load { buffer, .. } if buffer == self.cols_arr) {
-                    return Err("a kept-column let inside another".into());
-                }
-                let mut value = value.clone();
-                if let Some(inlined) = inline_decoding(&value, &known) {
-                    if divides(&inlined) {
-                        let k = match self.decodings.iter().position(|e| *e == inlined) {
-                            Some(k) => k,
-                            None => {
-                                self.decodings.push(inlined.clone());
-                                self.decodings.len() - 1
-                            }
-                        };
-                        value = Expr::load(&self.table, vec![j.clone(), Expr::Int(k as i64)]);
-                    }
-                    known.insert(var.clone(), inlined);
-                }
-                let body = self.decode(body, known, j)?;
-                Ok(Stmt::let_(var.clone(), value, body))
+        try_map_stmt(s, &mut |st| {
+            let Stmt::Let { var, value, body } = st else {
+                return Ok(None);
+            };
+            if known.contains_key(var) {
+                return Err(format!("`{var}` is bound twice under one kept-column let"));
             }
-            _ => self.children(s, &mut |t, c| t.decode(c, known.clone(), j)),
-        }
-    }
-
-    /// `s` with `f` applied to each of its child statements.
-    fn children(
-        &mut self,
-        s: &Stmt,
-        f: &mut dyn FnMut(&mut Self, &Stmt) -> Result<Stmt, String>,
-    ) -> Result<Stmt, String> {
-        Ok(match s {
-            Stmt::For {
-                var,
-                min,
-                extent,
-                kind,
-                body,
-            } => Stmt::for_(
-                var.clone(),
-                min.clone(),
-                extent.clone(),
-                *kind,
-                f(self, body)?,
-            ),
-            Stmt::Seq(items) => {
-                Stmt::Seq(items.iter().map(|i| f(self, i)).collect::<Result<_, _>>()?)
+            if matches!(value, Expr::Load { buffer, .. } if buffer == self.cols_arr) {
+                return Err("a kept-column let inside another".into());
             }
-            Stmt::Let { var, value, body } => {
-                Stmt::let_(var.clone(), value.clone(), f(self, body)?)
+            let mut value = value.clone();
+            let mut inner = known.clone();
+            if let Some(inlined) = inline_decoding(&value, known) {
+                if divides(&inlined) {
+                    let k = match self.decodings.iter().position(|e| *e == inlined) {
+                        Some(k) => k,
+                        None => {
+                            self.decodings.push(inlined.clone());
+                            self.decodings.len() - 1
+                        }
+                    };
+                    value = Expr::load(&self.table, vec![j.clone(), Expr::Int(k as i64)]);
+                }
+                inner.insert(var.clone(), inlined);
             }
-            Stmt::If {
-                cond,
-                then,
-                otherwise,
-            } => Stmt::If {
-                cond: cond.clone(),
-                then: Box::new(f(self, then)?),
-                otherwise: match otherwise {
-                    Some(o) => Some(Box::new(f(self, o)?)),
-                    None => None,
-                },
-            },
-            Stmt::Allocate {
-                name,
-                dtype,
-                shape,
-                scope,
-                body,
-            } => Stmt::Allocate {
-                name: name.clone(),
-                dtype: *dtype,
-                shape: shape.clone(),
-                scope: *scope,
-                body: Box::new(f(self, body)?),
-            },
-            Stmt::Store { .. } | Stmt::Prefetch { .. } => s.clone(),
+            let body = self.decode(body, &inner, j)?;
+            Ok(Some(Stmt::let_(var.clone(), value, body)))
         })
     }
 }
