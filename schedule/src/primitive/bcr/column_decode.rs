@@ -14,14 +14,16 @@
 //! (hand-edited generated C, same inputs, identical outputs, this machine).
 
 use super::lre::MAX_LOCAL_ELEMS;
-use super::{allocated_in, find_block_loop, lets_loading, read_data_layout, with_rest};
+use super::{
+    allocated_in, find_block_loop, lets_loading, read_data_layout, taken_names, with_rest,
+};
 use super::{replace_block_loop, BlockLoop};
 use crate::error::ScheduleError;
 use crate::loops::fresh_name;
 use crate::primitive::State;
 use std::collections::BTreeMap;
 use tir::interp::{floor_div, floor_mod};
-use tir::visit::{bound_names, stmt_uses_var, substitute_expr, try_map_stmt};
+use tir::visit::{stmt_uses_var, substitute_expr, try_map_stmt};
 use tir::{BinOp, DType, Expr, MemScope, Stmt};
 
 const P: &str = "tabulate_column_decoding";
@@ -69,11 +71,7 @@ pub fn tabulate_column_decoding(
             "no `let col = {cols_arr}[c0 + j]` in the block loop"
         )));
     }
-    let taken: Vec<String> = bound_names(&state.func.body)
-        .into_iter()
-        .chain(state.func.params.iter().map(|p| p.name.clone()))
-        .chain(allocated_in(&state.func.body))
-        .collect();
+    let taken = taken_names(&state.func);
     let pre = bl.prefix().to_string();
     let mut t = Tabulator {
         table: fresh_name(&format!("{pre}coldec"), &taken),

@@ -2,7 +2,8 @@
 //! every row of the group.
 
 use super::{
-    allocated_in, find_block_loop, lets_loading, read_data, replace_block_loop, with_rest,
+    allocated_in, find_block_loop, lets_loading, read_data, replace_block_loop, taken_names,
+    with_rest,
 };
 use crate::error::ScheduleError;
 use crate::loops::{fresh_name, parts};
@@ -159,11 +160,7 @@ pub fn eliminate_redundant_loads(
         _ => return Err(err("internal: not a load".into())),
     };
     // Names.
-    let taken: Vec<String> = bound_names(&state.func.body)
-        .into_iter()
-        .chain(state.func.params.iter().map(|p| p.name.clone()))
-        .chain(allocated_in(&state.func.body))
-        .collect();
+    let taken = taken_names(&state.func);
     let pre = bl.prefix().to_string();
     let xg = fresh_name(&format!("{pre}xg"), &taken);
     let jg = fresh_name(&format!("{pre}j_ld"), &taken);

@@ -691,6 +691,16 @@ pub(crate) fn map_stmt_exprs(s: &Stmt, f: &mut dyn FnMut(Expr) -> Expr) -> Stmt 
     }
 }
 
+/// Every name `func` uses: variables bound anywhere in its body, parameters and
+/// allocated buffers (what a new name must differ from).
+pub(crate) fn taken_names(func: &Function) -> Vec<String> {
+    tir::visit::bound_names(&func.body)
+        .into_iter()
+        .chain(func.params.iter().map(|p| p.name.clone()))
+        .chain(allocated_in(&func.body))
+        .collect()
+}
+
 /// Names of the buffers allocated inside `s`.
 pub(crate) fn allocated_in(s: &Stmt) -> Vec<String> {
     let mut out = Vec::new();
