@@ -461,7 +461,7 @@ impl SearchSpace {
         }
         for c in choices {
             for (name, choice) in crate::space_bcr::egraph_decisions(c) {
-                if let Some(k) = self.knobs.iter().position(|k| k.name == name) {
+                if let Some(k) = self.knob_index(&name) {
                     if let (Some(slot), true) = (d.get_mut(k), choice < self.knobs[k].choices.len())
                     {
                         *slot = choice;
@@ -486,7 +486,7 @@ impl SearchSpace {
             for (name, choice) in
                 crate::space_bcr::window_decisions(&weight, max_rows).unwrap_or_default()
             {
-                if let Some(k) = self.knobs.iter().position(|k| k.name == name) {
+                if let Some(k) = self.knob_index(&name) {
                     if choice < self.knobs[k].choices.len() {
                         d[k] = choice;
                     }
@@ -508,11 +508,7 @@ impl SearchSpace {
     pub fn tile_point(&self, w: &Workload, base: &Decisions) -> Option<Decisions> {
         let mut d = base.clone();
         for weight in bcr_weights(w) {
-            let Some(k) = self
-                .knobs
-                .iter()
-                .position(|k| k.name == crate::space_bcr::register_tile_knob(&weight))
-            else {
+            let Some(k) = self.knob_index(&crate::space_bcr::register_tile_knob(&weight)) else {
                 continue;
             };
             if d.get(k).is_some_and(|c| *c != 0) {
@@ -532,31 +528,27 @@ impl SearchSpace {
                 format!("accumulate rows {weight}"),
                 format!("rows per kernel {weight}"),
             ] {
-                if let Some(l) = self.knobs.iter().position(|k| k.name == name) {
+                if let Some(l) = self.knob_index(&name) {
                     others_off[l] = 0;
                 }
             }
-            // Offsets are specialized where the entries allow it (uniform kept counts):
-            // the tile's loops then have constant extents (conv 3x3 90% 32x32, 5-row
-            // tiles, fastest of two runs each: 394 us without, 374 us with), and a
-            // 16-trial search does not always find it (the eighth session's benchmark
-            // run kept the tile without it).
-            let specialize = self
-                .knobs
-                .iter()
-                .position(|k| k.name == crate::space_bcr::offset_specialization_knob(&weight));
-            if let Some(l) = specialize {
-                others_off[l] = 1;
-            }
-            // A conv's kept columns are decoded (channel and taps, by division) once
-            // per entry into a table rather than once per row of output positions
-            // (conv 3x3 64->64 56x56 90% 32x32, 5-row tiles: 312-317 us -> 273-285
-            // us); refused, so left at 0, where the columns are not decoded.
-            let decode = self
-                .knobs
-                .iter()
-                .position(|k| k.name == crate::space_bcr::column_decoding_knob(&weight));
-            if let Some(l) = decode {
+            // Turned on where the schedule takes them (a refusal reads as 0 below):
+            // offsets are specialized where the entries allow it (uniform kept
+            // counts): the tile's loops then have constant extents (conv 3x3 90%
+            // 32x32, 5-row tiles, fastest of two runs each: 394 us without, 374 us
+            // with), and a 16-trial search does not always find it (the eighth
+            // session's benchmark run kept the tile without it); a conv's kept columns
+            // are decoded (channel and taps, by division) once per entry into a table
+            // rather than once per row of output positions (conv 3x3 64->64 56x56 90%
+            // 32x32, 5-row tiles: 312-317 us -> 273-285 us).
+            let also_on: Vec<usize> = [
+                crate::space_bcr::offset_specialization_knob(&weight),
+                crate::space_bcr::column_decoding_knob(&weight),
+            ]
+            .iter()
+            .filter_map(|name| self.knob_index(name))
+            .collect();
+            for &l in &also_on {
                 others_off[l] = 1;
             }
             let Some(max_rows) = max_kept_rows(w, &weight) else {
@@ -578,7 +570,7 @@ impl SearchSpace {
                     if eff.get(k) == Some(&c) {
                         // A refused specialization or decoding table reads as 0 in
                         // the effective choices.
-                        for l in [specialize, decode].into_iter().flatten() {
+                        for &l in &also_on {
                             trial[l] = eff[l];
                         }
                         d = trial;
@@ -588,6 +580,11 @@ impl SearchSpace {
             }
         }
         (d != *base).then_some(d)
+    }
+
+    /// The position of the knob named `name` in this space, if it has one.
+    fn knob_index(&self, name: &str) -> Option<usize> {
+        self.knobs.iter().position(|k| k.name == name)
     }
 
     /// Applies the choices to a fresh schedule of `w`. Choices the schedule refuses
