@@ -13,14 +13,15 @@
 //! `unrolled` is expanded, one copy per iteration; `vectorized` uses NEON intrinsics
 //! on `aarch64-neon` when the body is a set of float stores (see [`crate::neon`]) and
 //! otherwise a `#pragma omp simd` loop that the compiler vectorizes; on other C targets
-//! the lane permutation of block-row windows is AVX-512 intrinsics where the compiler
-//! targets AVX-512 (see [`crate::avx512`]). GPU thread
-//! bindings cannot be expressed in C and are an error naming the loop.
+//! the lane permutation of block-row windows and the masked multiply-adds of BCR rows
+//! are AVX-512 intrinsics where the compiler targets AVX-512 (see [`crate::avx512`] and
+//! [`crate::avx512_masked`]). GPU thread bindings cannot be expressed in C and are an
+//! error naming the loop.
 
-use crate::avx512;
 use crate::error::CodegenError;
 use crate::neon;
 use crate::target::Target;
+use crate::{avx512, avx512_masked};
 use std::fmt::Write as _;
 use tir::verify::{type_of, BufferInfo, TypeEnv};
 use tir::{BinOp, DType, Expr, ForKind, Function, Intrinsic, ParamKind, ScalarType, Stmt, UnOp};
@@ -517,6 +518,11 @@ impl<'t> Emitter<'t> {
         if kind == ForKind::Vectorized && !self.target.neon() {
             let mut plain = |em: &mut Emitter<'_>| em.plain_loop(v, min, extent, kind, body);
             if let Some(()) = avx512::try_emit_window_add(self, v, min, extent, body, &mut plain)? {
+                return Ok(());
+            }
+            if let Some(()) =
+                avx512_masked::try_emit_masked_fma(self, v, min, extent, body, &mut plain)?
+            {
                 return Ok(());
             }
         }

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod avx512;
+pub mod avx512_masked;
 pub mod c_emit;
 pub mod error;
 pub mod harness;

@@ -35,8 +35,8 @@ pub(crate) fn lane_coeff(e: &Expr, v: &str) -> Option<i64> {
     }
 }
 
-/// Coefficient of `v` in the flat index of `buffer[indices]`.
-fn flat_coeff(
+/// Coefficient of `v` in the flat index of `buffer[indices]` (`None`: not affine).
+pub(crate) fn flat_coeff(
     em: &Emitter<'_>,
     buffer: &str,
     indices: &[Expr],

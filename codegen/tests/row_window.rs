@@ -1,6 +1,7 @@
 //! Block-row windows compiled for the host: the AVX-512 lane permutation (8-lane,
-//! 16-lane and two-register 32-lane sums; windows of 16 to 64 rows) and the plain
-//! loop of its `#else` branch both compute the workload's reference, at one thread and
+//! 16-lane and two-register 32-lane sums; windows of 16 to 64 rows) with the rows'
+//! zero-masked multiply-adds, and the plain loops of their `#else` branches, both
+//! compute the workload's reference, at one thread and
 //! with parallel partitions at two.
 
 use codegen::harness::{measurement_source, Candidate};
@@ -78,10 +79,11 @@ fn windowed_kernels_compute_the_reference_with_and_without_avx512() {
             "bcr-fc:M=256,K=192,N=1,block=32x32,sparsity=0.9,seed=2",
             "_mm512_permutexvar_ps",
         ),
-        // 5 rows per 16x16 block: 8 lanes in 256-bit registers, windows of 16.
+        // 5 rows per 16x16 block: 8 lanes loaded in 256 bits and cast to 512, windows
+        // of 16 in one 512-bit permutation.
         (
             "bcr-fc:M=256,K=192,N=1,block=16x16,sparsity=0.9,seed=3",
-            "_mm256_permutexvar_ps",
+            "_mm512_castps256_ps512",
         ),
         // 20 rows per 64x16 block: 32 lanes in two registers, windows of 64.
         (
@@ -105,6 +107,11 @@ fn windowed_kernels_compute_the_reference_with_and_without_avx512() {
             let f = s.func().clone();
             let src = measurement_source(&[Candidate { func: &f }], &Target::Host).unwrap();
             assert!(src.contains(intrinsic), "{spec}: no {intrinsic}\n{src}");
+            // The rows' masked multiply-adds: zero-masked loads (see avx512_masked).
+            assert!(
+                src.contains("_maskz_loadu_ps(t_mask") && src.contains("_fmadd_ps("),
+                "{spec}: no masked multiply-add\n{src}"
+            );
             let threads = if parallel { 2 } else { 1 };
             let rel = error_of(&src, &w, &s, threads);
             assert!(rel < 1e-4, "{spec} (parallel {parallel}): {rel}");
