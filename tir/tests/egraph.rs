@@ -257,6 +257,7 @@ fn rule_file_errors_name_the_file_and_line() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("cannot read rule file"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A tensor rule fires only where its declared kinds are known to hold: the column

@@ -279,7 +279,9 @@ pub struct QemuRunner {
     target: Target,
     cpu: String,
     limits: Limits,
-    plugin: std::sync::OnceLock<Result<PathBuf, String>>,
+    /// The instruction-count plugin, built on first use into a temporary directory
+    /// that is removed with the runner.
+    plugin: std::sync::OnceLock<Result<(tempfile::TempDir, PathBuf), String>>,
 }
 
 impl QemuRunner {
@@ -335,11 +337,15 @@ impl Runner for QemuRunner {
         let plugin = self
             .plugin
             .get_or_init(|| {
-                let d =
-                    std::env::temp_dir().join(format!("grim-qemu-plugin-{}", std::process::id()));
-                build_plugin(&d).map_err(|e| e.to_string())
+                let d = tempfile::Builder::new()
+                    .prefix("grim-qemu-plugin-")
+                    .tempdir()
+                    .map_err(|e| format!("temporary directory: {e}"))?;
+                let lib = build_plugin(d.path()).map_err(|e| e.to_string())?;
+                Ok((d, lib))
             })
-            .clone()
+            .as_ref()
+            .map(|(_, lib)| lib.clone())
             .map_err(|m| Failure {
                 kind: ErrorKind::DeviceLost,
                 message: format!("instruction-count plugin: {m}"),

@@ -335,8 +335,26 @@ fn start_trace(
     }
 }
 
-/// Runs the tuning loop for `w` on `runner`, recording into `store`.
+/// Runs the tuning loop for `w` on `runner`, recording into `store`. Each batch's
+/// sources and binaries are removed after it; the scratch directory itself is removed
+/// at the end when nothing else is left in it.
 pub fn tune(
+    w: &Workload,
+    runner: &dyn Runner,
+    store: &mut dyn Store,
+    opts: &TuneOptions,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> Result<TuneReport, TuneError> {
+    let report = tune_batches(w, runner, store, opts, progress, stop);
+    // Only an empty directory is removed: a scratch directory the caller chose keeps
+    // whatever else it holds.
+    let _ = std::fs::remove_dir(&opts.work_dir);
+    report
+}
+
+/// The tuning loop of [`tune`].
+fn tune_batches(
     w: &Workload,
     runner: &dyn Runner,
     store: &mut dyn Store,

@@ -29,12 +29,17 @@ fn tir_rules(name: &str) -> String {
     p.display().to_string()
 }
 
-fn temp_file(name: &str, text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("grim-rules-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
+/// A file `name` holding `text` in a fresh temporary directory (removed when the
+/// returned guard is dropped), and its path.
+fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::Builder::new()
+        .prefix("grim-rules-cli-")
+        .tempdir()
+        .unwrap();
+    let p = dir.path().join(name);
     std::fs::write(&p, text).unwrap();
-    p.display().to_string()
+    let path = p.display().to_string();
+    (dir, path)
 }
 
 #[test]
@@ -157,7 +162,7 @@ fn explain_reports_a_hit_limit() {
 
 #[test]
 fn bad_rule_files_are_errors_with_file_line_column() {
-    let f = temp_file(
+    let (_dir, f) = temp_file(
         "bad_op.rules",
         "# fine\nok: (+ ?a 0) => ?a\nbad: (frob ?a) => ?a\n",
     );
@@ -170,7 +175,7 @@ fn bad_rule_files_are_errors_with_file_line_column() {
         "{err}"
     );
 
-    let f = temp_file("unbound.rules", "x: (* ?a 1) => ?b\n");
+    let (_dir, f) = temp_file("unbound.rules", "x: (* ?a 1) => ?b\n");
     let (ok, _, err) = grim_tune(&["rules", "list", "--rules", &f]);
     assert!(!ok);
     assert_eq!(
@@ -178,7 +183,7 @@ fn bad_rule_files_are_errors_with_file_line_column() {
         format!("grim-tune: error: {f}:1:16: variable `?b` on the right is not bound on the left")
     );
 
-    let f = temp_file("cond.rules", "x: (/ ?a ?c) => 0 if (< ?a\n");
+    let (_dir, f) = temp_file("cond.rules", "x: (/ ?a ?c) => 0 if (< ?a\n");
     let (ok, _, err) = grim_tune(&[
         "rules",
         "explain",
@@ -193,7 +198,7 @@ fn bad_rule_files_are_errors_with_file_line_column() {
         "{err}"
     );
 
-    let f = temp_file("form.rules", "x (+ ?a 0) => ?a\n");
+    let (_dir, f) = temp_file("form.rules", "x (+ ?a 0) => ?a\n");
     let (ok, _, err) = grim_tune(&["rules", "check", &f]);
     assert!(!ok);
     assert!(

@@ -763,3 +763,32 @@ fn batch_one_conv_stages_get_parallel_knobs_on_their_first_wide_loop() {
         .expect("the parallel point is measured");
     assert!(t.outcome.as_ref().unwrap().max_rel_error <= 1e-4);
 }
+
+/// A run leaves no scratch files behind: each batch's sources and binaries go after
+/// the batch, the scratch directory at the end when it is empty; a scratch directory
+/// that holds the caller's own files is kept with them.
+#[test]
+fn a_run_removes_its_scratch_directory_and_keeps_the_callers_files() {
+    let w = Workload::from_spec_str("bcr-fc:M=32,K=32,N=1,block=8x8,sparsity=0.75,seed=4").unwrap();
+    let runner = LocalRunner::new(quick_limits());
+    let parent = tempfile::tempdir().unwrap();
+    let scratch = parent.path().join("scratch");
+    let o = TuneOptions {
+        work_dir: scratch.clone(),
+        ..opts(3, Strategy::Random, 5)
+    };
+    let r = tune_fresh(&w, &runner, &o);
+    assert_eq!(r.trials.len(), 3);
+    assert!(!scratch.exists(), "{} is left behind", scratch.display());
+    // The caller's file stays, and so does the directory holding it.
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::write(scratch.join("notes.txt"), "mine").unwrap();
+    let r = tune_fresh(&w, &runner, &o);
+    assert_eq!(r.trials.len(), 3);
+    assert_eq!(
+        std::fs::read_to_string(scratch.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    let left: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the caller's file is left: {left:?}");
+}
