@@ -228,6 +228,21 @@ impl Schedule {
         Ok(names.into_iter().next().unwrap_or_default())
     }
 
+    /// A parallel loop over `parts` parts of the output rows of the conv whose BCR
+    /// weight is `weight`, around its block loop (see
+    /// [`crate::primitive::bcr::partition_output_rows`]); returns the new loop.
+    pub fn partition_output_rows(
+        &mut self,
+        weight: &str,
+        parts: i64,
+    ) -> Result<String, ScheduleError> {
+        let names = self.apply(Instruction::PartitionOutputRows {
+            weight: weight.to_string(),
+            parts,
+        })?;
+        Ok(names.into_iter().next().unwrap_or_default())
+    }
+
     /// Offset specialization of BCR weight `weight`: its entry offsets and counts
     /// become constants (see [`crate::primitive::bcr::specialize_offsets`]).
     pub fn specialize_offsets(&mut self, weight: &str) -> Result<(), ScheduleError> {

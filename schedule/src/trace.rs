@@ -107,6 +107,13 @@ pub enum Instruction {
         /// How far ahead, in bytes of values.
         bytes_ahead: i64,
     },
+    /// [`crate::primitive::bcr::partition_output_rows`].
+    PartitionOutputRows {
+        /// The BCR weight.
+        weight: String,
+        /// Parts asked for.
+        parts: i64,
+    },
     /// [`crate::primitive::bcr::specialize_offsets`].
     SpecializeOffsets {
         /// The BCR weight.

@@ -162,10 +162,22 @@ fn only_parallelism(k: &Knob) -> bool {
                 && c.instructions.iter().all(|i| {
                     matches!(
                         i,
-                        Instruction::Parallel { .. } | Instruction::PartitionBlockRows { .. }
+                        Instruction::Parallel { .. }
+                            | Instruction::PartitionBlockRows { .. }
+                            | Instruction::PartitionOutputRows { .. }
                     )
                 })
         })
+}
+
+/// True for the output-row partition knob (its choices partition a conv's output
+/// rows).
+fn partitions_output_rows(k: &Knob) -> bool {
+    k.choices.iter().any(|c| {
+        c.instructions
+            .iter()
+            .any(|i| matches!(i, Instruction::PartitionOutputRows { .. }))
+    })
 }
 
 /// The BCR weights of a workload (names whose `_row_ptr` array is a parameter).
@@ -188,8 +200,18 @@ impl SearchSpace {
     /// parallel knobs.
     pub fn for_target(w: &Workload, gpu: bool) -> SearchSpace {
         let mut knobs = Vec::new();
+        // Only convs have output rows to partition (`oh` loops); elsewhere the knob
+        // would be refused at every point.
+        let mut output_rows = false;
+        tir::visit::for_each_stmt(&w.func.body, &mut |s| {
+            output_rows |= matches!(s, Stmt::For { var, .. } if var == "oh");
+        });
         for weight in bcr_weights(w) {
-            knobs.extend(crate::space_bcr::bcr_knobs(&weight, gpu));
+            knobs.extend(
+                crate::space_bcr::bcr_knobs(&weight, gpu)
+                    .into_iter()
+                    .filter(|k| output_rows || !partitions_output_rows(k)),
+            );
         }
         let info = loops(&w.func.body);
         // Loop order of dense matmul-like nests.
@@ -365,15 +387,54 @@ impl SearchSpace {
     }
 
     /// `base` with every parallelism-only knob (see [`SearchSpace::for_threads`]) set
-    /// to its parallel choice: the multi-threaded form of a starting point. `None`
-    /// when the space has no such knob.
+    /// to its parallel choice, the output-row partition left as it is (it excludes the
+    /// block-row partition; see [`SearchSpace::output_rows_point`]): the
+    /// multi-threaded form of a starting point. `None` when the space has no such knob.
     pub fn parallel_point(&self, base: &Decisions) -> Option<Decisions> {
         let mut d = base.clone();
         let mut any = false;
         for (k, knob) in self.knobs.iter().enumerate() {
-            if only_parallelism(knob) {
+            if only_parallelism(knob) && !partitions_output_rows(knob) {
                 if let (Some(slot), true) = (d.get_mut(k), knob.choices.len() > 1) {
                     *slot = 1;
+                    any = true;
+                }
+            }
+        }
+        any.then_some(d)
+    }
+
+    /// `base` (a register-tiled point) in parallel by output rows: each conv weight's
+    /// output rows in [`crate::space_bcr::OUTPUT_ROW_PARTS`]`[1]` parallel parts, the
+    /// other parallelism-only knobs (loops outside the BCR nest) parallel, block rows
+    /// not partitioned. For convs with few block rows, whose block-row partition has
+    /// little or nothing to share out. `None` when no weight of `w` takes the
+    /// partition (no output-row loop: FC, GRU, LSTM) or `base` already has it.
+    pub fn output_rows_point(&self, w: &Workload, base: &Decisions) -> Option<Decisions> {
+        let mut d = base.clone();
+        for (k, knob) in self.knobs.iter().enumerate() {
+            if only_parallelism(knob) && !partitions_output_rows(knob) {
+                let block_rows = knob.choices[1]
+                    .instructions
+                    .iter()
+                    .any(|i| matches!(i, Instruction::PartitionBlockRows { .. }));
+                d[k] = usize::from(!block_rows);
+            }
+        }
+        let mut any = false;
+        for weight in bcr_weights(w) {
+            let Some(k) = self.knob_index(&crate::space_bcr::output_row_partition_knob(&weight))
+            else {
+                continue;
+            };
+            if d[k] != 0 {
+                continue;
+            }
+            let mut trial = d.clone();
+            trial[k] = 2;
+            if let Ok((_, eff)) = self.apply(w, &trial) {
+                if eff[k] == 2 {
+                    d = trial;
                     any = true;
                 }
             }

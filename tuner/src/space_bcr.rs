@@ -198,6 +198,20 @@ pub fn window_decisions(weight: &str, max_rows: i64) -> Option<Vec<(String, usiz
 /// KB, 32x32 44-47 -> 39-40 us at 2 KB, 64x16 41-45 -> 37-40 us; `grim-tune check`).
 pub const PREFETCH_BYTES: [i64; 2] = [2048, 8192];
 
+/// Parts the output-row partition knob offers (see [`output_row_partition_knob`]).
+/// Two threads gain most with 4 (conv 3x3 64->64 56x56 90% 64x16, tiled: 2 parts
+/// 325-358 us, 4 parts 208-215 us, 8 parts 211-226 us; the block-row partition's
+/// best was 320 us).
+pub const OUTPUT_ROW_PARTS: [i64; 3] = [2, 4, 8];
+
+/// Name of the knob that runs a conv's output rows in parallel parts around the block
+/// loop of BCR weight `weight` (see
+/// [`schedule::primitive::bcr::partition_output_rows`]): choice `1 + k` makes
+/// [`OUTPUT_ROW_PARTS`]`[k]` parts.
+pub fn output_row_partition_knob(weight: &str) -> String {
+    format!("output-row partition {weight}")
+}
+
 /// Name of the value-prefetch knob of `weight`; choice `1 + k` applies
 /// [`schedule::primitive::bcr::prefetch_values`] [`PREFETCH_BYTES`]`[k]` bytes ahead.
 pub fn prefetch_knob(weight: &str) -> String {
@@ -364,6 +378,20 @@ pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
             ],
         },
     ]);
+    // Parallel parts over a conv's output rows: GPU spaces bind positions to
+    // work-items instead.
+    knobs.extend((!gpu).then(|| Knob {
+        name: output_row_partition_knob(&w),
+        choices: as_is_then(OUTPUT_ROW_PARTS.into_iter().map(|parts| {
+            choice(
+                format!("partition the output rows of {w} into {parts} parallel parts"),
+                vec![Instruction::PartitionOutputRows {
+                    weight: w.clone(),
+                    parts,
+                }],
+            )
+        })),
+    }));
     // A prefetch is a C hint; the OpenCL emitter leaves it out, so GPU spaces do not
     // have the knob.
     knobs.extend((!gpu).then(|| Knob {

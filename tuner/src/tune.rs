@@ -427,6 +427,19 @@ fn tune_batches(
         "parallel register tile",
     )?
     .map(|t| t.to_json());
+    // Above one thread, the register-tiled point in parallel by output rows (convs:
+    // a conv with one or two block rows has little for the block-row partition).
+    let tile_rows_point = match (runner.threads(), &tile_point) {
+        (Some(n), Some(d)) if n > 1 => space.output_rows_point(w, d),
+        _ => None,
+    };
+    let tile_rows_json = start_trace(
+        &space,
+        w,
+        tile_rows_point.as_ref(),
+        "register tile by output rows",
+    )?
+    .map(|t| t.to_json());
     // The best schedules of this workload at other thread counts (two at most), and
     // above one thread their parallel forms: they start where earlier tuning ended.
     // The seeds themselves are measured right after the default and the e-graph's
@@ -481,8 +494,8 @@ fn tune_batches(
         seed_points: seed_plain.len() + seed_parallel.len(),
     };
     // The starting points (the default, the e-graph's, the seeds, the parallel one,
-    // the windowed and register-tiled ones and the seeds' parallel forms), kept ahead
-    // of the cost model's ranking.
+    // the windowed and register-tiled ones, the tiled one by output rows and the
+    // seeds' parallel forms), kept ahead of the cost model's ranking.
     let egraph_json = report.egraph_trace.as_ref().map(|t| t.to_json());
     let seeded = |s: &Schedule, json: &String| {
         s.trace().instructions.is_empty()
@@ -492,6 +505,7 @@ fn tune_batches(
             || window_parallel_json.as_ref() == Some(json)
             || tile_json.as_ref() == Some(json)
             || tile_parallel_json.as_ref() == Some(json)
+            || tile_rows_json.as_ref() == Some(json)
             || seed_jsons.contains(json)
     };
     // Points measured in this run with their decisions (the evolutionary population).
@@ -505,6 +519,7 @@ fn tune_batches(
     starts.extend(window_parallel_point.iter().cloned());
     starts.extend(tile_point.iter().cloned());
     starts.extend(tile_parallel_point.iter().cloned());
+    starts.extend(tile_rows_point.iter().cloned());
     starts.extend(seed_parallel.iter().cloned());
     let mut lost_in_a_row = 0usize;
     while report.trials.len() < opts.trials {
@@ -676,7 +691,10 @@ fn tune_batches(
                     trace: p.trace.clone(),
                     outcome,
                 };
-                store.put(&trial).map_err(TuneError::Store)?;
+                if let Err(e) = store.put(&trial) {
+                    let _ = std::fs::remove_dir_all(&batch_dir);
+                    return Err(TuneError::Store(e));
+                }
                 match &trial.outcome {
                     Ok(m) => {
                         model.add(features(&p.func), m.cost());

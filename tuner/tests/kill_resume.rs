@@ -30,8 +30,16 @@ const SPEC: &str = "bcr-fc:M=16,K=16,N=4,block=8x8,sparsity=0.5,seed=1";
 const TRIALS: &str = "8";
 const SEED: &str = "5";
 
+/// Starts `grim-tune tune` on `db`. Its temporary files (the scratch directory and
+/// the instruction-count plugin, which a killed process cannot remove) go into one
+/// folder beside the databases, inside the test's temporary directory: the same path
+/// for every run, since the kernels' paths reach the instruction counts (through the
+/// C library's allocations for their arguments).
 fn start(db: &Path) -> Child {
+    let scratch = db.parent().unwrap().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
     Command::new(env!("CARGO_BIN_EXE_grim-tune"))
+        .env("TMPDIR", &scratch)
         .args([
             "tune",
             "--workload",

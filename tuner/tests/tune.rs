@@ -7,7 +7,7 @@ use std::time::Duration;
 use tir::workload::Workload;
 use tuner::measure::{ErrorKind, Limits, LocalRunner, QemuRunner, Runner};
 use tuner::tune::{
-    tune, Fault, FaultInjection, MemoryStore, NoProgress, Strategy, TuneOptions, TuneReport,
+    tune, Fault, FaultInjection, MemoryStore, NoProgress, Strategy, Trial, TuneOptions, TuneReport,
 };
 
 fn opts(trials: usize, strategy: Strategy, seed: u64) -> TuneOptions {
@@ -340,9 +340,31 @@ fn thread_counts_shape_the_space_and_the_stored_target() {
     let w =
         Workload::from_spec_str("bcr-fc:M=128,K=128,N=1,block=16x16,sparsity=0.8,seed=2").unwrap();
     let all = SearchSpace::new(&w);
-    let is_parallel =
-        |name: &str| name.starts_with("parallel ") || name.starts_with("block-row partition ");
+    let is_parallel = |name: &str| {
+        name.starts_with("parallel ")
+            || name.starts_with("block-row partition ")
+            || name.starts_with("output-row partition ")
+    };
     assert!(all.knobs.iter().any(|k| is_parallel(&k.name)));
+    // An FC has no output rows to partition; a conv has.
+    assert!(!all
+        .knobs
+        .iter()
+        .any(|k| k.name.starts_with("output-row partition ")));
+    let conv = Workload::from_spec_str(
+        "bcr-conv2d:C=8,O=16,H=6,W=6,k=3,pad=1,block=4x4,sparsity=0.5,seed=1",
+    )
+    .unwrap();
+    let conv_space = SearchSpace::new(&conv);
+    assert!(conv_space
+        .knobs
+        .iter()
+        .any(|k| k.name == "output-row partition W"));
+    assert!(!conv_space
+        .for_threads(Some(1))
+        .knobs
+        .iter()
+        .any(|k| k.name == "output-row partition W"));
     let one = SearchSpace::new(&w).for_threads(Some(1));
     assert!(one.knobs.iter().all(|k| !is_parallel(&k.name)));
     assert_eq!(
@@ -791,4 +813,55 @@ fn a_run_removes_its_scratch_directory_and_keeps_the_callers_files() {
     );
     let left: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();
     assert_eq!(left.len(), 1, "only the caller's file is left: {left:?}");
+}
+
+/// At two threads a conv's tuning also starts from its register-tiled point run in
+/// parallel parts of output rows (block rows not partitioned); the candidate is
+/// checked against the interpreter like every other. At one thread the space has no
+/// such knob and no trial partitions output rows.
+#[test]
+fn a_two_thread_conv_tune_starts_from_the_tile_by_output_rows() {
+    let w = Workload::from_spec_str(
+        "bcr-conv2d:C=8,O=16,H=12,W=16,k=3,pad=1,block=8x8,sparsity=0.6,seed=3",
+    )
+    .unwrap();
+    let by_rows = |r: &TuneReport| -> Vec<Trial> {
+        r.trials
+            .iter()
+            .filter(|t| {
+                t.trace.instructions.iter().any(|i| {
+                    matches!(
+                        i,
+                        schedule::Instruction::PartitionOutputRows { parts: 4, .. }
+                    )
+                })
+            })
+            .cloned()
+            .collect()
+    };
+    let r = tune_fresh(&w, &local(2), &opts(8, Strategy::Evolutionary, 21));
+    let found = by_rows(&r);
+    let start = found
+        .iter()
+        .find(|t| {
+            !t.trace
+                .instructions
+                .iter()
+                .any(|i| matches!(i, schedule::Instruction::PartitionBlockRows { .. }))
+                && t.trace
+                    .instructions
+                    .iter()
+                    .any(|i| matches!(i, schedule::Instruction::RegisterTile { .. }))
+        })
+        .unwrap_or_else(|| panic!("no tiled point by output rows: {:?}", r.trials));
+    assert!(start.outcome.is_ok(), "{:?}", start.outcome);
+    assert!(
+        start
+            .description
+            .contains("partition the output rows of W into 4 parallel parts"),
+        "{}",
+        start.description
+    );
+    let r1 = tune_fresh(&w, &local(1), &opts(8, Strategy::Evolutionary, 21));
+    assert!(by_rows(&r1).is_empty());
 }

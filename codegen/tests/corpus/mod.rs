@@ -176,6 +176,29 @@ pub fn corpus() -> Vec<Case> {
             s.specialize_offsets("W")
         },
     ));
+    // The same conv's 7 output rows in parallel parts of 3, 3 and 1 rows around the
+    // block loop (the tile's tail nest restricted alike), with a stride-2 conv too.
+    out.push(case(
+        "bcr-conv3x3 register tile 3 rows x 8 lanes + table + output rows in 3 parallel parts",
+        &Workload::from_spec_str(
+            "bcr-conv2d:C=8,O=16,H=7,W=10,k=3,pad=1,bias=1,block=8x8,sparsity=0.6,seed=9",
+        )
+        .unwrap(),
+        |s| {
+            s.register_tile("W", 3, 8)?;
+            s.tabulate_column_decoding("W")?;
+            s.partition_output_rows("W", 3)?;
+            s.specialize_offsets("W")
+        },
+    ));
+    out.push(case(
+        "bcr-conv3x3 stride 2, output rows in 2 parallel parts",
+        &Workload::from_spec_str(
+            "bcr-conv2d:C=4,O=8,H=7,W=7,k=3,stride=2,pad=1,block=8x12,sparsity=0.5,seed=1",
+        )
+        .unwrap(),
+        |s| s.partition_output_rows("W", 2).map(|_| ()),
+    ));
     let conv = Workload::from_spec_str("conv2d:C=3,O=8,H=9,W=9,k=3,pad=1,bias=1,act=relu").unwrap();
     out.push(case("conv3x3 default", &conv, |_| Ok(())));
     out.push(case("conv3x3 parallel o, vectorize init", &conv, |s| {

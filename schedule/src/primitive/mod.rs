@@ -117,6 +117,9 @@ pub fn apply(
             weight,
             bytes_ahead,
         } => bcr::prefetch_values(state, weight, *bytes_ahead),
+        Instruction::PartitionOutputRows { weight, parts } => {
+            bcr::partition_output_rows(state, weight, *parts)
+        }
         Instruction::SpecializeOffsets { weight } => bcr::specialize_offsets(state, weight),
         Instruction::SamplePerfectTile {
             loop_name,

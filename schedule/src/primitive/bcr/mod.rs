@@ -11,6 +11,7 @@
 //! | [`tile_blocks`], [`partition_block_rows`] | `tiling.rs` | rows / output columns per inner kernel; an outer loop over disjoint row ranges that is proven parallel from the data |
 //! | [`vectorize_rows`] | `row_vectorize.rs` | computes an entry's kept rows a vector of lanes at a time, values stored column-major and padded |
 //! | [`window_block_rows`] | `row_window.rs` | keeps a block row's outputs in registers; each entry's row sums are added by one lane permutation instead of a scatter |
+//! | [`partition_output_rows`] | `output_rows.rs` | a parallel loop over parts of a conv's output rows around the block loop (convs with few block rows) |
 //! | [`register_tile`] | `register_tile.rs` | keeps a few kept rows times a row of output positions in registers over an entry's kept columns (convs, FC with N > 1) |
 //! | [`tabulate_column_decoding`] | `column_decode.rs` | decodes each kept column (a conv's channel and taps) once per entry into a table instead of at every use |
 //! | [`prefetch_values`] | `prefetch.rs` | each entry prefetches the value cache lines of an entry some bytes ahead |
@@ -34,6 +35,7 @@
 mod column_decode;
 mod column_reorder;
 mod lre;
+mod output_rows;
 mod prefetch;
 mod register_tile;
 mod row_reorder;
@@ -45,6 +47,7 @@ mod tiling;
 pub use column_decode::tabulate_column_decoding;
 pub use column_reorder::{reorder_columns, ColumnOrder};
 pub use lre::eliminate_redundant_loads;
+pub use output_rows::partition_output_rows;
 pub use prefetch::{prefetch_values, CACHE_LINE_BYTES, MAX_PREFETCH_LINES};
 pub use register_tile::{register_tile, MAX_TILE};
 pub use row_reorder::{reorder_rows, RowOrder};
@@ -699,6 +702,74 @@ pub(crate) fn taken_names(func: &Function) -> Vec<String> {
         .chain(func.params.iter().map(|p| p.name.clone()))
         .chain(allocated_in(&func.body))
         .collect()
+}
+
+/// Checks that every store in `body` to a buffer not allocated in it, and every load
+/// of such a buffer, has an index for which `is_key` holds at one fixed position per
+/// buffer (so iterations with different keys touch different elements); `Err` names
+/// the first buffer that has not.
+pub(crate) fn outputs_indexed_by(
+    body: &Stmt,
+    is_key: &dyn Fn(&Expr) -> bool,
+) -> Result<(), String> {
+    let local = allocated_in(body);
+    // Buffer -> candidate positions holding a key in every access.
+    let mut positions: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut bad: Option<String> = None;
+    for_each_stmt(body, &mut |s| {
+        if let Stmt::Store {
+            buffer, indices, ..
+        } = s
+        {
+            if !local.contains(buffer) {
+                let here: Vec<usize> = (0..indices.len())
+                    .filter(|k| is_key(&indices[*k]))
+                    .collect();
+                let e = positions
+                    .entry(buffer.clone())
+                    .or_insert_with(|| here.clone());
+                e.retain(|k| here.contains(k));
+                if e.is_empty() && bad.is_none() {
+                    bad = Some(buffer.clone());
+                }
+            }
+        }
+    });
+    for_each_stmt(body, &mut |s| {
+        for e in tir::visit::stmt_exprs(s) {
+            tir::visit::for_each_load(e, &mut |b, idx| {
+                if let Some(pos) = positions.get_mut(b) {
+                    pos.retain(|k| idx.get(*k).is_some_and(is_key));
+                    if pos.is_empty() && bad.is_none() {
+                        bad = Some(b.to_string());
+                    }
+                }
+            });
+        }
+    });
+    match bad {
+        None => Ok(()),
+        Some(b) => Err(b),
+    }
+}
+
+/// True when a non-serial loop encloses loop `name`.
+pub(crate) fn in_parallel(s: &Stmt, name: &str) -> bool {
+    let mut found = false;
+    for_each_stmt(s, &mut |st| {
+        if let Stmt::For {
+            var, kind, body, ..
+        } = st
+        {
+            if *kind != tir::ForKind::Serial
+                && var != name
+                && crate::loops::find_loop(body, name).is_some()
+            {
+                found = true;
+            }
+        }
+    });
+    found
 }
 
 /// Names of the buffers allocated inside `s`.

@@ -1,15 +1,16 @@
 //! Block tiling: rows and output columns per inner kernel, and the partition of the
 //! entries into disjoint row ranges, run in parallel when the data proves it legal.
 
-use super::{allocated_in, find_block_loop, lets_loading, read_data, replace_block_loop, BcrData};
+use super::{
+    find_block_loop, in_parallel, lets_loading, outputs_indexed_by, read_data, replace_block_loop,
+    BcrData,
+};
 use crate::error::ScheduleError;
 use crate::loops::{const_int, find_loop, fresh_name, parts};
 use crate::primitive::loop_transformation::{split, Remainder};
 use crate::primitive::State;
 use std::collections::BTreeMap;
-use tir::visit::{
-    bound_names, expr_loads_buffer, expr_uses_var, for_each_load, for_each_stmt, stmt_exprs,
-};
+use tir::visit::{bound_names, expr_loads_buffer, expr_uses_var, for_each_stmt};
 use tir::{Expr, ForKind, Stmt, Tensor};
 
 /// Block tiling of weight `weight`: each inner kernel computes `rows` kept rows of an
@@ -254,53 +255,9 @@ fn writes_only_rows(body: &Stmt, weight: &str) -> bool {
             _ => None,
         })
         .collect();
-    let local = allocated_in(body);
-    let is_row = |e: &Expr| matches!(e, Expr::Var(v) if row_vars.contains(v));
-    // Buffer -> candidate positions holding a row in every access.
-    let mut positions: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut ok = true;
-    for_each_stmt(body, &mut |s| {
-        if let Stmt::Store {
-            buffer, indices, ..
-        } = s
-        {
-            if !local.contains(buffer) {
-                let here: Vec<usize> = (0..indices.len())
-                    .filter(|k| is_row(&indices[*k]))
-                    .collect();
-                let e = positions
-                    .entry(buffer.clone())
-                    .or_insert_with(|| here.clone());
-                e.retain(|k| here.contains(k));
-                ok &= !e.is_empty();
-            }
-        }
-    });
-    for_each_stmt(body, &mut |s| {
-        for e in stmt_exprs(s) {
-            for_each_load(e, &mut |b, idx| {
-                if let Some(pos) = positions.get_mut(b) {
-                    pos.retain(|k| idx.get(*k).is_some_and(is_row));
-                    ok &= !pos.is_empty();
-                }
-            });
-        }
-    });
-    ok
-}
-
-/// True when a non-serial loop encloses loop `name`.
-fn in_parallel(s: &Stmt, name: &str) -> bool {
-    let mut found = false;
-    for_each_stmt(s, &mut |st| {
-        if let Stmt::For {
-            var, kind, body, ..
-        } = st
-        {
-            if *kind != ForKind::Serial && var != name && find_loop(body, name).is_some() {
-                found = true;
-            }
-        }
-    });
-    found
+    outputs_indexed_by(
+        body,
+        &|e: &Expr| matches!(e, Expr::Var(v) if row_vars.contains(v)),
+    )
+    .is_ok()
 }
