@@ -23,7 +23,7 @@
 use crate::c_emit::{buf, Emitter};
 use crate::error::CodegenError;
 use crate::neon::{flat_coeff, lane_coeff};
-use tir::visit::{expr_uses_var, substitute_expr};
+use tir::visit::{expr_loads_buffer, expr_uses_var, substitute_expr};
 use tir::{BinOp, DType, Expr, Stmt};
 
 /// The parts of a masked multiply-add loop's body.
@@ -79,10 +79,18 @@ fn match_masked_fma<'s>(v: &str, body: &'s Stmt) -> Option<MaskedFma<'s>> {
         (None, Some(m)) => (m, &**a),
         _ => return None,
     };
-    if expr_uses_var(scale, v) {
+    let (val, val_index, kept) = masked;
+    // One buffer on both sides, or an input read from the accumulator, could carry
+    // values from lane to lane in the plain loop; the vector form would not.
+    let reads_acc = |e: &Expr| expr_loads_buffer(e, acc);
+    if expr_uses_var(scale, v)
+        || val == acc.as_str()
+        || reads_acc(scale)
+        || val_index.iter().any(reads_acc)
+        || reads_acc(&kept)
+    {
         return None;
     }
-    let (val, val_index, kept) = masked;
     Some(MaskedFma {
         acc,
         acc_index,

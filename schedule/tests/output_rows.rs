@@ -4,14 +4,10 @@
 
 mod common;
 
-use common::{assert_close_seed, outputs};
+use common::{assert_close_seed, outputs, wl};
 use proptest::prelude::*;
 use schedule::{Schedule, Trace};
 use tir::workload::Workload;
-
-fn wl(spec: &str) -> Workload {
-    Workload::from_spec_str(spec).unwrap_or_else(|e| panic!("{spec}: {e}"))
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]

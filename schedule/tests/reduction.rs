@@ -4,14 +4,9 @@
 
 mod common;
 
-use common::assert_close_seed;
+use common::{assert_close_seed, wl};
 use proptest::prelude::*;
 use schedule::{Remainder, Schedule};
-use tir::workload::Workload;
-
-fn wl(spec: &str) -> Workload {
-    Workload::from_spec_str(spec).unwrap_or_else(|e| panic!("{spec}: {e}"))
-}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]

@@ -3,14 +3,9 @@
 
 mod common;
 
-use common::assert_close_seed;
+use common::{assert_close_seed, wl};
 use proptest::prelude::*;
 use schedule::{ColumnOrder, RowOrder, Schedule, Trace};
-use tir::workload::Workload;
-
-fn wl(spec: &str) -> Workload {
-    Workload::from_spec_str(spec).unwrap_or_else(|e| panic!("{spec}: {e}"))
-}
 
 /// Most kept rows of an entry of BCR weight `weight`.
 fn max_rows(s: &Schedule, weight: &str) -> i64 {

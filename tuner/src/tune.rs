@@ -403,10 +403,13 @@ fn tune_batches(
     let window_json = start_trace(&space, w, window_point.as_ref(), "window")?.map(|t| t.to_json());
     // Above one thread, also its parallel form (block rows partitioned in parallel,
     // then windowed).
-    let window_parallel_point = match (runner.threads(), &window_point) {
-        (Some(n), Some(d)) if n > 1 => space.parallel_point(d),
-        _ => None,
-    };
+    // A starting point's multi-threaded forms exist above one thread only.
+    let several_threads = matches!(runner.threads(), Some(n) if n > 1);
+    let above_one_thread =
+        |point: &Option<Decisions>,
+         form: &dyn Fn(&Decisions) -> Option<Decisions>|
+         -> Option<Decisions> { point.as_ref().filter(|_| several_threads).and_then(form) };
+    let window_parallel_point = above_one_thread(&window_point, &|d| space.parallel_point(d));
     let window_parallel_json =
         start_trace(&space, w, window_parallel_point.as_ref(), "parallel window")?
             .map(|t| t.to_json());
@@ -416,10 +419,7 @@ fn tune_batches(
     let tile_point = space.tile_point(w, egraph_point.as_ref().unwrap_or(&space.default_point()));
     let tile_json =
         start_trace(&space, w, tile_point.as_ref(), "register tile")?.map(|t| t.to_json());
-    let tile_parallel_point = match (runner.threads(), &tile_point) {
-        (Some(n), Some(d)) if n > 1 => space.parallel_point(d),
-        _ => None,
-    };
+    let tile_parallel_point = above_one_thread(&tile_point, &|d| space.parallel_point(d));
     let tile_parallel_json = start_trace(
         &space,
         w,
@@ -429,10 +429,7 @@ fn tune_batches(
     .map(|t| t.to_json());
     // Above one thread, the register-tiled point in parallel by output rows (convs:
     // a conv with one or two block rows has little for the block-row partition).
-    let tile_rows_point = match (runner.threads(), &tile_point) {
-        (Some(n), Some(d)) if n > 1 => space.output_rows_point(w, d),
-        _ => None,
-    };
+    let tile_rows_point = above_one_thread(&tile_point, &|d| space.output_rows_point(w, d));
     let tile_rows_json = start_trace(
         &space,
         w,

@@ -6,6 +6,12 @@ use std::collections::BTreeMap;
 use tir::workload::Workload;
 use tir::{ParamKind, Tensor};
 
+/// The workload of `spec`, panicking with the spec and the error when it is invalid.
+#[allow(dead_code)] // Some test files build their workloads otherwise.
+pub fn wl(spec: &str) -> Workload {
+    Workload::from_spec_str(spec).unwrap_or_else(|e| panic!("{spec}: {e}"))
+}
+
 /// The outputs of the schedule's function on the workload's random inputs of `seed`.
 pub fn outputs(s: &Schedule, w: &Workload, seed: u64) -> BTreeMap<String, Tensor> {
     let inputs = w.random_inputs(seed);
