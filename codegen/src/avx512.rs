@@ -16,9 +16,10 @@
 //! entry's sums held in a register (`vpermt2ps` over two registers when `L` is 17 to
 //! 32) and one masked add. Sums of up to 8 lanes are loaded as a 256-bit register and
 //! cast to 512 bits, so 16 rows of the window are still one permutation (instead of
-//! two 8-row halves in 256-bit registers: 3-8% on FC 2048 with 16x16 blocks). The C is emitted under `#if defined(__AVX512F__)` with the
-//! plain loop in the `#else` branch, so the same source still compiles (and computes
-//! the same) where AVX-512 is missing. Any other shape returns `None` and is emitted
+//! two 8-row halves in 256-bit registers: 3-8% on FC 2048 with 16x16 blocks). The C
+//! is emitted under `#if defined(__AVX512F__)` with the plain loop in the `#else`
+//! branch, so the same source still compiles (and computes the same) where AVX-512 is
+//! missing. Any other shape returns `None` and is emitted
 //! as usual. Selectors stored as bytes (`u8`, as windows store them) are widened by
 //! the load itself (`vpmovzxbd`); `i32` selectors are loaded as they are.
 

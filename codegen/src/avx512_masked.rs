@@ -10,14 +10,14 @@
 //! ```
 //!
 //! where `n` (the entry's kept rows) and `x` (its input) do not depend on `i` (with
-//! rows over several vectors the condition is `r + i < n`, `r` the vector's first row). The
-//! plain loop reads `VAL` only in the first `n` lanes, so a compiler may not load the
+//! rows over several vectors the condition is `r + i < n`, `r` the vector's first
+//! row). The plain loop reads `VAL` only in the first `n` lanes, so a compiler may not load the
 //! whole vector (lanes past `n` can lie past the end of the values), and GCC builds it
 //! from `n` scalar loads and inserts: for a 5x5 entry, 25 loads and 20 shuffles where 5
 //! masked loads do. With AVX-512 each 16 lanes (8 when `W` is 8) are one zero-masked
 //! load (`vmovups {k}{z}`, which reads nothing past the mask), a broadcast of `x` and a
-//! fused multiply-add: FC 2048 at 90% with 16x16 blocks 57.7 -> 53.5 us (medians of
-//! five alternating runs). The C is emitted under `#if defined(__AVX512F__)` with the
+//! fused multiply-add: FC 2048 at 90% with 16x16 blocks 59.7 -> 53.3 us (a tuned
+//! trace, old and new code alternating, medians of five runs). The C is emitted under `#if defined(__AVX512F__)` with the
 //! plain loop in the `#else` branch; any other shape returns `None`.
 
 use crate::c_emit::{buf, Emitter};

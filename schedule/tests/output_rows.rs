@@ -119,7 +119,8 @@ fn parts_are_never_empty() {
 /// Refusals name the weight and the reason and leave the schedule as it was: FCs and
 /// recurrent layers have no output-row loop; fewer than 2 parts; a second partition
 /// (the rows no longer start at 0); a block loop already in a parallel block-row
-/// partition; offsets already specialized (no block loop header left); a conv with one
+/// partition; offsets already specialized (no block loop header left); an output-row
+/// copy it does not know (load-redundancy elimination's gather); a conv with one
 /// output row; a dense weight.
 #[test]
 fn refusals_name_the_reason_and_change_nothing() {
@@ -149,6 +150,9 @@ fn refusals_name_the_reason_and_change_nothing() {
             "already runs inside a parallel loop",
         ),
         (conv, "W", 2, vec!["specialize"], "specialize_offsets"),
+        // Load-redundancy elimination's gather copies the rows in `oh_ld`, a loop this
+        // primitive does not restrict.
+        (conv, "W", 2, vec!["lre"], "named like an output-row loop"),
         (
             "bcr-conv2d:C=4,O=8,H=3,W=5,k=3,block=4x4,sparsity=0.5,seed=2",
             "W",
@@ -169,6 +173,9 @@ fn refusals_name_the_reason_and_change_nothing() {
                 "block rows" => {
                     let p = s.partition_block_rows(weight).unwrap();
                     assert!(p.parallel, "{spec}: the block-row partition is parallel");
+                }
+                "lre" => {
+                    s.eliminate_redundant_loads(weight).unwrap();
                 }
                 _ => s.specialize_offsets(weight).unwrap(),
             }

@@ -21,6 +21,10 @@ const P: &str = "partition_output_rows";
 /// The loop variable of a conv's output rows, as lowering names it.
 const OUTPUT_ROWS: &str = "oh";
 
+/// The output-row loops this primitive restricts: lowering's `oh` and the register
+/// tile's tail nest's copy of it.
+const KNOWN_ROW_LOOPS: [&str; 2] = [OUTPUT_ROWS, "oh_t"];
+
 /// Splits the output rows of the conv whose BCR weight is `weight` into `parts`
 /// parallel parts around its block loop:
 ///
@@ -32,7 +36,7 @@ const OUTPUT_ROWS: &str = "oh";
 ///
 /// with `R = ceil(OH / parts)` rows per part and `parts' = ceil(OH / R)` (so no part is
 /// empty). Every output-row loop of the block loop is restricted alike: `oh` and the
-/// copies other primitives made of it (`oh_t` in the register tile's tail nest). The
+/// register tile's tail nest's copy `oh_t` (other loops named `oh_*` are refused). The
 /// entry's own work outside those loops (its column-decoding table, for instance) is
 /// done once per part. Proof of the parallel loop: every store inside the block loop to
 /// a buffer not allocated there, and every load of such a buffer, indexes one fixed
@@ -42,7 +46,8 @@ const OUTPUT_ROWS: &str = "oh";
 ///
 /// Errors (naming the weight; the schedule is unchanged): not BCR; `parts` below 2; no
 /// loop over `oh` with a constant extent in the block loop (only convolutions have
-/// one), or output-row loops with other bounds (split, or already partitioned); fewer
+/// one), output-row loops with other bounds (split, or already partitioned), other
+/// loops named `oh_*` or a row loop name bound twice; fewer
 /// than 2 output rows; the block loop already inside a parallel loop; an output access
 /// without an output-row variable at a fixed position.
 pub fn partition_output_rows(
@@ -69,6 +74,22 @@ pub fn partition_output_rows(
             }
         }
     });
+    // Only the copies known to be the same output rows are restricted; a loop whose
+    // name merely starts like them, or a name bound twice, is not guessed at.
+    for (k, (var, ..)) in row_loops.iter().enumerate() {
+        if !KNOWN_ROW_LOOPS.contains(&var.as_str()) {
+            return Err(err(format!(
+                "the block loop of `{weight}` has a loop `{var}` named like an output-row \
+                 loop but not one of {KNOWN_ROW_LOOPS:?}; partition the rows before the \
+                 primitive that made it"
+            )));
+        }
+        if row_loops[..k].iter().any(|(v, ..)| v == var) {
+            return Err(err(format!(
+                "the block loop of `{weight}` has two loops named `{var}`"
+            )));
+        }
+    }
     let Some((first_var, _, first_extent)) = row_loops.first().cloned() else {
         return Err(err(format!(
             "the block loop of `{weight}` has no loop over output rows (`{OUTPUT_ROWS}`): \
