@@ -204,7 +204,8 @@ impl SearchSpace {
         // would be refused at every point.
         let mut output_rows = false;
         tir::visit::for_each_stmt(&w.func.body, &mut |s| {
-            output_rows |= matches!(s, Stmt::For { var, .. } if var == "oh");
+            output_rows |= matches!(s, Stmt::For { var, .. }
+                if var == schedule::primitive::bcr::OUTPUT_ROWS);
         });
         for weight in bcr_weights(w) {
             knobs.extend(
@@ -430,10 +431,12 @@ impl SearchSpace {
             if d[k] != 0 {
                 continue;
             }
+            // Choice 1 + k makes OUTPUT_ROW_PARTS[k] parts: 4.
+            let four_parts = 1 + 1;
             let mut trial = d.clone();
-            trial[k] = 2;
+            trial[k] = four_parts;
             if let Ok((_, eff)) = self.apply(w, &trial) {
-                if eff[k] == 2 {
+                if eff[k] == four_parts {
                     d = trial;
                     any = true;
                 }

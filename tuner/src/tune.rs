@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use schedule::{Schedule, Trace};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tir::rng::SplitMix64;
 use tir::workload::Workload;
@@ -335,9 +335,19 @@ fn start_trace(
     }
 }
 
+/// Removes its directory when dropped, if the directory is empty then (a scratch
+/// directory the caller chose keeps whatever else it holds).
+struct RemoveWhenEmpty<'p>(&'p Path);
+
+impl Drop for RemoveWhenEmpty<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(self.0);
+    }
+}
+
 /// Runs the tuning loop for `w` on `runner`, recording into `store`. Each batch's
 /// sources and binaries are removed after it; the scratch directory itself is removed
-/// at the end when nothing else is left in it.
+/// at the end, on every exit, when nothing else is left in it.
 pub fn tune(
     w: &Workload,
     runner: &dyn Runner,
@@ -346,22 +356,7 @@ pub fn tune(
     progress: &dyn Progress,
     stop: &AtomicBool,
 ) -> Result<TuneReport, TuneError> {
-    let report = tune_batches(w, runner, store, opts, progress, stop);
-    // Only an empty directory is removed: a scratch directory the caller chose keeps
-    // whatever else it holds.
-    let _ = std::fs::remove_dir(&opts.work_dir);
-    report
-}
-
-/// The tuning loop of [`tune`].
-fn tune_batches(
-    w: &Workload,
-    runner: &dyn Runner,
-    store: &mut dyn Store,
-    opts: &TuneOptions,
-    progress: &dyn Progress,
-    stop: &AtomicBool,
-) -> Result<TuneReport, TuneError> {
+    let _scratch = RemoveWhenEmpty(&opts.work_dir);
     let space =
         SearchSpace::for_target(w, matches!(runner.target(), codegen::Target::OpenCl { .. }))
             .for_threads(runner.threads());
@@ -384,59 +379,45 @@ fn tune_batches(
             egraph_point = Some(space.egraph_point(&choices));
         }
     }
-    // With more than one thread, the parallel form of the best-known starting point
-    // (the e-graph's, else the default) is measured too: the search rarely finds a
-    // partitioned, specialized, vectorized schedule by mutation alone.
-    let parallel_point = match runner.threads() {
-        Some(n) if n > 1 => {
-            space.parallel_point(egraph_point.as_ref().unwrap_or(&space.default_point()))
-        }
-        _ => None,
-    };
-    let parallel_json =
-        start_trace(&space, w, parallel_point.as_ref(), "parallel")?.map(|t| t.to_json());
-    // The windowed form of the e-graph's point (rows in masked lanes, each block row's
-    // outputs in a register window): one chunk per entry and no per-row scatter, a
-    // form mutation alone rarely reaches (two knobs must agree).
-    let window_point =
-        space.window_point(w, egraph_point.as_ref().unwrap_or(&space.default_point()));
-    let window_json = start_trace(&space, w, window_point.as_ref(), "window")?.map(|t| t.to_json());
-    // Above one thread, also its parallel form (block rows partitioned in parallel,
-    // then windowed).
     // A starting point's multi-threaded forms exist above one thread only.
     let several_threads = matches!(runner.threads(), Some(n) if n > 1);
     let above_one_thread =
         |point: &Option<Decisions>,
          form: &dyn Fn(&Decisions) -> Option<Decisions>|
          -> Option<Decisions> { point.as_ref().filter(|_| several_threads).and_then(form) };
+    // The traces of the starting points (kept ahead of the cost model's ranking below).
+    let mut start_jsons: HashSet<String> = HashSet::new();
+    let mut mark = |point: Option<&Decisions>, what: &str| -> Result<(), TuneError> {
+        start_jsons.extend(start_trace(&space, w, point, what)?.map(|t| t.to_json()));
+        Ok(())
+    };
+    // With more than one thread, the parallel form of the best-known starting point
+    // (the e-graph's, else the default) is measured too: the search rarely finds a
+    // partitioned, specialized, vectorized schedule by mutation alone.
+    let best_known = egraph_point.clone().or_else(|| Some(space.default_point()));
+    let parallel_point = above_one_thread(&best_known, &|d| space.parallel_point(d));
+    mark(parallel_point.as_ref(), "parallel")?;
+    // The windowed form of the e-graph's point (rows in masked lanes, each block row's
+    // outputs in a register window): one chunk per entry and no per-row scatter, a
+    // form mutation alone rarely reaches (two knobs must agree).
+    let window_point =
+        space.window_point(w, egraph_point.as_ref().unwrap_or(&space.default_point()));
+    mark(window_point.as_ref(), "window")?;
+    // Above one thread, also its parallel form (block rows partitioned in parallel,
+    // then windowed).
     let window_parallel_point = above_one_thread(&window_point, &|d| space.parallel_point(d));
-    let window_parallel_json =
-        start_trace(&space, w, window_parallel_point.as_ref(), "parallel window")?
-            .map(|t| t.to_json());
+    mark(window_parallel_point.as_ref(), "parallel window")?;
     // The register-tiled form of the e-graph's point (a few kept rows times a row of
     // output positions summed in registers; convs and FC with N > 1), and above one
     // thread its parallel form: the row count must suit the entries' kept rows.
     let tile_point = space.tile_point(w, egraph_point.as_ref().unwrap_or(&space.default_point()));
-    let tile_json =
-        start_trace(&space, w, tile_point.as_ref(), "register tile")?.map(|t| t.to_json());
+    mark(tile_point.as_ref(), "register tile")?;
     let tile_parallel_point = above_one_thread(&tile_point, &|d| space.parallel_point(d));
-    let tile_parallel_json = start_trace(
-        &space,
-        w,
-        tile_parallel_point.as_ref(),
-        "parallel register tile",
-    )?
-    .map(|t| t.to_json());
+    mark(tile_parallel_point.as_ref(), "parallel register tile")?;
     // Above one thread, the register-tiled point in parallel by output rows (convs:
     // a conv with one or two block rows has little for the block-row partition).
     let tile_rows_point = above_one_thread(&tile_point, &|d| space.output_rows_point(w, d));
-    let tile_rows_json = start_trace(
-        &space,
-        w,
-        tile_rows_point.as_ref(),
-        "register tile by output rows",
-    )?
-    .map(|t| t.to_json());
+    mark(tile_rows_point.as_ref(), "register tile by output rows")?;
     // The best schedules of this workload at other thread counts (two at most), and
     // above one thread their parallel forms: they start where earlier tuning ended.
     // The seeds themselves are measured right after the default and the e-graph's
@@ -453,9 +434,8 @@ fn tune_batches(
             seed_plain.push(d);
         }
     }
-    let mut seed_jsons: HashSet<String> = HashSet::new();
     for d in seed_plain.iter().chain(&seed_parallel) {
-        seed_jsons.extend(start_trace(&space, w, Some(d), "seed")?.map(|t| t.to_json()));
+        mark(Some(d), "seed")?;
     }
     let egraph_trace = start_trace(&space, w, egraph_point.as_ref(), "e-graph")?
         .filter(|t| !t.instructions.is_empty());
@@ -497,13 +477,7 @@ fn tune_batches(
     let seeded = |s: &Schedule, json: &String| {
         s.trace().instructions.is_empty()
             || egraph_json.as_ref() == Some(json)
-            || parallel_json.as_ref() == Some(json)
-            || window_json.as_ref() == Some(json)
-            || window_parallel_json.as_ref() == Some(json)
-            || tile_json.as_ref() == Some(json)
-            || tile_parallel_json.as_ref() == Some(json)
-            || tile_rows_json.as_ref() == Some(json)
-            || seed_jsons.contains(json)
+            || start_jsons.contains(json)
     };
     // Points measured in this run with their decisions (the evolutionary population).
     let mut population: Vec<(Decisions, f64)> = Vec::new();

@@ -47,7 +47,7 @@ mod tiling;
 pub use column_decode::tabulate_column_decoding;
 pub use column_reorder::{reorder_columns, ColumnOrder};
 pub use lre::eliminate_redundant_loads;
-pub use output_rows::partition_output_rows;
+pub use output_rows::{partition_output_rows, OUTPUT_ROWS};
 pub use prefetch::{prefetch_values, CACHE_LINE_BYTES, MAX_PREFETCH_LINES};
 pub use register_tile::{register_tile, MAX_TILE};
 pub use row_reorder::{reorder_rows, RowOrder};

@@ -18,8 +18,9 @@ use tir::{Expr, ForKind, Stmt};
 
 const P: &str = "partition_output_rows";
 
-/// The loop variable of a conv's output rows, as lowering names it.
-const OUTPUT_ROWS: &str = "oh";
+/// The loop variable of a conv's output rows, as lowering names it (a function with
+/// a loop of this name is one [`partition_output_rows`] can apply to).
+pub const OUTPUT_ROWS: &str = "oh";
 
 /// The output-row loops this primitive restricts: lowering's `oh` and the register
 /// tile's tail nest's copy of it.
