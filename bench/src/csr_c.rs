@@ -9,8 +9,7 @@ use crate::error::{io, BenchError};
 use crate::export::{read_meta, read_tensor, transpose, write_f32, CaseMeta, Layer};
 use crate::protocol::Protocol;
 use crate::results::ResultRecord;
-use codegen::toolchain::{compiler, require, run_with_timeout};
-use codegen::Target;
+use codegen::toolchain::run_with_timeout;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -20,30 +19,7 @@ pub const SOURCE: &str = include_str!("csr_kernel.c");
 
 /// Builds the CSR benchmark binary into `dir`; returns its path.
 pub fn build(dir: &Path) -> Result<PathBuf, BenchError> {
-    let (cc, flags, package) = compiler(&Target::Host);
-    let fail = |message: String| BenchError::Run {
-        case: "-".into(),
-        system: "csr-c".into(),
-        message,
-    };
-    require(&cc, package).map_err(|e| fail(e.to_string()))?;
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let src = dir.join("csr_kernel.c");
-    std::fs::write(&src, SOURCE).map_err(io(&src))?;
-    let bin = dir.join("csr_bench");
-    let mut cmd = Command::new(&cc);
-    cmd.args(&flags)
-        .args(["-Wall", "-Werror", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .arg("-lm");
-    let f = run_with_timeout(&mut cmd, Duration::from_secs(120))
-        .map_err(|e| fail(e.to_string()))?
-        .ok_or_else(|| fail("build timed out".into()))?;
-    if f.code != Some(0) {
-        return Err(fail(format!("{cc} failed: {}", f.stderr.trim())));
-    }
-    Ok(bin)
+    crate::c_program::build(dir, "csr_bench", SOURCE, "csr-c")
 }
 
 /// `(row_ptr, col_idx, values)` of the non-zeros of a row-major `rows x cols` matrix.

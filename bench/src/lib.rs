@@ -12,11 +12,15 @@
 //! - [`csr_c`]: the C CSR kernel; [`protocol`]: the common timing protocol;
 //! - [`results`]: result records (JSON Lines); [`report`] and [`plot`]: the markdown
 //!   tables, goals, roofline, CSV and SVG figures; [`systems`]: the systems;
+//! - [`ceilings`]: the machine's multiply-add peak and read bandwidths for the roofline;
+//!   [`c_program`]: building the benchmark's own C programs;
 //! - [`arm`]: dense vs BCR vs CSR for aarch64 by qemu instruction counts and
 //!   llvm-mca cycle estimates.
 #![warn(missing_docs)]
 
 pub mod arm;
+pub mod c_program;
+pub mod ceilings;
 pub mod csr_c;
 pub mod error;
 pub mod export;

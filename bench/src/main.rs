@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use grim_bench::error::{io, BenchError};
 use grim_bench::plan::{cases, families, Mode};
 use grim_bench::protocol::Protocol;
-use grim_bench::{csr_c, export, grim_run, plot, report, results};
+use grim_bench::{ceilings, csr_c, export, grim_run, plot, report, results};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -87,6 +87,27 @@ enum Command {
         /// The quick subset.
         #[arg(long)]
         quick: bool,
+    },
+    /// Measures the machine's ceilings for the roofline (multiply-add peak, read
+    /// bandwidth from L1, L2 and the last-level cache) at each thread count; the report
+    /// reads them from `RESULTS/raw/ceilings.json`.
+    Ceilings {
+        /// Thread counts, comma-separated.
+        #[arg(long, default_value = "1,2")]
+        threads: String,
+        /// Shorter samples (5 ms instead of 50).
+        #[arg(long)]
+        quick: bool,
+        /// The exported cases (`export --out`): each sparse case's read bandwidth is
+        /// measured at its kept values' bytes.
+        #[arg(long)]
+        cases: Option<PathBuf>,
+        /// Work folder for the probe's build.
+        #[arg(long)]
+        build: PathBuf,
+        /// Output file (JSON), replaced.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Merges every result into the markdown report, CSV and SVG figures.
     Report {
@@ -222,6 +243,44 @@ fn run(cli: Cli) -> Result<String, BenchError> {
             Ok(text)
         }
         Command::Arm { db, out, quick } => grim_bench::arm::run(&db, &out, quick),
+        Command::Ceilings {
+            threads,
+            quick,
+            cases,
+            build,
+            out,
+        } => {
+            let threads = parse_threads(&threads)?;
+            let bin = ceilings::build(&build)?;
+            let mut sizes = Vec::new();
+            if let Some(dir) = &cases {
+                for id in plan_ids(dir)? {
+                    let meta = export::read_meta(&dir.join(&id))?;
+                    if !meta.case.is_dense() {
+                        sizes.push((id, 4 * meta.stats.bcr_values));
+                    }
+                }
+            }
+            let min_ms = if quick { 5.0 } else { 50.0 };
+            let mut all = Vec::new();
+            let mut text = String::new();
+            for t in threads {
+                let sets = ceilings::working_sets(&report::cache_sizes(), &sizes, t);
+                let c = ceilings::measure(&bin, t, &sets, min_ms)?;
+                text.push_str(&format!(
+                    "{t} thread(s): multiply-add peak {:.1} GFLOP/s; read {} ({} case sizes)\n",
+                    c.fma_gflops,
+                    c.levels()
+                        .map(|r| format!("{} {:.1} GB/s", r.label, r.gbs))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    sizes.len()
+                ));
+                all.push(c);
+            }
+            ceilings::write(&out, &all)?;
+            Ok(text)
+        }
         Command::Report {
             results: dir,
             context,
@@ -230,6 +289,8 @@ fn run(cli: Cli) -> Result<String, BenchError> {
             let ids = plan_ids(&cases_dir)?;
             let recs = results::read_all(&dir.join("raw"))?;
             let t = report::Table::new(&cases_dir, &ids, recs)?;
+            let ceilings =
+                ceilings::read(&dir.join("raw").join("ceilings.json"))?.unwrap_or_default();
             let mut md = String::from("# grim benchmark: BCR kernels side by side\n\n");
             if let Some(c) = context {
                 md.push_str(&std::fs::read_to_string(&c).map_err(io(&c))?);
@@ -247,7 +308,8 @@ fn run(cli: Cli) -> Result<String, BenchError> {
             md.push_str(&report::goals_markdown(&t, report::Stat::Min));
             for &th in &t.threads {
                 md.push_str(&format!("\n## Roofline of grim BCR, {th} thread(s)\n\n"));
-                md.push_str(&report::roofline_markdown(&t, th));
+                let c = ceilings.iter().find(|c| c.threads == th);
+                md.push_str(&report::roofline_markdown(&t, th, c));
             }
             md.push_str(
                 "\n## Output check: max abs difference from the reference (first thread count)\n\n",

@@ -2,6 +2,7 @@
 //! markdown table of milliseconds and ratios (grim BCR vs each system) per thread
 //! count, the goals, and the roofline of grim's BCR kernels; writes a CSV.
 
+use crate::ceilings::Ceilings;
 use crate::export::{read_meta, CaseMeta};
 use crate::results::ResultRecord;
 use crate::systems::{system, SYSTEMS};
@@ -345,13 +346,19 @@ pub fn cache_sizes() -> Vec<(u32, u64)> {
 
 /// The roofline table: per sparse case, the bytes of kept weights plus BCR indices one
 /// call reads, grim BCR's time, the bandwidth that implies and the arithmetic rate, and
-/// whether those bytes fit the last-level cache (then the kernel reads them from cache
-/// across repeated calls, not from DRAM); beside it, the fastest dense framework's time
-/// and the bandwidth its dense weights imply.
-pub fn roofline_markdown(t: &Table, threads: u32) -> String {
+/// the cache those bytes fit (then the kernel reads them from cache across repeated
+/// calls, not from DRAM); beside it, the fastest dense framework's time, the bandwidth
+/// its dense weights imply and its arithmetic rate. With the machine's measured
+/// `ceilings` at this thread count: the multiply-add rates as shares of the peak, and
+/// the roofline bound, the least time any BCR kernel of the case can take here: the
+/// longer of its kept multiply-adds at the peak and reading its kept values (4 bytes
+/// each; every kernel reads them, while which index arrays it reads depends on the
+/// schedule) at the read bandwidth measured for that many bytes; with the share of it
+/// grim reaches.
+pub fn roofline_markdown(t: &Table, threads: u32, ceilings: Option<&Ceilings>) -> String {
     let caches = cache_sizes();
+    let size = |l: u32| caches.iter().find(|c| c.0 == l).map(|c| c.1);
     let llc = caches.iter().max_by_key(|c| c.0).map(|c| c.1);
-    let l2 = caches.iter().find(|c| c.0 == 2).map(|c| c.1);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -362,31 +369,75 @@ pub fn roofline_markdown(t: &Table, threads: u32) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    s.push_str("| case | kept values | weight+index bytes | dense bytes | grim BCR ms | GB/s (weights+indices) | GFLOP/s (kept MACs) | resident in | fastest dense framework ms | its GB/s (dense weights) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    match ceilings {
+        Some(c) => {
+            let _ = writeln!(
+                s,
+                "Ceilings at {} thread(s) (`grim-bench ceilings`, {} UTC; best of 5 samples): multiply-add peak {:.1} GFLOP/s; read bandwidth {}; and each case's read bandwidth at its kept values' bytes (split over the threads), in the table.\n",
+                c.threads,
+                c.measured_utc,
+                c.fma_gflops,
+                c.levels()
+                    .map(|r| format!("{} {:.1} GB/s ({} KiB per thread)", r.label, r.gbs, r.bytes / 1024))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        None => s.push_str("No measured ceilings for this thread count (`grim-bench ceilings` was not run): the shares of the peak and the roofline bound are left out.\n\n"),
+    }
+    s.push_str("| case | kept values | weight+index bytes | dense bytes | grim BCR ms | GB/s (weights+indices) | GFLOP/s (kept MACs) | resident in | read ceiling GB/s (kept values) | % of FMA peak | roofline bound ms | % of bound reached | fastest dense framework ms | its GB/s (dense weights) | its GFLOP/s (dense MACs) | its % of FMA peak |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let pct = |v: Option<f64>| {
+        v.map(|v| format!("{:.0}%", 100.0 * v))
+            .unwrap_or_else(|| "-".into())
+    };
     for c in t.cases.iter().filter(|c| !c.case.is_dense()) {
         let Some(ms) = t.ms(&c.case.id, "grim-bcr", threads) else {
             continue;
         };
         let bytes = c.stats.bcr_bytes as f64;
         let gbs = bytes / (ms * 1e-3) / 1e9;
-        let gflops = 2.0 * c.stats.bcr_values as f64 * c.layer.reuse() as f64 / (ms * 1e-3) / 1e9;
-        let resident = match (l2, llc) {
-            (Some(l2), _) if (bytes as u64) <= l2 => "L2",
-            (_, Some(llc)) if (bytes as u64) <= llc => "LLC",
-            (_, Some(_)) => "DRAM (exceeds LLC)",
-            _ => "?",
+        let flops = 2.0 * c.stats.bcr_values as f64 * c.layer.reuse() as f64;
+        let gflops = flops / (ms * 1e-3) / 1e9;
+        let fits = |l: Option<u64>| l.is_some_and(|l| bytes as u64 <= l);
+        let level = if fits(size(1)) {
+            Some("L1")
+        } else if fits(size(2)) {
+            Some("L2")
+        } else if fits(llc) {
+            Some("LLC")
+        } else {
+            None
+        };
+        let resident = match (level, llc) {
+            (Some(l), _) => l,
+            (None, Some(_)) => "DRAM (exceeds LLC)",
+            (None, None) => "?",
+        };
+        let read_ceiling = ceilings.and_then(|ceil| ceil.read_gbs(&c.case.id));
+        let peak = ceilings.map(|c| c.fma_gflops);
+        let value_bytes = 4.0 * c.stats.bcr_values as f64;
+        let bound_ms = match (read_ceiling, peak) {
+            (Some(bw), Some(p)) => Some((value_bytes / (bw * 1e9)).max(flops / (p * 1e9)) * 1e3),
+            _ => None,
         };
         let dense_bytes = 4.0 * c.stats.weights as f64;
-        let (dense_ms, dense_gbs) = match t.fastest_dense(&c.case.id, threads) {
-            Some((name, d)) => (
-                format!("{} ({name})", fmt_ms(d)),
-                format!("{:.1}", dense_bytes / (d * 1e-3) / 1e9),
-            ),
-            None => ("-".into(), "-".into()),
-        };
+        let dense_flops = 2.0 * c.stats.weights as f64 * c.layer.reuse() as f64;
+        let (dense_ms, dense_gbs, dense_gflops, dense_peak) =
+            match t.fastest_dense(&c.case.id, threads) {
+                Some((name, d)) => {
+                    let g = dense_flops / (d * 1e-3) / 1e9;
+                    (
+                        format!("{} ({name})", fmt_ms(d)),
+                        format!("{:.1}", dense_bytes / (d * 1e-3) / 1e9),
+                        format!("{g:.1}"),
+                        pct(peak.map(|p| g / p)),
+                    )
+                }
+                None => ("-".into(), "-".into(), "-".into(), "-".into()),
+            };
         let _ = writeln!(
             s,
-            "| {} | {} | {:.2} MB | {:.2} MB | {} | {:.1} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {:.2} MB | {:.2} MB | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             c.case.id,
             c.stats.bcr_values,
             bytes / 1e6,
@@ -395,8 +446,14 @@ pub fn roofline_markdown(t: &Table, threads: u32) -> String {
             gbs,
             gflops,
             resident,
+            read_ceiling.map(|bw| format!("{bw:.1}")).unwrap_or_else(|| "-".into()),
+            pct(peak.map(|p| gflops / p)),
+            bound_ms.map(fmt_ms).unwrap_or_else(|| "-".into()),
+            pct(bound_ms.map(|b| b / ms)),
             dense_ms,
-            dense_gbs
+            dense_gbs,
+            dense_gflops,
+            dense_peak
         );
     }
     s

@@ -3,6 +3,7 @@
 //! reference agrees with grim's interpreter, grim's rows and the C CSR kernel build,
 //! run and match the reference, and the report, CSV and SVG figures are written.
 
+use grim_bench::ceilings::{Ceilings, ReadCeiling};
 use grim_bench::export::{export_case, read_f32, transpose, Layer};
 use grim_bench::plan::Case;
 use grim_bench::protocol::Protocol;
@@ -165,8 +166,45 @@ fn export_grim_csr_and_report_end_to_end() {
     }
     let csv = report::csv(&t);
     assert_eq!(csv.lines().count(), 1 + 1 + 3 * 3 + 4 + 1);
-    let roof = report::roofline_markdown(&t, 1);
+    let roof = report::roofline_markdown(&t, 1, None);
     assert!(roof.contains("fc-s75-b16x16"), "{roof}");
+    assert!(roof.contains("No measured ceilings"), "{roof}");
+    // With ceilings, the bound is the longer of the kept multiply-adds at the peak and
+    // the kept values read at the case's bandwidth: here 1 GFLOP/s and 1 GB/s, so
+    // compute decides (2 flops per multiply-add against 4 bytes per value, times the
+    // layer's reuse of each weight).
+    let sparse = t
+        .cases
+        .iter()
+        .find(|c| c.case.id == "fc-s75-b16x16")
+        .expect("case");
+    let ms = t.ms("fc-s75-b16x16", "grim-bcr", 1).expect("timed");
+    let c = Ceilings {
+        threads: 1,
+        fma_gflops: 1.0,
+        read: vec![ReadCeiling {
+            label: "fc-s75-b16x16".into(),
+            bytes: 4 * sparse.stats.bcr_values,
+            gbs: 1.0,
+        }],
+        measured_utc: "2026-11-30 21:09".into(),
+    };
+    let roof = report::roofline_markdown(&t, 1, Some(&c));
+    assert!(roof.contains("multiply-add peak 1.0 GFLOP/s"), "{roof}");
+    let values = sparse.stats.bcr_values as f64;
+    let bound_ms = (2.0 * values * sparse.layer.reuse() as f64).max(4.0 * values) / 1e9 * 1e3;
+    let row = roof
+        .lines()
+        .find(|l| l.starts_with("| fc-s75-b16x16 |"))
+        .expect("row");
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(cells[9], "1.0", "{row}");
+    let shown: f64 = cells[11].parse().expect("bound");
+    assert!(
+        (shown - bound_ms).abs() <= 1e-4 * bound_ms.max(1.0),
+        "{row}: {bound_ms}"
+    );
+    assert_eq!(cells[12], format!("{:.0}%", 100.0 * bound_ms / ms), "{row}");
     let svg = tmp.path().join("speedup.svg");
     plot::speedup_vs_sparsity(&t, 1, &svg).expect("plot");
     plot::latency_per_system(&t, 1, &tmp.path().join("latency.svg")).expect("plot");
