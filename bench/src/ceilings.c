@@ -47,8 +47,13 @@ typedef float32x4_t vec;
 #error "ceilings.c needs AVX-512, AVX2 with FMA, or NEON"
 #endif
 
-/* Independent accumulators: enough to cover the multiply-add latency on every port. */
+/* Independent accumulators: enough to cover the multiply-add latency on every port,
+   few enough to stay in registers (AVX2 has 16 vector registers, the others 32). */
+#if defined(__AVX512F__) || defined(__ARM_NEON)
 #define ACCS 24
+#else
+#define ACCS 12
+#endif
 
 static double now(void) {
   struct timespec t;
@@ -63,7 +68,7 @@ static float fma_rounds(long iters, float seed) {
   for (int i = 0; i < ACCS; ++i) acc[i] = VSET(seed + i);
   const vec m = VSET(0.999999f), a = VSET(1e-7f);
   for (long it = 0; it < iters; ++it) {
-#pragma GCC unroll 24
+#pragma GCC unroll 32
     for (int i = 0; i < ACCS; ++i) acc[i] = VFMA(acc[i], m, a);
   }
   vec s = VZERO();
@@ -71,18 +76,19 @@ static float fma_rounds(long iters, float seed) {
   return VSUM(s);
 }
 
-/* Reads `n` floats (a multiple of 4 * LANES) `reps` times. */
+/* Reads `n` floats (a multiple of 8 * LANES) `reps` times, into 8 independent sums so
+   that the adds' latency does not limit the loads. */
 static float read_rounds(const float *buf, long n, long reps) {
-  vec s0 = VZERO(), s1 = VZERO(), s2 = VZERO(), s3 = VZERO();
+  vec s[8];
+  for (int k = 0; k < 8; ++k) s[k] = VZERO();
   for (long r = 0; r < reps; ++r) {
-    for (long i = 0; i < n; i += 4 * LANES) {
-      s0 = VADD(s0, VLOAD(buf + i));
-      s1 = VADD(s1, VLOAD(buf + i + LANES));
-      s2 = VADD(s2, VLOAD(buf + i + 2 * LANES));
-      s3 = VADD(s3, VLOAD(buf + i + 3 * LANES));
+    for (long i = 0; i < n; i += 8 * LANES) {
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) s[k] = VADD(s[k], VLOAD(buf + i + k * LANES));
     }
   }
-  return VSUM(VADD(VADD(s0, s1), VADD(s2, s3)));
+  for (int k = 1; k < 8; ++k) s[0] = VADD(s[0], s[k]);
+  return VSUM(s[0]);
 }
 
 static volatile float sink;
@@ -93,6 +99,7 @@ static double best_rate(int kind, long n, double units_per_round, double min_s, 
   long rounds = 1;
   double best = 0.0;
   for (int sample = 0; sample < 5;) {
+    int team = 1;
     double t0 = now();
 #pragma omp parallel
     {
@@ -100,13 +107,15 @@ static double best_rate(int kind, long n, double units_per_round, double min_s, 
       float v = kind == 0 ? fma_rounds(rounds, 1.0f + id) : read_rounds(bufs[id], n, rounds);
 #pragma omp critical
       sink += v;
+#pragma omp single
+      team = omp_get_num_threads();
     }
     const double dt = now() - t0;
     if (dt < min_s) {
       rounds *= 2;
       continue;
     }
-    const double rate = units_per_round * rounds * omp_get_max_threads() / dt;
+    const double rate = units_per_round * rounds * team / dt;
     if (rate > best) best = rate;
     ++sample;
   }
@@ -127,7 +136,7 @@ int main(int argc, char **argv) {
   printf("fma_gflops %.3f\n", best_rate(0, 0, 2.0 * ACCS * LANES, min_s, NULL) / 1e9);
   for (int a = 2; a < argc; ++a) {
     const long bytes = atol(argv[a]);
-    const long unit = 4 * LANES * (long)sizeof(float);
+    const long unit = 8 * LANES * (long)sizeof(float);
     if (bytes < unit) {
       fprintf(stderr, "ceilings: BYTES must be at least %ld, got `%s`\n", unit, argv[a]);
       return 2;

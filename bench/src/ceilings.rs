@@ -60,6 +60,10 @@ impl Ceilings {
     }
 }
 
+/// The probe reads in steps of this many bytes (8 vectors of up to 64 bytes), so every
+/// working set is a multiple of it.
+pub const PROBE_STEP: u64 = 512;
+
 /// The labels of the cache levels' working sets.
 pub const LEVELS: [&str; 3] = ["L1", "L2", "LLC"];
 
@@ -67,28 +71,27 @@ pub const LEVELS: [&str; 3] = ["L1", "L2", "LLC"];
 /// bytes)` cache sizes: half of L1 and half of L2, room for everything else, and for
 /// the last-level cache four times L2, past L2 and well inside any LLC, capped at half
 /// the LLC; levels the machine does not report are left out), then each case's
-/// `(id, bytes)` split evenly over the threads (rounded up to the probe's 256-byte
-/// step).
+/// `(id, bytes)` split evenly over the threads; each rounded up to [`PROBE_STEP`].
 pub fn working_sets(
     caches: &[(u32, u64)],
     cases: &[(String, u64)],
     threads: u32,
 ) -> Vec<(String, u64)> {
+    let step = |bytes: u64| bytes.div_ceil(PROBE_STEP).max(1) * PROBE_STEP;
     let size = |l: u32| caches.iter().find(|c| c.0 == l).map(|c| c.1);
     let mut out = Vec::new();
     if let Some(l1) = size(1) {
-        out.push(("L1".to_string(), l1 / 2));
+        out.push(("L1".to_string(), step(l1 / 2)));
     }
     if let Some(l2) = size(2) {
-        out.push(("L2".to_string(), l2 / 2));
+        out.push(("L2".to_string(), step(l2 / 2)));
         let llc = caches.iter().filter(|c| c.0 > 2).max_by_key(|c| c.0);
         if let Some(&(_, llc)) = llc {
-            out.push(("LLC".to_string(), (4 * l2).min(llc / 2)));
+            out.push(("LLC".to_string(), step((4 * l2).min(llc / 2))));
         }
     }
     for (id, bytes) in cases {
-        let per_thread = bytes.div_ceil(u64::from(threads.max(1)));
-        out.push((id.clone(), per_thread.div_ceil(256).max(1) * 256));
+        out.push((id.clone(), step(bytes.div_ceil(u64::from(threads.max(1))))));
     }
     out
 }

@@ -23,6 +23,14 @@ fn the_probe_measures_every_working_set_at_one_and_two_threads() {
         assert_eq!(c.levels().count(), 3);
         assert_eq!(c.measured_utc.len(), "2026-11-30 21:09".len(), "{c:?}");
     }
+    // Bad arguments are refused with a message, not measured.
+    let e = ceilings::measure(&bin, 1, &[("tiny".into(), 100)], 2.0).expect_err("too small");
+    assert!(e.to_string().contains("BYTES must be at least 512"), "{e}");
+    let e = ceilings::measure(&bin, 1, &[], 0.0).expect_err("no time");
+    assert!(
+        e.to_string().contains("MIN_MS must be a positive number"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -36,8 +44,8 @@ fn working_sets_follow_the_caches_and_split_cases_over_threads() {
             ("L1".to_string(), 24 * 1024),
             ("L2".to_string(), 1024 * 1024),
             ("LLC".to_string(), 8 * 1024 * 1024),
-            ("a".to_string(), 1_000_192),
-            ("b".to_string(), 256),
+            ("a".to_string(), 1_000_448),
+            ("b".to_string(), 512),
         ]
     );
     let two = ceilings::working_sets(&caches, &cases, 2);
