@@ -22,7 +22,7 @@ use crate::export::{export_case, read_meta};
 use crate::plan::{bcr_spec, families, Case};
 use codegen::harness::{measurement_source, Candidate};
 use codegen::insn_count::{build_plugin, kernel_instructions};
-use codegen::toolchain::{build_binary, compiler, run_with_timeout};
+use codegen::toolchain::{build_binary, run_with_timeout};
 use codegen::Target;
 use schedule::Schedule;
 use std::collections::BTreeMap;
@@ -324,24 +324,8 @@ fn grim_kernel(
 }
 
 fn build_csr(dir: &Path, cpu: &str) -> Result<PathBuf, BenchError> {
-    let (cc, flags, _) = compiler(&Target::Aarch64Neon { mcpu: cpu.into() });
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let src = dir.join("csr_kernel.c");
-    std::fs::write(&src, csr_c::SOURCE).map_err(io(&src))?;
-    let bin = dir.join("csr_bench");
-    let mut cmd = Command::new(&cc);
-    cmd.args(&flags)
-        .args(["-Wall", "-Werror", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .arg("-lm");
-    let f = run_with_timeout(&mut cmd, Duration::from_secs(300))
-        .map_err(|e| aerr("csr", e))?
-        .ok_or_else(|| aerr("csr", "build timed out"))?;
-    if f.code != Some(0) {
-        return Err(aerr("csr", format!("{cc}: {}", f.stderr.trim())));
-    }
-    Ok(bin)
+    let target = Target::Aarch64Neon { mcpu: cpu.into() };
+    crate::c_program::build(dir, "csr_bench", csr_c::SOURCE, &target, ("csr", "arm"))
 }
 
 fn build_tb_plugin(dir: &Path) -> Result<PathBuf, BenchError> {

@@ -1,6 +1,7 @@
 //! Building the benchmark's own C programs (the CSR kernel, the ceilings probe) with the
-//! host compiler and the flags of grim's host kernels (`codegen::toolchain::compiler`),
-//! so that every C figure in the report comes from the same compiler settings.
+//! compiler and flags grim's kernels get for the same target
+//! (`codegen::toolchain::compiler`: the host's, or the aarch64 cross compiler's), so that
+//! every C figure in the report comes from the same compiler settings as grim's.
 
 use crate::error::{io, BenchError};
 use codegen::toolchain::{compiler, require, run_with_timeout};
@@ -9,12 +10,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// Writes `source` to `dir/NAME.c` and builds it into `dir/NAME` (warnings are errors);
-/// returns the binary's path. Errors name `system`, the part of the report it serves.
-pub fn build(dir: &Path, name: &str, source: &str, system: &str) -> Result<PathBuf, BenchError> {
-    let (cc, flags, package) = compiler(&Target::Host);
+/// Writes `source` to `dir/NAME.c` and builds it for `target` into `dir/NAME`
+/// (warnings are errors); returns the binary's path. Errors carry `case` and `system`,
+/// the part of the report the program serves.
+pub fn build(
+    dir: &Path,
+    name: &str,
+    source: &str,
+    target: &Target,
+    (case, system): (&str, &str),
+) -> Result<PathBuf, BenchError> {
+    let (cc, flags, package) = compiler(target);
     let fail = |message: String| BenchError::Run {
-        case: "-".into(),
+        case: case.into(),
         system: system.into(),
         message,
     };
@@ -29,7 +37,7 @@ pub fn build(dir: &Path, name: &str, source: &str, system: &str) -> Result<PathB
         .arg(&bin)
         .arg(&src)
         .arg("-lm");
-    let f = run_with_timeout(&mut cmd, Duration::from_secs(120))
+    let f = run_with_timeout(&mut cmd, Duration::from_secs(300))
         .map_err(|e| fail(e.to_string()))?
         .ok_or_else(|| fail("build timed out".into()))?;
     if f.code != Some(0) {

@@ -11,6 +11,7 @@
 
 use crate::error::{io, BenchError};
 use codegen::toolchain::run_with_timeout;
+use codegen::Target;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -98,7 +99,7 @@ pub fn working_sets(
 
 /// Builds the probe into `dir`; returns its path.
 pub fn build(dir: &Path) -> Result<PathBuf, BenchError> {
-    crate::c_program::build(dir, "ceilings", SOURCE, SYSTEM)
+    crate::c_program::build(dir, "ceilings", SOURCE, &Target::Host, ("-", SYSTEM))
 }
 
 /// Runs the probe at `threads` threads over the working sets `sets` (`(level, bytes)`),

@@ -10,6 +10,7 @@ use crate::export::{read_meta, read_tensor, transpose, write_f32, CaseMeta, Laye
 use crate::protocol::Protocol;
 use crate::results::ResultRecord;
 use codegen::toolchain::run_with_timeout;
+use codegen::Target;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -19,7 +20,7 @@ pub const SOURCE: &str = include_str!("csr_kernel.c");
 
 /// Builds the CSR benchmark binary into `dir`; returns its path.
 pub fn build(dir: &Path) -> Result<PathBuf, BenchError> {
-    crate::c_program::build(dir, "csr_bench", SOURCE, "csr-c")
+    crate::c_program::build(dir, "csr_bench", SOURCE, &Target::Host, ("-", "csr-c"))
 }
 
 /// `(row_ptr, col_idx, values)` of the non-zeros of a row-major `rows x cols` matrix.
