@@ -27,13 +27,13 @@ use tir::verify::{type_of, BufferInfo, TypeEnv};
 use tir::{BinOp, DType, Expr, ForKind, Function, Intrinsic, ParamKind, ScalarType, Stmt, UnOp};
 
 /// Largest local allocation (in elements) placed on the stack; larger ones use
-/// `calloc`.
+/// `calloc` (once, and kept, where [`crate::scratch::reusable_across_calls`] allows).
 pub const MAX_STACK_ELEMS: usize = 16 * 1024;
 
 /// The C helpers every generated file starts with.
 pub fn prelude(target: &Target) -> String {
     let mut s = String::from(
-        "#include <stdint.h>\n#include <stddef.h>\n#include <stdlib.h>\n#include <string.h>\n#include <math.h>\n",
+        "#include <stdint.h>\n#include <stddef.h>\n#include <stdlib.h>\n#include <string.h>\n#include <math.h>\n#include <stdatomic.h>\n",
     );
     if target.neon() {
         s.push_str("#include <arm_neon.h>\n");
@@ -419,7 +419,29 @@ impl<'t> Emitter<'t> {
                 self.line("{");
                 self.indent += 1;
                 let heap = n > MAX_STACK_ELEMS;
-                if heap {
+                // A heap buffer that every call leaves as a fresh zeroed one would is
+                // allocated once and kept (`scratch`); a call that finds it in use by
+                // another thread allocates its own.
+                let kept = heap
+                    && self.parallel_depth == 0
+                    && crate::scratch::reusable_across_calls(name, body);
+                if kept {
+                    self.line(&format!("static {ty}* grim_kept_{b} = NULL;"));
+                    self.line(&format!(
+                        "static atomic_flag grim_busy_{b} = ATOMIC_FLAG_INIT;"
+                    ));
+                    self.line(&format!(
+                        "const int grim_own_{b} = !atomic_flag_test_and_set(&grim_busy_{b});"
+                    ));
+                    self.line(&format!("{ty}* {b} = grim_own_{b} ? grim_kept_{b} : NULL;"));
+                    self.line(&format!(
+                        "if (!{b}) {b} = ({ty}*)calloc({n}, sizeof({ty}));"
+                    ));
+                    self.line(&format!(
+                        "if (!{b}) {{ if (grim_own_{b}) atomic_flag_clear(&grim_busy_{b}); return 1; }}"
+                    ));
+                    self.line(&format!("if (grim_own_{b}) grim_kept_{b} = {b};"));
+                } else if heap {
                     self.line(&format!("{ty}* {b} = ({ty}*)calloc({n}, sizeof({ty}));"));
                     if self.parallel_depth > 0 {
                         self.line(&format!("if (!{b}) abort();"));
@@ -446,7 +468,11 @@ impl<'t> Emitter<'t> {
                 self.env.pop_buffer();
                 self.shapes.pop();
                 r?;
-                if heap {
+                if kept {
+                    self.line(&format!(
+                        "if (grim_own_{b}) atomic_flag_clear(&grim_busy_{b}); else free({b});"
+                    ));
+                } else if heap {
                     self.line(&format!("free({b});"));
                 }
                 self.indent -= 1;

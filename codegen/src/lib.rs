@@ -5,7 +5,8 @@
 //! natively or under qemu-aarch64, checked against the reference interpreter.
 //!
 //! - [`target`]: targets as data (`host`, `aarch64-neon:MCPU`, `opencl`, `opencl:fp16`).
-//! - [`c_emit`]: the C emitter; [`neon`]: NEON vector loops.
+//! - [`c_emit`]: the C emitter; [`neon`]: NEON vector loops; [`scratch`]: which heap
+//!   scratch buffers are kept from one call to the next.
 //! - [`harness`]: the measurement binary's `main` (warm-up, `number x repeat` timed
 //!   runs with a minimum repeat time, outputs and timings written out), many
 //!   candidates per binary so a tuning batch costs one compiler start.
@@ -34,6 +35,7 @@ pub mod opencl_emit;
 pub mod opencl_harness;
 pub mod opencl_run;
 pub mod run;
+pub mod scratch;
 pub mod target;
 pub mod toolchain;
 
