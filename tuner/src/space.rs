@@ -570,6 +570,28 @@ impl SearchSpace {
     /// weight takes a tile (one output position per row, a GPU space) or `base` already
     /// has them.
     pub fn tile_point(&self, w: &Workload, base: &Decisions) -> Option<Decisions> {
+        self.tile_point_with_rows(w, base, None)
+    }
+
+    /// [`SearchSpace::tile_point`] with tiles of one kept row: for narrow outputs the
+    /// compiler keeps a one-row tile in registers where it left a taller tile's
+    /// accumulators on the stack (14-wide conv 3x3 32->64 at 75%, 16x16 blocks, 8-lane
+    /// pieces: 8 rows 77 us, 1 row 45 us; 7-wide conv 64->128, 4-lane pieces: 8 rows
+    /// 122 us, 1 row 87 us; the 56-wide benchmark conv is faster with 5 rows). `None`
+    /// where no weight takes it, or where it is the tile point itself.
+    pub fn one_row_tile_point(&self, w: &Workload, base: &Decisions) -> Option<Decisions> {
+        let one = self.tile_point_with_rows(w, base, Some(1))?;
+        (self.tile_point(w, base).as_ref() != Some(&one)).then_some(one)
+    }
+
+    /// The tile point with `rows` kept rows per tile, or (`None`) the first row count
+    /// of the preference the schedule accepts.
+    fn tile_point_with_rows(
+        &self,
+        w: &Workload,
+        base: &Decisions,
+        rows: Option<i64>,
+    ) -> Option<Decisions> {
         let mut d = base.clone();
         for weight in bcr_weights(w) {
             let Some(k) = self.knob_index(&crate::space_bcr::register_tile_knob(&weight)) else {
@@ -619,11 +641,13 @@ impl SearchSpace {
                 continue;
             };
             let lanes = crate::space_bcr::tile_lane_preference(innermost_positions(w));
-            let tries = lanes.iter().flat_map(|l| {
-                crate::space_bcr::tile_row_preference(max_rows)
-                    .into_iter()
-                    .map(move |r| (r, *l))
-            });
+            let row_counts = match rows {
+                Some(r) => vec![r],
+                None => crate::space_bcr::tile_row_preference(max_rows),
+            };
+            let tries = lanes
+                .iter()
+                .flat_map(|l| row_counts.iter().map(move |r| (*r, *l)));
             for (r, l) in tries {
                 let Some(c) = crate::space_bcr::tile_choice(r, l) else {
                     continue;

@@ -342,7 +342,10 @@ pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
             let w = w.clone();
             TILE_ROWS.into_iter().map(move |r| {
                 choice(
-                    format!("register tiles of {r} rows of {w} x {lanes}-lane pieces"),
+                    format!(
+                        "register tiles of {r} row{} of {w} x {lanes}-lane pieces",
+                        if r == 1 { "" } else { "s" }
+                    ),
                     vec![Instruction::RegisterTile {
                         weight: w.clone(),
                         rows: r,

@@ -412,6 +412,11 @@ pub fn tune(
     // thread its parallel form: the row count must suit the entries' kept rows.
     let tile_point = space.tile_point(w, egraph_point.as_ref().unwrap_or(&space.default_point()));
     mark(tile_point.as_ref(), "register tile")?;
+    // The same with one-row tiles, which narrow outputs favour (see
+    // `SearchSpace::one_row_tile_point`; the MNIST CNN's 14- and 7-wide convs).
+    let one_row_tile_point =
+        space.one_row_tile_point(w, egraph_point.as_ref().unwrap_or(&space.default_point()));
+    mark(one_row_tile_point.as_ref(), "one-row register tile")?;
     let tile_parallel_point = above_one_thread(&tile_point, &|d| space.parallel_point(d));
     mark(tile_parallel_point.as_ref(), "parallel register tile")?;
     // Above one thread, the register-tiled point in parallel by output rows (convs:
@@ -471,8 +476,9 @@ pub fn tune(
         seed_points: seed_plain.len() + seed_parallel.len(),
     };
     // The starting points (the default, the e-graph's, the seeds, the parallel one,
-    // the windowed and register-tiled ones, the tiled one by output rows and the
-    // seeds' parallel forms), kept ahead of the cost model's ranking.
+    // the windowed and register-tiled ones (the latter also with one-row tiles), the
+    // tiled one by output rows and the seeds' parallel forms), kept ahead of the cost
+    // model's ranking.
     let egraph_json = report.egraph_trace.as_ref().map(|t| t.to_json());
     let seeded = |s: &Schedule, json: &String| {
         s.trace().instructions.is_empty()
@@ -489,6 +495,7 @@ pub fn tune(
     starts.extend(window_point.iter().cloned());
     starts.extend(window_parallel_point.iter().cloned());
     starts.extend(tile_point.iter().cloned());
+    starts.extend(one_row_tile_point.iter().cloned());
     starts.extend(tile_parallel_point.iter().cloned());
     starts.extend(tile_rows_point.iter().cloned());
     starts.extend(seed_parallel.iter().cloned());

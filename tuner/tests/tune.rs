@@ -630,6 +630,37 @@ fn the_register_tiled_form_is_a_starting_point() {
         Workload::from_spec_str("bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.8,seed=2").unwrap();
     let space1 = SearchSpace::new(&fc1);
     assert_eq!(space1.tile_point(&fc1, &space1.default_point()), None);
+    assert_eq!(
+        space1.one_row_tile_point(&fc1, &space1.default_point()),
+        None
+    );
+    // The one-row tile point: the same form with tiles of one kept row, a point of its
+    // own beside the tile point (for the 14-wide conv, 8 rows against 1).
+    let narrow = Workload::from_spec_str(
+        "bcr-conv2d:C=32,O=64,H=14,W=14,k=3,pad=1,block=16x16,sparsity=0.75,seed=1",
+    )
+    .unwrap();
+    let space14 = SearchSpace::new(&narrow).for_threads(Some(1));
+    let base = space14.default_point();
+    let tall = space14.tile_point(&narrow, &base).expect("a tile point");
+    let one = space14
+        .one_row_tile_point(&narrow, &base)
+        .expect("a one-row tile point");
+    assert_ne!(tall, one);
+    let (s, eff) = space14.apply(&narrow, &one).unwrap();
+    assert_eq!(eff, one);
+    let json1 = s.trace().to_json();
+    assert!(
+        json1.contains(r#""op":"register_tile","weight":"W","rows":1,"lanes":8"#),
+        "{json1}"
+    );
+    assert!(json1.contains("specialize_offsets"), "{json1}");
+    let (s, _) = space14.apply(&narrow, &tall).unwrap();
+    assert!(
+        s.trace().to_json().contains(r#""rows":8,"lanes":8"#),
+        "{}",
+        s.trace().to_json()
+    );
 
     let runner = local(1);
     let r = tune_fresh(&w, &runner, &opts(4, Strategy::Random, 23));
@@ -640,6 +671,19 @@ fn the_register_tiled_form_is_a_starting_point() {
         .unwrap_or_else(|| {
             let d: Vec<&str> = r.trials.iter().map(|t| t.description.as_str()).collect();
             panic!("no register-tiled trial among {d:?}")
+        });
+    let m = t.outcome.as_ref().unwrap();
+    assert!(m.max_rel_error <= 1e-4, "{}", m.max_rel_error);
+    // A short tune of the narrow conv measures the one-row tile among its starting
+    // points, checked against the interpreter.
+    let r = tune_fresh(&narrow, &runner, &opts(5, Strategy::Random, 23));
+    let t = r
+        .trials
+        .iter()
+        .find(|t| t.description.contains("register tiles of 1 row of W"))
+        .unwrap_or_else(|| {
+            let d: Vec<&str> = r.trials.iter().map(|t| t.description.as_str()).collect();
+            panic!("no one-row tile trial among {d:?}")
         });
     let m = t.outcome.as_ref().unwrap();
     assert!(m.max_rel_error <= 1e-4, "{}", m.max_rel_error);
