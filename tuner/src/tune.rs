@@ -476,9 +476,8 @@ pub fn tune(
         seed_points: seed_plain.len() + seed_parallel.len(),
     };
     // The starting points (the default, the e-graph's, the seeds, the parallel one,
-    // the windowed and register-tiled ones (the latter also with one-row tiles), the
-    // tiled one by output rows and the seeds' parallel forms), kept ahead of the cost
-    // model's ranking.
+    // the windowed and register-tiled ones, the tiled one by output rows, the one-row
+    // tile and the seeds' parallel forms), kept ahead of the cost model's ranking.
     let egraph_json = report.egraph_trace.as_ref().map(|t| t.to_json());
     let seeded = |s: &Schedule, json: &String| {
         s.trace().instructions.is_empty()
@@ -495,9 +494,11 @@ pub fn tune(
     starts.extend(window_point.iter().cloned());
     starts.extend(window_parallel_point.iter().cloned());
     starts.extend(tile_point.iter().cloned());
-    starts.extend(one_row_tile_point.iter().cloned());
     starts.extend(tile_parallel_point.iter().cloned());
     starts.extend(tile_rows_point.iter().cloned());
+    // After the multi-threaded tiles, which a small budget above one thread must
+    // reach first.
+    starts.extend(one_row_tile_point.iter().cloned());
     starts.extend(seed_parallel.iter().cloned());
     let mut lost_in_a_row = 0usize;
     while report.trials.len() < opts.trials {
