@@ -662,31 +662,23 @@ fn the_register_tiled_form_is_a_starting_point() {
         s.trace().to_json()
     );
 
-    let runner = local(1);
-    let r = tune_fresh(&w, &runner, &opts(4, Strategy::Random, 23));
-    let t = r
-        .trials
-        .iter()
-        .find(|t| t.description.contains("register tiles of 5 rows of W"))
-        .unwrap_or_else(|| {
-            let d: Vec<&str> = r.trials.iter().map(|t| t.description.as_str()).collect();
-            panic!("no register-tiled trial among {d:?}")
-        });
-    let m = t.outcome.as_ref().unwrap();
-    assert!(m.max_rel_error <= 1e-4, "{}", m.max_rel_error);
-    // A short tune of the narrow conv measures the one-row tile among its starting
-    // points, checked against the interpreter.
-    let r = tune_fresh(&narrow, &runner, &opts(5, Strategy::Random, 23));
-    let t = r
-        .trials
-        .iter()
-        .find(|t| t.description.contains("register tiles of 1 row of W"))
-        .unwrap_or_else(|| {
-            let d: Vec<&str> = r.trials.iter().map(|t| t.description.as_str()).collect();
-            panic!("no one-row tile trial among {d:?}")
-        });
-    let m = t.outcome.as_ref().unwrap();
-    assert!(m.max_rel_error <= 1e-4, "{}", m.max_rel_error);
+    // Short tunes measure the tile among their starting points, checked against the
+    // interpreter: 5-row tiles for the 48-wide conv, one-row tiles for the narrow one.
+    let measured_with = |w: &Workload, trials: usize, needle: &str| {
+        let r = tune_fresh(w, &local(1), &opts(trials, Strategy::Random, 23));
+        let t = r
+            .trials
+            .iter()
+            .find(|t| t.description.contains(needle))
+            .unwrap_or_else(|| {
+                let d: Vec<&str> = r.trials.iter().map(|t| t.description.as_str()).collect();
+                panic!("no trial with {needle:?} among {d:?}")
+            });
+        let m = t.outcome.as_ref().unwrap();
+        assert!(m.max_rel_error <= 1e-4, "{needle}: {}", m.max_rel_error);
+    };
+    measured_with(&w, 4, "register tiles of 5 rows of W");
+    measured_with(&narrow, 5, "register tiles of 1 row of W");
 }
 
 /// Starting points outnumbering a batch are not dropped: with one candidate per
