@@ -262,10 +262,11 @@ fn run(cli: Cli) -> Result<String, BenchError> {
                 }
             }
             let min_ms = if quick { 5.0 } else { 50.0 };
+            let caches = report::cache_sizes();
             let mut all = Vec::new();
             let mut text = String::new();
             for t in threads {
-                let sets = ceilings::working_sets(&report::cache_sizes(), &sizes, t);
+                let sets = ceilings::working_sets(&caches, &sizes, t);
                 let c = ceilings::measure(&bin, t, &sets, min_ms)?;
                 text.push_str(&format!(
                     "{t} thread(s): multiply-add peak {:.1} GFLOP/s; read {} ({} case sizes)\n",

@@ -27,10 +27,8 @@ pub fn reusable_across_calls(name: &str, body: &Stmt) -> bool {
     };
     let mut read = false;
     for phase in phases {
-        let reads = reads_buffer(phase, name);
-        if stores_into(phase, name)
-            && (read || reads || !stores_at_fixed_positions(phase, name, false))
-        {
+        let (reads, writes) = accesses(phase, name);
+        if writes && (read || reads || !stores_at_fixed_positions(phase, name, false)) {
             return false;
         }
         read |= reads;
@@ -38,27 +36,19 @@ pub fn reusable_across_calls(name: &str, body: &Stmt) -> bool {
     true
 }
 
-/// Whether `s` loads from or prefetches `name` anywhere.
-fn reads_buffer(s: &Stmt, name: &str) -> bool {
-    let mut found = false;
+/// Whether `s` reads `name` anywhere (a load or a prefetch), and whether it stores
+/// into it.
+fn accesses(s: &Stmt, name: &str) -> (bool, bool) {
+    let (mut reads, mut writes) = (false, false);
     for_each_stmt(s, &mut |t| {
-        if let Stmt::Prefetch { buffer, .. } = t {
-            found |= buffer == name;
+        match t {
+            Stmt::Prefetch { buffer, .. } => reads |= buffer == name,
+            Stmt::Store { buffer, .. } => writes |= buffer == name,
+            _ => {}
         }
-        found |= stmt_exprs(t).iter().any(|e| expr_loads_buffer(e, name));
+        reads |= stmt_exprs(t).iter().any(|e| expr_loads_buffer(e, name));
     });
-    found
-}
-
-/// Whether `s` stores into `name` anywhere.
-fn stores_into(s: &Stmt, name: &str) -> bool {
-    let mut found = false;
-    for_each_stmt(s, &mut |t| {
-        if let Stmt::Store { buffer, .. } = t {
-            found |= buffer == name;
-        }
-    });
-    found
+    (reads, writes)
 }
 
 /// Whether `e` loads nothing.

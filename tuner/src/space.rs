@@ -578,10 +578,10 @@ impl SearchSpace {
     /// accumulators on the stack (14-wide conv 3x3 32->64 at 75%, 16x16 blocks, 8-lane
     /// pieces: 8 rows 77 us, 1 row 45 us; 7-wide conv 64->128, 4-lane pieces: 8 rows
     /// 122 us, 1 row 87 us; the 56-wide benchmark conv is faster with 5 rows). `None`
-    /// where no weight takes it, or where it is the tile point itself.
+    /// where no weight takes it. (Where it is the tile point itself, the tuner measures
+    /// the trace once.)
     pub fn one_row_tile_point(&self, w: &Workload, base: &Decisions) -> Option<Decisions> {
-        let one = self.tile_point_with_rows(w, base, Some(1))?;
-        (self.tile_point(w, base).as_ref() != Some(&one)).then_some(one)
+        self.tile_point_with_rows(w, base, Some(1))
     }
 
     /// The tile point with `rows` kept rows per tile, or (`None`) the first row count

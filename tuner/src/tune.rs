@@ -394,14 +394,15 @@ pub fn tune(
     // With more than one thread, the parallel form of the best-known starting point
     // (the e-graph's, else the default) is measured too: the search rarely finds a
     // partitioned, specialized, vectorized schedule by mutation alone.
-    let best_known = egraph_point.clone().or_else(|| Some(space.default_point()));
-    let parallel_point = above_one_thread(&best_known, &|d| space.parallel_point(d));
+    let best_known = egraph_point
+        .clone()
+        .unwrap_or_else(|| space.default_point());
+    let parallel_point = above_one_thread(&Some(best_known.clone()), &|d| space.parallel_point(d));
     mark(parallel_point.as_ref(), "parallel")?;
     // The windowed form of the e-graph's point (rows in masked lanes, each block row's
     // outputs in a register window): one chunk per entry and no per-row scatter, a
     // form mutation alone rarely reaches (two knobs must agree).
-    let window_point =
-        space.window_point(w, egraph_point.as_ref().unwrap_or(&space.default_point()));
+    let window_point = space.window_point(w, &best_known);
     mark(window_point.as_ref(), "window")?;
     // Above one thread, also its parallel form (block rows partitioned in parallel,
     // then windowed).
@@ -410,12 +411,11 @@ pub fn tune(
     // The register-tiled form of the e-graph's point (a few kept rows times a row of
     // output positions summed in registers; convs and FC with N > 1), and above one
     // thread its parallel form: the row count must suit the entries' kept rows.
-    let tile_point = space.tile_point(w, egraph_point.as_ref().unwrap_or(&space.default_point()));
+    let tile_point = space.tile_point(w, &best_known);
     mark(tile_point.as_ref(), "register tile")?;
     // The same with one-row tiles, which narrow outputs favour (see
     // `SearchSpace::one_row_tile_point`; the MNIST CNN's 14- and 7-wide convs).
-    let one_row_tile_point =
-        space.one_row_tile_point(w, egraph_point.as_ref().unwrap_or(&space.default_point()));
+    let one_row_tile_point = space.one_row_tile_point(w, &best_known);
     mark(one_row_tile_point.as_ref(), "one-row register tile")?;
     let tile_parallel_point = above_one_thread(&tile_point, &|d| space.parallel_point(d));
     mark(tile_parallel_point.as_ref(), "parallel register tile")?;
