@@ -174,7 +174,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lex = cmudict::load(&dir)?;
     let words = lex.split(cmudict::TEST_WORDS, n).calibration;
     let block = BlockShape { rows: 16, cols: 16 };
-    let pruned = apply_rates(&dense, block, &[0.925, 0.9, 0.5], None, &[])?;
+    let pruned = apply_rates(
+        &dense,
+        block,
+        &[0.925, 0.9, 0.5],
+        None,
+        &[],
+        model::rates::MaskCriterion::Magnitude,
+    )?;
     let student = Seq2SeqTrainable::new(&pruned)?;
     let data: Vec<_> = words
         .iter()

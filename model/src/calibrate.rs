@@ -24,12 +24,47 @@ pub struct Calibration {
 }
 
 /// A running Gram matrix `Σ x xᵀ` of `k`-vectors, in `f64`.
+///
+/// A *paired* Gram ([`Gram::add_pair`]) also keeps, for each vector `x` a pruned
+/// model's matrix saw, the vector `x_d` the dense model's matrix saw at the same point
+/// of the same calibration sample: `Σ x x_dᵀ` ([`Gram::cross`]) and `Σ x_d x_dᵀ`
+/// ([`Gram::dense_get`]). The refit then fits the pruned matrix's outputs on the
+/// inputs it really gets to the dense matrix's outputs on the dense inputs, so it
+/// also makes up for the error of the pruned layers before it. An unpaired Gram
+/// answers `cross` and `dense_get` with `Σ x xᵀ` (the dense model saw the same
+/// inputs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gram {
     k: usize,
     g: Vec<f64>,
     sum: Vec<f64>,
     samples: u64,
+    paired: Option<Box<DenseSide>>,
+}
+
+/// The dense model's side of a paired [`Gram`].
+#[derive(Debug, Clone, PartialEq)]
+struct DenseSide {
+    /// `Σ x x_dᵀ`, row-major `k x k`.
+    cross: Vec<f64>,
+    /// `Σ x_d x_dᵀ`.
+    dense: Vec<f64>,
+    /// `Σ x_d`.
+    sum: Vec<f64>,
+}
+
+/// `g += a bᵀ` for `k x k` row-major `g` (rows of zero `a[i]` skipped).
+fn add_outer(g: &mut [f64], a: &[f32], b: &[f32]) {
+    let k = b.len();
+    for (i, &ai) in a.iter().enumerate() {
+        if ai == 0.0 {
+            continue;
+        }
+        let ai = ai as f64;
+        for (gij, &bj) in g[i * k..(i + 1) * k].iter_mut().zip(b) {
+            *gij += ai * bj as f64;
+        }
+    }
 }
 
 impl Gram {
@@ -40,7 +75,75 @@ impl Gram {
             g: vec![0.0; k * k],
             sum: vec![0.0; k],
             samples: 0,
+            paired: None,
         }
+    }
+
+    /// An empty paired accumulator ([`Gram::add_pair`]) for vectors of length `k`.
+    pub fn new_paired(k: usize) -> Gram {
+        Gram {
+            paired: Some(Box::new(DenseSide {
+                cross: vec![0.0; k * k],
+                dense: vec![0.0; k * k],
+                sum: vec![0.0; k],
+            })),
+            ..Gram::new(k)
+        }
+    }
+
+    /// Whether this Gram pairs each vector with the dense model's.
+    pub fn is_paired(&self) -> bool {
+        self.paired.is_some()
+    }
+
+    /// `(Σ x x_dᵀ)[i][j]`: the seen inputs against the dense model's (`get` when
+    /// unpaired).
+    pub fn cross(&self, i: usize, j: usize) -> f64 {
+        match &self.paired {
+            Some(p) => p.cross[i * self.k + j],
+            None => self.get(i, j),
+        }
+    }
+
+    /// `(Σ x_d x_dᵀ)[i][j]`: the dense model's inputs (`get` when unpaired).
+    pub fn dense_get(&self, i: usize, j: usize) -> f64 {
+        match &self.paired {
+            Some(p) => p.dense[i * self.k + j],
+            None => self.get(i, j),
+        }
+    }
+
+    /// The mean of the dense model's input vectors ([`Gram::mean`] when unpaired).
+    pub fn dense_mean(&self) -> Vec<f64> {
+        match &self.paired {
+            Some(p) => {
+                let n = self.samples.max(1) as f64;
+                p.sum.iter().map(|s| s / n).collect()
+            }
+            None => self.mean(),
+        }
+    }
+
+    /// Adds the vector `x` a pruned model's matrix saw together with the vector
+    /// `x_dense` the dense model's saw at the same point (ignored when a length is
+    /// wrong or the Gram is not paired).
+    pub fn add_pair(&mut self, x: &[f32], x_dense: &[f32]) {
+        if x.len() != self.k || x_dense.len() != self.k {
+            return;
+        }
+        let Some(p) = self.paired.as_deref_mut() else {
+            return;
+        };
+        add_outer(&mut p.cross, x, x_dense);
+        add_outer(&mut p.dense, x_dense, x_dense);
+        for (s, &v) in p.sum.iter_mut().zip(x_dense) {
+            *s += v as f64;
+        }
+        for (s, &v) in self.sum.iter_mut().zip(x) {
+            *s += v as f64;
+        }
+        add_outer(&mut self.g, x, x);
+        self.samples += 1;
     }
 
     /// Vector length.
@@ -64,24 +167,27 @@ impl Gram {
         self.sum.iter().map(|s| s / n).collect()
     }
 
-    /// Adds `x xᵀ` (ignores vectors of the wrong length).
+    /// The root mean square of each component over the vectors added (zeros before
+    /// any): `sqrt(G_cc / samples)`.
+    pub fn rms(&self) -> Vec<f64> {
+        let n = self.samples.max(1) as f64;
+        (0..self.k).map(|c| (self.get(c, c) / n).sqrt()).collect()
+    }
+
+    /// Adds `x xᵀ` (ignores vectors of the wrong length; a paired Gram takes `x` as
+    /// its own dense partner).
     pub fn add(&mut self, x: &[f32]) {
+        if self.paired.is_some() {
+            self.add_pair(x, x);
+            return;
+        }
         if x.len() != self.k {
             return;
         }
         for (s, &v) in self.sum.iter_mut().zip(x) {
             *s += v as f64;
         }
-        for (i, &xi) in x.iter().enumerate() {
-            if xi == 0.0 {
-                continue;
-            }
-            let xi = xi as f64;
-            let row = &mut self.g[i * self.k..(i + 1) * self.k];
-            for (gij, &xj) in row.iter_mut().zip(x) {
-                *gij += xi * xj as f64;
-            }
-        }
+        add_outer(&mut self.g, x, x);
         self.samples += 1;
     }
 }

@@ -37,6 +37,7 @@ pub mod load;
 pub mod metrics;
 pub mod onnx;
 pub mod ops;
+pub mod paired;
 pub mod prune;
 pub mod rates;
 pub mod seq2seq;

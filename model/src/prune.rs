@@ -13,6 +13,15 @@
 //! on that data as closely as its pattern allows, while the ridge term keeps it near
 //! the magnitude-pruned values (so it cannot overfit inputs the calibration data barely
 //! exercises). `λ` is `ridge` times the mean diagonal of `G_SS`.
+//!
+//! With a paired Gram ([`Gram::add_pair`]: the inputs `x` the pruned matrix sees,
+//! each with the input `x_d` the dense model's matrix saw at the same point) the
+//! right-hand side is `C_S: · w_dense` with `C = Σ x x_dᵀ`: the pruned row then fits
+//! the dense row's outputs on the dense inputs from the inputs it really gets.
+//!
+//! Which columns and rows each block keeps is plain BCR magnitude pruning
+//! ([`prune_layer`]) or, with calibration data, magnitude weighted by each input's
+//! root mean square ([`prune_matrix_weighted`]).
 
 use crate::calibrate::Gram;
 use crate::error::ModelError;
@@ -51,6 +60,69 @@ fn set_sparse(spec: &mut WorkloadSpec, sparse: Option<SparseSpec>) {
 /// (clamped by [`clamp_block`]). Sparsity 0 returns the dense layer unchanged. The
 /// layer must be dense.
 pub fn prune_layer(layer: &Layer, block: BlockShape, sparsity: f64) -> Result<Layer, ModelError> {
+    prune_layer_weighted(layer, block, sparsity, &[])
+}
+
+/// BCR-prunes `d` like [`tir::prune::prune`], but chooses the kept columns and rows of
+/// each block by the weights scaled by `scales` (one per input column: `w[r][c] *
+/// scales[c]`), then stores the original, unscaled values at the kept crossings.
+///
+/// With `scales[c]` the root mean square of input `c` on calibration data, a weight is
+/// ranked by the size of its contribution to the outputs (`|w| * rms(x)`, as in Wanda)
+/// instead of its size alone: a large weight on an input that is nearly always zero
+/// matters less than a small one on a busy input.
+pub fn prune_matrix_weighted(
+    d: &Matrix,
+    cfg: &PruneConfig,
+    scales: &[f64],
+) -> Result<BcrMatrix, String> {
+    if scales.len() != d.cols() {
+        return Err(format!(
+            "{} column scales for a matrix of {} columns",
+            scales.len(),
+            d.cols()
+        ));
+    }
+    if let Some(c) = scales.iter().position(|s| !s.is_finite() || *s < 0.0) {
+        return Err(format!(
+            "column scale {c} is {}, not a finite non-negative number",
+            scales[c]
+        ));
+    }
+    let k = d.cols();
+    let scaled: Vec<f32> = d
+        .data()
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| (w as f64 * scales[i % k]) as f32)
+        .collect();
+    let scaled = Matrix::new(d.rows(), k, scaled).map_err(|e| e.to_string())?;
+    let mask = prune(&scaled, cfg).map_err(|e| e.to_string())?;
+    let (gr, gc) = mask.grid();
+    let mut blocks = mask.blocks().to_vec();
+    for br in 0..gr {
+        for bc in 0..gc {
+            let (r0, c0, _, _) = mask.block_extent(br, bc);
+            let blk = &mut blocks[br * gc + bc];
+            let kc = blk.kept_cols.len();
+            for (i, &lr) in blk.kept_rows.iter().enumerate() {
+                for (j, &lc) in blk.kept_cols.iter().enumerate() {
+                    blk.values[i * kc + j] = d.get(r0 + lr as usize, c0 + lc as usize);
+                }
+            }
+        }
+    }
+    BcrMatrix::new(d.rows(), k, mask.block(), blocks).map_err(|e| e.to_string())
+}
+
+/// Like [`prune_layer`], but matrix `i` is pruned by [`prune_matrix_weighted`] with
+/// `scales[i]` where given (an empty list, or a missing entry, means plain magnitude).
+pub fn prune_layer_weighted(
+    layer: &Layer,
+    block: BlockShape,
+    sparsity: f64,
+    scales: &[Vec<f64>],
+) -> Result<Layer, ModelError> {
     if layer.spec.sparse().is_some() {
         return Err(ModelError::layer(&layer.name, "is already pruned"));
     }
@@ -67,8 +139,11 @@ pub fn prune_layer(layer: &Layer, block: BlockShape, sparsity: f64) -> Result<La
         let GivenMatrix::Dense(d) = m else {
             return Err(ModelError::layer(&layer.name, "has a pruned matrix"));
         };
-        let b = prune(d, &cfg)
-            .map_err(|e| ModelError::layer(&layer.name, format!("pruning matrix {i}: {e}")))?;
+        let b = match scales.get(i) {
+            Some(s) => prune_matrix_weighted(d, &cfg, s),
+            None => prune(d, &cfg).map_err(|e| e.to_string()),
+        }
+        .map_err(|e| ModelError::layer(&layer.name, format!("pruning matrix {i}: {e}")))?;
         out.weights.matrices[i] = GivenMatrix::Bcr(b);
     }
     set_sparse(
@@ -190,7 +265,7 @@ pub fn refit_matrix(
                 a[p * n + q] = g.get(cp, cq);
             }
             diag += g.get(cp, cp);
-            rhs[p] = (0..k).map(|c| g.get(cp, c) * w[c] as f64).sum();
+            rhs[p] = (0..k).map(|c| g.cross(cp, c) * w[c] as f64).sum();
         }
         // Ridge toward the magnitude-pruned values (not toward zero): with a large
         // `ridge` the refit stays at plain pruning, so rarely active inputs (a nearly
@@ -214,8 +289,13 @@ pub fn refit_matrix(
 }
 
 /// `Σ_samples ‖(P − D) x‖² / samples` through the Gram matrix `g`: how far the
-/// outputs of `pruned` are from those of `dense` on the data `g` summarizes.
+/// outputs of `pruned` are from those of `dense` on the data `g` summarizes; for a
+/// paired `g`, `Σ ‖P x − D x_d‖² / samples` (the pruned matrix on the inputs it sees
+/// against the dense matrix on the dense model's).
 pub fn output_error(dense: &Matrix, pruned: &Matrix, g: &Gram) -> f64 {
+    if g.is_paired() {
+        return paired_output_error(dense, pruned, g);
+    }
     let k = dense.cols();
     let mut total = 0.0;
     let mut idx = Vec::with_capacity(k);
@@ -236,6 +316,32 @@ pub fn output_error(dense: &Matrix, pruned: &Matrix, g: &Gram) -> f64 {
                 row += g.get(i, j) * val[b];
             }
             total += val[a] * row;
+        }
+    }
+    total / g.samples().max(1) as f64
+}
+
+/// [`output_error`] for a paired `g`: per row, `pᵀ G p − 2 pᵀ C d + dᵀ G_d d` over
+/// the non-zero entries of the pruned row `p` and the dense row `d`.
+fn paired_output_error(dense: &Matrix, pruned: &Matrix, g: &Gram) -> f64 {
+    let k = dense.cols();
+    let mut total = 0.0;
+    let nonzero = |m: &Matrix, r: usize| -> Vec<(usize, f64)> {
+        (0..k)
+            .filter(|&c| m.get(r, c) != 0.0)
+            .map(|c| (c, m.get(r, c) as f64))
+            .collect()
+    };
+    for r in 0..dense.rows() {
+        let (p, d) = (nonzero(pruned, r), nonzero(dense, r));
+        for &(i, pi) in &p {
+            let seen: f64 = p.iter().map(|&(j, pj)| g.get(i, j) * pj).sum();
+            let cross: f64 = d.iter().map(|&(j, dj)| g.cross(i, j) * dj).sum();
+            total += pi * (seen - 2.0 * cross);
+        }
+        for &(i, di) in &d {
+            let dd: f64 = d.iter().map(|&(j, dj)| g.dense_get(i, j) * dj).sum();
+            total += di * dd;
         }
     }
     total / g.samples().max(1) as f64
@@ -284,17 +390,83 @@ pub fn refit_layer_validated(
         let d = dense.dense(i)?;
         let (refit, _) = refit_matrix_validated(&d, b, f, v, ridges)
             .map_err(|e| ModelError::layer(&dense.name, e))?;
-        correct_bias(&mut out, i, &d, &refit.to_dense(), &f.mean());
+        correct_bias(&mut out, i, &d, &refit.to_dense(), f);
         out.weights.matrices[i] = GivenMatrix::Bcr(refit);
     }
     Ok(out)
 }
 
-/// Bias correction: adds `(W_dense − W_pruned) · mean(x)` to the bias that goes with
-/// weight matrix `i` (FC/conv: `B` when the layer has one; GRU/LSTM: `b_ih` for
-/// `W_ih`, `b_hh` for `W_hh`), so the layer's mean output on the calibration data is
-/// unchanged by pruning.
-fn correct_bias(layer: &mut Layer, i: usize, dense: &Matrix, pruned: &Matrix, mean: &[f64]) {
+/// Per weight matrix, whichever of `a` and `b` (two pruned and refit forms of
+/// `dense`) has the smaller [`output_error`] on `valid[m]`; a matrix taken from `b`
+/// comes with its bias (the bias [`refit_layer_validated`] corrects along with it).
+pub fn closer_per_matrix(
+    dense: &Layer,
+    a: Layer,
+    b: &Layer,
+    valid: &[&Gram],
+) -> Result<Layer, ModelError> {
+    let mut out = a;
+    for (m, (ma, mb)) in out
+        .weights
+        .matrices
+        .clone()
+        .iter()
+        .zip(&b.weights.matrices)
+        .enumerate()
+    {
+        let (GivenMatrix::Bcr(pa), GivenMatrix::Bcr(pb)) = (ma, mb) else {
+            continue;
+        };
+        let g = valid.get(m).ok_or_else(|| {
+            ModelError::layer(&dense.name, format!("no calibration data for matrix {m}"))
+        })?;
+        let d = dense.dense(m)?;
+        if output_error(&d, &pb.to_dense(), g) < output_error(&d, &pa.to_dense(), g) {
+            out.weights.matrices[m] = mb.clone();
+            if let (Some(to), Some(from)) = (out.weights.biases.get_mut(m), b.weights.biases.get(m))
+            {
+                to.clone_from(from);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Refits every weight matrix of the dense `layer`, all its weights kept, on the
+/// (paired) Gram matrices `fit[m]`, choosing the strength among `ridges`, or no
+/// change, by the output error on `valid[m]` ([`refit_matrix_validated`]). Used by
+/// the sequential refit for a layer left dense behind pruned ones: it then maps the
+/// shifted inputs it gets back toward the dense model's outputs. Returns a dense layer.
+pub fn refit_dense_layer_validated(
+    layer: &Layer,
+    fit: &[&Gram],
+    valid: &[&Gram],
+    ridges: &[f64],
+) -> Result<Layer, ModelError> {
+    if layer.spec.sparse().is_some() {
+        return Err(ModelError::layer(&layer.name, "is pruned, not dense"));
+    }
+    let mut whole = layer.clone();
+    for (i, m) in layer.weights.matrices.iter().enumerate() {
+        let GivenMatrix::Dense(d) = m else { continue };
+        let block = BlockShape {
+            rows: d.rows(),
+            cols: d.cols(),
+        };
+        let b = BcrMatrix::from_dense(d, block)
+            .map_err(|e| ModelError::layer(&layer.name, format!("matrix {i}: {e}")))?;
+        whole.weights.matrices[i] = GivenMatrix::Bcr(b);
+    }
+    Ok(densify(&refit_layer_validated(
+        layer, &whole, fit, valid, ridges,
+    )?))
+}
+
+/// Bias correction: adds `W_dense · mean(x_d) − W_pruned · mean(x)` to the bias that
+/// goes with weight matrix `i` (FC/conv: `B` when the layer has one; GRU/LSTM: `b_ih`
+/// for `W_ih`, `b_hh` for `W_hh`), so the layer's mean output on the calibration data
+/// is the dense layer's (`x_d = x` unless `g` is paired).
+fn correct_bias(layer: &mut Layer, i: usize, dense: &Matrix, pruned: &Matrix, g: &Gram) {
     let has_bias = match &layer.spec {
         WorkloadSpec::Fc(s) => s.bias && i == 0,
         WorkloadSpec::Conv2d(s) => s.bias && i == 0,
@@ -305,12 +477,13 @@ fn correct_bias(layer: &mut Layer, i: usize, dense: &Matrix, pruned: &Matrix, me
         return;
     };
     let k = dense.cols();
+    let (mean, dense_mean) = (g.mean(), g.dense_mean());
     if mean.len() != k || bias.len() != dense.rows() {
         return;
     }
     for (r, b) in bias.iter_mut().enumerate() {
         let shift: f64 = (0..k)
-            .map(|c| (dense.get(r, c) - pruned.get(r, c)) as f64 * mean[c])
+            .map(|c| dense.get(r, c) as f64 * dense_mean[c] - pruned.get(r, c) as f64 * mean[c])
             .sum();
         *b += shift as f32;
     }

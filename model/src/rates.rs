@@ -9,7 +9,18 @@
 //!    a grid and score the model (the others stay dense).
 //! 3. **Rates**: start with every layer dense and repeatedly raise the rate of the
 //!    layer whose next grid step loses the least score per weight removed (by its
-//!    sensitivity curve), until the kept weights meet the target compression.
+//!    sensitivity curve), until the kept weights meet the target compression; then
+//!    give back, while the target still holds, the steps whose undoing recovers the
+//!    most score (the last greedy steps overshoot).
+//! 4. **Refit** (with calibration data): each pruned matrix's kept weights are refit
+//!    by ridge least squares to the dense matrix's outputs (`crate::prune`), its
+//!    block masks chosen by [`MaskCriterion`]. Then a **sequential refit** (with a
+//!    [`Calibrator`]): layer after layer, each pruned layer, and each dense layer
+//!    behind a pruned one, is refit on the inputs the layers before it (already
+//!    pruned and refit) really hand it, paired with the dense model's
+//!    ([`crate::paired`]), and kept where the model scores better with it than with
+//!    its one-shot refit (or unchanged). The model that scores better of the one-shot
+//!    and the sequential refit is returned.
 //!
 //! Compression is `dense weights / kept weights` over every weight matrix of the
 //! model (biases and embeddings are not counted; index arrays neither: the storage
@@ -20,7 +31,9 @@
 use crate::calibrate::{Calibration, Gram};
 use crate::error::ModelError;
 use crate::layer::Layer;
-use crate::prune::{prune_layer, refit_layer_validated};
+use crate::prune::{
+    closer_per_matrix, prune_layer_weighted, refit_dense_layer_validated, refit_layer_validated,
+};
 use crate::Model;
 use std::collections::BTreeMap;
 use tir::bcr::BlockShape;
@@ -93,6 +106,29 @@ pub struct PruneOptions {
     pub ridges: Vec<f64>,
     /// Layers smaller than this many weights stay dense.
     pub min_layer_weights: usize,
+    /// How the kept columns and rows of each block are chosen when calibration data
+    /// is given (plain magnitude pruning, the baseline, is always by magnitude).
+    pub mask: MaskCriterion,
+    /// In the sequential refit, also refit the dense layers that come after a pruned
+    /// one (all their weights kept), to map their shifted inputs back toward the
+    /// dense model's outputs.
+    pub refit_dense_after_pruned: bool,
+}
+
+/// How BCR pruning ranks a block's columns and rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MaskCriterion {
+    /// By the L2 norm of the weights (GRIM's criterion).
+    Magnitude,
+    /// By the L2 norm of the weights scaled by the root mean square of the input each
+    /// multiplies on the calibration data ([`crate::prune::prune_matrix_weighted`]):
+    /// by how much each weight contributes to the outputs.
+    Activation,
+    /// Both, each refit; per weight matrix the one whose refit output is closer to
+    /// the dense matrix's on the validation half of the calibration data
+    /// ([`crate::prune::closer_per_matrix`]).
+    #[default]
+    Best,
 }
 
 impl Default for PruneOptions {
@@ -107,6 +143,8 @@ impl Default for PruneOptions {
             refit: true,
             ridges: vec![0.01, 0.1, 1.0, 10.0],
             min_layer_weights: 1024,
+            mask: MaskCriterion::default(),
+            refit_dense_after_pruned: true,
         }
     }
 }
@@ -114,8 +152,9 @@ impl Default for PruneOptions {
 /// The score of a model on calibration data (higher is better, e.g. accuracy).
 pub type Scorer<'a> = dyn FnMut(&Model) -> Result<f64, ModelError> + 'a;
 
-/// Records the calibration Gram matrices of a (partially pruned) model, for the
-/// sequential refit.
+/// Records the calibration Gram matrices of a partially pruned model, paired with the
+/// dense model's ([`crate::task::Task::paired_calibration`]), for the sequential
+/// refit.
 pub type Calibrator<'a> = dyn FnMut(&Model) -> Result<Calibration, ModelError> + 'a;
 
 /// One layer's score at each rate of the grid (others dense).
@@ -175,7 +214,8 @@ pub fn mac_reduction(layers: &[Layer]) -> f64 {
     dense / kept.max(1.0)
 }
 
-/// Prunes layer `i` of `model` at `rate` with `block`, refit when grams are given.
+/// Prunes layer `i` of `model` at `rate` with `block`, refit when grams are given
+/// (its mask then chosen by `mask`; by magnitude without them).
 fn pruned_layer(
     model: &Model,
     i: usize,
@@ -183,43 +223,77 @@ fn pruned_layer(
     rate: f64,
     grams: Option<&Calibration>,
     ridges: &[f64],
+    mask: MaskCriterion,
 ) -> Result<Layer, ModelError> {
     let dense = &model.layers[i];
-    let p = prune_layer(dense, block, rate)?;
-    match grams {
-        Some(c) if rate > 0.0 => {
-            let pick = |g: &'_ BTreeMap<(usize, usize), Gram>| -> Result<Vec<Gram>, ModelError> {
-                (0..dense.weights.matrices.len())
-                    .map(|m| {
-                        g.get(&(i, m)).cloned().ok_or_else(|| {
-                            ModelError::layer(
-                                &dense.name,
-                                format!("no calibration inputs for matrix {m}"),
-                            )
-                        })
-                    })
-                    .collect()
-            };
-            let (fit, valid) = (pick(&c.fit)?, pick(&c.valid)?);
-            let fit: Vec<&Gram> = fit.iter().collect();
-            let valid: Vec<&Gram> = valid.iter().collect();
-            refit_layer_validated(dense, &p, &fit, &valid, ridges)
+    let Some(c) = grams.filter(|_| rate > 0.0) else {
+        return prune_layer_weighted(dense, block, rate, &[]);
+    };
+    let (fit, valid) = (
+        layer_grams(&c.fit, dense, i)?,
+        layer_grams(&c.valid, dense, i)?,
+    );
+    let refit_with = |by_activation: bool| -> Result<Layer, ModelError> {
+        let scales: Vec<Vec<f64>> = match by_activation {
+            true => fit.iter().map(|g| g.rms()).collect(),
+            false => Vec::new(),
+        };
+        let p = prune_layer_weighted(dense, block, rate, &scales)?;
+        refit_layer_validated(dense, &p, &fit, &valid, ridges)
+    };
+    match mask {
+        MaskCriterion::Magnitude => refit_with(false),
+        MaskCriterion::Activation => refit_with(true),
+        MaskCriterion::Best => {
+            closer_per_matrix(dense, refit_with(true)?, &refit_with(false)?, &valid)
         }
-        _ => Ok(p),
     }
 }
 
-/// `model` with layer `i` pruned at `rates[i]`.
+/// Layer `i` of the dense `model`, all its weights kept, refit on `grams`
+/// ([`refit_dense_layer_validated`]).
+fn refit_dense_layer(
+    model: &Model,
+    i: usize,
+    grams: &Calibration,
+    ridges: &[f64],
+) -> Result<Layer, ModelError> {
+    let layer = &model.layers[i];
+    let (fit, valid) = (
+        layer_grams(&grams.fit, layer, i)?,
+        layer_grams(&grams.valid, layer, i)?,
+    );
+    refit_dense_layer_validated(layer, &fit, &valid, ridges)
+}
+
+/// The Gram matrices of every weight matrix of `layer` (index `i`) in `grams`.
+fn layer_grams<'a>(
+    grams: &'a BTreeMap<(usize, usize), Gram>,
+    layer: &Layer,
+    i: usize,
+) -> Result<Vec<&'a Gram>, ModelError> {
+    (0..layer.weights.matrices.len())
+        .map(|m| {
+            grams.get(&(i, m)).ok_or_else(|| {
+                ModelError::layer(&layer.name, format!("no calibration inputs for matrix {m}"))
+            })
+        })
+        .collect()
+}
+
+/// `model` with layer `i` pruned at `rates[i]` (masks chosen by `mask` and refit
+/// when `grams` are given, by magnitude and not refit otherwise).
 pub fn apply_rates(
     model: &Model,
     block: BlockShape,
     rates: &[f64],
     grams: Option<&Calibration>,
     ridges: &[f64],
+    mask: MaskCriterion,
 ) -> Result<Model, ModelError> {
     let mut out = model.clone();
     for (i, &r) in rates.iter().enumerate() {
-        out.layers[i] = pruned_layer(model, i, block, r, grams, ridges)?;
+        out.layers[i] = pruned_layer(model, i, block, r, grams, ridges, mask)?;
     }
     Ok(out)
 }
@@ -297,7 +371,7 @@ pub fn prune_model(
     let mut block_scores = Vec::new();
     for &b in &opts.blocks {
         let rates: Vec<f64> = able.iter().map(|&a| if a { u } else { 0.0 }).collect();
-        let m = apply_rates(model, b, &rates, grams, &opts.ridges)?;
+        let m = apply_rates(model, b, &rates, grams, &opts.ridges, opts.mask)?;
         let s = score(&m)?;
         progress(&format!(
             "block {}x{} at uniform rate {u:.3}: score {s:.4}",
@@ -323,7 +397,7 @@ pub fn prune_model(
         if prunable_layer {
             for &r in &opts.rates {
                 let mut m = model.clone();
-                m.layers[i] = pruned_layer(model, i, block, r, grams, &opts.ridges)?;
+                m.layers[i] = pruned_layer(model, i, block, r, grams, &opts.ridges, opts.mask)?;
                 kept_here.push(opts.objective.kept_amount(&m.layers[i]));
                 let s = score(&m)?;
                 progress(&format!(
@@ -378,15 +452,39 @@ pub fn prune_model(
             }
         }
     }
+    // The greedy steps overshoot the budget (a last step can remove many weights, and
+    // later steps can make earlier ones unnecessary): give back, while the budget
+    // still holds, the step whose undoing recovers the most score.
+    loop {
+        let mut best: Option<(usize, f64)> = None;
+        for i in 0..n {
+            if step[i] == 0 {
+                continue;
+            }
+            let added = kept_at[i][step[i] - 1] - kept_at[i][step[i]];
+            if kept(&step) + added > budget {
+                continue;
+            }
+            let pts = &sensitivity[i].points;
+            let gain = pts[step[i] - 1].1 - pts[step[i]].1;
+            if best.is_none_or(|(_, g)| gain > g) {
+                best = Some((i, gain));
+            }
+        }
+        match best {
+            Some((i, _)) => step[i] -= 1,
+            None => break,
+        }
+    }
     let rates: Vec<f64> = (0..n).map(|i| sensitivity[i].points[step[i]].0).collect();
-    let magnitude = apply_rates(model, block, &rates, None, &opts.ridges)?;
+    let magnitude = apply_rates(model, block, &rates, None, &opts.ridges, opts.mask)?;
     let magnitude_score = score(&magnitude)?;
     progress(&format!(
         "chosen rates, magnitude pruning: score {magnitude_score:.4}"
     ));
     let (mut pruned, refit_score) = match grams {
         Some(_) => {
-            let m = apply_rates(model, block, &rates, grams, &opts.ridges)?;
+            let m = apply_rates(model, block, &rates, grams, &opts.ridges, opts.mask)?;
             let s = score(&m)?;
             progress(&format!("chosen rates, refit: score {s:.4}"));
             (m, Some(s))
@@ -398,14 +496,51 @@ pub fn prune_model(
     // activations it will really see). Kept when it scores better on validation data.
     let mut sequential_score = None;
     if let (Some(cal), Some(_)) = (calibrate.as_mut(), grams) {
+        let one_shot = pruned.clone();
         let mut m = model.clone();
+        let mut pruned_before = false;
         for (i, &r) in rates.iter().enumerate() {
-            if r == 0.0 {
-                continue;
-            }
-            let grams_now = cal(&m)?;
-            m.layers[i] = pruned_layer(model, i, block, r, Some(&grams_now), &opts.ridges)?;
-            progress(&format!("sequential refit: {} done", model.layers[i].name));
+            let name = &model.layers[i].name;
+            // A dense layer behind pruned ones gets shifted inputs: it is refit too
+            // (all its weights kept), unless that scores worse than leaving it.
+            let (candidate, alternative) = if r == 0.0 {
+                if !(pruned_before && opts.refit_dense_after_pruned) {
+                    continue;
+                }
+                let grams_now = cal(&m)?;
+                let refit = refit_dense_layer(model, i, &grams_now, &opts.ridges)?;
+                (refit, m.layers[i].clone())
+            } else {
+                pruned_before = true;
+                let grams_now = cal(&m)?;
+                let refit = pruned_layer(
+                    model,
+                    i,
+                    block,
+                    r,
+                    Some(&grams_now),
+                    &opts.ridges,
+                    opts.mask,
+                )?;
+                (refit, one_shot.layers[i].clone())
+            };
+            // Keep the sequential refit of this layer only where it scores at least as
+            // well as the alternative (the one-shot refit, or the unchanged dense
+            // layer): least squares on the layer's outputs is not the task's score.
+            m.layers[i] = candidate;
+            let kept_score = score(&m)?;
+            let mut other = m.clone();
+            other.layers[i] = alternative;
+            let other_score = score(&other)?;
+            let kept = if other_score > kept_score {
+                m = other;
+                "the one-shot refit or unchanged layer"
+            } else {
+                "the sequential refit"
+            };
+            progress(&format!(
+                "sequential refit: {name}: {kept_score:.4} refit in sequence, {other_score:.4} otherwise; kept {kept}"
+            ));
         }
         let s = score(&m)?;
         progress(&format!("chosen rates, sequential refit: score {s:.4}"));

@@ -22,6 +22,7 @@ use crate::error::ModelError;
 use crate::evaluate;
 use crate::exec::{LayerExec, Reference};
 use crate::finetune::{finetune, FinetuneOptions, FinetuneReport, Samples};
+use crate::paired::{PairRecorder, Tape};
 use crate::trainable_seq2seq::{finetune_seq2seq_on, TeacherWords};
 use crate::Array;
 use crate::{Body, Model};
@@ -356,6 +357,53 @@ impl Task {
                 let half = calibration.len() / 2;
                 for (i, e) in calibration.iter().enumerate() {
                     crate::zoo::g2p::predict(model, &e.word, &mut halves[usize::from(i >= half)])?;
+                }
+            }
+        }
+        let [fit, valid] = halves;
+        Ok(Calibration {
+            fit: fit.into_grams(),
+            valid: valid.into_grams(),
+        })
+    }
+
+    /// Runs `dense` and then `pruned` (the same model, some layers pruned) over each
+    /// half of the calibration split, sample by sample, and returns paired Gram
+    /// matrices of every layer's inputs in `pruned` against those in `dense`
+    /// ([`crate::paired`]). The g2p model's output layer returns the dense model's
+    /// logits, so the pruned model decodes the dense model's phonemes.
+    pub fn paired_calibration(
+        &self,
+        dense: &Model,
+        pruned: &Model,
+    ) -> Result<Calibration, ModelError> {
+        let forced = match &pruned.body {
+            crate::Body::Seq2Seq(s) => Some(s.output),
+            crate::Body::Graph(_) => None,
+        };
+        let mut halves = [PairRecorder::new(forced), PairRecorder::new(forced)];
+        match self {
+            Task::Mnist { calibration, .. } => {
+                let half = calibration.len() / 2;
+                for i in 0..calibration.len() {
+                    let x = calibration
+                        .input(i)
+                        .ok_or_else(|| ModelError::exec("data", "image"))?;
+                    let mut tape = Tape::default();
+                    evaluate::logits(dense, &x, &mut tape)?;
+                    let rec = &mut halves[usize::from(i >= half)];
+                    rec.follow(tape);
+                    evaluate::logits(pruned, &x, rec)?;
+                }
+            }
+            Task::G2p { calibration, .. } => {
+                let half = calibration.len() / 2;
+                for (i, e) in calibration.iter().enumerate() {
+                    let mut tape = Tape::default();
+                    crate::zoo::g2p::predict(dense, &e.word, &mut tape)?;
+                    let rec = &mut halves[usize::from(i >= half)];
+                    rec.follow(tape);
+                    crate::zoo::g2p::predict(pruned, &e.word, rec)?;
                 }
             }
         }

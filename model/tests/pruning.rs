@@ -2,9 +2,11 @@
 //! meet the target compression, and impossible targets are refused clearly.
 
 use model::calibrate::{Calibration, Gram, Recorder};
+use model::exec::LayerExec;
 use model::graph::{Graph, Node, Op};
 use model::layer::Layer;
-use model::prune::{prune_layer, refit_matrix};
+use model::paired::{PairRecorder, Tape};
+use model::prune::{prune_layer, prune_matrix_weighted, refit_matrix};
 use model::rates::{compression, prune_model, PruneOptions};
 use model::{eval, Array, Body, Model, Reference};
 use proptest::prelude::*;
@@ -197,9 +199,29 @@ fn prune_model_meets_the_target_and_refit_beats_magnitude() {
         &report.rates.iter().map(|r| r.1).collect::<Vec<_>>(),
         None,
         &opts.ridges,
+        opts.mask,
     )
     .unwrap();
     assert!(held_score(&pruned).unwrap() > held_score(&magnitude).unwrap());
+    // No step is left over: lowering any layer's rate by one grid step misses the
+    // target (the greedy choice gives back the steps it did not need).
+    let rates: Vec<f64> = report.rates.iter().map(|r| r.1).collect();
+    for (i, &r) in rates.iter().enumerate().filter(|(_, &r)| r > 0.0) {
+        let mut lower = rates.clone();
+        lower[i] = opts
+            .rates
+            .iter()
+            .copied()
+            .filter(|&g| g < r)
+            .fold(0.0, f64::max);
+        let m =
+            model::rates::apply_rates(&dense, report.block, &lower, None, &[], opts.mask).unwrap();
+        assert!(
+            compression(&m) < 4.0,
+            "layer {i} at {} still meets 4x",
+            lower[i]
+        );
+    }
 }
 
 #[test]
@@ -329,4 +351,233 @@ fn the_multiply_add_objective_prunes_where_the_work_is() {
         e.contains("multiply-add reduction 500x cannot be met"),
         "{e}"
     );
+}
+
+/// Paired calibration of `pruned` against `dense` (the MLP) on two input sets.
+fn paired_calibration(
+    dense: &Model,
+    pruned: &Model,
+    fit: &[Array],
+    valid: &[Array],
+) -> Calibration {
+    let Body::Graph(g) = &dense.body else {
+        unreachable!()
+    };
+    let record = |xs: &[Array]| {
+        let mut rec = PairRecorder::new(None);
+        for x in xs {
+            let mut tape = Tape::default();
+            eval::run_graph(g, &dense.layers, x, &mut tape).unwrap();
+            rec.follow(tape);
+            eval::run_graph(g, &pruned.layers, x, &mut rec).unwrap();
+        }
+        assert_eq!(rec.calls(), (3 * xs.len() as u64, 0));
+        rec.into_grams()
+    };
+    Calibration {
+        fit: record(fit),
+        valid: record(valid),
+    }
+}
+
+#[test]
+fn paired_grams_pair_each_input_with_the_dense_models() {
+    let dense = mlp();
+    let mut pruned = dense.clone();
+    pruned.layers[0] =
+        prune_layer(&dense.layers[0], BlockShape { rows: 16, cols: 16 }, 0.75).unwrap();
+    let xs = inputs(5, 4);
+    let grams = paired_calibration(&dense, &pruned, &xs, &xs[..1]).fit;
+    // fc2's inputs: the tanh of fc1's outputs, in the pruned and in the dense model.
+    let fc1 = |layers: &[Layer], x: &Array| -> Vec<f32> {
+        Reference::default().run(layers, 0, &[x.data()]).unwrap()[0]
+            .iter()
+            .map(|v| v.tanh())
+            .collect()
+    };
+    let k = 64;
+    let (mut cross, mut dense_gram) = (vec![0.0f64; k * k], vec![0.0f64; k * k]);
+    for x in &xs {
+        let (p, d) = (fc1(&pruned.layers, x), fc1(&dense.layers, x));
+        assert!(p.iter().zip(&d).any(|(a, b)| (a - b).abs() > 1e-3));
+        for i in 0..k {
+            for j in 0..k {
+                cross[i * k + j] += p[i] as f64 * d[j] as f64;
+                dense_gram[i * k + j] += d[i] as f64 * d[j] as f64;
+            }
+        }
+    }
+    let g1 = &grams[&(1, 0)];
+    assert!(g1.is_paired());
+    assert_eq!(g1.samples(), 5);
+    for i in 0..k {
+        for j in 0..k {
+            assert!(
+                (g1.cross(i, j) - cross[i * k + j]).abs() < 1e-3,
+                "cross {i},{j}"
+            );
+            assert!(
+                (g1.dense_get(i, j) - dense_gram[i * k + j]).abs() < 1e-3,
+                "dense {i},{j}"
+            );
+        }
+    }
+    // fc1 sees the same inputs in both models: its pairs are its own Gram.
+    let g0 = &grams[&(0, 0)];
+    for i in 0..48 {
+        for j in 0..48 {
+            assert_eq!(g0.cross(i, j), g0.get(i, j));
+        }
+    }
+}
+
+#[test]
+fn the_sequential_refit_keeps_the_better_form_of_each_layer() {
+    let dense = mlp();
+    let Body::Graph(g) = &dense.body else {
+        unreachable!()
+    };
+    let (calib, valid) = (inputs(64, 1), inputs(64, 3));
+    let record = |xs: &[Array]| {
+        let mut rec = Recorder::default();
+        for x in xs {
+            eval::run_graph(g, &dense.layers, x, &mut rec).unwrap();
+        }
+        rec.into_grams()
+    };
+    let grams = Calibration {
+        fit: record(&calib),
+        valid: record(&valid),
+    };
+    let mut score = fidelity(&dense, &valid);
+    let mut calibrate = |m: &Model| Ok(paired_calibration(&dense, m, &calib, &valid));
+    let opts = PruneOptions {
+        compression: 4.0,
+        blocks: vec![BlockShape { rows: 8, cols: 8 }],
+        min_layer_weights: 256,
+        ..PruneOptions::default()
+    };
+    let mut lines = Vec::new();
+    let (pruned, report) = prune_model(
+        &dense,
+        &opts,
+        Some(&grams),
+        Some(&mut calibrate),
+        &mut score,
+        &mut |l| lines.push(l.to_string()),
+    )
+    .unwrap();
+    let (refit, sequential) = (
+        report.refit_score.unwrap(),
+        report.sequential_score.unwrap(),
+    );
+    // Every layer behind a pruned one is refit in sequence (fc1 is pruned too; fc3
+    // is dense or pruned), and each keeps whichever of its two forms scored better.
+    for name in ["fc1", "fc2", "fc3"] {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("sequential refit: {name}:")))
+            .unwrap_or_else(|| panic!("no sequential refit of {name}: {lines:?}"));
+        let nums: Vec<f64> = line
+            .split([' ', ','])
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let [in_sequence, otherwise] = nums[..] else {
+            panic!("{line}")
+        };
+        assert_eq!(
+            line.ends_with("kept the sequential refit"),
+            in_sequence >= otherwise,
+            "{line}"
+        );
+    }
+    // The better of the one-shot and the sequential refit is returned.
+    let got = score(&pruned).unwrap();
+    assert!(
+        (got - refit.max(sequential)).abs() < 1e-9,
+        "{got} vs {refit}, {sequential}"
+    );
+    assert!(compression(&pruned) >= 4.0);
+}
+
+#[test]
+fn activation_weighted_masks_rank_by_contribution_and_keep_the_original_values() {
+    let mut rng = SplitMix64::new(21);
+    let (m, k) = (16usize, 32usize);
+    let dense = Matrix::new(m, k, rng.symmetric_vec(m * k, 1.0)).unwrap();
+    let cfg = tir::PruneConfig {
+        block: BlockShape { rows: 8, cols: 8 },
+        rate: tir::PruneRate::Sparsity(0.75),
+    };
+    // Equal scales: the plain magnitude mask.
+    let same = prune_matrix_weighted(&dense, &cfg, &vec![2.5; k]).unwrap();
+    assert_eq!(same, tir::prune(&dense, &cfg).unwrap());
+    // Inputs 0..4 of every block never active, the rest busy: those columns go first,
+    // even where their weights are the largest; the kept values are the dense ones.
+    let mut big = dense.clone();
+    for r in 0..m {
+        for c in (0..k).filter(|c| c % 8 < 4) {
+            big.set(r, c, 10.0 * dense.get(r, c));
+        }
+    }
+    let scales: Vec<f64> = (0..k).map(|c| if c % 8 < 4 { 0.0 } else { 1.0 }).collect();
+    let b = prune_matrix_weighted(&big, &cfg, &scales).unwrap();
+    let plain = tir::prune(&big, &cfg).unwrap();
+    let (gr, gc) = b.grid();
+    for br in 0..gr {
+        for bc in 0..gc {
+            let blk = b.block_at(br, bc);
+            assert!(blk.kept_cols.iter().all(|&c| c >= 4), "{blk:?}");
+            assert!(plain.block_at(br, bc).kept_cols.iter().all(|&c| c < 4));
+        }
+    }
+    let bd = b.to_dense();
+    for r in 0..m {
+        for c in 0..k {
+            let v = bd.get(r, c);
+            assert!(v == 0.0 || v == big.get(r, c));
+        }
+    }
+    // Bad scales are refused with what is wrong.
+    let e = prune_matrix_weighted(&dense, &cfg, &[1.0; 3]).unwrap_err();
+    assert!(
+        e.contains("3 column scales for a matrix of 32 columns"),
+        "{e}"
+    );
+    let mut nan = vec![1.0; k];
+    nan[7] = f64::NAN;
+    let e = prune_matrix_weighted(&dense, &cfg, &nan).unwrap_err();
+    assert!(e.contains("column scale 7 is NaN"), "{e}");
+}
+
+#[test]
+fn the_rate_choice_gives_back_steps_a_later_step_made_unneeded() {
+    // Scores by rate: fc1 at 0.5 is nearly free, fc2 at 0.5 costs, and fc2 from 0.5 to
+    // 0.9 costs almost nothing more. Greedy order: fc1 0.5, fc2 0.5, fc2 0.9; at 1.9x
+    // the last step alone meets the target, so fc1's step is given back.
+    let dense = mlp();
+    let rate = |m: &Model, i: usize| m.layers[i].spec.sparse().map_or(0.0, |s| s.sparsity);
+    let cost = |r: f64, at: [f64; 2]| {
+        if r == 0.0 {
+            0.0
+        } else if r < 0.7 {
+            at[0]
+        } else {
+            at[1]
+        }
+    };
+    let mut score =
+        |m: &Model| Ok(-cost(rate(m, 0), [0.001, 1.0]) - cost(rate(m, 1), [0.01, 0.0101]));
+    let opts = PruneOptions {
+        compression: 1.9,
+        blocks: vec![BlockShape { rows: 16, cols: 16 }],
+        rates: vec![0.5, 0.9],
+        refit: false,
+        min_layer_weights: 1000,
+        ..PruneOptions::default()
+    };
+    let (pruned, report) = prune_model(&dense, &opts, None, None, &mut score, &mut |_| {}).unwrap();
+    let rates: Vec<f64> = report.rates.iter().map(|r| r.1).collect();
+    assert_eq!(rates, [0.0, 0.9, 0.0], "{}", report.table(&pruned));
+    assert!(compression(&pruned) >= 1.9);
 }

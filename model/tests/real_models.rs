@@ -10,7 +10,7 @@
 use model::data::{cmudict, mnist};
 use model::finetune::FinetuneOptions;
 use model::load::{npy, npz, torch};
-use model::rates::{apply_rates, compression, PruneOptions};
+use model::rates::{apply_rates, compression, MaskCriterion, PruneOptions};
 use model::task::Task;
 use model::zoo::{g2p, mnist_cnn};
 use model::{evaluate, Interpreter, Model, ModelError, Reference};
@@ -500,6 +500,7 @@ fn fine_tuning_the_mnist_cnn_at_10x_beats_the_refit_and_keeps_the_pattern() {
             &[0.0, 0.8, 0.9, 0.92, 0.0],
             Some(&grams),
             &ridges,
+            MaskCriterion::Magnitude,
         )
         .unwrap()
     });

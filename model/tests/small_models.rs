@@ -420,3 +420,51 @@ fn densified_layers_compute_the_same_outputs() {
         }
     }
 }
+
+#[test]
+fn a_pair_recorder_makes_the_pruned_decoder_follow_the_dense_decisions() {
+    use model::paired::{PairRecorder, Tape};
+    let dense = tiny_seq2seq();
+    let Body::Seq2Seq(s) = &dense.body else {
+        unreachable!()
+    };
+    // The GRUs pruned, and an output layer that decodes differently on its own.
+    let mut pruned = dense.clone();
+    let block = tir::BlockShape { rows: 4, cols: 6 };
+    for l in &mut pruned.layers[..2] {
+        *l = model::prune::prune_layer(l, block, 0.8).unwrap();
+    }
+    pruned.layers[2] = layer("fc", "fc:M=7,K=12,N=1,bias=false,seed=99");
+    let mut differing = 0;
+    for word in ["abc", "cab", "aab", "cc", "bca", "abcabc", "ba", "c"] {
+        let ids = s.encode_word(word);
+        let want = s
+            .predict(&dense.layers, &ids, &mut Reference::default())
+            .unwrap();
+        let own = s
+            .predict(&pruned.layers, &ids, &mut Reference::default())
+            .unwrap();
+        differing += usize::from(own != want);
+        let mut tape = Tape::default();
+        assert_eq!(s.predict(&dense.layers, &ids, &mut tape).unwrap(), want);
+        let mut rec = PairRecorder::new(Some(s.output));
+        rec.follow(tape);
+        let forced = s.predict(&pruned.layers, &ids, &mut rec).unwrap();
+        assert_eq!(forced, want, "{word}");
+        // Every call paired: the encoder once per symbol, then decoder and output
+        // layer once per step (the end symbol's step included, unless max_len ends it).
+        let steps = if want.len() < s.max_len {
+            want.len() + 1
+        } else {
+            s.max_len
+        };
+        assert_eq!(rec.calls(), ((ids.len() + 2 * steps) as u64, 0), "{word}");
+        let grams = rec.into_grams();
+        assert_eq!(grams[&(0, 0)].samples(), ids.len() as u64);
+        assert_eq!(grams[&(2, 0)].samples(), steps as u64);
+    }
+    assert!(
+        differing > 0,
+        "pruning changed no decoding: the test shows nothing"
+    );
+}

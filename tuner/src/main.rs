@@ -150,6 +150,15 @@ enum Command {
         /// Plain magnitude pruning, no refit.
         #[arg(long)]
         no_refit: bool,
+        /// How each block's kept columns and rows are chosen: `activation` ranks
+        /// weights by |w| times the root mean square of the input they multiply on
+        /// the calibration data (their share of the outputs), `magnitude` by |w|
+        /// alone (GRIM's criterion), `best` refits both and keeps, per weight matrix,
+        /// the one closer to the dense outputs on held-out calibration data. The
+        /// "magnitude pruning only" baseline printed beside the refit always uses
+        /// magnitude.
+        #[arg(long, value_enum, default_value_t = MaskArg::Best)]
+        mask: MaskArg,
         /// Epochs of masked fine-tuning after the refit: the kept weights (BCR pattern
         /// unchanged) learn from the dense model's outputs (distillation) on the
         /// calibration data, half to train, half to choose learning rate and epoch
@@ -313,6 +322,17 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+}
+
+/// How `prune --mask` ranks a block's columns and rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MaskArg {
+    /// Both, per weight matrix the one whose refit is closer to the dense outputs.
+    Best,
+    /// By |w| times the input's root mean square on the calibration data.
+    Activation,
+    /// By |w| alone.
+    Magnitude,
 }
 
 /// What `prune --compression` counts.
@@ -564,6 +584,7 @@ fn main() -> ExitCode {
             calib,
             calib_size,
             no_refit,
+            mask,
             finetune_epochs,
             finetune_lrs,
             finetune_batch,
@@ -594,6 +615,11 @@ fn main() -> ExitCode {
                     calib,
                     calib_size,
                     no_refit,
+                    mask: match mask {
+                        MaskArg::Activation => model::rates::MaskCriterion::Activation,
+                        MaskArg::Magnitude => model::rates::MaskCriterion::Magnitude,
+                        MaskArg::Best => model::rates::MaskCriterion::Best,
+                    },
                     finetune_epochs,
                     finetune_lrs,
                     finetune_batch,

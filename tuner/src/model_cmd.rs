@@ -68,6 +68,8 @@ pub struct PruneArgs {
     pub calib_size: usize,
     /// Skip the refit (plain magnitude pruning).
     pub no_refit: bool,
+    /// How each block's kept columns and rows are chosen (with calibration data).
+    pub mask: model::rates::MaskCriterion,
     /// Epochs of masked fine-tuning with distillation from the dense model after the
     /// refit (0: none).
     pub finetune_epochs: usize,
@@ -118,6 +120,7 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
         objective: a.objective,
         blocks: a.blocks.clone(),
         refit: !a.no_refit,
+        mask: a.mask,
         ..PruneOptions::default()
     };
     let t0 = std::time::Instant::now();
@@ -128,7 +131,7 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
         None
     };
     let mut score = |m: &Model| task.score(m);
-    let mut calibrate = |m: &Model| task.calibration_grams(m);
+    let mut calibrate = |m: &Model| task.paired_calibration(&dense, m);
     let mut progress =
         |line: &str| eprintln!("prune: {line} ({:.0} s)", t0.elapsed().as_secs_f64());
     let (pruned, report) = prune_model(
@@ -203,6 +206,7 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
                 a.gradual_steps,
                 grams.as_ref(),
                 &opts.ridges,
+                opts.mask,
                 &mut train,
                 &mut p,
             )
@@ -260,6 +264,7 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
         &report.rates.iter().map(|r| r.1).collect::<Vec<_>>(),
         None,
         &opts.ridges,
+        opts.mask,
     )
     .map_err(|e| e.to_string())?;
     s.push_str(&format!("test: dense {}\n", acc(&dense)?));

@@ -87,6 +87,11 @@ fn prune_tune_and_run_the_mnist_cnn() {
         err.contains("sensitivity conv_layers.3"),
         "progress lines: {err}"
     );
+    // The sequential refit on paired calibration inputs ran layer by layer.
+    assert!(
+        err.contains("sequential refit: fc_layers.0:") && err.contains("kept the"),
+        "progress lines: {err}"
+    );
     let m = model::file::load(&bcr).unwrap();
     assert!(model::rates::compression(&m) >= 4.0);
     let (ok, out, err) = grim(
