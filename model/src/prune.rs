@@ -26,6 +26,7 @@
 use crate::calibrate::Gram;
 use crate::error::ModelError;
 use crate::layer::Layer;
+use rayon::prelude::*;
 use tir::bcr::{BcrMatrix, BlockShape};
 use tir::prune::{prune, PruneConfig, PruneRate};
 use tir::spec::{SparseSpec, WorkloadSpec};
@@ -232,6 +233,45 @@ fn row_supports(b: &BcrMatrix) -> Vec<Vec<(usize, usize, usize)>> {
     rows
 }
 
+/// The refit values of one row (dense weights `w`) on its kept columns `support`
+/// (see the [module docs](self)); `None` when the row keeps nothing or its system is
+/// not positive definite (no calibration signal: the magnitude values stay).
+fn refit_row(
+    w: &[f32],
+    support: &[(usize, usize, usize)],
+    g: &Gram,
+    ridge: f64,
+) -> Option<Vec<f64>> {
+    let n = support.len();
+    if n == 0 {
+        return None;
+    }
+    let mut a = vec![0.0f64; n * n];
+    let mut rhs = vec![0.0f64; n];
+    let mut diag = 0.0;
+    for (p, &(cp, _, _)) in support.iter().enumerate() {
+        for (q, &(cq, _, _)) in support.iter().enumerate() {
+            a[p * n + q] = g.get(cp, cq);
+        }
+        diag += g.get(cp, cp);
+        rhs[p] = w
+            .iter()
+            .enumerate()
+            .map(|(c, &wc)| g.cross(cp, c) * wc as f64)
+            .sum();
+    }
+    // Ridge toward the magnitude-pruned values (not toward zero): with a large
+    // `ridge` the refit stays at plain pruning, so rarely active inputs (a nearly
+    // singular G_SS) cannot blow weights up and overfit the calibration data.
+    let lambda = ridge * (diag / n as f64).max(1e-12);
+    for (p, &(cp, _, _)) in support.iter().enumerate() {
+        a[p * n + p] += lambda;
+        rhs[p] += lambda * w[cp] as f64;
+    }
+    cholesky_solve(&mut a, &mut rhs, n)?;
+    Some(rhs)
+}
+
 /// Refits matrix `b` (the pruned form of `dense`) on the Gram matrix `g` of its
 /// calibration inputs; see the [module docs](self).
 pub fn refit_matrix(
@@ -250,36 +290,16 @@ pub fn refit_matrix(
     }
     let k = dense.cols();
     let supports = row_supports(b);
+    // Rows are independent problems: solve them in parallel.
+    let solutions: Vec<Option<Vec<f64>>> = supports
+        .par_iter()
+        .enumerate()
+        .map(|(r, support)| refit_row(&dense.data()[r * k..(r + 1) * k], support, g, ridge))
+        .collect();
     let mut blocks = b.blocks().to_vec();
-    for (r, support) in supports.iter().enumerate() {
-        let n = support.len();
-        if n == 0 {
-            continue;
-        }
-        let w = &dense.data()[r * k..(r + 1) * k];
-        let mut a = vec![0.0f64; n * n];
-        let mut rhs = vec![0.0f64; n];
-        let mut diag = 0.0;
-        for (p, &(cp, _, _)) in support.iter().enumerate() {
-            for (q, &(cq, _, _)) in support.iter().enumerate() {
-                a[p * n + q] = g.get(cp, cq);
-            }
-            diag += g.get(cp, cp);
-            rhs[p] = (0..k).map(|c| g.cross(cp, c) * w[c] as f64).sum();
-        }
-        // Ridge toward the magnitude-pruned values (not toward zero): with a large
-        // `ridge` the refit stays at plain pruning, so rarely active inputs (a nearly
-        // singular G_SS) cannot blow weights up and overfit the calibration data.
-        let lambda = ridge * (diag / n as f64).max(1e-12);
-        for (p, &(cp, _, _)) in support.iter().enumerate() {
-            a[p * n + p] += lambda;
-            rhs[p] += lambda * w[cp] as f64;
-        }
-        if cholesky_solve(&mut a, &mut rhs, n).is_none() {
-            // Not positive definite (no calibration signal): keep the magnitude values.
-            continue;
-        }
-        for (&(_, blk, vi), &v) in support.iter().zip(&rhs) {
+    for (support, solution) in supports.iter().zip(solutions) {
+        let Some(solution) = solution else { continue };
+        for (&(_, blk, vi), &v) in support.iter().zip(&solution) {
             if v.is_finite() {
                 blocks[blk].values[vi] = v as f32;
             }
