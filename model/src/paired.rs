@@ -37,6 +37,16 @@ pub struct Tape {
     calls: Vec<Call>,
 }
 
+impl Tape {
+    /// The outputs of every call of layer `index`, in call order.
+    pub fn outputs_of(&self, index: usize) -> impl Iterator<Item = &[Vec<f32>]> {
+        self.calls
+            .iter()
+            .filter(move |c| c.index == index)
+            .map(|c| c.outputs.as_slice())
+    }
+}
+
 impl LayerExec for Tape {
     fn run(
         &mut self,

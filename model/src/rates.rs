@@ -19,8 +19,9 @@
 //!    behind a pruned one, is refit on the inputs the layers before it (already
 //!    pruned and refit) really hand it, paired with the dense model's
 //!    ([`crate::paired`]), and kept where the model scores better with it than with
-//!    its one-shot refit (or unchanged). The model that scores better of the one-shot
-//!    and the sequential refit is returned.
+//!    its one-shot refit (or unchanged); a recurrent layer is refit once more on its
+//!    own pruned states ([`PruneOptions::recurrent_passes`]). The model that scores
+//!    better of the one-shot and the sequential refit is returned.
 //!
 //! Compression is `dense weights / kept weights` over every weight matrix of the
 //! model (biases and embeddings are not counted; index arrays neither: the storage
@@ -37,6 +38,7 @@ use crate::prune::{
 use crate::Model;
 use std::collections::BTreeMap;
 use tir::bcr::BlockShape;
+use tir::spec::WorkloadSpec;
 
 /// What the target compression counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,6 +115,9 @@ pub struct PruneOptions {
     /// one (all their weights kept), to map their shifted inputs back toward the
     /// dense model's outputs.
     pub refit_dense_after_pruned: bool,
+    /// Sequential refits of each pruned recurrent layer (the later ones on the states
+    /// of the refit layer itself; each kept where it scores better). 1: one refit.
+    pub recurrent_passes: usize,
 }
 
 /// How BCR pruning ranks a block's columns and rows.
@@ -145,6 +150,7 @@ impl Default for PruneOptions {
             min_layer_weights: 1024,
             mask: MaskCriterion::default(),
             refit_dense_after_pruned: true,
+            recurrent_passes: 2,
         }
     }
 }
@@ -454,7 +460,8 @@ pub fn prune_model(
     }
     // The greedy steps overshoot the budget (a last step can remove many weights, and
     // later steps can make earlier ones unnecessary): give back, while the budget
-    // still holds, the step whose undoing recovers the most score.
+    // still holds, the step whose undoing recovers the most score (by the curves; a
+    // step that scored better than the one before it stays).
     loop {
         let mut best: Option<(usize, f64)> = None;
         for i in 0..n {
@@ -467,7 +474,7 @@ pub fn prune_model(
             }
             let pts = &sensitivity[i].points;
             let gain = pts[step[i] - 1].1 - pts[step[i]].1;
-            if best.is_none_or(|(_, g)| gain > g) {
+            if gain >= 0.0 && best.is_none_or(|(_, g)| gain > g) {
                 best = Some((i, gain));
             }
         }
@@ -541,6 +548,32 @@ pub fn prune_model(
             progress(&format!(
                 "sequential refit: {name}: {kept_score:.4} refit in sequence, {other_score:.4} otherwise; kept {kept}"
             ));
+            // A recurrent layer's hidden-to-hidden matrix takes the layer's own state:
+            // its refit above saw the dense layer's states. Refit it again on the
+            // states of the pruned layer itself, kept where that scores better.
+            if r > 0.0 && matches!(model.layers[i].spec, WorkloadSpec::Rnn(_)) {
+                let mut current = kept_score.max(other_score);
+                for pass in 2..=opts.recurrent_passes {
+                    let grams_now = cal(&m)?;
+                    let mut again = m.clone();
+                    again.layers[i] = pruned_layer(
+                        model,
+                        i,
+                        block,
+                        r,
+                        Some(&grams_now),
+                        &opts.ridges,
+                        opts.mask,
+                    )?;
+                    let s = score(&again)?;
+                    progress(&format!(
+                        "sequential refit: {name} pass {pass} on its own states: {s:.4} (before {current:.4})"
+                    ));
+                    if s > current {
+                        (m, current) = (again, s);
+                    }
+                }
+            }
         }
         let s = score(&m)?;
         progress(&format!("chosen rates, sequential refit: score {s:.4}"));

@@ -468,3 +468,116 @@ fn a_pair_recorder_makes_the_pruned_decoder_follow_the_dense_decisions() {
         "pruning changed no decoding: the test shows nothing"
     );
 }
+
+#[test]
+fn pruned_recurrent_layers_are_refit_again_on_their_own_states() {
+    use model::calibrate::{Calibration, Recorder};
+    use model::paired::{PairRecorder, Tape};
+    use model::rates::{prune_model, PruneOptions};
+    let dense = tiny_seq2seq();
+    let Body::Seq2Seq(s) = dense.body.clone() else {
+        unreachable!()
+    };
+    let words: Vec<Vec<usize>> = ["abc", "cab", "aab", "cc", "bca", "abcabc", "ba", "c"]
+        .iter()
+        .map(|w| s.encode_word(w))
+        .collect();
+    let (fit, valid) = words.split_at(4);
+    let record = |ws: &[Vec<usize>]| {
+        let mut rec = Recorder::default();
+        for w in ws {
+            s.predict(&dense.layers, w, &mut rec).unwrap();
+        }
+        rec.into_grams()
+    };
+    let grams = Calibration {
+        fit: record(fit),
+        valid: record(valid),
+    };
+    let paired = |m: &Model, ws: &[Vec<usize>]| {
+        let mut rec = PairRecorder::new(Some(s.output));
+        for w in ws {
+            let mut tape = Tape::default();
+            s.predict(&dense.layers, w, &mut tape).unwrap();
+            rec.follow(tape);
+            s.predict(&m.layers, w, &mut rec).unwrap();
+        }
+        rec.into_grams()
+    };
+    let mut calibrate = |m: &Model| {
+        Ok(Calibration {
+            fit: paired(m, fit),
+            valid: paired(m, valid),
+        })
+    };
+    // Score: minus the squared distance of the output layer's logits from the dense
+    // model's over the decoded steps of the validation words.
+    let logits = |m: &Model, w: &[usize]| {
+        let mut tape = Tape::default();
+        s.predict(&m.layers, w, &mut tape).unwrap();
+        tape.outputs_of(s.output)
+            .map(|o| o[0].clone())
+            .collect::<Vec<_>>()
+    };
+    let mut score = |m: &Model| {
+        let mut err = 0.0f64;
+        for w in valid {
+            for (a, b) in logits(m, w).iter().zip(logits(&dense, w)) {
+                err += a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| ((x - y) as f64).powi(2))
+                    .sum::<f64>();
+            }
+        }
+        Ok(-err)
+    };
+    for passes in [1, 2] {
+        let opts = PruneOptions {
+            compression: 2.0,
+            blocks: vec![tir::BlockShape { rows: 4, cols: 4 }],
+            rates: vec![0.5, 0.75],
+            min_layer_weights: 100,
+            recurrent_passes: passes,
+            ..PruneOptions::default()
+        };
+        let mut lines = Vec::new();
+        let (pruned, report) = prune_model(
+            &dense,
+            &opts,
+            Some(&grams),
+            Some(&mut calibrate),
+            &mut score,
+            &mut |l| lines.push(l.to_string()),
+        )
+        .unwrap();
+        let again = |name: &str| {
+            lines.iter().any(|l| {
+                l.starts_with(&format!(
+                    "sequential refit: {name} pass 2 on its own states"
+                ))
+            })
+        };
+        let pruned_rnns: Vec<&str> = report
+            .rates
+            .iter()
+            .filter(|(n, r)| *r > 0.0 && n != "fc")
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert!(!pruned_rnns.is_empty(), "{}", report.table(&pruned));
+        for name in ["encoder", "decoder"] {
+            assert_eq!(
+                again(name),
+                passes == 2 && pruned_rnns.contains(&name),
+                "{name}, {passes} passes: {lines:#?}"
+            );
+        }
+        assert!(!again("fc"));
+        let got = score(&pruned).unwrap();
+        let best = report
+            .refit_score
+            .unwrap()
+            .max(report.sequential_score.unwrap());
+        assert!((got - best).abs() < 1e-9, "{got} vs {best}");
+    }
+}
