@@ -256,6 +256,22 @@ fn pruned_layer(
     }
 }
 
+/// Layer `i` of the dense `model` pruned at `rate` and refit on the calibration
+/// `cal` records for `current` (the model with the layers before `i` already pruned
+/// and refit): the sequential refit's step.
+fn refit_in_sequence(
+    model: &Model,
+    current: &Model,
+    i: usize,
+    block: BlockShape,
+    rate: f64,
+    cal: &mut Calibrator<'_>,
+    opts: &PruneOptions,
+) -> Result<Layer, ModelError> {
+    let grams = cal(current)?;
+    pruned_layer(model, i, block, rate, Some(&grams), &opts.ridges, opts.mask)
+}
+
 /// Layer `i` of the dense `model`, all its weights kept, refit on `grams`
 /// ([`refit_dense_layer_validated`]).
 fn refit_dense_layer(
@@ -519,16 +535,7 @@ pub fn prune_model(
                 (refit, m.layers[i].clone())
             } else {
                 pruned_before = true;
-                let grams_now = cal(&m)?;
-                let refit = pruned_layer(
-                    model,
-                    i,
-                    block,
-                    r,
-                    Some(&grams_now),
-                    &opts.ridges,
-                    opts.mask,
-                )?;
+                let refit = refit_in_sequence(model, &m, i, block, r, &mut **cal, opts)?;
                 (refit, one_shot.layers[i].clone())
             };
             // Keep the sequential refit of this layer only where it scores at least as
@@ -554,17 +561,8 @@ pub fn prune_model(
             if r > 0.0 && matches!(model.layers[i].spec, WorkloadSpec::Rnn(_)) {
                 let mut current = kept_score.max(other_score);
                 for pass in 2..=opts.recurrent_passes {
-                    let grams_now = cal(&m)?;
                     let mut again = m.clone();
-                    again.layers[i] = pruned_layer(
-                        model,
-                        i,
-                        block,
-                        r,
-                        Some(&grams_now),
-                        &opts.ridges,
-                        opts.mask,
-                    )?;
+                    again.layers[i] = refit_in_sequence(model, &m, i, block, r, &mut **cal, opts)?;
                     let s = score(&again)?;
                     progress(&format!(
                         "sequential refit: {name} pass {pass} on its own states: {s:.4} (before {current:.4})"

@@ -339,10 +339,12 @@ impl Task {
         }
     }
 
-    /// Runs the dense `model` over each half of the calibration split and returns the
-    /// Gram matrices of every layer's inputs (for refitting and validating it).
-    pub fn calibration_grams(&self, model: &Model) -> Result<Calibration, ModelError> {
-        let mut halves = [Recorder::default(), Recorder::default()];
+    /// Calls `run(half, sample)` for every calibration sample in order, `half` 0 for
+    /// the first half of the split (to fit on) and 1 for the second (to validate on).
+    fn each_calibration_sample(
+        &self,
+        run: &mut dyn FnMut(usize, &Sample<'_>) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
         match self {
             Task::Mnist { calibration, .. } => {
                 let half = calibration.len() / 2;
@@ -350,16 +352,24 @@ impl Task {
                     let x = calibration
                         .input(i)
                         .ok_or_else(|| ModelError::exec("data", "image"))?;
-                    evaluate::logits(model, &x, &mut halves[usize::from(i >= half)])?;
+                    run(usize::from(i >= half), &Sample::Image(x))?;
                 }
             }
             Task::G2p { calibration, .. } => {
                 let half = calibration.len() / 2;
                 for (i, e) in calibration.iter().enumerate() {
-                    crate::zoo::g2p::predict(model, &e.word, &mut halves[usize::from(i >= half)])?;
+                    run(usize::from(i >= half), &Sample::Word(&e.word))?;
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Runs the dense `model` over each half of the calibration split and returns the
+    /// Gram matrices of every layer's inputs (for refitting and validating it).
+    pub fn calibration_grams(&self, model: &Model) -> Result<Calibration, ModelError> {
+        let mut halves = [Recorder::default(), Recorder::default()];
+        self.each_calibration_sample(&mut |half, sample| sample.run(model, &mut halves[half]))?;
         let [fit, valid] = halves;
         Ok(Calibration {
             fit: fit.into_grams(),
@@ -382,31 +392,12 @@ impl Task {
             crate::Body::Graph(_) => None,
         };
         let mut halves = [PairRecorder::new(forced), PairRecorder::new(forced)];
-        match self {
-            Task::Mnist { calibration, .. } => {
-                let half = calibration.len() / 2;
-                for i in 0..calibration.len() {
-                    let x = calibration
-                        .input(i)
-                        .ok_or_else(|| ModelError::exec("data", "image"))?;
-                    let mut tape = Tape::default();
-                    evaluate::logits(dense, &x, &mut tape)?;
-                    let rec = &mut halves[usize::from(i >= half)];
-                    rec.follow(tape);
-                    evaluate::logits(pruned, &x, rec)?;
-                }
-            }
-            Task::G2p { calibration, .. } => {
-                let half = calibration.len() / 2;
-                for (i, e) in calibration.iter().enumerate() {
-                    let mut tape = Tape::default();
-                    crate::zoo::g2p::predict(dense, &e.word, &mut tape)?;
-                    let rec = &mut halves[usize::from(i >= half)];
-                    rec.follow(tape);
-                    crate::zoo::g2p::predict(pruned, &e.word, rec)?;
-                }
-            }
-        }
+        self.each_calibration_sample(&mut |half, sample| {
+            let mut tape = Tape::default();
+            sample.run(dense, &mut tape)?;
+            halves[half].follow(tape);
+            sample.run(pruned, &mut halves[half])
+        })?;
         let [fit, valid] = halves;
         Ok(Calibration {
             fit: fit.into_grams(),
@@ -437,6 +428,22 @@ impl Task {
                     n: test.len(),
                 })
             }
+        }
+    }
+}
+
+/// One calibration sample: an MNIST image or a CMUdict word.
+enum Sample<'a> {
+    Image(Array),
+    Word(&'a str),
+}
+
+impl Sample<'_> {
+    /// Runs `model` on the sample with `exec` (the g2p model decodes the word).
+    fn run(&self, model: &Model, exec: &mut dyn LayerExec) -> Result<(), ModelError> {
+        match self {
+            Sample::Image(x) => evaluate::logits(model, x, exec).map(|_| ()),
+            Sample::Word(w) => crate::zoo::g2p::predict(model, w, exec).map(|_| ()),
         }
     }
 }

@@ -144,22 +144,9 @@ fn fidelity(dense: &Model, xs: &[Array]) -> impl FnMut(&Model) -> Result<f64, mo
 #[test]
 fn prune_model_meets_the_target_and_refit_beats_magnitude() {
     let dense = mlp();
-    let Body::Graph(g) = &dense.body else {
-        unreachable!()
-    };
     let calib = inputs(64, 1);
     let valid = inputs(64, 3);
-    let record = |xs: &[Array]| {
-        let mut rec = Recorder::default();
-        for x in xs {
-            eval::run_graph(g, &dense.layers, x, &mut rec).unwrap();
-        }
-        rec.into_grams()
-    };
-    let grams = Calibration {
-        fit: record(&calib),
-        valid: record(&valid),
-    };
+    let grams = dense_calibration(&dense, &calib, &valid);
     assert_eq!(grams.fit[&(0, 0)].samples(), 64);
     let mut score = fidelity(&dense, &valid);
     let opts = PruneOptions {
@@ -353,6 +340,24 @@ fn the_multiply_add_objective_prunes_where_the_work_is() {
     );
 }
 
+/// Calibration Gram matrices of the dense MLP on two input sets.
+fn dense_calibration(dense: &Model, fit: &[Array], valid: &[Array]) -> Calibration {
+    let Body::Graph(g) = &dense.body else {
+        unreachable!()
+    };
+    let record = |xs: &[Array]| {
+        let mut rec = Recorder::default();
+        for x in xs {
+            eval::run_graph(g, &dense.layers, x, &mut rec).unwrap();
+        }
+        rec.into_grams()
+    };
+    Calibration {
+        fit: record(fit),
+        valid: record(valid),
+    }
+}
+
 /// Paired calibration of `pruned` against `dense` (the MLP) on two input sets.
 fn paired_calibration(
     dense: &Model,
@@ -434,21 +439,8 @@ fn paired_grams_pair_each_input_with_the_dense_models() {
 #[test]
 fn the_sequential_refit_keeps_the_better_form_of_each_layer() {
     let dense = mlp();
-    let Body::Graph(g) = &dense.body else {
-        unreachable!()
-    };
     let (calib, valid) = (inputs(64, 1), inputs(64, 3));
-    let record = |xs: &[Array]| {
-        let mut rec = Recorder::default();
-        for x in xs {
-            eval::run_graph(g, &dense.layers, x, &mut rec).unwrap();
-        }
-        rec.into_grams()
-    };
-    let grams = Calibration {
-        fit: record(&calib),
-        valid: record(&valid),
-    };
+    let grams = dense_calibration(&dense, &calib, &valid);
     let mut score = fidelity(&dense, &valid);
     let mut calibrate = |m: &Model| Ok(paired_calibration(&dense, m, &calib, &valid));
     let opts = PruneOptions {
