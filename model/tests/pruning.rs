@@ -7,7 +7,7 @@ use model::graph::{Graph, Node, Op};
 use model::layer::Layer;
 use model::paired::{PairRecorder, Tape};
 use model::prune::{prune_layer, prune_matrix_weighted, refit_matrix};
-use model::rates::{compression, prune_model, PruneOptions};
+use model::rates::{compression, prune_model, MaskCriterion, PruneOptions};
 use model::{eval, Array, Body, Model, Reference};
 use proptest::prelude::*;
 use tir::bcr::BlockShape;
@@ -572,4 +572,59 @@ fn the_rate_choice_gives_back_steps_a_later_step_made_unneeded() {
     let rates: Vec<f64> = report.rates.iter().map(|r| r.1).collect();
     assert_eq!(rates, [0.0, 0.9, 0.0], "{}", report.table(&pruned));
     assert!(compression(&pruned) >= 1.9);
+}
+
+#[test]
+fn every_mask_criterion_prunes_to_the_target_and_best_takes_the_closer_matrix() {
+    let dense = mlp();
+    let (calib, valid) = (inputs(64, 1), inputs(64, 3));
+    let grams = dense_calibration(&dense, &calib, &valid);
+    let mut masks = Vec::new();
+    for mask in [
+        MaskCriterion::Magnitude,
+        MaskCriterion::Activation,
+        MaskCriterion::Best,
+    ] {
+        let mut score = fidelity(&dense, &valid);
+        let opts = PruneOptions {
+            compression: 3.0,
+            blocks: vec![BlockShape { rows: 8, cols: 8 }],
+            min_layer_weights: 256,
+            mask,
+            ..PruneOptions::default()
+        };
+        let (pruned, _) =
+            prune_model(&dense, &opts, Some(&grams), None, &mut score, &mut |_| {}).unwrap();
+        assert!(compression(&pruned) >= 3.0, "{mask:?}");
+        pruned.validate().unwrap();
+        // Fixed rates, to compare the masks layer by layer.
+        let fixed = model::rates::apply_rates(
+            &dense,
+            opts.blocks[0],
+            &[0.75, 0.75, 0.5],
+            Some(&grams),
+            &opts.ridges,
+            mask,
+        )
+        .unwrap();
+        masks.push(fixed);
+    }
+    let [by_magnitude, by_activation, best] = &masks[..] else {
+        unreachable!()
+    };
+    assert_ne!(
+        by_magnitude.layers[0].weights.matrices,
+        by_activation.layers[0].weights.matrices
+    );
+    for i in 0..3 {
+        let d = dense.layers[i].dense(0).unwrap();
+        let g = &grams.valid[&(i, 0)];
+        let err = |m: &Model| model::prune::output_error(&d, &m.layers[i].dense(0).unwrap(), g);
+        let (em, ea, eb) = (err(by_magnitude), err(by_activation), err(best));
+        assert_eq!(
+            eb,
+            em.min(ea),
+            "layer {i}: magnitude {em}, activation {ea}, best {eb}"
+        );
+    }
 }

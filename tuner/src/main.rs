@@ -150,14 +150,14 @@ enum Command {
         /// Plain magnitude pruning, no refit.
         #[arg(long)]
         no_refit: bool,
-        /// How each block's kept columns and rows are chosen: `activation` ranks
-        /// weights by |w| times the root mean square of the input they multiply on
-        /// the calibration data (their share of the outputs), `magnitude` by |w|
-        /// alone (GRIM's criterion), `best` refits both and keeps, per weight matrix,
+        /// How each block's kept columns and rows are chosen: `magnitude` by |w|
+        /// (GRIM's criterion, the default), `activation` by |w| times the root mean
+        /// square of the input each weight multiplies on the calibration data (its
+        /// share of the outputs), `best` refits both and keeps, per weight matrix,
         /// the one closer to the dense outputs on held-out calibration data. The
         /// "magnitude pruning only" baseline printed beside the refit always uses
         /// magnitude.
-        #[arg(long, value_enum, default_value_t = MaskArg::Best)]
+        #[arg(long, value_enum, default_value_t = MaskArg::Magnitude)]
         mask: MaskArg,
         /// Epochs of masked fine-tuning after the refit: the kept weights (BCR pattern
         /// unchanged) learn from the dense model's outputs (distillation) on the
