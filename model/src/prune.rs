@@ -99,21 +99,35 @@ pub fn prune_matrix_weighted(
         .collect();
     let scaled = Matrix::new(d.rows(), k, scaled).map_err(|e| e.to_string())?;
     let mask = prune(&scaled, cfg).map_err(|e| e.to_string())?;
-    let (gr, gc) = mask.grid();
-    let mut blocks = mask.blocks().to_vec();
+    with_values(&mask, d.data())
+}
+
+/// `b` with its kept values taken from the dense row-major `w` (same shape).
+pub(crate) fn with_values(b: &BcrMatrix, w: &[f32]) -> Result<BcrMatrix, String> {
+    let k = b.cols();
+    if w.len() != b.rows() * k {
+        return Err(format!(
+            "{} trained weights for a {}x{} matrix",
+            w.len(),
+            b.rows(),
+            k
+        ));
+    }
+    let (gr, gc) = b.grid();
+    let mut blocks = b.blocks().to_vec();
     for br in 0..gr {
         for bc in 0..gc {
-            let (r0, c0, _, _) = mask.block_extent(br, bc);
+            let (r0, c0, _, _) = b.block_extent(br, bc);
             let blk = &mut blocks[br * gc + bc];
-            let kc = blk.kept_cols.len();
+            let nc = blk.kept_cols.len();
             for (i, &lr) in blk.kept_rows.iter().enumerate() {
                 for (j, &lc) in blk.kept_cols.iter().enumerate() {
-                    blk.values[i * kc + j] = d.get(r0 + lr as usize, c0 + lc as usize);
+                    blk.values[i * nc + j] = w[(r0 + lr as usize) * k + c0 + lc as usize];
                 }
             }
         }
     }
-    BcrMatrix::new(d.rows(), k, mask.block(), blocks).map_err(|e| e.to_string())
+    BcrMatrix::new(b.rows(), b.cols(), b.block(), blocks).map_err(|e| e.to_string())
 }
 
 /// Like [`prune_layer`], but matrix `i` is pruned by [`prune_matrix_weighted`] with

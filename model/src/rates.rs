@@ -523,6 +523,8 @@ pub fn prune_model(
     if let (Some(cal), Some(_)) = (calibrate.as_mut(), grams) {
         let one_shot = pruned.clone();
         let mut m = model.clone();
+        // The score of `m` as it stands (the dense model's until a layer changes).
+        let mut current = dense_score;
         let mut pruned_before = false;
         for (i, &r) in rates.iter().enumerate() {
             let name = &model.layers[i].name;
@@ -554,6 +556,7 @@ pub fn prune_model(
             } else {
                 "the sequential refit"
             };
+            current = kept_score.max(other_score);
             progress(&format!(
                 "sequential refit: {name}: {kept_score:.4} refit in sequence, {other_score:.4} otherwise; kept {kept}"
             ));
@@ -561,7 +564,6 @@ pub fn prune_model(
             // its refit above saw the dense layer's states. Refit it again on the
             // states of the pruned layer itself, kept where that scores better.
             if r > 0.0 && matches!(model.layers[i].spec, WorkloadSpec::Rnn(_)) {
-                let mut current = kept_score.max(other_score);
                 for pass in 2..=opts.recurrent_passes {
                     let mut again = m.clone();
                     again.layers[i] = refit_in_sequence(model, &m, i, block, r, &mut **cal, opts)?;
@@ -575,7 +577,7 @@ pub fn prune_model(
                 }
             }
         }
-        let s = score(&m)?;
+        let s = current;
         progress(&format!("chosen rates, sequential refit: score {s:.4}"));
         sequential_score = Some(s);
         if refit_score.is_none_or(|r| s > r) {

@@ -18,9 +18,9 @@ use crate::error::ModelError;
 use crate::graph::{Graph, Node, Op};
 use crate::layer::Layer;
 use crate::ops;
+use crate::prune::with_values;
 use crate::{Body, Model};
 use std::collections::BTreeMap;
-use tir::bcr::BcrMatrix;
 use tir::spec::{Activation, WorkloadSpec};
 use tir::workload::GivenMatrix;
 use tir::Matrix;
@@ -662,32 +662,4 @@ pub(crate) fn write_layer(
         }
     }
     Ok(())
-}
-
-/// `b` with its kept values taken from the dense row-major `w` (same shape).
-fn with_values(b: &BcrMatrix, w: &[f32]) -> Result<BcrMatrix, String> {
-    let k = b.cols();
-    if w.len() != b.rows() * k {
-        return Err(format!(
-            "{} trained weights for a {}x{} matrix",
-            w.len(),
-            b.rows(),
-            k
-        ));
-    }
-    let (gr, gc) = b.grid();
-    let mut blocks = b.blocks().to_vec();
-    for br in 0..gr {
-        for bc in 0..gc {
-            let (r0, c0, _, _) = b.block_extent(br, bc);
-            let blk = &mut blocks[br * gc + bc];
-            let nc = blk.kept_cols.len();
-            for (i, &lr) in blk.kept_rows.iter().enumerate() {
-                for (j, &lc) in blk.kept_cols.iter().enumerate() {
-                    blk.values[i * nc + j] = w[(r0 + lr as usize) * k + c0 + lc as usize];
-                }
-            }
-        }
-    }
-    BcrMatrix::new(b.rows(), b.cols(), b.block(), blocks).map_err(|e| e.to_string())
 }
