@@ -180,7 +180,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &[0.925, 0.9, 0.5],
         None,
         &[],
-        model::rates::MaskCriterion::Magnitude,
+        model::rates::MaskRule::default(),
     )?;
     let student = Seq2SeqTrainable::new(&pruned)?;
     let data: Vec<_> = words

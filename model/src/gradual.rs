@@ -20,7 +20,7 @@
 use crate::calibrate::Calibration;
 use crate::error::ModelError;
 use crate::prune::{densify, prune_layer};
-use crate::rates::{apply_rates, MaskCriterion};
+use crate::rates::{apply_rates, MaskRule};
 use crate::Model;
 use tir::bcr::BlockShape;
 
@@ -77,7 +77,9 @@ pub type StageTrainer<'a> = dyn FnMut(&Model, usize) -> Result<Model, ModelError
 
 /// Gradual pruning of `dense` to `final_rates` with `block` in `steps` stages, each
 /// followed by `train` (see the [module docs](self)); `grams` enable the refit of the
-/// first stage, whose masks `mask` chooses then. `progress` gets a line per stage. Returns the last stage's model.
+/// first stage, whose masks `mask` chooses then (later stages prune by magnitude with
+/// the same counts in every block). `progress` gets a line per stage. Returns the last
+/// stage's model.
 #[allow(clippy::too_many_arguments)]
 pub fn gradual_prune(
     dense: &Model,
@@ -86,7 +88,7 @@ pub fn gradual_prune(
     steps: usize,
     grams: Option<&Calibration>,
     ridges: &[f64],
-    mask: MaskCriterion,
+    mask: MaskRule,
     train: &mut StageTrainer<'_>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Model, ModelError> {

@@ -61,11 +61,54 @@ fn set_sparse(spec: &mut WorkloadSpec, sparse: Option<SparseSpec>) {
 /// (clamped by [`clamp_block`]). Sparsity 0 returns the dense layer unchanged. The
 /// layer must be dense.
 pub fn prune_layer(layer: &Layer, block: BlockShape, sparsity: f64) -> Result<Layer, ModelError> {
-    prune_layer_weighted(layer, block, sparsity, &[])
+    prune_layer_weighted(layer, block, sparsity, &[], Spread::Uniform)
 }
 
-/// BCR-prunes `d` like [`tir::prune::prune`], but chooses the kept columns and rows of
-/// each block by the weights scaled by `scales` (one per input column: `w[r][c] *
+/// How the weights a BCR-pruned matrix keeps are spread over its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Spread {
+    /// The same numbers of columns and rows in every block ([`tir::prune::prune`]).
+    #[default]
+    Uniform,
+    /// Unevenly: the columns and rows of all blocks compete for the matrix's share
+    /// ([`tir::prune_across_blocks`]), so blocks of small weights lose more (or
+    /// everything) and blocks of large ones keep more. The matrix keeps as many
+    /// weights as the uniform pruning at the same rate (its rounding to whole rows and
+    /// columns per block included), or fewer by less than one block row or column, so
+    /// the two compare at equal size.
+    AcrossBlocks,
+}
+
+impl Spread {
+    /// The spread in words, for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Spread::Uniform => "the same counts in every block",
+            Spread::AcrossBlocks => "spread over the blocks",
+        }
+    }
+
+    /// Prunes `m` to BCR by `cfg` with this spread.
+    pub fn prune(self, m: &Matrix, cfg: &PruneConfig) -> Result<BcrMatrix, String> {
+        let uniform = prune(m, cfg).map_err(|e| e.to_string())?;
+        match self {
+            Spread::Uniform => Ok(uniform),
+            // Nothing kept: there is nothing to spread.
+            Spread::AcrossBlocks if uniform.nnz() == 0 => Ok(uniform),
+            Spread::AcrossBlocks => {
+                let total = (m.rows() * m.cols()) as f64;
+                let same_count = PruneConfig {
+                    block: cfg.block,
+                    rate: PruneRate::Sparsity(1.0 - uniform.nnz() as f64 / total),
+                };
+                tir::prune_across_blocks(m, &same_count).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// BCR-prunes `d` with `spread` ([`Spread::prune`]), but chooses the kept columns and
+/// rows by the weights scaled by `scales` (one per input column: `w[r][c] *
 /// scales[c]`), then stores the original, unscaled values at the kept crossings.
 ///
 /// With `scales[c]` the root mean square of input `c` on calibration data, a weight is
@@ -76,6 +119,7 @@ pub fn prune_matrix_weighted(
     d: &Matrix,
     cfg: &PruneConfig,
     scales: &[f64],
+    spread: Spread,
 ) -> Result<BcrMatrix, String> {
     if scales.len() != d.cols() {
         return Err(format!(
@@ -98,7 +142,7 @@ pub fn prune_matrix_weighted(
         .map(|(i, &w)| (w as f64 * scales[i % k]) as f32)
         .collect();
     let scaled = Matrix::new(d.rows(), k, scaled).map_err(|e| e.to_string())?;
-    let mask = prune(&scaled, cfg).map_err(|e| e.to_string())?;
+    let mask = spread.prune(&scaled, cfg)?;
     with_values(&mask, d.data())
 }
 
@@ -130,13 +174,15 @@ pub(crate) fn with_values(b: &BcrMatrix, w: &[f32]) -> Result<BcrMatrix, String>
     BcrMatrix::new(b.rows(), b.cols(), b.block(), blocks).map_err(|e| e.to_string())
 }
 
-/// Like [`prune_layer`], but matrix `i` is pruned by [`prune_matrix_weighted`] with
-/// `scales[i]` where given (an empty list, or a missing entry, means plain magnitude).
+/// Like [`prune_layer`], but with the kept weights spread by `spread`, and matrix `i`
+/// pruned by [`prune_matrix_weighted`] with `scales[i]` where given (an empty list, or
+/// a missing entry, means plain magnitude).
 pub fn prune_layer_weighted(
     layer: &Layer,
     block: BlockShape,
     sparsity: f64,
     scales: &[Vec<f64>],
+    spread: Spread,
 ) -> Result<Layer, ModelError> {
     if layer.spec.sparse().is_some() {
         return Err(ModelError::layer(&layer.name, "is already pruned"));
@@ -155,8 +201,8 @@ pub fn prune_layer_weighted(
             return Err(ModelError::layer(&layer.name, "has a pruned matrix"));
         };
         let b = match scales.get(i) {
-            Some(s) => prune_matrix_weighted(d, &cfg, s),
-            None => prune(d, &cfg).map_err(|e| e.to_string()),
+            Some(s) => prune_matrix_weighted(d, &cfg, s, spread),
+            None => spread.prune(d, &cfg),
         }
         .map_err(|e| ModelError::layer(&layer.name, format!("pruning matrix {i}: {e}")))?;
         out.weights.matrices[i] = GivenMatrix::Bcr(b);

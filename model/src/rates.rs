@@ -14,7 +14,11 @@
 //!    most score (the last greedy steps overshoot).
 //! 4. **Refit** (with calibration data): each pruned matrix's kept weights are refit
 //!    by ridge least squares to the dense matrix's outputs (`crate::prune`), its
-//!    block masks chosen by [`MaskCriterion`]. Then a **sequential refit** (with a
+//!    block masks chosen by [`MaskCriterion`]. The block size and rates are chosen
+//!    with the same counts in every block; with [`SpreadChoice::Best`] (the default)
+//!    the model is then pruned and refit at the chosen rates once more with the kept
+//!    weights spread over the blocks ([`Spread::AcrossBlocks`], as many weights per
+//!    matrix) and whichever scores better is kept. Then a **sequential refit** (with a
 //!    [`Calibrator`]): layer after layer, each pruned layer, and each dense layer
 //!    behind a pruned one, is refit on the inputs the layers before it (already
 //!    pruned and refit) really hand it, paired with the dense model's
@@ -34,6 +38,7 @@ use crate::error::ModelError;
 use crate::layer::Layer;
 use crate::prune::{
     closer_per_matrix, prune_layer_weighted, refit_dense_layer_validated, refit_layer_validated,
+    Spread,
 };
 use crate::Model;
 use std::collections::BTreeMap;
@@ -111,6 +116,8 @@ pub struct PruneOptions {
     /// How the kept columns and rows of each block are chosen when calibration data
     /// is given (plain magnitude pruning, the baseline, is always by magnitude).
     pub mask: MaskCriterion,
+    /// How each matrix's kept weights are spread over its blocks.
+    pub spread: SpreadChoice,
     /// In the sequential refit, also refit the dense layers that come after a pruned
     /// one (all their weights kept), to map their shifted inputs back toward the
     /// dense model's outputs.
@@ -138,6 +145,56 @@ pub enum MaskCriterion {
     Best,
 }
 
+/// How the kept weights are spread over each matrix's BCR blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpreadChoice {
+    /// The same numbers of columns and rows in every block.
+    Uniform,
+    /// Unevenly over the blocks, by the mean square of each block's columns and rows
+    /// ([`Spread::AcrossBlocks`]).
+    AcrossBlocks,
+    /// The block size and rates are chosen with uniform blocks (GRIM's pattern); then,
+    /// at the chosen rates, the model is pruned and refit with each spread and the one
+    /// that scores better on the calibration data is kept, for the whole model (the
+    /// default: at the same rates and kept counts, spreading gives the MNIST CNN at
+    /// 10x 99.15% against 98.98% and the g2p GRU 85.85% PER against 71.17%, and the
+    /// calibration score ranks them the same way).
+    #[default]
+    Best,
+}
+
+impl SpreadChoice {
+    /// The spread the block size and rates are chosen with (and the "magnitude
+    /// pruning only" baseline pruned with): uniform unless spreading is fixed.
+    pub fn for_search(self) -> Spread {
+        match self {
+            SpreadChoice::AcrossBlocks => Spread::AcrossBlocks,
+            SpreadChoice::Uniform | SpreadChoice::Best => Spread::Uniform,
+        }
+    }
+}
+
+/// How BCR masks are chosen: the ranking of a block's columns and rows (with
+/// calibration data; magnitude without) and the spread of the kept weights over the
+/// blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MaskRule {
+    /// How a block's columns and rows are ranked.
+    pub criterion: MaskCriterion,
+    /// How the kept weights are spread over the blocks.
+    pub spread: Spread,
+}
+
+impl From<MaskCriterion> for MaskRule {
+    /// `criterion` with the same counts in every block.
+    fn from(criterion: MaskCriterion) -> MaskRule {
+        MaskRule {
+            criterion,
+            spread: Spread::Uniform,
+        }
+    }
+}
+
 impl Default for PruneOptions {
     fn default() -> Self {
         PruneOptions {
@@ -151,6 +208,7 @@ impl Default for PruneOptions {
             ridges: vec![0.01, 0.1, 1.0, 10.0],
             min_layer_weights: 1024,
             mask: MaskCriterion::default(),
+            spread: SpreadChoice::default(),
             refit_dense_after_pruned: true,
             recurrent_passes: 2,
         }
@@ -198,6 +256,11 @@ pub struct PruneReport {
     /// The score after the sequential refit (when a calibrator was given); the
     /// returned model is whichever refit scored better.
     pub sequential_score: Option<f64>,
+    /// How the kept weights are spread over the blocks in the returned model.
+    pub spread: Spread,
+    /// With [`SpreadChoice::Best`], the scores at the chosen rates (refit when
+    /// enabled) with the same counts in every block and spread over the blocks.
+    pub spread_scores: Option<(f64, f64)>,
 }
 
 fn dense_weights(m: &Model) -> usize {
@@ -222,8 +285,9 @@ pub fn mac_reduction(layers: &[Layer]) -> f64 {
     dense / kept.max(1.0)
 }
 
-/// Prunes layer `i` of `model` at `rate` with `block`, refit when grams are given
-/// (its mask then chosen by `mask`; by magnitude without them).
+/// Prunes layer `i` of `model` at `rate` with `block` and `mask`'s spread, refit when
+/// grams are given (its blocks then ranked by `mask`'s criterion; by magnitude
+/// without them).
 fn pruned_layer(
     model: &Model,
     i: usize,
@@ -231,11 +295,11 @@ fn pruned_layer(
     rate: f64,
     grams: Option<&Calibration>,
     ridges: &[f64],
-    mask: MaskCriterion,
+    mask: MaskRule,
 ) -> Result<Layer, ModelError> {
     let dense = &model.layers[i];
     let Some(c) = grams.filter(|_| rate > 0.0) else {
-        return prune_layer_weighted(dense, block, rate, &[]);
+        return prune_layer_weighted(dense, block, rate, &[], mask.spread);
     };
     let (fit, valid) = (
         layer_grams(&c.fit, dense, i)?,
@@ -246,32 +310,16 @@ fn pruned_layer(
             true => fit.iter().map(|g| g.rms()).collect(),
             false => Vec::new(),
         };
-        let p = prune_layer_weighted(dense, block, rate, &scales)?;
+        let p = prune_layer_weighted(dense, block, rate, &scales, mask.spread)?;
         refit_layer_validated(dense, &p, &fit, &valid, ridges)
     };
-    match mask {
+    match mask.criterion {
         MaskCriterion::Magnitude => refit_with(false),
         MaskCriterion::Activation => refit_with(true),
         MaskCriterion::Best => {
             closer_per_matrix(dense, refit_with(true)?, &refit_with(false)?, &valid)
         }
     }
-}
-
-/// Layer `i` of the dense `model` pruned at `rate` and refit on the calibration
-/// `cal` records for `current` (the model with the layers before `i` already pruned
-/// and refit): the sequential refit's step.
-fn refit_in_sequence(
-    model: &Model,
-    current: &Model,
-    i: usize,
-    block: BlockShape,
-    rate: f64,
-    cal: &mut Calibrator<'_>,
-    opts: &PruneOptions,
-) -> Result<Layer, ModelError> {
-    let grams = cal(current)?;
-    pruned_layer(model, i, block, rate, Some(&grams), &opts.ridges, opts.mask)
 }
 
 /// Layer `i` of the dense `model`, all its weights kept, refit on `grams`
@@ -313,7 +361,7 @@ pub fn apply_rates(
     rates: &[f64],
     grams: Option<&Calibration>,
     ridges: &[f64],
-    mask: MaskCriterion,
+    mask: MaskRule,
 ) -> Result<Model, ModelError> {
     let mut out = model.clone();
     for (i, &r) in rates.iter().enumerate() {
@@ -387,6 +435,12 @@ pub fn prune_model(
     }
     let grams = if opts.refit { grams } else { None };
     let able = prunable(model, opts);
+    // The block size and rates are chosen with uniform blocks unless the spread is
+    // fixed to the other; `Best` decides at the chosen rates.
+    let mut rule = MaskRule {
+        criterion: opts.mask,
+        spread: opts.spread.for_search(),
+    };
     let n = model.layers.len();
     let dense_score = score(model)?;
     progress(&format!("dense model: score {dense_score:.4}"));
@@ -395,7 +449,7 @@ pub fn prune_model(
     let mut block_scores = Vec::new();
     for &b in &opts.blocks {
         let rates: Vec<f64> = able.iter().map(|&a| if a { u } else { 0.0 }).collect();
-        let m = apply_rates(model, b, &rates, grams, &opts.ridges, opts.mask)?;
+        let m = apply_rates(model, b, &rates, grams, &opts.ridges, rule)?;
         let s = score(&m)?;
         progress(&format!(
             "block {}x{} at uniform rate {u:.3}: score {s:.4}",
@@ -421,7 +475,7 @@ pub fn prune_model(
         if prunable_layer {
             for &r in &opts.rates {
                 let mut m = model.clone();
-                m.layers[i] = pruned_layer(model, i, block, r, grams, &opts.ridges, opts.mask)?;
+                m.layers[i] = pruned_layer(model, i, block, r, grams, &opts.ridges, rule)?;
                 kept_here.push(opts.objective.kept_amount(&m.layers[i]));
                 let s = score(&m)?;
                 progress(&format!(
@@ -502,20 +556,41 @@ pub fn prune_model(
         }
     }
     let rates: Vec<f64> = (0..n).map(|i| sensitivity[i].points[step[i]].0).collect();
-    let magnitude = apply_rates(model, block, &rates, None, &opts.ridges, opts.mask)?;
+    let magnitude = apply_rates(model, block, &rates, None, &opts.ridges, rule)?;
     let magnitude_score = score(&magnitude)?;
     progress(&format!(
         "chosen rates, magnitude pruning: score {magnitude_score:.4}"
     ));
-    let (mut pruned, refit_score) = match grams {
+    let (mut pruned, mut refit_score) = match grams {
         Some(_) => {
-            let m = apply_rates(model, block, &rates, grams, &opts.ridges, opts.mask)?;
+            let m = apply_rates(model, block, &rates, grams, &opts.ridges, rule)?;
             let s = score(&m)?;
             progress(&format!("chosen rates, refit: score {s:.4}"));
             (m, Some(s))
         }
         None => (magnitude, None),
     };
+    // The spread, when it is a choice: the same rates and kept counts with the kept
+    // weights spread over the blocks, for the whole model, kept if it scores better.
+    let mut spread_scores = None;
+    if opts.spread == SpreadChoice::Best {
+        let spread = MaskRule {
+            spread: Spread::AcrossBlocks,
+            ..rule
+        };
+        let m = apply_rates(model, block, &rates, grams, &opts.ridges, spread)?;
+        let s = score(&m)?;
+        let before = refit_score.unwrap_or(magnitude_score);
+        spread_scores = Some((before, s));
+        if s > before {
+            (rule, pruned) = (spread, m);
+            refit_score = refit_score.map(|_| s);
+        }
+        progress(&format!(
+            "chosen rates, kept weights spread over the blocks: score {s:.4} (same counts in every block: {before:.4}); kept: {}",
+            rule.spread.describe()
+        ));
+    }
     // Sequential refit: layer by layer in order, each refit on the inputs it gets from
     // the already pruned layers before it (so it matches the dense layer on the
     // activations it will really see). Kept when it scores better on validation data.
@@ -539,7 +614,8 @@ pub fn prune_model(
                 (refit, m.layers[i].clone())
             } else {
                 pruned_before = true;
-                let refit = refit_in_sequence(model, &m, i, block, r, &mut **cal, opts)?;
+                // Pruned and refit on the inputs the layers before it hand it now.
+                let refit = pruned_layer(model, i, block, r, Some(&cal(&m)?), &opts.ridges, rule)?;
                 (refit, one_shot.layers[i].clone())
             };
             // Keep the sequential refit of this layer only where it scores at least as
@@ -566,7 +642,8 @@ pub fn prune_model(
             if r > 0.0 && matches!(model.layers[i].spec, WorkloadSpec::Rnn(_)) {
                 for pass in 2..=opts.recurrent_passes {
                     let mut again = m.clone();
-                    again.layers[i] = refit_in_sequence(model, &m, i, block, r, &mut **cal, opts)?;
+                    again.layers[i] =
+                        pruned_layer(model, i, block, r, Some(&cal(&m)?), &opts.ridges, rule)?;
                     let s = score(&again)?;
                     progress(&format!(
                         "sequential refit: {name} pass {pass} on its own states: {s:.4} (before {current:.4})"
@@ -600,6 +677,8 @@ pub fn prune_model(
         magnitude_score,
         refit_score,
         sequential_score,
+        spread: rule.spread,
+        spread_scores,
     };
     Ok((pruned, report))
 }
@@ -636,6 +715,12 @@ impl PruneReport {
         }
         if let Some(r) = self.sequential_score {
             s.push_str(&format!(", sequential refit {r:.4}"));
+        }
+        if let Some((same, spread)) = self.spread_scores {
+            s.push_str(&format!(
+                "\nkept weights: {} (score {same:.4} with the same counts in every block, {spread:.4} spread over the blocks)",
+                self.spread.describe()
+            ));
         }
         s
     }

@@ -13,7 +13,7 @@ use model::gradual::{gradual_prune, reprune};
 use model::graph::{Graph, Node, Op};
 use model::layer::Layer;
 use model::prune::prune_layer;
-use model::rates::{apply_rates, MaskCriterion};
+use model::rates::{apply_rates, MaskRule};
 use model::trainable::Trainable;
 use model::trainable_seq2seq::{finetune_seq2seq, Seq2SeqTrainable};
 use model::LayerExec;
@@ -667,7 +667,7 @@ fn gradual_pruning_ends_with_the_one_shot_structure_and_trains_every_stage() {
         3,
         None,
         &[],
-        MaskCriterion::default(),
+        MaskRule::default(),
         &mut train,
         &mut |_| {},
     )
@@ -678,8 +678,7 @@ fn gradual_pruning_ends_with_the_one_shot_structure_and_trains_every_stage() {
         assert!(w[1].1[0] < w[0].1[0] && w[1].1[1] < w[0].1[1], "{seen:?}");
         assert_eq!(w[1].1[2], w[0].1[2]);
     }
-    let one_shot =
-        apply_rates(&teacher, block, &rates, None, &[], MaskCriterion::default()).unwrap();
+    let one_shot = apply_rates(&teacher, block, &rates, None, &[], MaskRule::default()).unwrap();
     for (a, b) in one_shot.layers.iter().zip(&gradual.layers) {
         assert_eq!(a.spec, b.spec, "{}", a.name);
         assert_eq!(a.kept_params(), b.kept_params(), "{}", a.name);

@@ -6,7 +6,7 @@ use model::exec::LayerExec;
 use model::graph::{Graph, Node, Op};
 use model::layer::Layer;
 use model::paired::{PairRecorder, Tape};
-use model::prune::{prune_layer, prune_matrix_weighted, refit_matrix};
+use model::prune::{prune_layer, prune_matrix_weighted, refit_matrix, Spread};
 use model::rates::{compression, prune_model, MaskCriterion, PruneOptions};
 use model::{eval, Array, Body, Model, Reference};
 use proptest::prelude::*;
@@ -186,7 +186,7 @@ fn prune_model_meets_the_target_and_refit_beats_magnitude() {
         &report.rates.iter().map(|r| r.1).collect::<Vec<_>>(),
         None,
         &opts.ridges,
-        opts.mask,
+        opts.mask.into(),
     )
     .unwrap();
     assert!(held_score(&pruned).unwrap() > held_score(&magnitude).unwrap());
@@ -202,7 +202,8 @@ fn prune_model_meets_the_target_and_refit_beats_magnitude() {
             .filter(|&g| g < r)
             .fold(0.0, f64::max);
         let m =
-            model::rates::apply_rates(&dense, report.block, &lower, None, &[], opts.mask).unwrap();
+            model::rates::apply_rates(&dense, report.block, &lower, None, &[], opts.mask.into())
+                .unwrap();
         assert!(
             compression(&m) < 4.0,
             "layer {i} at {} still meets 4x",
@@ -502,7 +503,7 @@ fn activation_weighted_masks_rank_by_contribution_and_keep_the_original_values()
         rate: tir::PruneRate::Sparsity(0.75),
     };
     // Equal scales: the plain magnitude mask.
-    let same = prune_matrix_weighted(&dense, &cfg, &vec![2.5; k]).unwrap();
+    let same = prune_matrix_weighted(&dense, &cfg, &vec![2.5; k], Spread::Uniform).unwrap();
     assert_eq!(same, tir::prune(&dense, &cfg).unwrap());
     // Inputs 0..4 of every block never active, the rest busy: those columns go first,
     // even where their weights are the largest; the kept values are the dense ones.
@@ -513,7 +514,7 @@ fn activation_weighted_masks_rank_by_contribution_and_keep_the_original_values()
         }
     }
     let scales: Vec<f64> = (0..k).map(|c| if c % 8 < 4 { 0.0 } else { 1.0 }).collect();
-    let b = prune_matrix_weighted(&big, &cfg, &scales).unwrap();
+    let b = prune_matrix_weighted(&big, &cfg, &scales, Spread::Uniform).unwrap();
     let plain = tir::prune(&big, &cfg).unwrap();
     let (gr, gc) = b.grid();
     for br in 0..gr {
@@ -531,14 +532,14 @@ fn activation_weighted_masks_rank_by_contribution_and_keep_the_original_values()
         }
     }
     // Bad scales are refused with what is wrong.
-    let e = prune_matrix_weighted(&dense, &cfg, &[1.0; 3]).unwrap_err();
+    let e = prune_matrix_weighted(&dense, &cfg, &[1.0; 3], Spread::Uniform).unwrap_err();
     assert!(
         e.contains("3 column scales for a matrix of 32 columns"),
         "{e}"
     );
     let mut nan = vec![1.0; k];
     nan[7] = f64::NAN;
-    let e = prune_matrix_weighted(&dense, &cfg, &nan).unwrap_err();
+    let e = prune_matrix_weighted(&dense, &cfg, &nan, Spread::Uniform).unwrap_err();
     assert!(e.contains("column scale 7 is NaN"), "{e}");
 }
 
@@ -604,7 +605,7 @@ fn every_mask_criterion_prunes_to_the_target_and_best_takes_the_closer_matrix() 
             &[0.75, 0.75, 0.5],
             Some(&grams),
             &opts.ridges,
-            mask,
+            mask.into(),
         )
         .unwrap();
         masks.push(fixed);
@@ -626,5 +627,127 @@ fn every_mask_criterion_prunes_to_the_target_and_best_takes_the_closer_matrix() 
             em.min(ea),
             "layer {i}: magnitude {em}, activation {ea}, best {eb}"
         );
+    }
+}
+
+/// The MLP with the weights of `fc1` and `fc2` over their first half of input columns
+/// scaled down 100 times: whole blocks that matter little, which spreading the kept
+/// weights over the blocks gives to the blocks that matter.
+fn mlp_with_quiet_blocks() -> Model {
+    let mut m = mlp();
+    for layer in &mut m.layers[..2] {
+        let tir::workload::GivenMatrix::Dense(w) = &mut layer.weights.matrices[0] else {
+            unreachable!()
+        };
+        let half = w.cols() / 2;
+        for r in 0..w.rows() {
+            for c in 0..half {
+                w.set(r, c, w.get(r, c) * 0.01);
+            }
+        }
+    }
+    m
+}
+
+/// Kept weights of each 8x8 block of matrix 0 of `layer`.
+fn block_counts(layer: &Layer) -> Vec<usize> {
+    let tir::workload::GivenMatrix::Bcr(b) = &layer.weights.matrices[0] else {
+        panic!("{} is not pruned", layer.name)
+    };
+    b.blocks().iter().map(|k| k.nnz()).collect()
+}
+
+#[test]
+fn the_spread_choice_keeps_the_better_scoring_spread_for_the_whole_model() {
+    use model::rates::SpreadChoice;
+    let dense = mlp_with_quiet_blocks();
+    let (calib, valid) = (inputs(64, 1), inputs(64, 3));
+    let grams = dense_calibration(&dense, &calib, &valid);
+    let run = |spread: SpreadChoice| {
+        let mut score = fidelity(&dense, &valid);
+        let opts = PruneOptions {
+            compression: 3.0,
+            blocks: vec![BlockShape { rows: 8, cols: 8 }],
+            min_layer_weights: 256,
+            spread,
+            ..PruneOptions::default()
+        };
+        let mut lines = Vec::new();
+        let (pruned, report) =
+            prune_model(&dense, &opts, Some(&grams), None, &mut score, &mut |l| {
+                lines.push(l.to_string())
+            })
+            .unwrap();
+        assert!(compression(&pruned) >= 3.0, "{spread:?}");
+        pruned.validate().unwrap();
+        (pruned, report, lines.join("\n"))
+    };
+    let (uniform, u_report, _) = run(SpreadChoice::Uniform);
+    assert_eq!(u_report.spread, Spread::Uniform);
+    assert_eq!(u_report.spread_scores, None);
+    let counts = block_counts(&uniform.layers[0]);
+    assert!(counts.iter().all(|&c| c == counts[0]), "{counts:?}");
+
+    let (best, report, lines) = run(SpreadChoice::Best);
+    // Same rates and kept counts as the uniform run (the search is uniform), then
+    // spread: the quiet blocks lose more than the loud ones, and the model scores
+    // better with it.
+    assert_eq!(report.rates, u_report.rates);
+    let (same, spread) = report.spread_scores.expect("both spreads scored");
+    assert!(spread > same, "{lines}");
+    assert_eq!(report.spread, Spread::AcrossBlocks, "{lines}");
+    assert_eq!(report.refit_score, Some(spread));
+    assert!(lines.contains("kept: spread over the blocks"), "{lines}");
+    assert!(report
+        .table(&best)
+        .contains("kept weights: spread over the blocks"));
+    for i in 0..2 {
+        let (kb, ku) = (
+            best.layers[i].kept_params(),
+            uniform.layers[i].kept_params(),
+        );
+        assert!(kb <= ku && kb + 8 > ku, "layer {i}: {kb} vs {ku}");
+        let c = block_counts(&best.layers[i]);
+        // Blocks are 8 columns wide: the first half of the columns are quiet.
+        let gc = c.len() / 8;
+        let quiet: usize = (0..c.len()).filter(|b| b % gc < gc / 2).map(|b| c[b]).sum();
+        let loud: usize = (0..c.len())
+            .filter(|b| b % gc >= gc / 2)
+            .map(|b| c[b])
+            .sum();
+        assert!(
+            loud > 2 * quiet,
+            "layer {i}: quiet blocks keep {quiet}, loud {loud}"
+        );
+    }
+    // The same spread, fixed: no comparison, the same model.
+    let (fixed, f_report, _) = run(SpreadChoice::AcrossBlocks);
+    assert_eq!(f_report.spread, Spread::AcrossBlocks);
+    assert_eq!(f_report.spread_scores, None);
+    assert_eq!(
+        block_counts(&fixed.layers[0]).len(),
+        block_counts(&best.layers[0]).len()
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// Spread over the blocks, a matrix keeps as many weights as with the same counts
+    /// in every block, at any rate, or fewer by less than one block row or column.
+    #[test]
+    fn spreading_keeps_as_many_weights_as_uniform_counts(
+        seed in any::<u64>(), rate in 0.0f64..0.98, rows in 1usize..40, cols in 1usize..40
+    ) {
+        let mut rng = SplitMix64::new(seed);
+        let m = Matrix::new(rows, cols, rng.symmetric_vec(rows * cols, 1.0)).unwrap();
+        let cfg = tir::PruneConfig {
+            block: BlockShape { rows: rows.min(8), cols: cols.min(8) },
+            rate: tir::PruneRate::Sparsity(rate),
+        };
+        let u = Spread::Uniform.prune(&m, &cfg).unwrap();
+        let s = Spread::AcrossBlocks.prune(&m, &cfg).unwrap();
+        prop_assert!(s.nnz() <= u.nnz() && s.nnz() + 8 > u.nnz(), "{} vs {}", s.nnz(), u.nnz());
+        prop_assert_eq!(s.validate(), Ok(()));
     }
 }

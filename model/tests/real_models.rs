@@ -500,7 +500,7 @@ fn fine_tuning_the_mnist_cnn_at_10x_beats_the_refit_and_keeps_the_pattern() {
             &[0.0, 0.8, 0.9, 0.92, 0.0],
             Some(&grams),
             &ridges,
-            MaskCriterion::Magnitude,
+            MaskCriterion::Magnitude.into(),
         )
         .unwrap()
     });

@@ -170,7 +170,7 @@ pub enum PruneError {
     },
 }
 
-fn check_rate(rate: PruneRate) -> Result<(), PruneError> {
+pub(crate) fn check_rate(rate: PruneRate) -> Result<(), PruneError> {
     let ok = |v: f64| (0.0..1.0).contains(&v);
     match rate {
         PruneRate::Sparsity(value) if !ok(value) => Err(PruneError::InvalidSparsity { value }),

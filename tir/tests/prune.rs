@@ -4,7 +4,7 @@
 
 mod bcr_util;
 
-use bcr_util::random_matrix;
+use bcr_util::{prune_case, random_matrix};
 use proptest::prelude::*;
 use tir::{prune, BcrMatrix, BlockShape, Matrix, PruneConfig, PruneError, PruneRate};
 
@@ -116,25 +116,6 @@ fn check_pruned(
         }
     }
     Ok(counts)
-}
-
-/// Shape, block shape (edge blocks often partial), weights (sometimes quantized, so ties
-/// are common) and a sparsity in [0, 0.97).
-fn prune_case() -> impl Strategy<Value = (Matrix, BlockShape, f64)> {
-    (1usize..=40, 1usize..=40)
-        .prop_flat_map(|(m, k)| {
-            (
-                Just(m),
-                Just(k),
-                1..=m,
-                1..=k,
-                any::<u64>(),
-                0.0f64..0.5,
-                any::<bool>(),
-                0.0f64..0.97,
-            )
-        })
-        .prop_map(|(m, k, r, c, seed, z, q, s)| (random_matrix(m, k, seed, z, q), bs(r, c), s))
 }
 
 proptest! {

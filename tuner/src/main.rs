@@ -159,6 +159,15 @@ enum Command {
         /// magnitude.
         #[arg(long, value_enum, default_value_t = MaskArg::Magnitude)]
         mask: MaskArg,
+        /// How each matrix's kept weights are spread over its blocks: `uniform` (the
+        /// same numbers of columns and rows in every block), `blocks` (the columns and
+        /// rows of all blocks compete: blocks of small weights lose more, or all, and
+        /// blocks of large ones keep more; as many weights in all), or `best` (the
+        /// default: both are refit and, per weight matrix, the one closer to the
+        /// dense outputs on held-out calibration data is kept). The "magnitude
+        /// pruning only" baseline is uniform unless `blocks` is given.
+        #[arg(long, value_enum, default_value_t = SpreadArg::Best)]
+        spread: SpreadArg,
         /// Epochs of masked fine-tuning after the refit: the kept weights (BCR pattern
         /// unchanged) learn from the dense model's outputs (distillation) on the
         /// calibration data, half to train, half to choose learning rate and epoch
@@ -333,6 +342,17 @@ enum MaskArg {
     Activation,
     /// By |w| alone.
     Magnitude,
+}
+
+/// How `prune --spread` spreads a matrix's kept weights over its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SpreadArg {
+    /// Both, per weight matrix the one whose refit is closer to the dense outputs.
+    Best,
+    /// Unevenly: the columns and rows of all blocks compete.
+    Blocks,
+    /// The same numbers of columns and rows in every block.
+    Uniform,
 }
 
 /// What `prune --compression` counts.
@@ -585,6 +605,7 @@ fn main() -> ExitCode {
             calib_size,
             no_refit,
             mask,
+            spread,
             finetune_epochs,
             finetune_lrs,
             finetune_batch,
@@ -619,6 +640,11 @@ fn main() -> ExitCode {
                         MaskArg::Activation => model::rates::MaskCriterion::Activation,
                         MaskArg::Magnitude => model::rates::MaskCriterion::Magnitude,
                         MaskArg::Best => model::rates::MaskCriterion::Best,
+                    },
+                    spread: match spread {
+                        SpreadArg::Best => model::rates::SpreadChoice::Best,
+                        SpreadArg::Blocks => model::rates::SpreadChoice::AcrossBlocks,
+                        SpreadArg::Uniform => model::rates::SpreadChoice::Uniform,
                     },
                     finetune_epochs,
                     finetune_lrs,

@@ -70,6 +70,8 @@ pub struct PruneArgs {
     pub no_refit: bool,
     /// How each block's kept columns and rows are chosen (with calibration data).
     pub mask: model::rates::MaskCriterion,
+    /// How each matrix's kept weights are spread over its blocks.
+    pub spread: model::rates::SpreadChoice,
     /// Epochs of masked fine-tuning with distillation from the dense model after the
     /// refit (0: none).
     pub finetune_epochs: usize,
@@ -121,6 +123,7 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
         blocks: a.blocks.clone(),
         refit: !a.no_refit,
         mask: a.mask,
+        spread: a.spread,
         ..PruneOptions::default()
     };
     let t0 = std::time::Instant::now();
@@ -206,7 +209,10 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
                 a.gradual_steps,
                 grams.as_ref(),
                 &opts.ridges,
-                opts.mask,
+                model::rates::MaskRule {
+                    criterion: opts.mask,
+                    spread: report.spread,
+                },
                 &mut train,
                 &mut p,
             )
@@ -264,7 +270,10 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
         &report.rates.iter().map(|r| r.1).collect::<Vec<_>>(),
         None,
         &opts.ridges,
-        opts.mask,
+        model::rates::MaskRule {
+            criterion: opts.mask,
+            spread: opts.spread.for_search(),
+        },
     )
     .map_err(|e| e.to_string())?;
     s.push_str(&format!("test: dense {}\n", acc(&dense)?));

@@ -92,6 +92,13 @@ fn prune_tune_and_run_the_mnist_cnn() {
         err.contains("sequential refit: fc_layers.0:") && err.contains("kept the"),
         "progress lines: {err}"
     );
+    // Both spreads of the kept weights were scored at the chosen rates, and the
+    // report names the one kept.
+    assert!(
+        err.contains("kept weights spread over the blocks: score"),
+        "progress lines: {err}"
+    );
+    assert!(out.contains("kept weights: "), "{out}");
     let m = model::file::load(&bcr).unwrap();
     assert!(model::rates::compression(&m) >= 4.0);
     let (ok, out, err) = grim(

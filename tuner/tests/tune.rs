@@ -901,3 +901,52 @@ fn a_two_thread_conv_tune_starts_from_the_tile_by_output_rows() {
     let r1 = tune_fresh(&w, &local(1), &opts(8, Strategy::Evolutionary, 21));
     assert!(by_rows(&r1).is_empty());
 }
+
+/// A workload of `spec` whose weight matrix keeps as many weights as the spec's
+/// sparsity asks, spread unevenly over the blocks (`tir::prune_across_blocks`; the
+/// weights of the first half of the output rows are 100 times smaller, so their blocks
+/// lose more, many all): the kernels must handle blocks with different counts and
+/// empty blocks.
+fn spread_workload(spec: &str) -> Workload {
+    let w = Workload::from_spec_str(spec).unwrap();
+    let sparse = w.spec.sparse().unwrap();
+    let mut dense = w.matrices[0].dense.clone();
+    let mut rng = tir::rng::SplitMix64::new(5);
+    let (rows, cols) = (dense.rows(), dense.cols());
+    for r in 0..rows {
+        for c in 0..cols {
+            let v = rng.symmetric_vec(1, 1.0)[0];
+            dense.set(r, c, if r < rows / 2 { v * 0.01 } else { v });
+        }
+    }
+    let cfg = tir::PruneConfig {
+        block: tir::BlockShape::new(sparse.block_rows, sparse.block_cols),
+        rate: tir::PruneRate::Sparsity(sparse.sparsity),
+    };
+    let b = tir::prune_across_blocks(&dense, &cfg).unwrap();
+    let counts: Vec<usize> = b.blocks().iter().map(|k| k.nnz()).collect();
+    assert!(counts.contains(&0), "some blocks are empty: {counts:?}");
+    assert!(counts.iter().any(|&c| c > 0 && c != counts[counts.len() - 1]), "{counts:?}");
+    let mut given = w.given_weights();
+    given.matrices[0] = tir::workload::GivenMatrix::Bcr(b);
+    Workload::with_weights(w.spec.clone(), &given).unwrap()
+}
+
+#[test]
+fn kept_weights_spread_over_the_blocks_tune_and_check() {
+    for spec in [
+        "bcr-fc:M=64,K=64,N=8,block=16x16,sparsity=0.8,bias=1,seed=2",
+        "bcr-conv2d:C=16,O=32,H=6,W=6,k=3,pad=1,block=8x8,sparsity=0.8,seed=1",
+    ] {
+        let w = spread_workload(spec);
+        let r = tune_fresh(&w, &local(1), &opts(12, Strategy::Evolutionary, 7));
+        assert_eq!(r.trials.len(), 12, "{spec}");
+        for t in &r.trials {
+            let m = t
+                .outcome
+                .as_ref()
+                .unwrap_or_else(|f| panic!("{spec}: {}: {f:?}", t.description));
+            assert!(m.max_rel_error <= 1e-4, "{spec}: {}", t.description);
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! Helpers shared by the BCR, CSR and pruning tests.
 #![allow(dead_code)]
 
-use tir::Matrix;
+use proptest::prelude::*;
+use tir::{BlockShape, Matrix};
 
 /// A small deterministic xorshift64* generator, so tests need no extra crates.
 pub struct Rng(u64);
@@ -64,4 +65,25 @@ pub fn dense_matmul(a: &Matrix, x: &[f32], n: usize) -> Vec<f32> {
         }
     }
     y
+}
+
+/// A random matrix (1..=40 rows and columns, some zeros, sometimes quantized for ties), a
+/// block shape that fits it and a sparsity in `[0, 0.97)`.
+pub fn prune_case() -> impl Strategy<Value = (Matrix, BlockShape, f64)> {
+    (1usize..=40, 1usize..=40)
+        .prop_flat_map(|(m, k)| {
+            (
+                Just(m),
+                Just(k),
+                1..=m,
+                1..=k,
+                any::<u64>(),
+                0.0f64..0.5,
+                any::<bool>(),
+                0.0f64..0.97,
+            )
+        })
+        .prop_map(|(m, k, r, c, seed, z, q, s)| {
+            (random_matrix(m, k, seed, z, q), BlockShape::new(r, c), s)
+        })
 }

@@ -1,0 +1,253 @@
+//! BCR pruning with the kept weights spread unevenly over the blocks.
+//!
+//! [`crate::prune::prune`] keeps the same numbers of rows and columns in every block.
+//! [`prune_across_blocks`] keeps the same share of the matrix, but lets each block keep
+//! as much as its weights deserve: starting from every block full, it removes one
+//! segment at a time (a kept column or a kept row of one block, over that block's other
+//! kept rows or columns), always the one whose weights have the least mean square, until
+//! the matrix keeps at most `round(d * rows * cols)` weights (`d` the density of the
+//! rate). The result is still BCR (each block keeps the crossings of some of its
+//! columns and rows, or nothing), as GRIM's regularized training produces it: blocks
+//! over unimportant inputs or outputs lose everything while others stay nearly full.
+//!
+//! Removing a segment lowers the squares of the crossing segments of the same block,
+//! so the candidates of that block are re-ranked after each removal (a heap with stale
+//! entries skipped by a per-block version). Sums of squares are in `f64`; ties go to
+//! the lower block, columns before rows, the lower index first, so the result is
+//! deterministic.
+
+use crate::bcr::{self, BcrBlock, BcrMatrix, BlockShape};
+use crate::matrix::Matrix;
+use crate::prune::{check_rate, prune, PruneConfig, PruneError, PruneRate};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// Prunes `m` to BCR with the block shape of `cfg`, keeping at most
+/// `round(d * rows * cols)` weights in all (`d` = `1 - s` for `Sparsity(s)`, the
+/// product of the kept row and column shares for `RowCol`), spread over the blocks by
+/// the greedy removal in the [module docs](self).
+///
+/// Same errors, checked in the same order, as [`prune`].
+pub fn prune_across_blocks(m: &Matrix, cfg: &PruneConfig) -> Result<BcrMatrix, PruneError> {
+    check_rate(cfg.rate)?;
+    // The uniform pruning checks the shapes and the weights with the same errors.
+    prune(m, cfg)?;
+    let density = match cfg.rate {
+        PruneRate::Sparsity(s) => 1.0 - s,
+        PruneRate::RowCol { row_rate, col_rate } => (1.0 - row_rate) * (1.0 - col_rate),
+    };
+    let (rows, cols) = (m.rows(), m.cols());
+    let target = (density * rows as f64 * cols as f64).round() as usize;
+    let mut state = Spread::new(m, cfg.block);
+    state.remove_down_to(target);
+    Ok(bcr::from_parts_unchecked(
+        rows,
+        cols,
+        cfg.block,
+        state.into_blocks(m),
+    ))
+}
+
+/// One block's kept rows and columns and the sums of squares of its segments.
+struct BlockState {
+    r0: usize,
+    c0: usize,
+    /// Squared weights, row-major, `h x w`.
+    sq: Vec<f64>,
+    rows: Vec<bool>,
+    cols: Vec<bool>,
+    kept_rows: usize,
+    kept_cols: usize,
+    version: u32,
+}
+
+impl BlockState {
+    fn h(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn w(&self) -> usize {
+        self.cols.len()
+    }
+
+    fn kept(&self) -> usize {
+        self.kept_rows * self.kept_cols
+    }
+
+    /// Sum of squares of kept column `j` over the kept rows.
+    fn col_energy(&self, j: usize) -> f64 {
+        (0..self.h())
+            .filter(|&i| self.rows[i])
+            .map(|i| self.sq[i * self.w() + j])
+            .sum()
+    }
+
+    /// Sum of squares of kept row `i` over the kept columns.
+    fn row_energy(&self, i: usize) -> f64 {
+        (0..self.w())
+            .filter(|&j| self.cols[j])
+            .map(|j| self.sq[i * self.w() + j])
+            .sum()
+    }
+}
+
+/// A removable segment, ordered so that the heap's top is the one to remove next.
+struct Candidate {
+    /// Mean square of the segment's kept weights.
+    mean: f64,
+    block: usize,
+    /// Columns (false) before rows (true) on ties.
+    is_row: bool,
+    index: usize,
+    version: u32,
+}
+
+impl Candidate {
+    fn rank(&self, other: &Self) -> Ordering {
+        // Smallest mean first, then the lower block, columns first, the lower index.
+        other
+            .mean
+            .total_cmp(&self.mean)
+            .then(other.block.cmp(&self.block))
+            .then(other.is_row.cmp(&self.is_row))
+            .then(other.index.cmp(&self.index))
+    }
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Candidate {}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.rank(other)
+    }
+}
+
+/// The greedy removal's state over a whole matrix.
+struct Spread {
+    blocks: Vec<BlockState>,
+    heap: BinaryHeap<Candidate>,
+    kept: usize,
+}
+
+impl Spread {
+    fn new(m: &Matrix, block: BlockShape) -> Spread {
+        let (rows, cols) = (m.rows(), m.cols());
+        let (gr, gc) = (rows.div_ceil(block.rows), cols.div_ceil(block.cols));
+        let mut blocks = Vec::with_capacity(gr * gc);
+        for br in 0..gr {
+            for bc in 0..gc {
+                let (r0, c0, h, w) = bcr::block_extent_of(rows, cols, block, br, bc);
+                let mut sq = Vec::with_capacity(h * w);
+                for i in 0..h {
+                    for j in 0..w {
+                        let v = f64::from(m.get(r0 + i, c0 + j));
+                        sq.push(v * v);
+                    }
+                }
+                blocks.push(BlockState {
+                    r0,
+                    c0,
+                    sq,
+                    rows: vec![true; h],
+                    cols: vec![true; w],
+                    kept_rows: h,
+                    kept_cols: w,
+                    version: 0,
+                });
+            }
+        }
+        let kept = blocks.iter().map(BlockState::kept).sum();
+        let mut s = Spread {
+            blocks,
+            heap: BinaryHeap::new(),
+            kept,
+        };
+        for b in 0..s.blocks.len() {
+            s.push_candidates(b);
+        }
+        s
+    }
+
+    /// Pushes every kept column and row of block `b` with its current mean square.
+    fn push_candidates(&mut self, b: usize) {
+        let st = &self.blocks[b];
+        if st.kept() == 0 {
+            return;
+        }
+        for j in (0..st.w()).filter(|&j| st.cols[j]) {
+            self.heap.push(Candidate {
+                mean: st.col_energy(j) / st.kept_rows as f64,
+                block: b,
+                is_row: false,
+                index: j,
+                version: st.version,
+            });
+        }
+        for i in (0..st.h()).filter(|&i| st.rows[i]) {
+            self.heap.push(Candidate {
+                mean: st.row_energy(i) / st.kept_cols as f64,
+                block: b,
+                is_row: true,
+                index: i,
+                version: st.version,
+            });
+        }
+    }
+
+    /// Removes segments, least mean square first, until at most `target` weights stay.
+    fn remove_down_to(&mut self, target: usize) {
+        while self.kept > target {
+            let Some(c) = self.heap.pop() else {
+                break;
+            };
+            let st = &mut self.blocks[c.block];
+            if c.version != st.version {
+                continue;
+            }
+            let before = st.kept();
+            if c.is_row {
+                st.rows[c.index] = false;
+                st.kept_rows -= 1;
+            } else {
+                st.cols[c.index] = false;
+                st.kept_cols -= 1;
+            }
+            st.version += 1;
+            let after = st.kept();
+            self.kept = self.kept - before + after;
+            self.push_candidates(c.block);
+        }
+    }
+
+    /// The BCR blocks: each block's kept crossings with the original values.
+    fn into_blocks(self, m: &Matrix) -> Vec<BcrBlock> {
+        self.blocks
+            .into_iter()
+            .map(|st| {
+                if st.kept() == 0 {
+                    return BcrBlock::empty();
+                }
+                let sel = |keep: &[bool]| -> Vec<u32> {
+                    // Local indices are below a block extent, itself <= u32::MAX.
+                    (0..keep.len())
+                        .filter(|&i| keep[i])
+                        .map(|i| i as u32)
+                        .collect()
+                };
+                bcr::block_from_selection(m, st.r0, st.c0, sel(&st.rows), sel(&st.cols))
+            })
+            .collect()
+    }
+}
