@@ -575,6 +575,16 @@ fn the_rate_choice_gives_back_steps_a_later_step_made_unneeded() {
     assert!(compression(&pruned) >= 1.9);
 }
 
+/// Options for the MLP: 3x with 8x8 blocks, every layer of 256 weights or more pruned.
+fn mlp_options() -> PruneOptions {
+    PruneOptions {
+        compression: 3.0,
+        blocks: vec![BlockShape { rows: 8, cols: 8 }],
+        min_layer_weights: 256,
+        ..PruneOptions::default()
+    }
+}
+
 #[test]
 fn every_mask_criterion_prunes_to_the_target_and_best_takes_the_closer_matrix() {
     let dense = mlp();
@@ -588,11 +598,8 @@ fn every_mask_criterion_prunes_to_the_target_and_best_takes_the_closer_matrix() 
     ] {
         let mut score = fidelity(&dense, &valid);
         let opts = PruneOptions {
-            compression: 3.0,
-            blocks: vec![BlockShape { rows: 8, cols: 8 }],
-            min_layer_weights: 256,
             mask,
-            ..PruneOptions::default()
+            ..mlp_options()
         };
         let (pruned, _) =
             prune_model(&dense, &opts, Some(&grams), None, &mut score, &mut |_| {}).unwrap();
@@ -666,11 +673,8 @@ fn the_spread_choice_keeps_the_better_scoring_spread_for_the_whole_model() {
     let run = |spread: SpreadChoice| {
         let mut score = fidelity(&dense, &valid);
         let opts = PruneOptions {
-            compression: 3.0,
-            blocks: vec![BlockShape { rows: 8, cols: 8 }],
-            min_layer_weights: 256,
             spread,
-            ..PruneOptions::default()
+            ..mlp_options()
         };
         let mut lines = Vec::new();
         let (pruned, report) =

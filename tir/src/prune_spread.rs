@@ -186,24 +186,24 @@ impl Spread {
         if st.kept() == 0 {
             return;
         }
-        for j in (0..st.w()).filter(|&j| st.cols[j]) {
-            self.heap.push(Candidate {
-                mean: st.col_energy(j) / st.kept_rows as f64,
+        let cols = (0..st.w())
+            .filter(|&j| st.cols[j])
+            .map(|j| (false, j, st.col_energy(j) / st.kept_rows as f64));
+        let rows = (0..st.h())
+            .filter(|&i| st.rows[i])
+            .map(|i| (true, i, st.row_energy(i) / st.kept_cols as f64));
+        let version = st.version;
+        let fresh: Vec<Candidate> = cols
+            .chain(rows)
+            .map(|(is_row, index, mean)| Candidate {
+                mean,
                 block: b,
-                is_row: false,
-                index: j,
-                version: st.version,
-            });
-        }
-        for i in (0..st.h()).filter(|&i| st.rows[i]) {
-            self.heap.push(Candidate {
-                mean: st.row_energy(i) / st.kept_cols as f64,
-                block: b,
-                is_row: true,
-                index: i,
-                version: st.version,
-            });
-        }
+                is_row,
+                index,
+                version,
+            })
+            .collect();
+        self.heap.extend(fresh);
     }
 
     /// Removes segments, least mean square first, until at most `target` weights stay.

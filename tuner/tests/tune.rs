@@ -926,7 +926,12 @@ fn spread_workload(spec: &str) -> Workload {
     let b = tir::prune_across_blocks(&dense, &cfg).unwrap();
     let counts: Vec<usize> = b.blocks().iter().map(|k| k.nnz()).collect();
     assert!(counts.contains(&0), "some blocks are empty: {counts:?}");
-    assert!(counts.iter().any(|&c| c > 0 && c != counts[counts.len() - 1]), "{counts:?}");
+    assert!(
+        counts
+            .iter()
+            .any(|&c| c > 0 && c != counts[counts.len() - 1]),
+        "{counts:?}"
+    );
     let mut given = w.given_weights();
     given.matrices[0] = tir::workload::GivenMatrix::Bcr(b);
     Workload::with_weights(w.spec.clone(), &given).unwrap()
