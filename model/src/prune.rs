@@ -21,7 +21,8 @@
 //!
 //! Which columns and rows each block keeps is plain BCR magnitude pruning
 //! ([`prune_layer`]) or, with calibration data, magnitude weighted by each input's
-//! root mean square ([`prune_matrix_weighted`]).
+//! root mean square ([`prune_matrix_weighted`]); how many each block keeps is the same
+//! in every block or spread unevenly over the blocks ([`Spread`]).
 
 use crate::calibrate::Gram;
 use crate::error::ModelError;

@@ -1,4 +1,6 @@
-//! BCR pruning: from a dense weight matrix to a [`BcrMatrix`].
+//! BCR pruning: from a dense weight matrix to a [`BcrMatrix`], with the same numbers of
+//! kept rows and columns in every block ([`crate::prune_spread::prune_across_blocks`]
+//! keeps the same share of the matrix with the counts spread unevenly over the blocks).
 //!
 //! # The algorithm (this is the contract)
 //!
