@@ -108,6 +108,26 @@ impl Spread {
     }
 }
 
+/// The number of distinct shapes (kept rows x kept columns) among the non-empty
+/// full-size blocks of `b`: 1 for uniform pruning, more when the kept weights are
+/// spread over the blocks (then the kernels cannot specialize the entry offsets, which
+/// needs one shape, and run slower). Partial blocks at the matrix edge are not counted.
+pub fn kept_block_shapes(b: &BcrMatrix) -> usize {
+    let (gr, gc) = b.grid();
+    let full = b.block();
+    let mut shapes = std::collections::BTreeSet::new();
+    for br in 0..gr {
+        for bc in 0..gc {
+            let (_, _, h, w) = b.block_extent(br, bc);
+            let blk = b.block_at(br, bc);
+            if (h, w) == (full.rows, full.cols) && !blk.is_empty() {
+                shapes.insert((blk.kept_rows.len(), blk.kept_cols.len()));
+            }
+        }
+    }
+    shapes.len()
+}
+
 /// BCR-prunes `d` with `spread` ([`Spread::prune`]), but chooses the kept columns and
 /// rows by the weights scaled by `scales` (one per input column: `w[r][c] *
 /// scales[c]`), then stores the original, unscaled values at the kept crossings.

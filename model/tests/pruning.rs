@@ -6,7 +6,7 @@ use model::exec::LayerExec;
 use model::graph::{Graph, Node, Op};
 use model::layer::Layer;
 use model::paired::{PairRecorder, Tape};
-use model::prune::{prune_layer, prune_matrix_weighted, refit_matrix, Spread};
+use model::prune::{kept_block_shapes, prune_layer, prune_matrix_weighted, refit_matrix, Spread};
 use model::rates::{compression, prune_model, MaskCriterion, PruneOptions};
 use model::{eval, Array, Body, Model, Reference};
 use proptest::prelude::*;
@@ -656,12 +656,17 @@ fn mlp_with_quiet_blocks() -> Model {
     m
 }
 
-/// Kept weights of each 8x8 block of matrix 0 of `layer`.
-fn block_counts(layer: &Layer) -> Vec<usize> {
+/// Matrix 0 of the pruned `layer`.
+fn bcr_of(layer: &Layer) -> &tir::BcrMatrix {
     let tir::workload::GivenMatrix::Bcr(b) = &layer.weights.matrices[0] else {
         panic!("{} is not pruned", layer.name)
     };
-    b.blocks().iter().map(|k| k.nnz()).collect()
+    b
+}
+
+/// Kept weights of each 8x8 block of matrix 0 of `layer`.
+fn block_counts(layer: &Layer) -> Vec<usize> {
+    bcr_of(layer).blocks().iter().map(|k| k.nnz()).collect()
 }
 
 #[test]
@@ -691,6 +696,7 @@ fn the_spread_choice_keeps_the_better_scoring_spread_for_the_whole_model() {
     assert_eq!(u_report.spread_scores, None);
     let counts = block_counts(&uniform.layers[0]);
     assert!(counts.iter().all(|&c| c == counts[0]), "{counts:?}");
+    assert_eq!(kept_block_shapes(bcr_of(&uniform.layers[0])), 1);
 
     let (best, report, lines) = run(SpreadChoice::Best);
     // Same rates and kept counts as the uniform run (the search is uniform), then
@@ -723,6 +729,7 @@ fn the_spread_choice_keeps_the_better_scoring_spread_for_the_whole_model() {
             loud > 2 * quiet,
             "layer {i}: quiet blocks keep {quiet}, loud {loud}"
         );
+        assert!(kept_block_shapes(bcr_of(&best.layers[i])) > 1, "layer {i}");
     }
     // The same spread, fixed: no comparison, the same model.
     let (fixed, f_report, _) = run(SpreadChoice::AcrossBlocks);
@@ -738,7 +745,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
 
     /// Spread over the blocks, a matrix keeps as many weights as with the same counts
-    /// in every block, at any rate, or fewer by less than one block row or column.
+    /// in every block, at any rate, or fewer by less than one block row or column; the
+    /// uniform pruning's full-size blocks all have one shape.
     #[test]
     fn spreading_keeps_as_many_weights_as_uniform_counts(
         seed in any::<u64>(), rate in 0.0f64..0.98, rows in 1usize..40, cols in 1usize..40
@@ -753,5 +761,7 @@ proptest! {
         let s = Spread::AcrossBlocks.prune(&m, &cfg).unwrap();
         prop_assert!(s.nnz() <= u.nnz() && s.nnz() + 8 > u.nnz(), "{} vs {}", s.nnz(), u.nnz());
         prop_assert_eq!(s.validate(), Ok(()));
+        // Uniform counts give one shape to every full-size block (edge blocks aside).
+        prop_assert!(kept_block_shapes(&u) <= 1);
     }
 }

@@ -1,6 +1,7 @@
-//! criterion micro-benchmarks of tir's hot paths: BCR pruning, workload hashing (the
-//! tuning database key) and e-graph saturation (the index simplification pass and the
-//! BCR compute-form search). Not a test: `cargo bench -p tir --bench hot_paths`.
+//! criterion micro-benchmarks of tir's hot paths: BCR pruning (uniform and spread over
+//! the blocks), workload hashing (the tuning database key) and e-graph saturation (the
+//! index simplification pass and the BCR compute-form search). Not a test:
+//! `cargo bench -p tir --bench hot_paths`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
@@ -9,7 +10,7 @@ use tir::egraph::pass::{bcr_forms, simplify_function, Limits};
 use tir::egraph::rules::RuleSet;
 use tir::rng::SplitMix64;
 use tir::workload::Workload;
-use tir::{prune, BlockShape, Matrix, PruneConfig, PruneRate};
+use tir::{prune, prune_across_blocks, BlockShape, Matrix, PruneConfig, PruneRate};
 
 fn pruning(c: &mut Criterion) {
     let mut rng = SplitMix64::new(1);
@@ -23,6 +24,10 @@ fn pruning(c: &mut Criterion) {
         c.bench_function(&format!("prune 1024x1024 {r}x{cols} 90%"), |b| {
             b.iter(|| prune(black_box(&m), &cfg))
         });
+        c.bench_function(
+            &format!("prune across blocks 1024x1024 {r}x{cols} 90%"),
+            |b| b.iter(|| prune_across_blocks(black_box(&m), &cfg)),
+        );
     }
 }
 

@@ -11,9 +11,10 @@
 //! over unimportant inputs or outputs lose everything while others stay nearly full.
 //!
 //! Removing a segment lowers the squares of the crossing segments of the same block,
-//! so the candidates of that block are re-ranked after each removal (a heap with stale
-//! entries skipped by a per-block version). Sums of squares are in `f64`; ties go to
-//! the lower block, columns before rows, the lower index first, so the result is
+//! so that block's weakest segment is found again after each removal: a heap holds
+//! each block's weakest segment (stale entries skipped by a per-block version), so a
+//! removal costs one pass over its block. Sums of squares are in `f64`; ties go to the
+//! lower block, columns before rows, the lower index first, so the result is
 //! deterministic.
 
 use crate::bcr::{self, BcrBlock, BcrMatrix, BlockShape};
@@ -88,6 +89,23 @@ impl BlockState {
             .filter(|&j| self.cols[j])
             .map(|j| self.sq[i * self.w() + j])
             .sum()
+    }
+
+    /// The block's segment to remove next: `(mean square, is a row, index)` with the
+    /// least mean square (ties: columns first, the lower index), `None` when the block
+    /// keeps nothing.
+    fn weakest(&self) -> Option<(f64, bool, usize)> {
+        if self.kept() == 0 {
+            return None;
+        }
+        let cols = (0..self.w())
+            .filter(|&j| self.cols[j])
+            .map(|j| (self.col_energy(j) / self.kept_rows as f64, false, j));
+        let rows = (0..self.h())
+            .filter(|&i| self.rows[i])
+            .map(|i| (self.row_energy(i) / self.kept_cols as f64, true, i));
+        cols.chain(rows)
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)))
     }
 }
 
@@ -180,30 +198,19 @@ impl Spread {
         s
     }
 
-    /// Pushes every kept column and row of block `b` with its current mean square.
+    /// Pushes block `b`'s weakest segment (the heap holds one live entry per block: the
+    /// global least is the least of the blocks' least, with the same tie order).
     fn push_candidates(&mut self, b: usize) {
         let st = &self.blocks[b];
-        if st.kept() == 0 {
-            return;
-        }
-        let cols = (0..st.w())
-            .filter(|&j| st.cols[j])
-            .map(|j| (false, j, st.col_energy(j) / st.kept_rows as f64));
-        let rows = (0..st.h())
-            .filter(|&i| st.rows[i])
-            .map(|i| (true, i, st.row_energy(i) / st.kept_cols as f64));
-        let version = st.version;
-        let fresh: Vec<Candidate> = cols
-            .chain(rows)
-            .map(|(is_row, index, mean)| Candidate {
+        if let Some((mean, is_row, index)) = st.weakest() {
+            self.heap.push(Candidate {
                 mean,
                 block: b,
                 is_row,
                 index,
-                version,
-            })
-            .collect();
-        self.heap.extend(fresh);
+                version: st.version,
+            });
+        }
     }
 
     /// Removes segments, least mean square first, until at most `target` weights stay.

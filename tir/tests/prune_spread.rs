@@ -25,6 +25,80 @@ fn kept_energy(p: &tir::BcrMatrix) -> f64 {
         .sum()
 }
 
+/// The kept rows and columns of every block (row-major grid order) by the greedy of
+/// the contract, written plainly: every step scans every segment of every block.
+fn brute_force(d: &Matrix, block: BlockShape, target: usize) -> Vec<(Vec<u32>, Vec<u32>)> {
+    let (gr, gc) = (d.rows().div_ceil(block.rows), d.cols().div_ceil(block.cols));
+    // Per block: origin, kept rows, kept columns (local, as flags).
+    let mut blocks: Vec<(usize, usize, Vec<bool>, Vec<bool>)> = Vec::new();
+    for br in 0..gr {
+        for bc in 0..gc {
+            let (r0, c0) = (br * block.rows, bc * block.cols);
+            let h = (d.rows() - r0).min(block.rows);
+            let w = (d.cols() - c0).min(block.cols);
+            blocks.push((r0, c0, vec![true; h], vec![true; w]));
+        }
+    }
+    let sq = |r: usize, c: usize| f64::from(d.get(r, c)) * f64::from(d.get(r, c));
+    let kept = |b: &[(usize, usize, Vec<bool>, Vec<bool>)]| -> usize {
+        b.iter()
+            .map(|(_, _, r, c)| r.iter().filter(|&&k| k).count() * c.iter().filter(|&&k| k).count())
+            .sum()
+    };
+    while kept(&blocks) > target {
+        // (mean, block, is_row, index), the least by the contract's order.
+        let mut best: Option<(f64, usize, bool, usize)> = None;
+        for (b, (r0, c0, rows, cols)) in blocks.iter().enumerate() {
+            let kr: Vec<usize> = (0..rows.len()).filter(|&i| rows[i]).collect();
+            let kc: Vec<usize> = (0..cols.len()).filter(|&j| cols[j]).collect();
+            if kr.is_empty() || kc.is_empty() {
+                continue;
+            }
+            let mut segs = Vec::new();
+            for &j in &kc {
+                let e: f64 = kr.iter().map(|&i| sq(r0 + i, c0 + j)).sum();
+                segs.push((e / kr.len() as f64, b, false, j));
+            }
+            for &i in &kr {
+                let e: f64 = kc.iter().map(|&j| sq(r0 + i, c0 + j)).sum();
+                segs.push((e / kc.len() as f64, b, true, i));
+            }
+            for s in segs {
+                let better = best.is_none_or(|t| {
+                    s.0.total_cmp(&t.0)
+                        .then(s.1.cmp(&t.1))
+                        .then(s.2.cmp(&t.2))
+                        .then(s.3.cmp(&t.3))
+                        .is_lt()
+                });
+                if better {
+                    best = Some(s);
+                }
+            }
+        }
+        let Some((_, b, is_row, i)) = best else { break };
+        if is_row {
+            blocks[b].2[i] = false;
+        } else {
+            blocks[b].3[i] = false;
+        }
+    }
+    blocks
+        .into_iter()
+        .map(|(_, _, rows, cols)| {
+            let sel = |k: &[bool]| -> Vec<u32> {
+                (0..k.len()).filter(|&i| k[i]).map(|i| i as u32).collect()
+            };
+            let (r, c) = (sel(&rows), sel(&cols));
+            if r.is_empty() || c.is_empty() {
+                (Vec::new(), Vec::new())
+            } else {
+                (r, c)
+            }
+        })
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -59,6 +133,24 @@ proptest! {
             }
         }
         prop_assert_eq!(prune_across_blocks(&d, &cfg).unwrap(), p);
+    }
+
+    /// The result equals a brute-force run of the contract: at every step, over every
+    /// block's kept columns and rows, remove the one whose kept weights have the least
+    /// mean square (ties: lower block, columns first, lower index), until at most the
+    /// target stays.
+    #[test]
+    fn equals_the_brute_force_greedy((d, block, s) in prune_case()) {
+        let cfg = sparsity(block, s);
+        let p = prune_across_blocks(&d, &cfg).unwrap();
+        let target = ((1.0 - s) * (d.rows() * d.cols()) as f64).round() as usize;
+        let want = brute_force(&d, block, target);
+        let got: Vec<(Vec<u32>, Vec<u32>)> = p
+            .blocks()
+            .iter()
+            .map(|b| (b.kept_rows.clone(), b.kept_cols.clone()))
+            .collect();
+        prop_assert_eq!(got, want);
     }
 
     /// Bad rates give the uniform pruning's error.

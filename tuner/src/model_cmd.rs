@@ -419,6 +419,21 @@ fn run_one(
             ScheduleSource::Default => notes.push(format!("{label} layer `{}`: no tuned schedule for {} on this device, using the default loop nest", l.name, l.spec)),
         }
     }
+    for l in &m.layers {
+        let shapes = l
+            .weights
+            .matrices
+            .iter()
+            .filter_map(|g| match g {
+                tir::workload::GivenMatrix::Bcr(b) => Some(model::prune::kept_block_shapes(b)),
+                tir::workload::GivenMatrix::Dense(_) => None,
+            })
+            .max()
+            .unwrap_or(0);
+        if shapes > 1 {
+            notes.push(format!("{label} layer `{}`: its kept blocks have {shapes} different shapes (kept weights spread over the blocks: `prune --spread`), so its kernels cannot specialize the entry offsets and run slower than on uniform blocks", l.name));
+        }
+    }
     let prog = standalone::generate(m, &scheds, &crate::pipeline::optimize, &on.target)
         .map_err(|e| e.to_string())?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
