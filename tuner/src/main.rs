@@ -167,8 +167,9 @@ enum Command {
         /// at the chosen rates and the one that scores better on the calibration data
         /// is kept for the whole model: more accuracy where it helps, e.g. the MNIST
         /// CNN at 10x, but blocks of different shapes run slower, about half the speed
-        /// on its convs). The "magnitude pruning only" baseline is uniform unless
-        /// `blocks` is given.
+        /// on its convs). The "magnitude pruning only" baseline beside the refit is
+        /// uniform unless `blocks` is given (with `--no-refit` it is the written
+        /// model, with the spread kept).
         #[arg(long, value_enum, default_value_t = SpreadArg::Uniform)]
         spread: SpreadArg,
         /// Epochs of masked fine-tuning after the refit: the kept weights (BCR pattern

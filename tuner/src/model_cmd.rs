@@ -272,7 +272,12 @@ pub fn prune(a: &PruneArgs) -> Result<String, String> {
         &opts.ridges,
         model::rates::MaskRule {
             criterion: opts.mask,
-            spread: opts.spread.for_search(),
+            // Without a refit the written model is this one, with the spread kept.
+            spread: if opts.refit {
+                opts.spread.for_search()
+            } else {
+                report.spread
+            },
         },
     )
     .map_err(|e| e.to_string())?;
