@@ -12,8 +12,8 @@
 //!
 //! Removing a segment lowers the squares of the crossing segments of the same block,
 //! so that block's weakest segment is found again after each removal: a heap holds
-//! each block's weakest segment (stale entries skipped by a per-block version), so a
-//! removal costs one pass over its block. Sums of squares are in `f64`; ties go to the
+//! one entry per block, its weakest segment (only the block just popped changes, so no
+//! entry goes stale), and a removal costs one pass over its block. Sums of squares are in `f64`; ties go to the
 //! lower block, columns before rows, the lower index first, so the result is
 //! deterministic.
 
@@ -59,7 +59,6 @@ struct BlockState {
     cols: Vec<bool>,
     kept_rows: usize,
     kept_cols: usize,
-    version: u32,
 }
 
 impl BlockState {
@@ -117,7 +116,6 @@ struct Candidate {
     /// Columns (false) before rows (true) on ties.
     is_row: bool,
     index: usize,
-    version: u32,
 }
 
 impl Candidate {
@@ -182,7 +180,6 @@ impl Spread {
                     cols: vec![true; w],
                     kept_rows: h,
                     kept_cols: w,
-                    version: 0,
                 });
             }
         }
@@ -193,22 +190,21 @@ impl Spread {
             kept,
         };
         for b in 0..s.blocks.len() {
-            s.push_candidates(b);
+            s.push_weakest(b);
         }
         s
     }
 
-    /// Pushes block `b`'s weakest segment (the heap holds one live entry per block: the
-    /// global least is the least of the blocks' least, with the same tie order).
-    fn push_candidates(&mut self, b: usize) {
-        let st = &self.blocks[b];
-        if let Some((mean, is_row, index)) = st.weakest() {
+    /// Pushes block `b`'s weakest segment, if it keeps any (the heap holds one entry
+    /// per block: the global least is the least of the blocks' least, in the same tie
+    /// order).
+    fn push_weakest(&mut self, b: usize) {
+        if let Some((mean, is_row, index)) = self.blocks[b].weakest() {
             self.heap.push(Candidate {
                 mean,
                 block: b,
                 is_row,
                 index,
-                version: st.version,
             });
         }
     }
@@ -219,10 +215,8 @@ impl Spread {
             let Some(c) = self.heap.pop() else {
                 break;
             };
+            // The popped entry is its block's only one, made after the block's last change.
             let st = &mut self.blocks[c.block];
-            if c.version != st.version {
-                continue;
-            }
             let before = st.kept();
             if c.is_row {
                 st.rows[c.index] = false;
@@ -231,10 +225,9 @@ impl Spread {
                 st.cols[c.index] = false;
                 st.kept_cols -= 1;
             }
-            st.version += 1;
             let after = st.kept();
             self.kept = self.kept - before + after;
-            self.push_candidates(c.block);
+            self.push_weakest(c.block);
         }
     }
 
