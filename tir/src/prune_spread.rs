@@ -49,7 +49,7 @@ pub fn prune_across_blocks(m: &Matrix, cfg: &PruneConfig) -> Result<BcrMatrix, P
     ))
 }
 
-/// One block's kept rows and columns and the sums of squares of its segments.
+/// One block's kept rows and columns and its squared weights.
 struct BlockState {
     r0: usize,
     c0: usize,
