@@ -141,6 +141,22 @@ fn fidelity(dense: &Model, xs: &[Array]) -> impl FnMut(&Model) -> Result<f64, mo
     }
 }
 
+/// Runs `prune_model` and returns its result with the progress lines it printed.
+fn prune_logged(
+    dense: &Model,
+    opts: &PruneOptions,
+    grams: &Calibration,
+    calibrate: Option<&mut model::rates::Calibrator<'_>>,
+    score: &mut model::rates::Scorer<'_>,
+) -> (Model, model::rates::PruneReport, Vec<String>) {
+    let mut lines = Vec::new();
+    let (pruned, report) = prune_model(dense, opts, Some(grams), calibrate, score, &mut |l| {
+        lines.push(l.to_string())
+    })
+    .unwrap();
+    (pruned, report, lines)
+}
+
 #[test]
 fn prune_model_meets_the_target_and_refit_beats_magnitude() {
     let dense = mlp();
@@ -158,11 +174,7 @@ fn prune_model_meets_the_target_and_refit_beats_magnitude() {
         min_layer_weights: 256,
         ..PruneOptions::default()
     };
-    let mut lines = Vec::new();
-    let (pruned, report) = prune_model(&dense, &opts, Some(&grams), None, &mut score, &mut |l| {
-        lines.push(l.to_string())
-    })
-    .unwrap();
+    let (pruned, report, lines) = prune_logged(&dense, &opts, &grams, None, &mut score);
     assert!(compression(&pruned) >= 4.0, "{}", report.table(&pruned));
     assert!((report.compression - compression(&pruned)).abs() < 1e-9);
     assert_eq!(report.block_scores.len(), 2);
@@ -450,16 +462,8 @@ fn the_sequential_refit_keeps_the_better_form_of_each_layer() {
         min_layer_weights: 256,
         ..PruneOptions::default()
     };
-    let mut lines = Vec::new();
-    let (pruned, report) = prune_model(
-        &dense,
-        &opts,
-        Some(&grams),
-        Some(&mut calibrate),
-        &mut score,
-        &mut |l| lines.push(l.to_string()),
-    )
-    .unwrap();
+    let (pruned, report, lines) =
+        prune_logged(&dense, &opts, &grams, Some(&mut calibrate), &mut score);
     let (refit, sequential) = (
         report.refit_score.unwrap(),
         report.sequential_score.unwrap(),
@@ -681,12 +685,7 @@ fn the_spread_choice_keeps_the_better_scoring_spread_for_the_whole_model() {
             spread,
             ..mlp_options()
         };
-        let mut lines = Vec::new();
-        let (pruned, report) =
-            prune_model(&dense, &opts, Some(&grams), None, &mut score, &mut |l| {
-                lines.push(l.to_string())
-            })
-            .unwrap();
+        let (pruned, report, lines) = prune_logged(&dense, &opts, &grams, None, &mut score);
         assert!(compression(&pruned) >= 3.0, "{spread:?}");
         pruned.validate().unwrap();
         (pruned, report, lines.join("\n"))
