@@ -29,10 +29,11 @@ use crate::error::ModelError;
 use crate::layer::Layer;
 use rayon::prelude::*;
 use tir::bcr::{BcrMatrix, BlockShape};
-use tir::prune::{prune, PruneConfig, PruneRate};
+use tir::prune::{PruneConfig, PruneRate};
 use tir::spec::{SparseSpec, WorkloadSpec};
 use tir::workload::GivenMatrix;
 use tir::Matrix;
+pub use tir::Spread;
 
 /// The block shape actually used for a layer: `block` clamped to the smallest weight
 /// matrix of the layer (a 32x9 conv1 matrix gets 32x9 blocks from 32x32).
@@ -63,49 +64,6 @@ fn set_sparse(spec: &mut WorkloadSpec, sparse: Option<SparseSpec>) {
 /// layer must be dense.
 pub fn prune_layer(layer: &Layer, block: BlockShape, sparsity: f64) -> Result<Layer, ModelError> {
     prune_layer_weighted(layer, block, sparsity, &[], Spread::Uniform)
-}
-
-/// How the weights a BCR-pruned matrix keeps are spread over its blocks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Spread {
-    /// The same numbers of columns and rows in every block ([`tir::prune::prune`]).
-    #[default]
-    Uniform,
-    /// Unevenly: the columns and rows of all blocks compete for the matrix's share
-    /// ([`tir::prune_across_blocks`]), so blocks of small weights lose more (or
-    /// everything) and blocks of large ones keep more. The matrix keeps as many
-    /// weights as the uniform pruning at the same rate (its rounding to whole rows and
-    /// columns per block included), or fewer by less than one block row or column, so
-    /// the two compare at equal size.
-    AcrossBlocks,
-}
-
-impl Spread {
-    /// The spread in words, for reports.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Spread::Uniform => "the same counts in every block",
-            Spread::AcrossBlocks => "spread over the blocks",
-        }
-    }
-
-    /// Prunes `m` to BCR by `cfg` with this spread.
-    pub fn prune(self, m: &Matrix, cfg: &PruneConfig) -> Result<BcrMatrix, String> {
-        let uniform = prune(m, cfg).map_err(|e| e.to_string())?;
-        match self {
-            Spread::Uniform => Ok(uniform),
-            // Nothing kept: there is nothing to spread.
-            Spread::AcrossBlocks if uniform.nnz() == 0 => Ok(uniform),
-            Spread::AcrossBlocks => {
-                let total = (m.rows() * m.cols()) as f64;
-                let same_count = PruneConfig {
-                    block: cfg.block,
-                    rate: PruneRate::Sparsity(1.0 - uniform.nnz() as f64 / total),
-                };
-                tir::prune_across_blocks(m, &same_count).map_err(|e| e.to_string())
-            }
-        }
-    }
 }
 
 /// The number of distinct shapes (kept rows x kept columns) among the non-empty
@@ -163,7 +121,7 @@ pub fn prune_matrix_weighted(
         .map(|(i, &w)| (w as f64 * scales[i % k]) as f32)
         .collect();
     let scaled = Matrix::new(d.rows(), k, scaled).map_err(|e| e.to_string())?;
-    let mask = spread.prune(&scaled, cfg)?;
+    let mask = spread.prune(&scaled, cfg).map_err(|e| e.to_string())?;
     with_values(&mask, d.data())
 }
 
@@ -223,7 +181,7 @@ pub fn prune_layer_weighted(
         };
         let b = match scales.get(i) {
             Some(s) => prune_matrix_weighted(d, &cfg, s, spread),
-            None => spread.prune(d, &cfg),
+            None => spread.prune(d, &cfg).map_err(|e| e.to_string()),
         }
         .map_err(|e| ModelError::layer(&layer.name, format!("pruning matrix {i}: {e}")))?;
         out.weights.matrices[i] = GivenMatrix::Bcr(b);
@@ -234,6 +192,7 @@ pub fn prune_layer_weighted(
             block_rows: block.rows,
             block_cols: block.cols,
             sparsity,
+            spread,
         }),
     );
     Ok(out)

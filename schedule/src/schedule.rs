@@ -252,6 +252,15 @@ impl Schedule {
         .map(|_| ())
     }
 
+    /// Versioning of BCR weight `weight`'s entry body by kept-column count (see
+    /// [`crate::primitive::bcr::version_column_counts`]).
+    pub fn version_column_counts(&mut self, weight: &str) -> Result<(), ScheduleError> {
+        self.apply(Instruction::VersionColumnCounts {
+            weight: weight.to_string(),
+        })
+        .map(|_| ())
+    }
+
     /// Partitions the entries of BCR weight `weight` into disjoint row ranges under a
     /// new outer loop (see [`crate::primitive::bcr::partition_block_rows`]); reports
     /// the loop, the number of partitions and whether the loop was proven parallel.

@@ -119,6 +119,11 @@ pub enum Instruction {
         /// The BCR weight.
         weight: String,
     },
+    /// [`crate::primitive::bcr::version_column_counts`].
+    VersionColumnCounts {
+        /// The BCR weight.
+        weight: String,
+    },
     /// [`crate::primitive::bcr::partition_block_rows`].
     PartitionBlockRows {
         /// The BCR weight.

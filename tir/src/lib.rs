@@ -52,7 +52,7 @@ pub use matrix::Matrix;
 pub use parser::{parse_expr, parse_function, parse_stmt, ParseError};
 pub use printer::{print_expr, print_function, print_stmt};
 pub use prune::{prune, PruneConfig, PruneError, PruneRate};
-pub use prune_spread::prune_across_blocks;
+pub use prune_spread::{prune_across_blocks, Spread};
 pub use spec::{SpecError, WorkloadSpec};
 pub use stmt::{ForKind, MemScope, Stmt};
 pub use tensor::{Tensor, TensorData};

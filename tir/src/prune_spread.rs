@@ -20,8 +20,61 @@
 use crate::bcr::{self, BcrBlock, BcrMatrix, BlockShape};
 use crate::matrix::Matrix;
 use crate::prune::{check_rate, prune, PruneConfig, PruneError, PruneRate};
+use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+
+/// How the weights a BCR-pruned matrix keeps are spread over its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Spread {
+    /// The same numbers of columns and rows in every block ([`prune`]).
+    #[default]
+    Uniform,
+    /// Unevenly: the columns and rows of all blocks compete for the matrix's share
+    /// ([`prune_across_blocks`]), so blocks of small weights lose more (or
+    /// everything) and blocks of large ones keep more. The matrix keeps as many
+    /// weights as the uniform pruning at the same rate (its rounding to whole rows and
+    /// columns per block included), or fewer by less than one block row or column, so
+    /// the two compare at equal size.
+    AcrossBlocks,
+}
+
+impl Spread {
+    /// The spread in words, for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Spread::Uniform => "the same counts in every block",
+            Spread::AcrossBlocks => "spread over the blocks",
+        }
+    }
+
+    /// Its name in workload specs and on the command line: `uniform` or `blocks`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Spread::Uniform => "uniform",
+            Spread::AcrossBlocks => "blocks",
+        }
+    }
+
+    /// Prunes `m` to BCR by `cfg` with this spread (same errors as [`prune`]).
+    pub fn prune(self, m: &Matrix, cfg: &PruneConfig) -> Result<BcrMatrix, PruneError> {
+        let uniform = prune(m, cfg)?;
+        match self {
+            Spread::Uniform => Ok(uniform),
+            // Nothing kept: there is nothing to spread.
+            Spread::AcrossBlocks if uniform.nnz() == 0 => Ok(uniform),
+            Spread::AcrossBlocks => {
+                let total = (m.rows() * m.cols()) as f64;
+                let same_count = PruneConfig {
+                    block: cfg.block,
+                    rate: PruneRate::Sparsity(1.0 - uniform.nnz() as f64 / total),
+                };
+                prune_across_blocks(m, &same_count)
+            }
+        }
+    }
+}
 
 /// Prunes `m` to BCR with the block shape of `cfg`, keeping at most
 /// `round(d * rows * cols)` weights in all (`d` = `1 - s` for `Sparsity(s)`, the
@@ -39,7 +92,7 @@ pub fn prune_across_blocks(m: &Matrix, cfg: &PruneConfig) -> Result<BcrMatrix, P
     };
     let (rows, cols) = (m.rows(), m.cols());
     let target = (density * rows as f64 * cols as f64).round() as usize;
-    let mut state = Spread::new(m, cfg.block);
+    let mut state = Greedy::new(m, cfg.block);
     state.remove_down_to(target);
     Ok(bcr::from_parts_unchecked(
         rows,
@@ -151,14 +204,14 @@ impl Ord for Candidate {
 }
 
 /// The greedy removal's state over a whole matrix.
-struct Spread {
+struct Greedy {
     blocks: Vec<BlockState>,
     heap: BinaryHeap<Candidate>,
     kept: usize,
 }
 
-impl Spread {
-    fn new(m: &Matrix, block: BlockShape) -> Spread {
+impl Greedy {
+    fn new(m: &Matrix, block: BlockShape) -> Greedy {
         let (rows, cols) = (m.rows(), m.cols());
         let (gr, gc) = (rows.div_ceil(block.rows), cols.div_ceil(block.cols));
         let mut blocks = Vec::with_capacity(gr * gc);
@@ -184,7 +237,7 @@ impl Spread {
             }
         }
         let kept = blocks.iter().map(BlockState::kept).sum();
-        let mut s = Spread {
+        let mut s = Greedy {
             blocks,
             heap: BinaryHeap::new(),
             kept,

@@ -19,7 +19,8 @@
 //! | `bias-add` | `M`, `N` | `seed` (1) |
 //! | `activation` | `fn`, `M`, `N` | |
 //!
-//! Every `bcr-` kind also requires `block=RxC` and `sparsity=S`.
+//! Every `bcr-` kind also requires `block=RxC` and `sparsity=S`, and takes `spread`
+//! (uniform).
 //!
 //! | key | meaning |
 //! |---|---|
@@ -34,6 +35,7 @@
 //! | `act`, `fn` | activation: `none`, `relu`, `sigmoid`, `tanh` (`fn` of `activation` cannot be `none`) |
 //! | `block` | BCR block size `RxC`: rows x columns of the weight matrix per block |
 //! | `sparsity` | fraction of weights pruned, in `[0, 1)` |
+//! | `spread` | `uniform`: every block keeps the same numbers of rows and columns ([`crate::prune::prune`]); `blocks`: the same number of weights spread unevenly over the blocks ([`crate::Spread::AcrossBlocks`]), as GRIM's regularized training leaves them |
 //! | `seed` | seed of the deterministic weight generator ([`crate::rng`]) |
 //!
 //! The weight matrix of a conv2d is `O x (C·kh·kw)`; of an RNN, `gates·hidden x input`
@@ -45,9 +47,11 @@
 //! `bcr-conv2d:C=64,O=64,H=56,W=56,k=3,stride=1,pad=1,block=16x32,sparsity=0.9,seed=1`,
 //! `bcr-gru:hidden=256,input=256,batch=1,block=16x16,sparsity=0.9,seed=1`.
 //!
-//! [`WorkloadSpec`]'s `Display` prints the canonical form (every key, fixed order), which
+//! [`WorkloadSpec`]'s `Display` prints the canonical form (every key, fixed order;
+//! `spread` only when not uniform, so older specs keep their text), which
 //! parses back to an equal spec.
 
+use crate::prune_spread::Spread;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -102,6 +106,10 @@ pub struct SparseSpec {
     pub block_cols: usize,
     /// Fraction of weights pruned, in `[0, 1)`.
     pub sparsity: f64,
+    /// How generated weights keep their share over the blocks (`spread=blocks` in the
+    /// spec; uniform when absent). Weights given to a workload keep their own pattern.
+    #[serde(default)]
+    pub spread: Spread,
 }
 
 /// A fully connected layer (matmul): `Y[M,N] = act(W[M,K] · X[K,N] + bias)`.
@@ -385,10 +393,16 @@ impl Items {
             .ok()
             .filter(|v| (0.0..1.0).contains(v))
             .ok_or_else(|| bad("sparsity", &s, "a number in [0, 1)"))?;
+        let spread = match self.take("spread").as_deref() {
+            None | Some("uniform") => Spread::Uniform,
+            Some("blocks") => Spread::AcrossBlocks,
+            Some(v) => return Err(bad("spread", v, "uniform or blocks")),
+        };
         Ok(Some(SparseSpec {
             block_rows,
             block_cols,
             sparsity,
+            spread,
         }))
     }
 
@@ -474,7 +488,7 @@ const CONV_KEYS: &[&str] = &[
     "seed",
 ];
 const RNN_KEYS: &[&str] = &["hidden", "input", "batch", "seed"];
-const SPARSE_KEYS: &[&str] = &["block", "sparsity"];
+const SPARSE_KEYS: &[&str] = &["block", "sparsity", "spread"];
 
 fn with_sparse(keys: &[&'static str], sparse: bool) -> Vec<&'static str> {
     let mut v = keys.to_vec();
@@ -670,6 +684,9 @@ fn write_sparse(f: &mut fmt::Formatter<'_>, s: &Option<SparseSpec>) -> fmt::Resu
             ",block={}x{},sparsity={}",
             s.block_rows, s.block_cols, s.sparsity
         )?;
+        if s.spread != Spread::Uniform {
+            write!(f, ",spread={}", s.spread.name())?;
+        }
     }
     Ok(())
 }

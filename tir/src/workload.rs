@@ -7,7 +7,7 @@ use crate::hash::{pattern_hash, structure_hash, PatternView, WorkloadKey};
 use crate::interp::{self, InterpError};
 use crate::lower::{self, IndexOverflow, WeightData};
 use crate::matrix::Matrix;
-use crate::prune::{prune, PruneConfig, PruneError, PruneRate};
+use crate::prune::{PruneConfig, PruneError, PruneRate};
 use crate::rng::SplitMix64;
 use crate::spec::{RnnCell, SparseSpec, SpecError, WorkloadSpec};
 use crate::tensor::Tensor;
@@ -201,7 +201,8 @@ fn prune_given(
                 },
                 rate: PruneRate::Sparsity(s.sparsity),
             };
-            prune(&dense, &cfg)
+            s.spread
+                .prune(&dense, &cfg)
                 .map(GivenMatrix::Bcr)
                 .map_err(|source| WorkloadError::Prune {
                     weight: name.to_string(),

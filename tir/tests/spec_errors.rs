@@ -80,6 +80,14 @@ fn malformed_specs_name_the_key() {
             "bcr-fc:M=4,K=4,N=1,block=2x2,sparsity=NaN",
             "bad value `NaN` for key `sparsity`",
         ),
+        (
+            "bcr-fc:M=4,K=4,N=1,block=2x2,sparsity=0.5,spread=rows",
+            "bad value `rows` for key `spread`: expected uniform or blocks",
+        ),
+        (
+            "fc:M=4,K=4,N=1,spread=blocks",
+            "unknown key `spread` for `fc`",
+        ),
         ("conv2d:C=3,O=8,H=8,W=8", "missing key `k` for `conv2d`"),
         (
             "conv2d:C=3,O=8,H=4,W=4,k=7",
@@ -122,6 +130,7 @@ fn canonical_form_round_trips() {
         "fc:M=1024,K=1024,N=64",
         "bcr-conv2d:C=64,O=64,H=56,W=56,k=3,stride=1,pad=1,block=16x32,sparsity=0.9,seed=1",
         "bcr-gru:hidden=256,input=256,batch=1,block=16x16,sparsity=0.9,seed=1",
+        "bcr-gru:hidden=256,input=256,batch=1,block=16x16,sparsity=0.9,spread=blocks,seed=1",
         "lstm:input=3,hidden=5,batch=2,seed=7",
         " fc : M = 3 , K=2,N=1, act=relu ,bias=true",
         "bias-add:M=3,N=4",
@@ -156,4 +165,55 @@ fn same_spec_same_pattern_different_seed_different_pattern() {
     // buffers have the same sizes and the structure is the same; the pattern is not.
     assert_eq!(a.key().structure, c.key().structure);
     assert_ne!(a.key().pattern, c.key().pattern);
+}
+
+/// `spread=blocks` keeps as many weights as the uniform pattern of the same spec (up to
+/// one block row or column), in
+/// blocks of different shapes; `spread=uniform` is the default and is not printed, so
+/// specs written before the key existed keep their text and their pattern.
+#[test]
+fn spread_blocks_keeps_the_count_in_blocks_of_different_shapes() {
+    let uniform =
+        Workload::from_spec_str("bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.8,seed=1").unwrap();
+    let named = Workload::from_spec_str(
+        "bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.8,spread=uniform,seed=1",
+    )
+    .unwrap();
+    assert_eq!(named.weights, uniform.weights);
+    assert_eq!(
+        named.spec.to_string(),
+        "bcr-fc:M=64,K=64,N=1,bias=0,act=none,block=16x16,sparsity=0.8,seed=1"
+    );
+    let spread = Workload::from_spec_str(
+        "bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.8,spread=blocks,seed=1",
+    )
+    .unwrap();
+    assert_eq!(
+        spread.spec.to_string(),
+        "bcr-fc:M=64,K=64,N=1,bias=0,act=none,block=16x16,sparsity=0.8,spread=blocks,seed=1"
+    );
+    let (u, s) = (
+        uniform.matrices[0].bcr.as_ref().unwrap(),
+        spread.matrices[0].bcr.as_ref().unwrap(),
+    );
+    // The greedy stops at the count or short of it by less than one segment.
+    assert!(
+        s.nnz() <= u.nnz() && u.nnz() - s.nnz() < 16,
+        "{} vs {}",
+        s.nnz(),
+        u.nnz()
+    );
+    let shapes = |b: &tir::BcrMatrix| {
+        let mut v: Vec<(usize, usize)> = b
+            .blocks()
+            .iter()
+            .map(|k| (k.kept_rows.len(), k.kept_cols.len()))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v.len()
+    };
+    assert_eq!(shapes(u), 1);
+    assert!(shapes(s) > 1, "{}", shapes(s));
+    assert_ne!(uniform.key().pattern, spread.key().pattern);
 }

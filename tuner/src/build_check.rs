@@ -95,13 +95,16 @@ pub struct CheckReport {
 
 /// `grim-tune check`: builds the (scheduled) kernel for `target`, runs it on `device`
 /// on random inputs and compares with the reference interpreter. Without a trace the
-/// kernel is the pipeline's default schedule under `rules`.
+/// kernel is the pipeline's default schedule under `rules`. With `keep` the build and
+/// the run happen in that directory, which is kept (source, binary, input and output
+/// files); otherwise in a scratch directory that is removed.
 pub fn check(
     spec: &str,
     target: &str,
     device: Device,
     trace: Option<&Path>,
     tolerance: f64,
+    keep: Option<&Path>,
     rules: &RuleSet,
 ) -> Result<CheckReport, CliError> {
     let target = parse_target(target)?;
@@ -126,7 +129,9 @@ pub fn check(
         }
     };
     let (w, s, chosen) = scheduled(spec, trace, rules)?;
-    let dir = std::env::temp_dir().join(format!("grim-check-{}", std::process::id()));
+    let dir = keep
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("grim-check-{}", std::process::id())));
     let err = |e: codegen::CodegenError| CliError::Other(e.to_string());
     let func = crate::pipeline::optimize(s.func());
     let src = measurement_source(&[Candidate { func: &func }], &target).map_err(err)?;
@@ -191,7 +196,9 @@ pub fn check(
             let _ = writeln!(text, "insns     {n} aarch64 instructions per run (qemu wall time is not a performance signal)");
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(CheckReport { text, ok })
 }
 

@@ -322,6 +322,12 @@ enum Command {
         /// Largest accepted relative error.
         #[arg(long, default_value_t = 1e-4)]
         tolerance: f64,
+        /// Build and run in this directory and keep it: `kernels.c`, the binary, the
+        /// input file `in0.bin` and the output `out0.bin` (CPU targets), for experiments by hand
+        /// (`kernels 0 in0.bin out.bin 1 15 20` times an edited build on the same
+        /// inputs). By default a scratch directory is used and removed.
+        #[arg(long)]
+        keep: Option<PathBuf>,
         #[command(flatten)]
         rules: RuleArgs,
     },
@@ -716,6 +722,7 @@ fn main() -> ExitCode {
             device,
             trace,
             tolerance,
+            keep,
             rules,
         } => {
             let checked = rules.load().and_then(|r| {
@@ -725,6 +732,7 @@ fn main() -> ExitCode {
                     device,
                     trace.as_deref(),
                     tolerance,
+                    keep.as_deref(),
                     &r,
                 )
             });

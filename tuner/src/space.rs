@@ -209,7 +209,7 @@ impl SearchSpace {
         });
         for weight in bcr_weights(w) {
             knobs.extend(
-                crate::space_bcr::bcr_knobs(&weight, gpu)
+                crate::space_bcr::bcr_knobs(&weight, gpu, uniform_entries(w, &weight))
                     .into_iter()
                     .filter(|k| output_rows || !partitions_output_rows(k)),
             );
@@ -767,6 +767,18 @@ fn innermost_positions(w: &Workload) -> Option<usize> {
 
 /// The most rows an entry of `weight` keeps in `w` (the largest difference of
 /// consecutive entries of its `row_ptr` array); `None` when it has no BCR arrays.
+/// True when every entry of BCR weight `weight` of `w` keeps the same numbers of rows
+/// and columns (so its offsets can be specialized), or its arrays are missing.
+fn uniform_entries(w: &Workload, weight: &str) -> bool {
+    let strides_equal = |name: &str| {
+        w.weights
+            .get(&format!("{weight}_{name}"))
+            .and_then(|t| t.as_i32())
+            .is_none_or(|p| p.windows(2).all(|s| s[1] - s[0] == p[1] - p[0]))
+    };
+    strides_equal("row_ptr") && strides_equal("col_ptr")
+}
+
 fn max_kept_rows(w: &Workload, weight: &str) -> Option<i64> {
     let row_ptr = w
         .weights

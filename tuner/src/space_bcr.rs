@@ -37,8 +37,10 @@ pub fn lre_knob(weight: &str) -> String {
 /// Nor is offset specialization: when every entry of the weight has the same shape
 /// (a layer pruned at one rate whose block size divides it) the entry counts become
 /// constants, so the C compiler unrolls the per-entry loops (FC 2048, 90%, 32x32, a
-/// hand-written loop: about 4x faster); where the entries differ (row reordering made
-/// groups, partial edge blocks) the primitive refuses and the knob is skipped.
+/// hand-written loop: about 4x faster); where the entries of the pattern differ (the
+/// kept weights spread over the blocks) the knob versions the entry's code by
+/// kept-column count instead, and where other primitives made them differ (row
+/// reordering's groups) the primitive refuses and the knob is skipped.
 ///
 /// For a conv ([`window_input`]) the e-graph's shared gathers are not applied: the
 /// input row of a kept column is a window of the zero-padded input that the kernel
@@ -102,8 +104,11 @@ pub fn column_decoding_knob(weight: &str) -> String {
 }
 
 /// Name of the offset-specialization knob of `weight`; choice 1 applies
-/// [`schedule::primitive::bcr::specialize_offsets`] (refused, so skipped, when the
-/// weight's entries differ in shape).
+/// [`schedule::primitive::bcr::specialize_offsets`] when the weight's entries all have
+/// one shape (refused, so skipped, where other primitives made them differ: row
+/// reordering's groups), and on CPU targets
+/// [`schedule::primitive::bcr::version_column_counts`] when they differ (the kept
+/// weights spread unevenly over the blocks).
 pub fn offset_specialization_knob(weight: &str) -> String {
     format!("specialize offsets {weight}")
 }
@@ -219,8 +224,9 @@ pub fn prefetch_knob(weight: &str) -> String {
 }
 
 /// The knobs for BCR weight `weight`; `gpu` leaves out row vectorization (work-items
-/// are the GPU's lanes).
-pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
+/// are the GPU's lanes); `uniform_entries` (every entry keeps the same numbers of rows
+/// and columns) picks what the [`offset_specialization_knob`] does.
+pub fn bcr_knobs(weight: &str, gpu: bool, uniform_entries: bool) -> Vec<Knob> {
     let w = weight.to_string();
     let vectorize = (!gpu).then(|| Knob {
         name: row_vectorization_knob(&w),
@@ -409,15 +415,23 @@ pub fn bcr_knobs(weight: &str, gpu: bool) -> Vec<Knob> {
             )
         })),
     }));
+    // Choice 1 makes the per-entry loops constant: by specializing the offsets where
+    // every entry has one shape, else (CPU spaces) by one copy of the entry's code per
+    // kept-column count.
+    let constant_counts = if uniform_entries || gpu {
+        choice(
+            format!("specialize the entry offsets of {w}"),
+            vec![Instruction::SpecializeOffsets { weight: w.clone() }],
+        )
+    } else {
+        choice(
+            format!("version the entries of {w} by kept-column count"),
+            vec![Instruction::VersionColumnCounts { weight: w.clone() }],
+        )
+    };
     knobs.push(Knob {
         name: offset_specialization_knob(&w),
-        choices: vec![
-            as_is(),
-            choice(
-                format!("specialize the entry offsets of {w}"),
-                vec![Instruction::SpecializeOffsets { weight: w.clone() }],
-            ),
-        ],
+        choices: vec![as_is(), constant_counts],
     });
     knobs
 }

@@ -387,3 +387,35 @@ fn dense_reductions_are_summed_in_vector_lanes() {
             .all(|k| k.choices.iter().all(|c| !c.label.starts_with("sum "))));
     }
 }
+
+/// Where the kept weights are spread unevenly over the blocks the offsets cannot be
+/// specialized: the default schedule versions each entry's code by its kept-column
+/// count instead (the same knob's choice), and still computes the reference's outputs.
+#[test]
+fn spread_blocks_get_versioned_instead_of_specialized() {
+    let w = wl("bcr-fc:M=64,K=64,N=4,block=16x16,sparsity=0.7,spread=blocks,seed=3");
+    let d = default_schedule(&w, &RuleSet::shipped().unwrap()).unwrap();
+    let ops = ops(&d.schedule);
+    assert!(
+        ops.contains(&"version_column_counts".to_string()),
+        "{ops:?}"
+    );
+    assert!(!ops.contains(&"specialize_offsets".to_string()), "{ops:?}");
+    assert!(
+        d.description
+            .contains("version the entries of W by kept-column count"),
+        "{}",
+        d.description
+    );
+    let inputs = w.random_inputs(3);
+    let got = interpret_scheduled(&d.schedule, &inputs).unwrap();
+    let want = w.interpret(&inputs).unwrap();
+    for (a, b) in got["Y"]
+        .as_f32()
+        .unwrap()
+        .iter()
+        .zip(want["Y"].as_f32().unwrap())
+    {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}

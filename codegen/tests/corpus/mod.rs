@@ -267,6 +267,47 @@ pub fn corpus() -> Vec<Case> {
             Ok(())
         },
     ));
+    // Kept weights spread unevenly over the blocks: each entry's code versioned by
+    // its kept-column count (an if-chain with the count a constant in each copy).
+    out.push(case(
+        "bcr-conv3x3 spread: register tile 2 rows x 8 lanes + table + versioned by column count",
+        &Workload::from_spec_str(
+            "bcr-conv2d:C=8,O=16,H=7,W=10,k=3,pad=1,bias=1,block=8x8,sparsity=0.6,spread=blocks,seed=9",
+        )
+        .unwrap(),
+        |s| {
+            s.register_tile("W", 2, 8)?;
+            s.tabulate_column_decoding("W")?;
+            s.version_column_counts("W")
+        },
+    ));
+    out.push(case(
+        "bcr-fc spread: masked rows by 16 + windows + prefetch + versioned by column count",
+        &Workload::from_spec_str(
+            "bcr-fc:M=64,K=48,N=1,block=16x16,sparsity=0.8,spread=blocks,seed=8",
+        )
+        .unwrap(),
+        |s| {
+            s.vectorize_rows_masked("W", 16)?;
+            s.window_block_rows("W")?;
+            s.prefetch_values("W", 256)?;
+            s.version_column_counts("W")
+        },
+    ));
+    out.push(case(
+        "bcr-gru spread: vectorize rows by 4 + versioned by column count",
+        &Workload::from_spec_str(
+            "bcr-gru:hidden=16,input=12,batch=4,block=8x4,sparsity=0.6,spread=blocks,seed=5",
+        )
+        .unwrap(),
+        |s| {
+            for w in ["W_ih", "W_hh"] {
+                s.vectorize_rows(w, 4)?;
+                s.version_column_counts(w)?;
+            }
+            Ok(())
+        },
+    ));
     let dgru = Workload::from_spec_str("gru:hidden=16,input=12,batch=1,seed=5").unwrap();
     out.push(case("gru reductions in 4 lanes", &dgru, |s| {
         s.vectorize_reduction("gi_k", 4)?;

@@ -121,6 +121,7 @@ pub fn apply(
             bcr::partition_output_rows(state, weight, *parts)
         }
         Instruction::SpecializeOffsets { weight } => bcr::specialize_offsets(state, weight),
+        Instruction::VersionColumnCounts { weight } => bcr::version_column_counts(state, weight),
         Instruction::SamplePerfectTile {
             loop_name,
             n,

@@ -43,6 +43,7 @@ mod row_vectorize;
 mod row_window;
 mod specialize;
 mod tiling;
+mod version;
 
 pub use column_decode::tabulate_column_decoding;
 pub use column_reorder::{reorder_columns, ColumnOrder};
@@ -55,6 +56,7 @@ pub use row_vectorize::{vectorize_rows, vectorize_rows_masked, MAX_ROW_ACC};
 pub use row_window::{window_block_rows, MAX_WINDOW, WINDOW_STEP};
 pub use specialize::{specialize_offsets, uniform_entry_shape};
 pub use tiling::{partition_block_rows, tile_blocks};
+pub use version::{version_column_counts, version_counts, MAX_VERSIONS};
 
 use crate::error::ScheduleError;
 use crate::loops::parts;
@@ -441,6 +443,14 @@ pub(crate) fn find_block_loop(
         }
     });
     match found.len() {
+        1 if version::is_versioned(&found[0].rest, &found[0].nc) => Err(ScheduleError::illegal(
+            p,
+            weight,
+            format!(
+                "the entry body of `{weight}` is versioned by kept-column count \
+                 (version_column_counts); apply the other BCR primitives before it"
+            ),
+        )),
         1 => Ok(found.remove(0)),
         0 if !loads_anywhere(&func.body, &format!("{weight}_row_ptr"))
             && loads_anywhere(&func.body, &format!("{weight}_rows")) =>

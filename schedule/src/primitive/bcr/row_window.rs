@@ -43,7 +43,7 @@ pub const MAX_WINDOW: i64 = 64;
 ///       for (j, 0, nc) { ..vectorized multiply-adds.. }
 ///       for (wk, 0, H) vectorized { let ws = W_wsel[b * H + wk];
 ///         win[wk] = win[wk] + select(ws < L, row_acc[0, ws], 0.0); } } } }
-///     for (wk_o, 0, H) { let row = W_wbase[brow] + wk_o; Y[row, 0] = Y[row, 0] + win[wk_o]; }
+///     for (wk_o, 0, H) vectorized { let row = W_wbase[brow] + wk_o; Y[row, 0] = Y[row, 0] + win[wk_o]; }
 ///   }
 /// }
 /// ```
@@ -197,9 +197,14 @@ pub fn window_block_rows(state: &mut State, weight: &str) -> Result<Vec<String>,
         })
         .collect();
     out_idx[sc.row_pos] = Expr::var(&wrow);
-    let write_back = Stmt::serial(
+    // Vectorized: the window's rows are consecutive outputs (4% on a GRU step with
+    // 16x16 blocks, 96 windows per call: GCC left the serial loop as 16 lane
+    // extractions and scalar adds).
+    let write_back = Stmt::for_(
         &wk_o,
+        Expr::Int(0),
         Expr::Int(h),
+        ForKind::Vectorized,
         Stmt::let_(
             &wrow,
             Expr::load(&wbase, vec![Expr::var(&brow)]) + Expr::var(&wk_o),
