@@ -112,7 +112,7 @@ fn the_counts_with_most_weights_come_first() {
 
 /// A conv whose blocks keep 4 to 13 columns (the spread of the MNIST CNN's second
 /// conv): one copy per count in the order of their weights, each with its count as a
-/// constant and its loops renamed, the unchanged body last; the trace replays to the
+/// constant, its kept-columns loops unrolled and its loops renamed, the unchanged body last; the trace replays to the
 /// same function; the results stay the reference's.
 #[test]
 fn a_spread_conv_gets_one_copy_per_column_count() {
@@ -127,7 +127,11 @@ fn a_spread_conv_gets_one_copy_per_column_count() {
     for c in &counts {
         assert!(text.contains(&format!("if nc == {c} {{")), "{c}\n{text}");
         assert!(
-            text.contains(&format!("for (j_c{c}, 0, {c})")),
+            text.contains(&format!("unrolled for (j_c{c}, 0, {c})")),
+            "{c}\n{text}"
+        );
+        assert!(
+            text.contains(&format!("unrolled for (j_dec_c{c}, 0, {c})")),
             "{c}\n{text}"
         );
     }

@@ -9,7 +9,7 @@ use codegen::toolchain::{build_binary, Runner};
 use codegen::Target;
 use schedule::{Schedule, Trace};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tir::egraph::rules::RuleSet;
 use tir::workload::Workload;
@@ -23,15 +23,66 @@ pub enum Device {
     Qemu,
 }
 
+/// Where `build` and `check` take their workload from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkloadSource {
+    /// A workload spec (its weights generated from the seed).
+    Spec(String),
+    /// A layer of a model file (`grim-tune prune`'s output or a dense model file), with
+    /// its real weights and pattern.
+    ModelLayer {
+        /// The model file.
+        model: PathBuf,
+        /// The layer's name, as `grim-tune run` prints it (`conv_layers.6`).
+        layer: String,
+    },
+}
+
+impl WorkloadSource {
+    /// The workload: the spec's, or the model layer's with its weights. Errors name the
+    /// file and the layer (listing the model's layers when the name is not one).
+    pub fn workload(&self) -> Result<Workload, CliError> {
+        match self {
+            WorkloadSource::Spec(spec) => Ok(Workload::from_spec_str(spec)?),
+            WorkloadSource::ModelLayer { model, layer } => {
+                let m = model::file::load(model).map_err(|e| CliError::Other(e.to_string()))?;
+                let l = m.layers.iter().find(|l| l.name == *layer).ok_or_else(|| {
+                    CliError::Other(format!(
+                        "{}: no layer `{layer}` (layers: {})",
+                        model.display(),
+                        m.layers
+                            .iter()
+                            .map(|l| l.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+                l.workload()
+                    .map_err(|e| CliError::Other(format!("{}: {e}", model.display())))
+            }
+        }
+    }
+}
+
+/// The report line naming a model layer's file (empty for a spec).
+fn layer_line(source: &WorkloadSource) -> String {
+    match source {
+        WorkloadSource::Spec(_) => String::new(),
+        WorkloadSource::ModelLayer { model, layer } => {
+            format!("layer     `{layer}` of {} (its weights)\n", model.display())
+        }
+    }
+}
+
 /// A workload scheduled by a trace file, or else by the pipeline's default schedule
 /// (the e-graph's BCR choices under `rules`, checked in the interpreter); the second
 /// value is the text saying what the e-graph chose (empty with a trace).
 fn scheduled(
-    spec: &str,
+    source: &WorkloadSource,
     trace: Option<&Path>,
     rules: &RuleSet,
 ) -> Result<(Workload, Schedule, String), CliError> {
-    let w = Workload::from_spec_str(spec)?;
+    let w = source.workload()?;
     let s = match trace {
         None => {
             let d = crate::pipeline::default_schedule(&w, rules)
@@ -63,22 +114,23 @@ fn parse_target(t: &str) -> Result<Target, CliError> {
 /// pipeline's default schedule under `rules`, and the output says which BCR form the
 /// e-graph chose and why.
 pub fn build(
-    spec: &str,
+    source: &WorkloadSource,
     target: &str,
     trace: Option<&Path>,
     out: &Path,
     rules: &RuleSet,
 ) -> Result<String, CliError> {
     let target = parse_target(target)?;
-    let (w, s, chosen) = scheduled(spec, trace, rules)?;
+    let (w, s, chosen) = scheduled(source, trace, rules)?;
     let func = crate::pipeline::optimize(s.func());
     let src = measurement_source(&[Candidate { func: &func }], &target)
         .map_err(|e| CliError::Other(e.to_string()))?;
     let bin = build_binary(&src, out, &target, Duration::from_secs(300))
         .map_err(|e| CliError::Other(e.to_string()))?;
     Ok(format!(
-        "workload  {}\n{chosen}target    {target}\nsource    {}\nbinary    {}\nrun it    {} 0 INPUT OUTPUT NUMBER REPEAT MIN_REPEAT_MS\n",
+        "workload  {}\n{}{chosen}target    {target}\nsource    {}\nbinary    {}\nrun it    {} 0 INPUT OUTPUT NUMBER REPEAT MIN_REPEAT_MS\n",
         w.spec,
+        layer_line(source),
         out.join("kernels.c").display(),
         bin.display(),
         bin.display()
@@ -99,7 +151,7 @@ pub struct CheckReport {
 /// the run happen in that directory, which is kept (source, binary, input and output
 /// files); otherwise in a scratch directory that is removed.
 pub fn check(
-    spec: &str,
+    source: &WorkloadSource,
     target: &str,
     device: Device,
     trace: Option<&Path>,
@@ -109,7 +161,7 @@ pub fn check(
 ) -> Result<CheckReport, CliError> {
     let target = parse_target(target)?;
     if let Target::OpenCl { .. } = target {
-        return check_opencl(spec, &target, device, trace, tolerance, rules);
+        return check_opencl(source, &target, device, trace, tolerance, rules);
     }
     let runner = match (device, &target) {
         (Device::Local, Target::Aarch64Neon { .. }) if std::env::consts::ARCH != "aarch64" => {
@@ -128,7 +180,7 @@ pub fn check(
             )))
         }
     };
-    let (w, s, chosen) = scheduled(spec, trace, rules)?;
+    let (w, s, chosen) = scheduled(source, trace, rules)?;
     let dir = keep
         .map(Path::to_path_buf)
         .unwrap_or_else(|| std::env::temp_dir().join(format!("grim-check-{}", std::process::id())));
@@ -157,6 +209,7 @@ pub fn check(
     let ok = rel <= tolerance;
     let mut text = String::new();
     let _ = writeln!(text, "workload  {}", w.spec);
+    text.push_str(&layer_line(source));
     text.push_str(&chosen);
     let _ = writeln!(text, "target    {target} on {device:?}");
     let _ = writeln!(
@@ -204,7 +257,7 @@ pub fn check(
 
 /// `check` for OpenCL targets: runs on the local OpenCL platform (pocl here).
 fn check_opencl(
-    spec: &str,
+    source: &WorkloadSource,
     target: &Target,
     device: Device,
     trace: Option<&Path>,
@@ -216,7 +269,7 @@ fn check_opencl(
             "OpenCL kernels run on a local OpenCL platform: use --device local".into(),
         ));
     }
-    let (w, s, chosen) = scheduled(spec, trace, rules)?;
+    let (w, s, chosen) = scheduled(source, trace, rules)?;
     let err = |e: codegen::CodegenError| CliError::Other(e.to_string());
     let dev = codegen::opencl_run::OpenClDevice::open(None).map_err(err)?;
     let mut args = w.random_inputs(1);
@@ -232,6 +285,7 @@ fn check_opencl(
     .map_err(err)?;
     let mut text = String::new();
     let _ = writeln!(text, "workload  {}", w.spec);
+    text.push_str(&layer_line(source));
     text.push_str(&chosen);
     let _ = writeln!(text, "target    {target} on {}", r.device);
     let _ = writeln!(

@@ -30,6 +30,35 @@ impl RuleArgs {
     }
 }
 
+/// The workload of `build` and `check`: a spec, or a layer of a model file.
+#[derive(clap::Args, Debug, Clone)]
+struct WorkloadArgs {
+    /// Workload spec.
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    workload: Option<String>,
+    /// A model file (`grim-tune prune --out`): take the workload of one of its layers,
+    /// with the layer's real weights and BCR pattern (needs --layer).
+    #[arg(long, requires = "layer")]
+    model: Option<PathBuf>,
+    /// The layer of --model, by name as `grim-tune run` prints it (e.g. `conv_layers.6`).
+    #[arg(long, requires = "model")]
+    layer: Option<String>,
+}
+
+impl WorkloadArgs {
+    fn source(self) -> Result<tuner::build_check::WorkloadSource, tuner::CliError> {
+        match (self.workload, self.model, self.layer) {
+            (Some(spec), _, _) => Ok(tuner::build_check::WorkloadSource::Spec(spec)),
+            (None, Some(model), Some(layer)) => {
+                Ok(tuner::build_check::WorkloadSource::ModelLayer { model, layer })
+            }
+            _ => Err(tuner::CliError::Other(
+                "give --workload SPEC, or --model FILE with --layer NAME".into(),
+            )),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Builds a workload from a spec string and prints its key, BCR statistics and
@@ -288,9 +317,8 @@ enum Command {
     },
     /// Generates the C of a (scheduled) workload and builds its measurement binary.
     Build {
-        /// Workload spec.
-        #[arg(long)]
-        workload: String,
+        #[command(flatten)]
+        workload: WorkloadArgs,
         /// Target: `host` or `aarch64-neon:MCPU`.
         #[arg(long, default_value = "host")]
         target: String,
@@ -307,9 +335,8 @@ enum Command {
     /// Builds and runs a (scheduled) workload and compares it with the interpreter;
     /// exits non-zero when the error exceeds the tolerance.
     Check {
-        /// Workload spec.
-        #[arg(long)]
-        workload: String,
+        #[command(flatten)]
+        workload: WorkloadArgs,
         /// Target: `host` or `aarch64-neon:MCPU`.
         #[arg(long, default_value = "host")]
         target: String,
@@ -714,7 +741,7 @@ fn main() -> ExitCode {
             out,
             rules,
         } => rules.load().and_then(|r| {
-            tuner::build_check::build(&workload, &target, trace.as_deref(), &out, &r)
+            tuner::build_check::build(&workload.source()?, &target, trace.as_deref(), &out, &r)
         }),
         Command::Check {
             workload,
@@ -727,7 +754,7 @@ fn main() -> ExitCode {
         } => {
             let checked = rules.load().and_then(|r| {
                 tuner::build_check::check(
-                    &workload,
+                    &workload.clone().source()?,
                     &target,
                     device,
                     trace.as_deref(),

@@ -108,10 +108,15 @@ pub fn column_decoding_knob(weight: &str) -> String {
 /// one shape (refused, so skipped, where other primitives made them differ: row
 /// reordering's groups), and on CPU targets
 /// [`schedule::primitive::bcr::version_column_counts`] when they differ (the kept
-/// weights spread unevenly over the blocks).
+/// weights spread unevenly over the blocks); with one shape, CPU targets have the
+/// versioning as choice 2 ([`VERSION_CHOICE`]).
 pub fn offset_specialization_knob(weight: &str) -> String {
     format!("specialize offsets {weight}")
 }
+
+/// The choice of the [`offset_specialization_knob`] that versions the entries by
+/// kept-column count where the entries all have one shape (CPU targets).
+pub const VERSION_CHOICE: usize = 2;
 
 /// The lane counts the row-vectorization knob offers: 4 (one NEON register of f32),
 /// 8 (two, or one AVX register on hosts), 16 (four, or one AVX-512 register).
@@ -417,21 +422,24 @@ pub fn bcr_knobs(weight: &str, gpu: bool, uniform_entries: bool) -> Vec<Knob> {
     }));
     // Choice 1 makes the per-entry loops constant: by specializing the offsets where
     // every entry has one shape, else (CPU spaces) by one copy of the entry's code per
-    // kept-column count.
-    let constant_counts = if uniform_entries || gpu {
-        choice(
-            format!("specialize the entry offsets of {w}"),
-            vec![Instruction::SpecializeOffsets { weight: w.clone() }],
-        )
-    } else {
-        choice(
-            format!("version the entries of {w} by kept-column count"),
-            vec![Instruction::VersionColumnCounts { weight: w.clone() }],
-        )
-    };
+    // kept-column count. Uniform patterns on CPUs also get the copy as choice 2: its
+    // kept-columns loops are unrolled, which GCC does not do past about 8 columns
+    // (see [`schedule::primitive::bcr::version_column_counts`]).
+    let specialize = choice(
+        format!("specialize the entry offsets of {w}"),
+        vec![Instruction::SpecializeOffsets { weight: w.clone() }],
+    );
+    let version = choice(
+        format!("version the entries of {w} by kept-column count"),
+        vec![Instruction::VersionColumnCounts { weight: w.clone() }],
+    );
     knobs.push(Knob {
         name: offset_specialization_knob(&w),
-        choices: vec![as_is(), constant_counts],
+        choices: match (gpu, uniform_entries) {
+            (true, _) => vec![as_is(), specialize],
+            (false, true) => vec![as_is(), specialize, version],
+            (false, false) => vec![as_is(), version],
+        },
     });
     knobs
 }

@@ -417,6 +417,16 @@ pub fn tune(
     // `SearchSpace::one_row_tile_point`; the MNIST CNN's 14- and 7-wide convs).
     let one_row_tile_point = space.one_row_tile_point(w, &best_known);
     mark(one_row_tile_point.as_ref(), "one-row register tile")?;
+    // Both tiles with their entries versioned by kept-column count instead of
+    // specialized offsets: the same code with the kept-columns loops unrolled
+    // (`SearchSpace::versioned_point`).
+    let tile_versioned_points: Vec<Decisions> = [&tile_point, &one_row_tile_point]
+        .into_iter()
+        .filter_map(|p| p.as_ref().and_then(|d| space.versioned_point(d)))
+        .collect();
+    for d in &tile_versioned_points {
+        mark(Some(d), "register tile, entries versioned")?;
+    }
     let tile_parallel_point = above_one_thread(&tile_point, &|d| space.parallel_point(d));
     mark(tile_parallel_point.as_ref(), "parallel register tile")?;
     // Above one thread, the register-tiled point in parallel by output rows (convs:
@@ -499,6 +509,7 @@ pub fn tune(
     // After the multi-threaded tiles, which a small budget above one thread must
     // reach first.
     starts.extend(one_row_tile_point.iter().cloned());
+    starts.extend(tile_versioned_points.iter().cloned());
     starts.extend(seed_parallel.iter().cloned());
     let mut lost_in_a_row = 0usize;
     while report.trials.len() < opts.trials {

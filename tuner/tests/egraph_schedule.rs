@@ -419,3 +419,72 @@ fn spread_blocks_get_versioned_instead_of_specialized() {
         assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
     }
 }
+
+/// The constant-count knob: offset specialization and (CPU) versioning where the
+/// entries all have one shape, versioning alone where they differ, specialization
+/// alone on GPUs; the register-tile starting point's versioned form swaps the one for
+/// the other and still computes the reference's outputs.
+#[test]
+fn the_constant_count_knob_offers_what_the_pattern_allows() {
+    let labels = |w: &Workload, gpu: bool| -> Vec<String> {
+        let space = SearchSpace::for_target(w, gpu);
+        let k = space
+            .knobs
+            .iter()
+            .find(|k| k.name == tuner::space_bcr::offset_specialization_knob("W"))
+            .unwrap();
+        k.choices.iter().map(|c| c.label.clone()).collect()
+    };
+    let uniform = wl("bcr-conv2d:C=8,O=16,H=7,W=7,k=3,pad=1,bias=1,block=8x8,sparsity=0.75,seed=1");
+    assert_eq!(
+        labels(&uniform, false),
+        [
+            "as is",
+            "specialize the entry offsets of W",
+            "version the entries of W by kept-column count"
+        ]
+    );
+    assert_eq!(
+        labels(&uniform, true),
+        ["as is", "specialize the entry offsets of W"]
+    );
+    let spread = wl(
+        "bcr-conv2d:C=8,O=16,H=7,W=7,k=3,pad=1,bias=1,block=8x8,sparsity=0.75,spread=blocks,seed=1",
+    );
+    assert_eq!(
+        labels(&spread, false),
+        ["as is", "version the entries of W by kept-column count"]
+    );
+
+    let space = SearchSpace::new(&uniform);
+    let tile = space.tile_point(&uniform, &space.default_point()).unwrap();
+    let versioned = space.versioned_point(&tile).unwrap();
+    let k = space
+        .knobs
+        .iter()
+        .position(|k| k.name == tuner::space_bcr::offset_specialization_knob("W"))
+        .unwrap();
+    assert_eq!(
+        (tile[k], versioned[k]),
+        (1, tuner::space_bcr::VERSION_CHOICE)
+    );
+    let (s, effective) = space.apply(&uniform, &versioned).unwrap();
+    assert_eq!(effective, versioned);
+    assert_eq!(
+        ops(&s).last().map(String::as_str),
+        Some("version_column_counts")
+    );
+    let inputs = uniform.random_inputs(5);
+    let got = interpret_scheduled(&s, &inputs).unwrap();
+    let want = uniform.interpret(&inputs).unwrap();
+    for (a, b) in got["Y"]
+        .as_f32()
+        .unwrap()
+        .iter()
+        .zip(want["Y"].as_f32().unwrap())
+    {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    }
+    // Nothing to swap where the offsets are not specialized.
+    assert!(space.versioned_point(&space.default_point()).is_none());
+}

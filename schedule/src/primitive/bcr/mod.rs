@@ -56,7 +56,7 @@ pub use row_vectorize::{vectorize_rows, vectorize_rows_masked, MAX_ROW_ACC};
 pub use row_window::{window_block_rows, MAX_WINDOW, WINDOW_STEP};
 pub use specialize::{specialize_offsets, uniform_entry_shape};
 pub use tiling::{partition_block_rows, tile_blocks};
-pub use version::{version_column_counts, version_counts, MAX_VERSIONS};
+pub use version::{version_column_counts, version_counts, MAX_UNROLLED, MAX_VERSIONS};
 
 use crate::error::ScheduleError;
 use crate::loops::parts;

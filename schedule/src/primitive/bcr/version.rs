@@ -23,7 +23,8 @@
 //! ```
 //!
 //! The counts with the most kept weights come first, at most [`MAX_VERSIONS`] of
-//! them; the last branch is the unchanged body, so the function computes the same for
+//! them; in each copy of up to [`MAX_UNROLLED`] columns the kept-columns loops are
+//! unrolled; the last branch is the unchanged body, so the function computes the same for
 //! any data (a trace replayed on another pattern stays correct, only slower where its
 //! counts differ). Every copy's loops and lets are renamed (`_c8` and so on) so loop
 //! names stay unique.
@@ -33,8 +34,8 @@ use crate::error::ScheduleError;
 use crate::primitive::loop_transformation::rename_loops;
 use crate::primitive::State;
 use std::collections::BTreeMap;
-use tir::visit::{bound_names, substitute_stmt};
-use tir::{BinOp, Expr, Stmt};
+use tir::visit::{bound_names, map_stmt, substitute_stmt};
+use tir::{BinOp, Expr, ForKind, Stmt};
 
 const P: &str = "version_column_counts";
 
@@ -59,6 +60,32 @@ pub fn version_counts(cols: &[usize], weights: &[usize]) -> Vec<i64> {
         .take(MAX_VERSIONS)
         .map(|(c, _)| c as i64)
         .collect()
+}
+
+/// Copies for at most this many columns have their kept-columns loops unrolled.
+pub const MAX_UNROLLED: i64 = 16;
+
+/// `s` with every serial loop over the kept columns (extent `nc`) unrolled, `k`
+/// iterations: GCC unrolls such constant loops itself only up to about 8 iterations,
+/// and a register tile left in a rolled loop stays in memory (a 7-wide conv's one-row
+/// tile: a store and a reload around every multiply-add).
+pub(crate) fn unroll_count_loops(s: &Stmt, nc: &str, k: i64) -> Stmt {
+    map_stmt(s, &mut |st| match st {
+        Stmt::For {
+            var,
+            min,
+            extent: Expr::Var(v),
+            kind: ForKind::Serial,
+            body,
+        } if v == nc => Some(Stmt::for_(
+            var.clone(),
+            min.clone(),
+            Expr::Int(k),
+            ForKind::Unrolled,
+            unroll_count_loops(body, nc, k),
+        )),
+        _ => None,
+    })
 }
 
 /// True when `rest` (a block loop's body under its header) is already versioned on
@@ -96,7 +123,12 @@ pub fn version_column_counts(
     let taken = bound_names(&state.func.body);
     let mut versioned = bl.rest.clone();
     for k in counts.iter().rev() {
-        let copy = substitute_stmt(&bl.rest, &bl.nc, &Expr::Int(*k));
+        let unrolled = if *k <= MAX_UNROLLED {
+            unroll_count_loops(&bl.rest, &bl.nc, *k)
+        } else {
+            bl.rest.clone()
+        };
+        let copy = substitute_stmt(&unrolled, &bl.nc, &Expr::Int(*k));
         versioned = Stmt::If {
             cond: Expr::var(&bl.nc).eq_(Expr::Int(*k)),
             then: Box::new(rename_loops(&copy, &format!("_c{k}"), &taken)),
