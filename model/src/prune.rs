@@ -69,7 +69,8 @@ pub fn prune_layer(layer: &Layer, block: BlockShape, sparsity: f64) -> Result<La
 /// The number of distinct shapes (kept rows x kept columns) among the non-empty
 /// full-size blocks of `b`: 1 for uniform pruning, more when the kept weights are
 /// spread over the blocks (then the kernels cannot specialize the entry offsets, which
-/// needs one shape, and run slower). Partial blocks at the matrix edge are not counted.
+/// needs one shape, and are versioned by kept-column count instead). Partial blocks at
+/// the matrix edge are not counted.
 pub fn kept_block_shapes(b: &BcrMatrix) -> usize {
     let (gr, gc) = b.grid();
     let full = b.block();

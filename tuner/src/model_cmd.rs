@@ -436,7 +436,7 @@ fn run_one(
             .max()
             .unwrap_or(0);
         if shapes > 1 {
-            notes.push(format!("{label} layer `{}`: its kept blocks have {shapes} different shapes (kept weights spread over the blocks: `prune --spread`), so its kernels cannot specialize the entry offsets and run slower than on uniform blocks", l.name));
+            notes.push(format!("{label} layer `{}`: its kept blocks have {shapes} different shapes (kept weights spread over the blocks: `prune --spread`), so its kernels cannot specialize the entry offsets (tuning versions them by kept-column count instead)", l.name));
         }
     }
     let prog = standalone::generate(m, &scheds, &crate::pipeline::optimize, &on.target)

@@ -297,3 +297,60 @@ fn trials_are_split_by_multiply_adds() {
         "{lines:?}"
     );
 }
+
+/// `grim-tune check --model FILE --layer NAME` builds and checks one layer of a model
+/// file with its own weights (and keeps the files with --keep); an unknown layer is an
+/// error naming the file and listing the layers; --layer needs --model.
+#[test]
+fn check_a_model_layer_with_its_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small.bcr");
+    model::file::save(&small_model(), &path).unwrap();
+    let keep = dir.path().join("kept");
+    let out = Command::new(env!("CARGO_BIN_EXE_grim-tune"))
+        .args(["check", "--model"])
+        .arg(&path)
+        .args(["--layer", "fc1", "--keep"])
+        .arg(&keep)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("workload  bcr-fc:M=64,K=576,N=1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("layer     `fc1` of "), "{stdout}");
+    assert!(stdout.contains("(tolerance 1e-4): ok"), "{stdout}");
+    for f in ["kernels.c", "kernels", "in0.bin", "out0.bin"] {
+        assert!(keep.join(f).is_file(), "{f} kept");
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_grim-tune"))
+        .args(["check", "--model"])
+        .arg(&path)
+        .args(["--layer", "fc9"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("small.bcr: no layer `fc9` (layers: conv, fc1, fc2)"),
+        "{stderr}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_grim-tune"))
+        .args(["check", "--layer", "fc1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--model"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
