@@ -388,6 +388,22 @@ fn dense_reductions_are_summed_in_vector_lanes() {
     }
 }
 
+/// Asserts that schedule `s` of `w` computes the reference's `Y` (within 1e-5,
+/// relative above 1) on the random inputs of `seed`.
+fn assert_matches_reference(s: &schedule::Schedule, w: &Workload, seed: u64) {
+    let inputs = w.random_inputs(seed);
+    let got = interpret_scheduled(s, &inputs).unwrap();
+    let want = w.interpret(&inputs).unwrap();
+    for (a, b) in got["Y"]
+        .as_f32()
+        .unwrap()
+        .iter()
+        .zip(want["Y"].as_f32().unwrap())
+    {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}
+
 /// Where the kept weights are spread unevenly over the blocks the offsets cannot be
 /// specialized: the default schedule versions each entry's code by its kept-column
 /// count instead (the same knob's choice), and still computes the reference's outputs.
@@ -407,17 +423,7 @@ fn spread_blocks_get_versioned_instead_of_specialized() {
         "{}",
         d.description
     );
-    let inputs = w.random_inputs(3);
-    let got = interpret_scheduled(&d.schedule, &inputs).unwrap();
-    let want = w.interpret(&inputs).unwrap();
-    for (a, b) in got["Y"]
-        .as_f32()
-        .unwrap()
-        .iter()
-        .zip(want["Y"].as_f32().unwrap())
-    {
-        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
-    }
+    assert_matches_reference(&d.schedule, &w, 3);
 }
 
 /// The constant-count knob: offset specialization and (CPU) versioning where the
@@ -474,17 +480,7 @@ fn the_constant_count_knob_offers_what_the_pattern_allows() {
         ops(&s).last().map(String::as_str),
         Some("version_column_counts")
     );
-    let inputs = uniform.random_inputs(5);
-    let got = interpret_scheduled(&s, &inputs).unwrap();
-    let want = uniform.interpret(&inputs).unwrap();
-    for (a, b) in got["Y"]
-        .as_f32()
-        .unwrap()
-        .iter()
-        .zip(want["Y"].as_f32().unwrap())
-    {
-        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
-    }
+    assert_matches_reference(&s, &uniform, 5);
     // Nothing to swap where the offsets are not specialized.
     assert!(space.versioned_point(&space.default_point()).is_none());
 }
