@@ -28,6 +28,13 @@
 //! any data (a trace replayed on another pattern stays correct, only slower where its
 //! counts differ). Every copy's loops and lets are renamed (`_c8` and so on) so loop
 //! names stay unique.
+//!
+//! Measured (same conv and schedule): versioned 95.5 us; with the copies' kept-columns
+//! loops unrolled 66 us, and on the MNIST CNN's spread `conv_layers.6` (the same shape,
+//! more counts of 10 to 15 columns, which GCC left rolled) 124 -> 66.5 us. On uniform
+//! blocks the one unrolled copy also beat specialized offsets there (66 against 91
+//! us), but not on the 56-wide benchmark conv with 5-row tiles (about 5% slower), so
+//! the tuner measures both.
 
 use super::{find_block_loop, read_data_layout, replace_block_loop, with_rest};
 use crate::error::ScheduleError;
