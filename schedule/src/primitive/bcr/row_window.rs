@@ -253,25 +253,11 @@ pub fn window_block_rows(state: &mut State, weight: &str) -> Result<Vec<String>,
 /// `s` with the loop directly around the allocation of `acc` (the chunks of an
 /// entry's rows) running once, when its extent is not a constant already.
 fn single_chunk(s: &Stmt, acc: &str) -> Stmt {
-    tir::visit::map_stmt(s, &mut |st| match st {
-        Stmt::For {
-            var,
-            min,
-            extent,
-            kind,
-            body,
-        } if matches!(&**body, Stmt::Allocate { name, .. } if name == acc)
-            && const_int(extent).is_none() =>
-        {
-            Some(Stmt::for_(
-                var.clone(),
-                min.clone(),
-                Expr::Int(1),
-                *kind,
-                (**body).clone(),
-            ))
-        }
-        _ => None,
+    tir::visit::map_stmt(s, &mut |st| {
+        let l = parts(st)?;
+        let chunks = matches!(l.body, Stmt::Allocate { name, .. } if name == acc);
+        (chunks && const_int(l.extent).is_none())
+            .then(|| Stmt::for_(l.var, l.min.clone(), Expr::Int(1), l.kind, l.body.clone()))
     })
 }
 

@@ -38,6 +38,7 @@
 
 use super::{find_block_loop, read_data_layout, replace_block_loop, with_rest};
 use crate::error::ScheduleError;
+use crate::loops::parts;
 use crate::primitive::loop_transformation::rename_loops;
 use crate::primitive::State;
 use std::collections::BTreeMap;
@@ -77,21 +78,18 @@ pub const MAX_UNROLLED: i64 = 16;
 /// and a register tile left in a rolled loop stays in memory (a 7-wide conv's one-row
 /// tile: a store and a reload around every multiply-add).
 pub(crate) fn unroll_count_loops(s: &Stmt, nc: &str, k: i64) -> Stmt {
-    map_stmt(s, &mut |st| match st {
-        Stmt::For {
-            var,
-            min,
-            extent: Expr::Var(v),
-            kind: ForKind::Serial,
-            body,
-        } if v == nc => Some(Stmt::for_(
-            var.clone(),
-            min.clone(),
-            Expr::Int(k),
-            ForKind::Unrolled,
-            unroll_count_loops(body, nc, k),
-        )),
-        _ => None,
+    map_stmt(s, &mut |st| {
+        let l = parts(st)?;
+        let over_count = matches!(l.extent, Expr::Var(v) if v == nc);
+        (over_count && l.kind == ForKind::Serial).then(|| {
+            Stmt::for_(
+                l.var,
+                l.min.clone(),
+                Expr::Int(k),
+                ForKind::Unrolled,
+                unroll_count_loops(l.body, nc, k),
+            )
+        })
     })
 }
 
