@@ -23,6 +23,7 @@
 //! as usual. Selectors stored as bytes (`u8`, as windows store them) are widened by
 //! the load itself (`vpmovzxbd`); `i32` selectors are loaded as they are.
 
+use crate::avx2;
 use crate::c_emit::{buf, Emitter};
 use crate::error::CodegenError;
 use crate::neon::lane_coeff;
@@ -225,6 +226,20 @@ pub(crate) fn try_emit_window_add(
     }
     em.indent -= 1;
     em.line("}");
+    em.line(avx2::CONDITION);
+    avx2::emit_window_add(
+        em,
+        &avx2::WindowAddC {
+            sel: &sel_b,
+            sel_at: &sel_at,
+            sel_dtype,
+            win: &win_b,
+            sums: &acc_b,
+            sums_at: &acc_at,
+            lanes,
+            height: *h,
+        },
+    );
     em.line("#else");
     plain(em)?;
     em.line("#endif");

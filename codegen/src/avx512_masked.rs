@@ -20,6 +20,7 @@
 //! trace, old and new code alternating, medians of five runs). The C is emitted under `#if defined(__AVX512F__)` with the
 //! plain loop in the `#else` branch; any other shape returns `None`.
 
+use crate::avx2;
 use crate::c_emit::{buf, Emitter};
 use crate::error::CodegenError;
 use crate::neon::{flat_coeff, lane_coeff};
@@ -165,6 +166,20 @@ pub(crate) fn try_emit_masked_fma(
     }
     em.indent -= 1;
     em.line("}");
+    em.line(avx2::CONDITION);
+    avx2::emit_masked_fma(
+        em,
+        &avx2::MaskedFmaC {
+            acc: &acc_b,
+            acc_at: &acc_at,
+            val: &val_b,
+            val_at: &val_at,
+            kept: &kept,
+            scale: &scale,
+            val_len: em.shape(m.val)?.len,
+            width: *w,
+        },
+    );
     em.line("#else");
     plain(em)?;
     em.line("#endif");

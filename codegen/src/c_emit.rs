@@ -38,8 +38,11 @@ pub fn prelude(target: &Target) -> String {
     if target.neon() {
         s.push_str("#include <arm_neon.h>\n");
     } else {
-        // Block-row windows permute lanes with AVX-512 where the compiler targets it.
-        s.push_str("#if defined(__AVX512F__)\n#include <immintrin.h>\n#endif\n");
+        // Block-row windows permute lanes with AVX-512 or AVX2 where the compiler
+        // targets them.
+        s.push_str(
+            "#if defined(__AVX512F__) || defined(__AVX2__)\n#include <immintrin.h>\n#endif\n",
+        );
     }
     s.push_str(
         r#"
@@ -150,6 +153,8 @@ pub(crate) struct BufShape {
     pub name: String,
     pub dtype: DType,
     pub strides: Vec<usize>,
+    /// Elements in all (the product of the shape).
+    pub len: usize,
 }
 
 fn strides(shape: &[usize]) -> Vec<usize> {
@@ -457,6 +462,7 @@ impl<'t> Emitter<'t> {
                     name: name.clone(),
                     dtype: *dtype,
                     strides: strides(shape),
+                    len: shape.iter().product(),
                 });
                 self.env.push_buffer(BufferInfo {
                     name: name.clone(),
@@ -663,6 +669,7 @@ pub fn emit_kernel(f: &Function, kernel: &str, target: &Target) -> Result<String
                 name: p.name.clone(),
                 dtype: p.dtype,
                 strides: strides(&p.shape),
+                len: p.shape.iter().product(),
             })
             .collect(),
         fresh: 0,

@@ -24,6 +24,7 @@
 //!   phone over adb, loading the device's `libOpenCL.so` with `dlopen`.
 #![warn(missing_docs)]
 
+pub mod avx2;
 pub mod avx512;
 pub mod avx512_masked;
 pub mod c_emit;

@@ -1,8 +1,9 @@
 //! Block-row windows compiled for the host: the AVX-512 lane permutation (8-lane,
 //! 16-lane and two-register 32-lane sums; windows of 16 to 64 rows) with the rows'
-//! zero-masked multiply-adds, and the plain loops of their `#else` branches, both
-//! compute the workload's reference, at one thread and
-//! with parallel partitions at two.
+//! zero-masked multiply-adds, the AVX2 branch (one to four 8-lane registers of sums,
+//! masked loads at the values' end) and the plain loops of their `#else` branches, all
+//! compute the workload's reference, at one thread and with parallel partitions at
+//! two (each branch is run where the host has its instructions).
 
 use codegen::harness::{measurement_source, Candidate};
 use codegen::run::{max_error, run_candidate, Protocol};
@@ -71,8 +72,20 @@ fn error_of(src: &str, w: &Workload, s: &Schedule, threads: u32) -> f64 {
     max_error(&r.outputs, &want).unwrap().1
 }
 
+/// Whether the host's compiler targets AVX2 and FMA with `-march=native` (x86 with both).
+fn host_has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 #[test]
-fn windowed_kernels_compute_the_reference_with_and_without_avx512() {
+fn windowed_kernels_compute_the_reference_with_avx512_avx2_and_plain_loops() {
     let cases = [
         // 10 kept rows per 32x32 block: 16 lanes, windows of 32.
         (
@@ -115,9 +128,23 @@ fn windowed_kernels_compute_the_reference_with_and_without_avx512() {
             let threads = if parallel { 2 } else { 1 };
             let rel = error_of(&src, &w, &s, threads);
             assert!(rel < 1e-4, "{spec} (parallel {parallel}): {rel}");
+            // The AVX2 branch (see avx2): taken here where the host has AVX2 and FMA
+            // but not AVX-512; with the AVX-512 branch switched off, wherever the host
+            // has AVX2.
+            assert!(
+                src.contains("_mm256_permutevar8x32_ps(") && src.contains("_mm256_maskload_ps("),
+                "{spec}: no AVX2 branch\n{src}"
+            );
+            let avx2 = src.replace("#if defined(__AVX512F__) && defined(__AVX512VL__)", "#if 0");
+            assert_ne!(avx2, src);
+            if !host_has_avx2() {
+                eprintln!("{spec}: this host has no AVX2 and FMA: the AVX2 branch is not run");
+            }
+            let rel = error_of(&avx2, &w, &s, threads);
+            assert!(rel < 1e-4, "{spec} (AVX2, parallel {parallel}): {rel}");
             // The plain loop of the `#else` branch.
-            let plain = src.replace("#if defined(__AVX512F__) && defined(__AVX512VL__)", "#if 0");
-            assert_ne!(plain, src);
+            let plain = avx2.replace("#elif defined(__AVX2__) && defined(__FMA__)", "#elif 0");
+            assert_ne!(plain, avx2);
             let rel = error_of(&plain, &w, &s, threads);
             assert!(rel < 1e-4, "{spec} (plain, parallel {parallel}): {rel}");
         }
