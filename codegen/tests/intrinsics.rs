@@ -75,3 +75,49 @@ fn exp_tanh_sigmoid_match_the_interpreter() {
         .all(|(t, x)| t.abs() <= 1.0 && (t * x) >= 0.0));
     assert_eq!(got("S")[N - 16], 0.5);
 }
+
+/// Compiles the prelude and a loop calling `exp`, `tanh` and `sigmoid` with
+/// `compiler` and `flags`, and returns GCC's vectorization report.
+fn vectorization_report(compiler: &str, flags: &[&str], target: &Target) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = codegen::c_emit::prelude(target);
+    src.push_str(
+        "void gates(const float* restrict x, float* restrict y) {\n  \
+         for (int i = 0; i < 256; i++)\n    \
+         y[i] = grim_tanhf(x[i]) + grim_sigmoid(x[i]) * grim_expf(-x[i]);\n}\n",
+    );
+    let c = dir.path().join("gates.c");
+    std::fs::write(&c, src).unwrap();
+    let out = std::process::Command::new(compiler)
+        .args(flags)
+        .args(["-fopt-info-vec-optimized", "-c"])
+        .arg(&c)
+        .arg("-o")
+        .arg(dir.path().join("gates.o"))
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "{compiler}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The helpers have no control flow that stops GCC from vectorizing a loop calling
+/// them (the clamp and tanh's two ranges are bit selects: with `?:` GCC 12 reported
+/// "control flow in loop" under its default -ftrapping-math, and a GRU 256 step's
+/// gates ran scalar, 6 of its 18.8 us on an AMD Zen 1 host).
+#[test]
+fn loops_calling_exp_tanh_sigmoid_vectorize() {
+    let host =
+        vectorization_report("cc", &["-O3", "-march=native"], &Target::Host).expect("cc runs");
+    assert!(host.contains("loop vectorized"), "host: {host}");
+    let arm = Target::Aarch64Neon {
+        mcpu: "cortex-a76".into(),
+    };
+    match vectorization_report("aarch64-linux-gnu-gcc", &["-O3", "-mcpu=cortex-a76"], &arm) {
+        Some(report) => assert!(report.contains("loop vectorized"), "aarch64: {report}"),
+        None => eprintln!("aarch64-linux-gnu-gcc not found: the aarch64 half is not run"),
+    }
+}
