@@ -157,29 +157,29 @@ pub(crate) fn emit_window_add(em: &mut Emitter<'_>, w: &WindowAddC<'_>) {
 }
 
 /// Where a masked multiply-add reads and writes, as C expressions (see
-/// [`crate::avx512_masked`]).
-pub(crate) struct MaskedFmaC<'a> {
-    /// The accumulator (C name) and the flat index of lane 0.
-    pub acc: &'a str,
+/// [`crate::avx512_masked::masked_fma_c`]).
+pub(crate) struct MaskedFmaC {
+    /// The accumulator (C name).
+    pub acc: String,
     /// Flat index of the accumulator's lane 0.
-    pub acc_at: &'a str,
-    /// The values (C name) and the flat index of lane 0.
-    pub val: &'a str,
+    pub acc_at: String,
+    /// The values (C name).
+    pub val: String,
     /// Flat index of the values' lane 0.
-    pub val_at: &'a str,
+    pub val_at: String,
     /// The number of kept lanes (a C expression).
-    pub kept: &'a str,
+    pub kept: String,
     /// The input every lane is multiplied by (a C expression).
-    pub scale: &'a str,
+    pub scale: String,
     /// Elements of the values' buffer: loads that end within it read whole vectors.
     pub val_len: usize,
-    /// Lanes, a multiple of 8.
+    /// Lanes.
     pub width: i64,
 }
 
 /// Emits the AVX2 masked multiply-add (inside braces; the caller writes
 /// [`CONDITION`] first).
-pub(crate) fn emit_masked_fma(em: &mut Emitter<'_>, m: &MaskedFmaC<'_>) {
+pub(crate) fn emit_masked_fma(em: &mut Emitter<'_>, m: &MaskedFmaC) {
     em.line("{");
     em.indent += 1;
     let (n, x, iota) = (em.fresh("kept"), em.fresh("scale"), em.fresh("lane"));

@@ -102,25 +102,25 @@ fn match_masked_fma<'s>(v: &str, body: &'s Stmt) -> Option<MaskedFma<'s>> {
     })
 }
 
-/// Emits the loop `for (v, min, extent) vectorized { body }` with AVX-512 masked
-/// loads (and the plain loop for other machines) when it has the shape above, `min`
-/// is 0, `extent` is 8 or a multiple of 16, both buffers are `f32` and both indices
-/// have coefficient 1 in `v`; `None` otherwise.
-pub(crate) fn try_emit_masked_fma(
+/// The C pieces of the masked multiply-add loop `for (v, min, extent) vectorized {
+/// body }` when it has the shape above, `min` is 0, `extent` a constant that `width_ok`
+/// accepts, both buffers are `f32` and both indices have coefficient 1 in `v`; `None`
+/// otherwise. Shared by the AVX-512, AVX2 and NEON forms.
+pub(crate) fn masked_fma_c(
     em: &mut Emitter<'_>,
     v: &str,
     min: &Expr,
     extent: &Expr,
     body: &Stmt,
-    plain: &mut dyn FnMut(&mut Emitter<'_>) -> Result<(), CodegenError>,
-) -> Result<Option<()>, CodegenError> {
+    width_ok: impl Fn(i64) -> bool,
+) -> Result<Option<avx2::MaskedFmaC>, CodegenError> {
     let (Expr::Int(0), Expr::Int(w)) = (min, extent) else {
         return Ok(None);
     };
     let Some(m) = match_masked_fma(v, body) else {
         return Ok(None);
     };
-    if !(*w == 8 || (*w > 0 && *w % 16 == 0)) {
+    if !width_ok(*w) {
         return Ok(None);
     }
     for b in [m.acc, m.val] {
@@ -138,11 +138,39 @@ pub(crate) fn try_emit_masked_fma(
             .map(|e| substitute_expr(e, v, &Expr::Int(0)))
             .collect()
     };
-    let acc_at = em.flat_index(m.acc, &at_zero(m.acc_index))?;
-    let val_at = em.flat_index(m.val, &at_zero(m.val_index))?;
-    let kept = em.expr(&m.kept)?;
-    let scale = em.expr(m.scale)?;
-    let (acc_b, val_b) = (buf(m.acc), buf(m.val));
+    Ok(Some(avx2::MaskedFmaC {
+        acc_at: em.flat_index(m.acc, &at_zero(m.acc_index))?,
+        val_at: em.flat_index(m.val, &at_zero(m.val_index))?,
+        kept: em.expr(&m.kept)?,
+        scale: em.expr(m.scale)?,
+        acc: buf(m.acc),
+        val: buf(m.val),
+        val_len: em.shape(m.val)?.len,
+        width: *w,
+    }))
+}
+
+/// Emits the loop `for (v, min, extent) vectorized { body }` with AVX-512 masked
+/// loads, an AVX2 branch and the plain loop for other machines when it has the shape
+/// above, `min` is 0, `extent` is 8 or a multiple of 16, both buffers are `f32` and
+/// both indices have coefficient 1 in `v`; `None` otherwise.
+pub(crate) fn try_emit_masked_fma(
+    em: &mut Emitter<'_>,
+    v: &str,
+    min: &Expr,
+    extent: &Expr,
+    body: &Stmt,
+    plain: &mut dyn FnMut(&mut Emitter<'_>) -> Result<(), CodegenError>,
+) -> Result<Option<()>, CodegenError> {
+    let Some(c) = masked_fma_c(em, v, min, extent, body, |w| {
+        w == 8 || (w > 0 && w % 16 == 0)
+    })?
+    else {
+        return Ok(None);
+    };
+    let w = &c.width;
+    let (acc_b, val_b, acc_at, val_at, kept, scale) =
+        (&c.acc, &c.val, &c.acc_at, &c.val_at, &c.kept, &c.scale);
     let (width, ps, si, mask, ones) = if *w == 8 {
         (8i64, "_mm256", "__m256", "__mmask8", "0xffu")
     } else {
@@ -167,19 +195,7 @@ pub(crate) fn try_emit_masked_fma(
     em.indent -= 1;
     em.line("}");
     em.line(avx2::CONDITION);
-    avx2::emit_masked_fma(
-        em,
-        &avx2::MaskedFmaC {
-            acc: &acc_b,
-            acc_at: &acc_at,
-            val: &val_b,
-            val_at: &val_at,
-            kept: &kept,
-            scale: &scale,
-            val_len: em.shape(m.val)?.len,
-            width: *w,
-        },
-    );
+    avx2::emit_masked_fma(em, &c);
     em.line("#else");
     plain(em)?;
     em.line("#endif");

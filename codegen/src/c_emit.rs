@@ -24,9 +24,9 @@
 //! error naming the loop.
 
 use crate::error::CodegenError;
-use crate::neon;
 use crate::target::Target;
 use crate::{avx512, avx512_masked};
+use crate::{neon, neon_masked};
 use std::fmt::Write as _;
 use tir::verify::{type_of, BufferInfo, TypeEnv};
 use tir::{BinOp, DType, Expr, ForKind, Function, Intrinsic, ParamKind, ScalarType, Stmt, UnOp};
@@ -137,6 +137,12 @@ static inline float grim_fminf(float a, float b) { return grim_pick(a < b || b !
         s.push_str(
             r#"static inline float32x4_t grim_pack4(float a, float b, float c, float d) {
   float t[4] = {a, b, c, d};
+  return vld1q_f32(t);
+}
+/* The first n (at most 4) floats at p, zeros after them; reads nothing past them. */
+static inline float32x4_t grim_load4_first(const float* p, int64_t n) {
+  float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int64_t i = 0; i < n && i < 4; i++) t[i] = p[i];
   return vld1q_f32(t);
 }
 "#,
@@ -582,6 +588,9 @@ impl<'t> Emitter<'t> {
             return Ok(());
         }
         if kind == ForKind::Vectorized && self.target.neon() {
+            if let Some(()) = neon_masked::try_emit_masked_fma(self, v, min, extent, body)? {
+                return Ok(());
+            }
             if let Some(()) = neon::try_emit_vector_loop(self, v, min, extent, body)? {
                 return Ok(());
             }

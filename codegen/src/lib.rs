@@ -32,6 +32,7 @@ pub mod error;
 pub mod harness;
 pub mod insn_count;
 pub mod neon;
+pub mod neon_masked;
 pub mod opencl_emit;
 pub mod opencl_harness;
 pub mod opencl_run;

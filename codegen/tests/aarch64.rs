@@ -43,3 +43,33 @@ fn row_vectorized_bcr_kernel_uses_neon_fma() {
     assert!(fma.contains("vdupq_n_f32(b_X["), "{fma}");
     assert!(fma.contains("vst1q_f32(&b_row_acc["), "{fma}");
 }
+
+/// Masked rows (lanes past an entry's kept rows read nothing) become whole NEON loads
+/// and-ed with the lane mask, with `grim_load4_first` where a vector would pass the
+/// values' end, instead of four scalar loads and inserts per vector.
+#[test]
+fn masked_rows_use_neon_loads_with_a_lane_mask() {
+    let w = tir::workload::Workload::from_spec_str(
+        "bcr-fc:M=64,K=64,N=1,block=16x16,sparsity=0.9,seed=1",
+    )
+    .unwrap();
+    let mut s = schedule::Schedule::from_workload(&w).unwrap();
+    s.vectorize_rows_masked("W", 8).unwrap();
+    s.specialize_offsets("W").unwrap();
+    let target = Target::Aarch64Neon {
+        mcpu: "cortex-a76".into(),
+    };
+    let c = codegen::c_emit::emit_kernel(s.func(), "k", &target).unwrap();
+    let loads: Vec<&str> = c.lines().filter(|l| l.contains("b_W_val[")).collect();
+    assert!(
+        loads.iter().any(
+            |l| l.contains("vandq_u32(vreinterpretq_u32_f32(vld1q_f32(&b_W_val[")
+                && l.contains("grim_load4_first(&b_W_val[")
+        ),
+        "no masked NEON load in:\n{c}"
+    );
+    assert!(
+        loads.iter().all(|l| !l.contains("grim_pack4(")),
+        "values packed lane by lane:\n{c}"
+    );
+}

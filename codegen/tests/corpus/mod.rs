@@ -151,6 +151,16 @@ pub fn corpus() -> Vec<Case> {
             s.specialize_offsets("W")
         },
     ));
+    // Masked rows without windows, 16 lanes over 10 kept rows (whole vector loads and
+    // the lane mask on AVX2 and NEON, masked loads only at the values' end).
+    out.push(case(
+        "bcr-fc masked rows by 16 + specialize",
+        &Workload::from_spec_str("bcr-fc:M=64,K=64,N=1,block=32x32,sparsity=0.9,seed=10").unwrap(),
+        |s| {
+            s.vectorize_rows_masked("W", 16)?;
+            s.specialize_offsets("W")
+        },
+    ));
     // Value prefetch (a `prefetch` statement: `__builtin_prefetch` in C, a comment in
     // OpenCL) a few entries ahead, clamped to the last entry and value.
     out.push(case(
