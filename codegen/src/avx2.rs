@@ -24,6 +24,7 @@
 //! The callers have checked the shapes (window heights multiples of 16, `L <= 32`,
 //! rows in 8 or a multiple of 16 lanes); the plain loop stays in the `#else` branch.
 
+use crate::avx512_masked::MaskedFmaC;
 use crate::c_emit::Emitter;
 use tir::DType;
 
@@ -155,27 +156,6 @@ pub(crate) fn emit_window_add(em: &mut Emitter<'_>, w: &WindowAddC<'_>) {
     }
     em.indent -= 1;
     em.line("}");
-}
-
-/// Where a masked multiply-add reads and writes, as C expressions (see
-/// [`crate::avx512_masked::masked_fma_c`]).
-pub(crate) struct MaskedFmaC {
-    /// The accumulator (C name).
-    pub acc: String,
-    /// Flat index of the accumulator's lane 0.
-    pub acc_at: String,
-    /// The values (C name).
-    pub val: String,
-    /// Flat index of the values' lane 0.
-    pub val_at: String,
-    /// The number of kept lanes (a C expression).
-    pub kept: String,
-    /// The input every lane is multiplied by (a C expression).
-    pub scale: String,
-    /// Elements of the values' buffer: loads that end within it read whole vectors.
-    pub val_len: usize,
-    /// Lanes.
-    pub width: i64,
 }
 
 /// Emits the AVX2 masked multiply-add (inside braces; the caller writes

@@ -102,6 +102,27 @@ fn match_masked_fma<'s>(v: &str, body: &'s Stmt) -> Option<MaskedFma<'s>> {
     })
 }
 
+/// Where a masked multiply-add reads and writes, as C expressions: what
+/// [`masked_fma_c`] finds, what the AVX-512, AVX2 and NEON forms emit.
+pub(crate) struct MaskedFmaC {
+    /// The accumulator (C name).
+    pub acc: String,
+    /// Flat index of the accumulator's lane 0.
+    pub acc_at: String,
+    /// The values (C name).
+    pub val: String,
+    /// Flat index of the values' lane 0.
+    pub val_at: String,
+    /// The number of kept lanes (a C expression).
+    pub kept: String,
+    /// The input every lane is multiplied by (a C expression).
+    pub scale: String,
+    /// Elements of the values' buffer: loads that end within it read whole vectors.
+    pub val_len: usize,
+    /// Lanes.
+    pub width: i64,
+}
+
 /// The C pieces of the masked multiply-add loop `for (v, min, extent) vectorized {
 /// body }` when it has the shape above, `min` is 0, `extent` a constant that `width_ok`
 /// accepts, both buffers are `f32` and both indices have coefficient 1 in `v`; `None`
@@ -113,7 +134,7 @@ pub(crate) fn masked_fma_c(
     extent: &Expr,
     body: &Stmt,
     width_ok: impl Fn(i64) -> bool,
-) -> Result<Option<avx2::MaskedFmaC>, CodegenError> {
+) -> Result<Option<MaskedFmaC>, CodegenError> {
     let (Expr::Int(0), Expr::Int(w)) = (min, extent) else {
         return Ok(None);
     };
@@ -138,7 +159,7 @@ pub(crate) fn masked_fma_c(
             .map(|e| substitute_expr(e, v, &Expr::Int(0)))
             .collect()
     };
-    Ok(Some(avx2::MaskedFmaC {
+    Ok(Some(MaskedFmaC {
         acc_at: em.flat_index(m.acc, &at_zero(m.acc_index))?,
         val_at: em.flat_index(m.val, &at_zero(m.val_index))?,
         kept: em.expr(&m.kept)?,

@@ -63,23 +63,25 @@ static inline int64_t grim_floormod(int64_t a, int64_t b) {
 }
 static inline int64_t grim_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t grim_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+/* `first ? a : b` as a bit select: GCC 12 does not if-convert `?:` on floats under its
+   default -ftrapping-math ("control flow in loop"), which left every loop calling the
+   helpers below scalar. */
+static inline float grim_pick(int first, float a, float b) {
+  uint32_t ab, bb;
+  memcpy(&ab, &a, sizeof ab);
+  memcpy(&bb, &b, sizeof bb);
+  const uint32_t m = 0u - (uint32_t)first;
+  const uint32_t rb = (ab & m) | (bb & ~m);
+  float r;
+  memcpy(&r, &rb, sizeof r);
+  return r;
+}
 /* exp without a libm call, so loops calling it vectorize: x = n ln2 + r with n from the
    1.5 * 2^23 rounding trick, e^r by Cephes' expf polynomial, 2^n in the exponent bits;
    within 1.2e-7 relative of expf on [-87, 88] (inputs are clamped there). */
 static inline float grim_expf(float x) {
-  /* The clamp as a bit select: GCC 12 does not vectorize loops with the ternaries
-     (control flow under -ftrapping-math). NaN stays NaN, as with the ternaries. */
-  {
-    const float lo = -87.0f, hi = 88.0f;
-    uint32_t xb, lb, hb;
-    memcpy(&xb, &x, sizeof xb);
-    memcpy(&lb, &lo, sizeof lb);
-    memcpy(&hb, &hi, sizeof hb);
-    const uint32_t below = 0u - (uint32_t)(x < lo);
-    const uint32_t above = 0u - (uint32_t)(x > hi);
-    xb = (lb & below) | (hb & above) | (xb & ~(below | above));
-    memcpy(&x, &xb, sizeof x);
-  }
+  /* The clamp as bit selects (NaN stays NaN, as with `?:`). */
+  x = grim_pick(x < -87.0f, -87.0f, grim_pick(x > 88.0f, 88.0f, x));
   const float t = x * 1.44269504088896341f + 12582912.0f;
   const float n = t - 12582912.0f;
   const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
@@ -105,30 +107,13 @@ static inline float grim_tanhf(float x) {
   const float z = x * x;
   const float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
       + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
-  /* Both computed, one picked by a bit select (vectorizes; see grim_expf). */
-  uint32_t bb, sb;
-  memcpy(&bb, &big, sizeof bb);
-  memcpy(&sb, &small, sizeof sb);
-  const uint32_t m = 0u - (uint32_t)(a > 0.625f);
-  const uint32_t rb = (bb & m) | (sb & ~m);
-  float r;
-  memcpy(&r, &rb, sizeof r);
-  return r;
+  /* Both computed, one picked by a bit select (vectorizes; see grim_pick). */
+  return grim_pick(a > 0.625f, big, small);
 }
 static inline float grim_sigmoid(float x) { return 1.0f / (1.0f + grim_expf(-x)); }
 /* fmaxf and fminf (a NaN operand yields the other one) as bit selects: GCC 12 does not
    vectorize loops calling fmaxf/fminf on x86 ("no vectype"), which left every ReLU
    and max-pooling loop scalar there. */
-static inline float grim_pick(int first, float a, float b) {
-  uint32_t ab, bb;
-  memcpy(&ab, &a, sizeof ab);
-  memcpy(&bb, &b, sizeof bb);
-  const uint32_t m = 0u - (uint32_t)first;
-  const uint32_t rb = (ab & m) | (bb & ~m);
-  float r;
-  memcpy(&r, &rb, sizeof r);
-  return r;
-}
 static inline float grim_fmaxf(float a, float b) { return grim_pick(a > b || b != b, a, b); }
 static inline float grim_fminf(float a, float b) { return grim_pick(a < b || b != b, a, b); }
 "#,
