@@ -101,6 +101,36 @@ impl DbStore {
         })
     }
 
+    /// The record of a trial, measured now by this build.
+    fn record_of(&self, trial: &Trial, confirmation: Option<tuning_logs::Confirmation>) -> Record {
+        let result = match &trial.outcome {
+            Ok(m) => tuning_logs::Outcome::Measured(tuning_logs::Measurement {
+                median_s: m.median,
+                min_s: m.min.min(m.median),
+                mean_s: m.mean,
+                stddev_s: m.stddev,
+                number: m.number.min(u32::MAX as u64) as u32,
+                repeat: m.repeat.min(u32::MAX as u64) as u32,
+                instructions: m.instructions,
+            }),
+            Err(f) => tuning_logs::Outcome::Error(tuning_logs::Failure {
+                kind: f.kind,
+                message: f.message.clone(),
+            }),
+        };
+        Record {
+            format: tuning_logs::FORMAT_VERSION,
+            workload: self.workload.clone(),
+            target: self.target.clone(),
+            device: self.device.clone(),
+            trace: trial.trace.clone(),
+            result,
+            grim_version: tuning_logs::GRIM_VERSION.to_string(),
+            time_unix_ms: tuning_logs::record::now_unix_ms(),
+            confirmation,
+        }
+    }
+
     fn query(&self) -> Query<'_> {
         Query {
             workload: &self.key,
@@ -143,44 +173,36 @@ impl Store for DbStore {
     }
 
     fn put(&mut self, trial: &Trial) -> Result<(), String> {
-        let result = match &trial.outcome {
-            Ok(m) => tuning_logs::Outcome::Measured(tuning_logs::Measurement {
-                median_s: m.median,
-                min_s: m.min.min(m.median),
-                mean_s: m.mean,
-                stddev_s: m.stddev,
-                number: m.number.min(u32::MAX as u64) as u32,
-                repeat: m.repeat.min(u32::MAX as u64) as u32,
-                instructions: m.instructions,
-            }),
-            Err(f) => tuning_logs::Outcome::Error(tuning_logs::Failure {
-                kind: f.kind,
-                message: f.message.clone(),
-            }),
-        };
-        let time_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let record = Record {
-            format: tuning_logs::FORMAT_VERSION,
-            workload: self.workload.clone(),
-            target: self.target.clone(),
-            device: self.device.clone(),
-            trace: trial.trace.clone(),
-            result,
-            grim_version: tuning_logs::GRIM_VERSION.to_string(),
-            time_unix_ms,
-        };
+        let record = self.record_of(trial, None);
         self.db
             .insert(&record)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
 
+    fn put_confirmed(
+        &mut self,
+        trial: &Trial,
+        confirmation: &tuning_logs::Confirmation,
+    ) -> Result<(), String> {
+        let record = self.record_of(trial, Some(confirmation.clone()));
+        self.db
+            .insert(&record)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The database's preferred record ([`tuning_logs::prefer`]) of this workload,
+    /// target and device.
+    fn preferred(&self) -> Option<(Trace, f64)> {
+        let s = self.db.preferred_best(&self.query()).ok()??;
+        let cost = s.record.cost()?;
+        Some((s.record.trace, cost))
+    }
+
     /// The best measured trace of this workload and device under every other thread
-    /// count of this target (`host`, `host -threads=1`, ... for `host -threads=2`),
-    /// best first.
+    /// count of this target (`host`, `host -threads=1`, ... for `host -threads=2`; the
+    /// preferred record of each, see [`tuning_logs::prefer`]), best first.
     fn seeds(&self) -> Vec<Trace> {
         if matches!(self.target, Target::OpenCl { .. }) {
             return Vec::new();
@@ -188,23 +210,31 @@ impl Store for DbStore {
         let Ok(all) = self.db.records_of_workload(&self.key) else {
             return Vec::new();
         };
-        let mut best: Vec<(Target, f64, Trace)> = Vec::new();
+        // The records of each other thread count of this target on this device.
+        let mut groups: Vec<(Target, Vec<Record>)> = Vec::new();
         for s in all {
-            let r = &s.record;
-            let (Some(cost), false) = (r.cost(), r.target == self.target) else {
-                continue;
-            };
-            if r.device.id() != self.device.id()
+            let r = s.record;
+            if r.target == self.target
+                || r.device.id() != self.device.id()
                 || r.target.clone().with_threads(self.target.threads()) != self.target
             {
                 continue;
             }
-            match best.iter_mut().find(|(t, _, _)| *t == r.target) {
-                Some(b) if cost < b.1 => *b = (r.target.clone(), cost, r.trace.clone()),
-                Some(_) => {}
-                None => best.push((r.target.clone(), cost, r.trace.clone())),
+            match groups.iter_mut().find(|(t, _)| *t == r.target) {
+                Some((_, v)) => v.push(r),
+                None => groups.push((r.target.clone(), vec![r])),
             }
         }
+        // Each group's preferred record (the database's rule: a confirmation round
+        // supersedes the single measurements before it).
+        let mut best: Vec<(Target, f64, Trace)> = groups
+            .into_iter()
+            .filter_map(|(t, v)| {
+                let i = tuning_logs::preferred(&v, |r| r)?;
+                let cost = v[i].cost()?;
+                Some((t, cost, v[i].trace.clone()))
+            })
+            .collect();
         best.sort_by(|a, b| a.1.total_cmp(&b.1));
         best.into_iter().map(|(_, _, t)| t).collect()
     }

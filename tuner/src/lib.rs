@@ -11,7 +11,8 @@
 //! Today it holds the `grim-tune` front end: [`show`] (a workload's pattern
 //! statistics, key and lowered IR), [`check_ir`] (parse and verify a `.tir` file),
 //! [`build_check`] (`build` and `check` generated code against the interpreter,
-//! locally, under qemu or on OpenCL), [`tune_cmd`] (the tuning run), [`db`] (the
+//! locally, under qemu or on OpenCL), [`tune_cmd`] (the tuning run; [`tune`] the
+//! search loop, [`confirm`] the confirmation round that ends it), [`db`] (the
 //! database commands), [`rules`] (list, check and explain the e-graph rewrite
 //! rules) and [`adb`] (the adb runner and `grim-tune devices`).
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@
 pub mod adb;
 pub mod build_check;
 pub mod commands;
+pub mod confirm;
 pub mod cost_model;
 pub mod db;
 pub mod db_store;

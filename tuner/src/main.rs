@@ -104,6 +104,16 @@ enum Command {
         /// Seed of every random choice.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Candidates of the confirmation round that ends each workload's run: its best
+        /// distinct schedules (with the best stored one) measured again in turn, and the
+        /// fastest by the median of its rounds recorded as the best (a single
+        /// measurement on a busy machine or a warm phone can be lucky). 0 or 1: no
+        /// round. Not counted in --trials; skipped where costs are instruction counts.
+        #[arg(long, default_value_t = 4)]
+        confirm: usize,
+        /// Measurements of each candidate in the confirmation round.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+        confirm_rounds: u64,
         /// Per-build timeout, seconds.
         #[arg(long, default_value_t = 120)]
         build_timeout: u64,
@@ -448,6 +458,8 @@ struct TuneCli {
     trials: usize,
     strategy: tuner::tune::Strategy,
     seed: u64,
+    confirm: usize,
+    confirm_rounds: u64,
     build_timeout: u64,
     run_timeout: u64,
     json: bool,
@@ -539,6 +551,8 @@ fn tune_command(c: TuneCli) -> Result<String, tuner::CliError> {
         opencl_lib: c.opencl_lib,
         opencl_cc: c.opencl_cc,
         rules,
+        confirm: c.confirm,
+        confirm_rounds: c.confirm_rounds as usize,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -584,6 +598,8 @@ fn main() -> ExitCode {
             trials,
             strategy,
             seed,
+            confirm,
+            confirm_rounds,
             build_timeout,
             run_timeout,
             json,
@@ -605,6 +621,8 @@ fn main() -> ExitCode {
             trials,
             strategy,
             seed,
+            confirm,
+            confirm_rounds,
             build_timeout,
             run_timeout,
             json,

@@ -386,6 +386,8 @@ fn device_identity(
         opencl_cc: None,
         given: vec![],
         rules: None,
+        confirm: 0,
+        confirm_rounds: 0,
     };
     let runner = crate::tune_cmd::runner(&args)?;
     crate::db_store::identity_of(runner.as_ref())

@@ -2,6 +2,7 @@
 //! build them in parallel batches, measure each on the runner with its outputs checked
 //! against the interpreter, and record every result as it completes.
 
+use crate::confirm::{run_round, ConfirmationReport, Contender, RoundSetup};
 use crate::cost_model::CostModel;
 use crate::features::features;
 use crate::measure::{ErrorKind, Failure, Job, Measurement, Runner};
@@ -82,6 +83,12 @@ pub struct TuneOptions {
     /// Stop the run after this many consecutive `device_lost` candidates (the runner
     /// has already tried to reconnect for each); 0 never stops.
     pub max_device_lost: usize,
+    /// Candidates of the confirmation round that ends the run (the best distinct
+    /// traces, the store's best among them, measured again side by side; see
+    /// [`crate::confirm`]); below 2, no round.
+    pub confirm: usize,
+    /// Measurements of each candidate in the confirmation round.
+    pub confirm_rounds: usize,
 }
 
 impl Default for TuneOptions {
@@ -97,6 +104,8 @@ impl Default for TuneOptions {
             egraph: true,
             rules: None,
             max_device_lost: 3,
+            confirm: 4,
+            confirm_rounds: 3,
         }
     }
 }
@@ -129,6 +138,21 @@ pub trait Store {
     fn put(&mut self, trial: &Trial) -> Result<(), String>;
     /// Earlier results for this workload, target and device (for the cost model).
     fn history(&self) -> Vec<(Trace, Option<f64>)>;
+    /// Stores a measurement of the confirmation round durably (default: as a plain
+    /// trial).
+    fn put_confirmed(
+        &mut self,
+        trial: &Trial,
+        confirmation: &tuning_logs::Confirmation,
+    ) -> Result<(), String> {
+        let _ = confirmation;
+        self.put(trial)
+    }
+    /// The best stored trace and its cost by the database's rule
+    /// ([`tuning_logs::prefer`]), when the store keeps records across runs.
+    fn preferred(&self) -> Option<(Trace, f64)> {
+        None
+    }
     /// Starting points from related targets: the best trace of this workload on this
     /// device at each other thread count of the same CPU target (a schedule tuned at
     /// one thread is a good start at four, and its partitioned form often better).
@@ -142,9 +166,46 @@ pub trait Store {
 pub struct MemoryStore {
     /// The trials stored so far.
     pub trials: Vec<Trial>,
+    /// The confirmation rounds' measurements, each with the number of trials stored
+    /// before it.
+    pub confirmed: Vec<(usize, Trial, tuning_logs::Confirmation)>,
 }
 
 impl Store for MemoryStore {
+    fn put_confirmed(
+        &mut self,
+        trial: &Trial,
+        confirmation: &tuning_logs::Confirmation,
+    ) -> Result<(), String> {
+        self.confirmed
+            .push((self.trials.len(), trial.clone(), confirmation.clone()));
+        Ok(())
+    }
+    /// The database's rule ([`tuning_logs::prefer`]) on memory: the newest round's
+    /// measurements and the trials stored after it, else every trial; lowest cost.
+    fn preferred(&self) -> Option<(Trace, f64)> {
+        let newest = self.confirmed.iter().map(|c| c.2.round_unix_ms).max();
+        let candidates: Vec<&Trial> = match newest {
+            None => self.trials.iter().collect(),
+            Some(round) => {
+                let of_round: Vec<&(usize, Trial, tuning_logs::Confirmation)> = self
+                    .confirmed
+                    .iter()
+                    .filter(|c| c.2.round_unix_ms == round)
+                    .collect();
+                let after = of_round.iter().map(|c| c.0).max().unwrap_or(0);
+                of_round
+                    .into_iter()
+                    .map(|c| &c.1)
+                    .chain(self.trials[after.min(self.trials.len())..].iter())
+                    .collect()
+            }
+        };
+        candidates
+            .into_iter()
+            .filter_map(|t| t.cost().map(|c| (t.trace.clone(), c)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
     fn contains(&self, trace_json: &str) -> bool {
         self.trials.iter().any(|t| t.trace.to_json() == trace_json)
     }
@@ -203,6 +264,13 @@ pub struct TuneReport {
     /// [`Store::seeds`]), parallel forms included.
     #[serde(default)]
     pub seed_points: usize,
+    /// The confirmation round, when one ran.
+    #[serde(default)]
+    pub confirmation: Option<ConfirmationReport>,
+    /// Why the confirmation round did not run or failed to build, when it was asked
+    /// for and there were candidates.
+    #[serde(default)]
+    pub confirmation_note: Option<String>,
 }
 
 impl TuneReport {
@@ -216,6 +284,15 @@ impl TuneReport {
                     .unwrap_or(f64::MAX)
                     .total_cmp(&b.cost().unwrap_or(f64::MAX))
             })
+    }
+
+    /// The cost of the run's choice: the confirmation round's winner when a round ran,
+    /// else the best trial's.
+    pub fn best_cost(&self) -> Option<f64> {
+        match self.confirmation.as_ref().and_then(|c| c.best()) {
+            Some(c) => Some(c.measurement.cost()),
+            None => self.best().and_then(|t| t.cost()),
+        }
     }
 
     /// The default schedule's trial, when measured in this run.
@@ -484,6 +561,8 @@ pub fn tune(
         egraph_choices,
         egraph_trace,
         seed_points: seed_plain.len() + seed_parallel.len(),
+        confirmation: None,
+        confirmation_note: None,
     };
     // The starting points (the default, the e-graph's, the seeds, the parallel one,
     // the windowed and register-tiled ones, the tiled one by output rows, the one-row
@@ -735,5 +814,118 @@ pub fn tune(
             report: Box::new(report),
         });
     }
+    if !report.interrupted && !stop.load(Ordering::SeqCst) {
+        let setup = RoundSetup {
+            w,
+            runner,
+            inputs: &inputs,
+            reference: &reference,
+            egraph: opts.egraph,
+            dir: &opts.work_dir.join("confirm"),
+        };
+        confirm_best(&setup, &space, store, opts, &mut report)?;
+    }
     Ok(report)
+}
+
+/// The confirmation round of a run ([`crate::confirm`]): the store's best trace and
+/// this run's best distinct traces, `opts.confirm` in all, measured again side by side;
+/// their combined measurements are stored as confirmed records and kept in the report.
+/// Nothing runs with fewer than two candidates, below `opts.confirm` 2, or when the
+/// costs are instruction counts (deterministic).
+fn confirm_best(
+    setup: &RoundSetup<'_>,
+    space: &SearchSpace,
+    store: &mut dyn Store,
+    opts: &TuneOptions,
+    report: &mut TuneReport,
+) -> Result<(), TuneError> {
+    if opts.confirm < 2 || opts.confirm_rounds == 0 {
+        return Ok(());
+    }
+    let mut ok: Vec<(&Trial, &Measurement)> = report
+        .trials
+        .iter()
+        .filter_map(|t| t.outcome.as_ref().ok().map(|m| (t, m)))
+        .collect();
+    if ok.iter().any(|(_, m)| m.instructions.is_some()) {
+        return Ok(());
+    }
+    ok.sort_by(|a, b| a.1.cost().total_cmp(&b.1.cost()));
+    let mut contenders: Vec<Contender> = Vec::new();
+    let mut taken: HashSet<String> = HashSet::new();
+    if let Some((trace, cost)) = store.preferred() {
+        let json = trace.to_json();
+        let from_run = ok.iter().find(|(t, _)| t.trace.to_json() == json);
+        contenders.push(Contender {
+            description: match from_run {
+                Some((t, _)) => t.description.clone(),
+                None => describe_stored(space, setup.w, &trace),
+            },
+            search_cost: from_run.map_or(cost, |(_, m)| m.cost()),
+            from_store: from_run.is_none(),
+            trace,
+        });
+        taken.insert(json);
+    }
+    for (t, m) in ok {
+        if contenders.len() >= opts.confirm {
+            break;
+        }
+        if taken.insert(t.trace.to_json()) {
+            contenders.push(Contender {
+                trace: t.trace.clone(),
+                description: t.description.clone(),
+                search_cost: m.cost(),
+                from_store: false,
+            });
+        }
+    }
+    if contenders.len() < 2 {
+        return Ok(());
+    }
+    let _ = std::fs::create_dir_all(setup.dir);
+    let round = run_round(setup, contenders, opts.confirm_rounds);
+    let _ = std::fs::remove_dir_all(setup.dir);
+    let round = match round {
+        Ok(r) => r,
+        Err(e) => {
+            report.confirmation_note = Some(e);
+            return Ok(());
+        }
+    };
+    if round.candidates.len() >= 2 {
+        let confirmation = tuning_logs::Confirmation {
+            round_unix_ms: round.round_unix_ms,
+            candidates: round.candidates.len() as u32,
+            rounds: round.rounds as u32,
+        };
+        for c in &round.candidates {
+            let trial = Trial {
+                index: report.trials.len(),
+                description: c.description.clone(),
+                trace: c.trace.clone(),
+                outcome: Ok(c.measurement.clone()),
+            };
+            store
+                .put_confirmed(&trial, &confirmation)
+                .map_err(TuneError::Store)?;
+        }
+    } else {
+        report.confirmation_note = Some(format!(
+            "confirmation: only {} candidate(s) measured without failure; nothing recorded",
+            round.candidates.len()
+        ));
+    }
+    report.confirmation = Some(round);
+    Ok(())
+}
+
+/// The description of a stored trace (the search space's words for its decisions, or
+/// a note that the trace is outside this space).
+fn describe_stored(space: &SearchSpace, w: &Workload, trace: &Trace) -> String {
+    match space.decisions_of(w, trace) {
+        Some(d) => space.describe(&d),
+        None => "a stored schedule outside this search space".to_string(),
+    }
 }

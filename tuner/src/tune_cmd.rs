@@ -2,6 +2,7 @@
 //! and prints the default time, the best time, the speedup, and the speedup over the
 //! dense version of the same layer (tuned with a quarter of the budget).
 
+use crate::confirm::ConfirmationReport;
 use crate::measure::{Limits, LocalRunner, QemuRunner, Runner};
 use crate::tune::{
     tune, MemoryStore, Progress, Store, Strategy, Trial, TuneError, TuneOptions, TuneReport,
@@ -107,6 +108,10 @@ pub struct TuneArgs {
     pub given: Vec<GivenJob>,
     /// The rules of the e-graph's BCR choice (`None`: the shipped rules).
     pub rules: Option<tir::egraph::rules::RuleSet>,
+    /// Candidates of the confirmation round that ends each run (below 2: none).
+    pub confirm: usize,
+    /// Measurements of each candidate in the confirmation round.
+    pub confirm_rounds: usize,
 }
 
 /// A workload to tune that was not built from a spec string: a model layer.
@@ -343,22 +348,29 @@ pub struct Summary {
     pub egraph_cost: Option<f64>,
     /// Starting points taken from the records at other thread counts.
     pub seed_points: usize,
+    /// The confirmation round that ended the run, when one ran.
+    pub confirmation: Option<ConfirmationReport>,
+    /// Why a confirmation round did not run to the end, when it did not.
+    pub confirmation_note: Option<String>,
 }
 
 /// Summarizes a run; `history` (everything stored for this workload, target and
-/// device, this run included) gives the overall default and best, so a resumed run
-/// reports the best of all runs.
+/// device, this run included) gives the overall default, and `preferred` (the store's
+/// best by the database's rule, see [`tuning_logs::prefer`]) the overall best, so a
+/// resumed run reports the best of all runs; without a store that keeps records, the
+/// confirmation round's winner, else the run's best trial.
 fn summarize(
     r: &TuneReport,
     unit: &str,
     dense: Option<f64>,
     history: &[(schedule::Trace, Option<f64>)],
+    preferred: Option<(schedule::Trace, f64)>,
 ) -> Summary {
     let best_here = r.best();
-    let overall_best = history
-        .iter()
-        .filter_map(|(t, c)| c.map(|c| (t, c)))
-        .min_by(|a, b| a.1.total_cmp(&b.1));
+    let confirmed = r.confirmation.as_ref().and_then(|c| c.best());
+    let overall_best =
+        preferred.or_else(|| confirmed.map(|c| (c.trace.clone(), c.measurement.cost())));
+    let overall_best = overall_best.as_ref().map(|(t, c)| (t, *c));
     let default_cost = history
         .iter()
         .filter(|(t, _)| t.instructions.is_empty())
@@ -372,7 +384,14 @@ fn summarize(
         .map(|(t, _)| t.to_json())
         .or_else(|| best_here.map(|t| t.trace.to_json()))
         .unwrap_or_default();
+    let confirmed_description = r.confirmation.as_ref().and_then(|c| {
+        c.candidates
+            .iter()
+            .find(|x| x.trace.to_json() == best_trace)
+            .map(|x| x.description.clone())
+    });
     let best_schedule = match best_here {
+        _ if confirmed_description.is_some() => confirmed_description.unwrap_or_default(),
         Some(t) if t.trace.to_json() == best_trace => t.description.clone(),
         _ if best_trace.is_empty() => String::new(),
         _ if best_trace == r#"{"format":1,"instructions":[]}"# => "default".to_string(),
@@ -406,6 +425,8 @@ fn summarize(
         egraph_choices: r.egraph_choices.clone(),
         egraph_cost: r.egraph_trial().and_then(|t| t.cost()),
         seed_points: r.seed_points,
+        confirmation: r.confirmation.clone(),
+        confirmation_note: r.confirmation_note.clone(),
     }
 }
 
@@ -471,9 +492,49 @@ pub fn table(sums: &[Summary]) -> String {
                 x.seed_points
             ));
         }
+        if let Some(c) = &x.confirmation {
+            s.push_str(&confirmation_table(c, &x.unit));
+        }
+        if let Some(n) = &x.confirmation_note {
+            s.push_str(&format!("{n}\n"));
+        }
         if x.interrupted {
             s.push_str("(interrupted: results so far are recorded)\n");
         }
+    }
+    s
+}
+
+/// The confirmation round as lines: each candidate's confirmed cost, the cost it was
+/// found with, every round's median, and what it does.
+fn confirmation_table(c: &ConfirmationReport, unit: &str) -> String {
+    let mut s = format!(
+        "confirmation round: the {} best candidates measured again in turn, {} time(s) each; \
+         the fastest by the median of its rounds is recorded as the best\n",
+        c.candidates.len() + c.dropped.len(),
+        c.rounds
+    );
+    s.push_str("| confirmed | when found | rounds | schedule |\n|---|---|---|---|\n");
+    for x in &c.candidates {
+        let rounds: Vec<String> = x
+            .round_medians
+            .iter()
+            .map(|m| fmt_cost(Some(*m), unit))
+            .collect();
+        s.push_str(&format!(
+            "| {} | {}{} | {} | {} |\n",
+            fmt_cost(Some(x.measurement.cost()), unit),
+            fmt_cost(Some(x.search_cost), unit),
+            if x.from_store { " (stored)" } else { "" },
+            rounds.join(" / "),
+            x.description
+        ));
+    }
+    for (d, f) in &c.dropped {
+        s.push_str(&format!(
+            "dropped from the round: {d}: {:?}: {}\n",
+            f.kind, f.message
+        ));
     }
     s
 }
@@ -505,6 +566,8 @@ pub fn run(
             strategy: args.strategy,
             seed: args.seed,
             rules: args.rules.clone(),
+            confirm: args.confirm,
+            confirm_rounds: args.confirm_rounds,
             ..TuneOptions::default()
         };
         let bar = ProgressBar::new(trials as u64);
@@ -558,12 +621,12 @@ pub fn run(
                         stop,
                     )
                     .ok()
-                    .and_then(|r| r.best().and_then(|t| t.cost()))
+                    .and_then(|r| r.best_cost())
                 }
             }
         };
         let history = store.history();
-        let mut sum = summarize(&report, unit, dense, &history);
+        let mut sum = summarize(&report, unit, dense, &history, store.preferred());
         sum.workload = label;
         sums.push(sum);
     }

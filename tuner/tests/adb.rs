@@ -51,6 +51,9 @@ fn tune_opts(trials: usize, work: &tempfile::TempDir) -> TuneOptions {
         strategy: Strategy::Random,
         seed: 7,
         work_dir: work.path().to_path_buf(),
+        // These tests count the search's candidates and device calls; the
+        // confirmation round over adb is checked through `grim-tune tune` below.
+        confirm: 0,
         ..TuneOptions::default()
     }
 }
@@ -244,7 +247,18 @@ fn grim_tune_over_adb_records_the_device_identity_thread_count_and_the_best_repl
         device: &device,
     };
     let recs = database.records_of(&q).unwrap();
-    assert_eq!(recs.len(), 4);
+    // The 4 candidates, then the confirmation round: the best of them measured again
+    // on the device in turn, one confirmed record each.
+    let confirmed = recs
+        .iter()
+        .filter(|s| s.record.confirmation.is_some())
+        .count();
+    assert_eq!(recs.len() - confirmed, 4);
+    assert!(
+        confirmed >= 2,
+        "a confirmation round over adb: {confirmed} records"
+    );
+    assert_eq!(s["confirmation"]["rounds"], 3, "{s}");
     assert!(recs
         .iter()
         .all(|s| s.record.device.serial.as_deref() == Some(r.serial.as_str())));

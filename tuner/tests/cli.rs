@@ -231,7 +231,9 @@ fn tune_prints_the_result_table_and_json() {
     );
     let (ok, out, err) = grim_tune(&["db", "show", "--db", db]);
     assert!(ok, "{err}");
-    assert!(out.contains("10 record(s) in 1 group(s)"), "{out}");
+    // The two runs' 10 candidates, and each run's confirmation round: its 4 best
+    // measured again, one confirmed record each.
+    assert!(out.contains("18 record(s) in 1 group(s)"), "{out}");
     // Bad inputs: clear errors, non-zero exit.
     let (ok, _, err) = tune(&["--device", "phone"]);
     assert!(!ok && err.contains("unknown device `phone`"), "{err}");

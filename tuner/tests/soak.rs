@@ -182,7 +182,21 @@ fn soak_every_fault_is_recorded_with_its_kind_and_never_best() {
     .unwrap();
     let _ = std::fs::remove_dir_all(&opts.work_dir);
     assert_eq!(r.trials.len(), n, "the run completes: {n} candidates");
+    // The confirmation round that ends the run (the best 4 measured again, 3 times
+    // each, on the same damaging runner) stores one more record per candidate that
+    // passed every round.
+    let round = r.confirmation.as_ref().expect("a confirmation round ran");
+    let confirmed = if round.candidates.len() >= 2 {
+        round.candidates.len()
+    } else {
+        0
+    };
     assert_eq!(store.trials.len(), n, "every candidate is recorded once");
+    assert_eq!(
+        store.confirmed.len(),
+        confirmed,
+        "and each confirmed one once more"
+    );
     let distinct: HashSet<String> = store.trials.iter().map(|t| t.trace.to_json()).collect();
     assert_eq!(distinct.len(), n, "no trace recorded twice");
 
@@ -227,10 +241,21 @@ fn soak_every_fault_is_recorded_with_its_kind_and_never_best() {
             faulty.insert(i);
         }
     }
-    assert!(
-        calls.next().is_none(),
-        "every measure call belongs to a trial"
-    );
+    // The rest of the measure calls are the round's: every candidate that passed
+    // measured 3 times undamaged, every dropped one stopped at its first damaged call.
+    let rest: Vec<_> = calls.collect();
+    let damaged = rest.iter().filter(|d| d.is_some()).count();
+    assert_eq!(damaged, round.dropped.len(), "{:?}", round.dropped);
+    assert!(rest.len() >= 3 * round.candidates.len() + round.dropped.len());
+    assert!(rest.len() <= 3 * (round.candidates.len() + round.dropped.len()));
+    for c in &round.candidates {
+        assert_eq!(c.round_medians.len(), 3);
+        let found = r.trials.iter().find(|t| t.trace == c.trace);
+        assert!(
+            found.is_some_and(|t| t.outcome.is_ok() && !faulty.contains(&t.index)),
+            "only candidates measured without fault are confirmed"
+        );
+    }
     let best = r.best().expect("some candidates succeed");
     assert!(best.outcome.is_ok() && !faulty.contains(&best.index));
     let errors: usize = r.errors.values().sum();

@@ -121,6 +121,29 @@ fn local_tune_records_checked_results_and_resumes_without_repeats() {
     all.dedup();
     assert_eq!(all.len(), n, "a trace was measured twice");
     assert_eq!(n, 18);
+    // Each run ended with a confirmation round; the second one re-measured the first
+    // one's winner (the store's best) beside its own best.
+    let first = r1
+        .confirmation
+        .as_ref()
+        .expect("a round ended the first run");
+    let winner = &first.best().expect("the round has a winner").trace;
+    let second = r2
+        .confirmation
+        .as_ref()
+        .expect("a round ended the second run");
+    assert!(
+        second
+            .candidates
+            .iter()
+            .any(|c| &c.trace == winner && c.from_store),
+        "{:?}",
+        second.candidates
+    );
+    assert_eq!(
+        store.confirmed.len(),
+        first.candidates.len() + second.candidates.len()
+    );
 }
 
 #[test]

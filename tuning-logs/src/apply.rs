@@ -63,10 +63,12 @@ impl ApplyBest {
     }
 }
 
-/// Replays the best measured trace for `workload` on `target` and `device`: the best
-/// of the records measured on the code this build generates ([`Record::is_current`]),
-/// else, when there are none, the best of all (its cost then comes from older
-/// generated code; [`Record::grim_version`] says which). When no record exists, says
+/// Replays the best measured trace for `workload` on `target` and `device`: the
+/// preferred record ([`crate::prefer`]): the best of the records measured on the code
+/// this build generates ([`Record::is_current`]), else, when there are none, the best of
+/// all (its cost then comes from older generated code; [`Record::grim_version`] says
+/// which), where the newest confirmation round supersedes the single measurements
+/// before it. When no record exists, says
 /// so with [`ApplyBest::NoRecord`]; when the chosen trace does not replay, returns
 /// [`DbError::Replay`] (it does not try the next best silently).
 pub fn apply_best(
@@ -81,10 +83,7 @@ pub fn apply_best(
         target,
         device,
     };
-    let best = match db.best_where(&q, Record::is_current)? {
-        Some(s) => Some(s),
-        None => db.best(&q)?,
-    };
+    let best = db.preferred_best(&q)?;
     match best {
         None => Ok(ApplyBest::NoRecord(Box::new(NoRecord {
             workload: key,

@@ -342,6 +342,14 @@ impl Database {
         Ok(None)
     }
 
+    /// The preferred record of a query ([`crate::prefer`]: current code first, the
+    /// newest confirmation round over the records measured before it, then the lowest
+    /// cost), if any is measured.
+    pub fn preferred_best(&self, q: &Query<'_>) -> Result<Option<Stored>, DbError> {
+        let mut all = self.records_of(q)?;
+        Ok(crate::prefer::preferred(&all, |s| &s.record).map(|i| all.swap_remove(i)))
+    }
+
     /// Every record of one (workload, target, device), in insertion order.
     pub fn records_of(&self, q: &Query<'_>) -> Result<Vec<Stored>, DbError> {
         let group = self.group(q)?;

@@ -48,7 +48,8 @@ pub struct ExportFilter {
     pub target: Option<Target>,
     /// Only this device: its id (16 hex digits) or its model name.
     pub device: Option<String>,
-    /// Only the best measured record of each (workload, target, device).
+    /// Only the best measured record of each (workload, target, device): the one
+    /// [`apply_best`](crate::apply_best) would use (see [`crate::prefer`]).
     pub best_only: bool,
 }
 
@@ -134,32 +135,29 @@ where
 pub fn export(db: &Database, out: &Path, filter: &ExportFilter) -> Result<u64, ExportError> {
     let mut selected: Vec<Record> = Vec::new();
     if filter.best_only {
-        let mut best: Option<(Vec<u8>, Record)> = None;
+        // Each group's records in turn (the database is ordered by group), then the
+        // group's preferred record (see [`crate::prefer`]).
+        let mut group: Option<Vec<u8>> = None;
+        let mut records: Vec<Record> = Vec::new();
+        let flush = |records: &mut Vec<Record>, selected: &mut Vec<Record>| {
+            if let Some(i) = crate::prefer::preferred(records, |r| r) {
+                selected.push(records.swap_remove(i));
+            }
+            records.clear();
+        };
         for s in db.iter() {
             let r = s?.record;
             if !filter.keeps(&r) {
                 continue;
             }
-            let Some(m) = r.cost() else { continue };
             let g = group_of(&r);
-            match &best {
-                Some((bg, br)) if *bg == g => {
-                    // Strictly better only: ties keep the earlier record, as best_k does.
-                    if br.cost().is_some_and(|bm| m < bm) {
-                        best = Some((g, r));
-                    }
-                }
-                _ => {
-                    if let Some((_, br)) = best.take() {
-                        selected.push(br);
-                    }
-                    best = Some((g, r));
-                }
+            if group.as_ref() != Some(&g) {
+                flush(&mut records, &mut selected);
+                group = Some(g);
             }
+            records.push(r);
         }
-        if let Some((_, br)) = best {
-            selected.push(br);
-        }
+        flush(&mut records, &mut selected);
         write_file(out, selected.into_iter().map(Ok))
     } else {
         // Streamed: records are written as they are read.
@@ -500,9 +498,15 @@ pub fn import_parsed(
     Ok(report)
 }
 
-/// Identity of a record for merging: workload, target, device and trace.
-fn identity(r: &Record) -> (Vec<u8>, String) {
-    (group_of(r), r.trace_json())
+/// Identity of a record for merging: workload, target, device, trace and confirmation
+/// round (a round's record is kept beside the trace's single measurements: it is what
+/// decides the best, see [`crate::prefer`]).
+fn identity(r: &Record) -> (Vec<u8>, String, Option<u64>) {
+    (
+        group_of(r),
+        r.trace_json(),
+        r.confirmation.as_ref().map(|c| c.round_unix_ms),
+    )
 }
 
 /// Which of two records with the same identity a merge keeps: one measured on the
@@ -547,9 +551,9 @@ pub fn load(path: &Path) -> Result<Vec<Record>, ExportError> {
 }
 
 /// Merges record sets, keeping one record per workload, target, device and trace
-/// (see [`preferred`]). The result is ordered by workload, target, device, then time.
+/// (see [`preferred`]), and per confirmation round. The result is ordered by workload, target, device, then time.
 pub fn merge_records<I: IntoIterator<Item = Record>>(inputs: I) -> Vec<Record> {
-    let mut by_id: BTreeMap<(Vec<u8>, String), Record> = BTreeMap::new();
+    let mut by_id: BTreeMap<(Vec<u8>, String, Option<u64>), Record> = BTreeMap::new();
     for r in inputs {
         match by_id.entry(identity(&r)) {
             std::collections::btree_map::Entry::Vacant(v) => {
@@ -565,7 +569,7 @@ pub fn merge_records<I: IntoIterator<Item = Record>>(inputs: I) -> Vec<Record> {
     type SortKey = (Vec<u8>, u64, String);
     let mut out: Vec<(SortKey, Record)> = by_id
         .into_iter()
-        .map(|((g, t), r)| ((g, r.time_unix_ms, t), r))
+        .map(|((g, t, _), r)| ((g, r.time_unix_ms, t), r))
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.into_iter().map(|(_, r)| r).collect()

@@ -13,6 +13,9 @@
 //!   returns only once the record is on disk.
 //! - [`apply`]: [`apply_best`] replays the best trace, or says explicitly that there is
 //!   none ([`ApplyBest::NoRecord`]).
+//! - [`prefer`]: which record is the best ([`preferred`]): current code first, and a
+//!   tuning run's confirmation round (its best candidates re-measured side by side)
+//!   supersedes the single measurements before it.
 //! - [`export`]: portable JSON Lines files with a versioned header; validated import
 //!   (all or nothing, or skipping bad lines), export and merge.
 //! - [`summary`]: per-group statistics for `grim-tune db show`.
@@ -55,6 +58,7 @@ pub mod error;
 pub mod export;
 pub mod key;
 pub mod path;
+pub mod prefer;
 pub mod record;
 pub mod summary;
 pub mod target;
@@ -65,8 +69,10 @@ pub use device::DeviceIdentity;
 pub use error::{DbError, ExportError, LineError, RecordError};
 pub use export::{export, import, merge, ExportFilter, ImportReport, MergeReport};
 pub use path::default_db_path;
+pub use prefer::preferred;
 pub use record::{
-    ErrorKind, Failure, Measurement, Outcome, Record, WorkloadRef, FORMAT_VERSION, GRIM_VERSION,
+    Confirmation, ErrorKind, Failure, Measurement, Outcome, Record, WorkloadRef, FORMAT_VERSION,
+    GRIM_VERSION,
 };
 pub use summary::{summarize, GroupSummary};
 pub use target::Target;

@@ -169,6 +169,27 @@ pub struct Record {
     pub grim_version: String,
     /// When it was measured, milliseconds since the Unix epoch.
     pub time_unix_ms: u64,
+    /// Set when the time comes from a confirmation round (the best candidates of a
+    /// tuning run measured again side by side): such a round supersedes the records
+    /// measured before it in choosing the best (see [`crate::prefer`]). Absent from the
+    /// JSON of ordinary records, so their form is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Confirmation>,
+}
+
+/// How a confirmed record was measured: the tuner's best candidates re-measured in
+/// turn, `rounds` times each, in one round that started at `round_unix_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// When the round started, milliseconds since the Unix epoch; the same in every
+    /// record of the round, which identifies it.
+    pub round_unix_ms: u64,
+    /// Candidates measured side by side in the round (at least 2).
+    pub candidates: u32,
+    /// Times each candidate was measured, in turn with the others (at least 1); the
+    /// record's median is the median of these measurements' medians.
+    pub rounds: u32,
 }
 
 fn is_hex16(s: &str) -> bool {
@@ -203,6 +224,7 @@ impl Record {
             result,
             grim_version: GRIM_VERSION.to_string(),
             time_unix_ms: now_unix_ms(),
+            confirmation: None,
         }
     }
 
@@ -334,6 +356,35 @@ impl Record {
                 }
             }
             Outcome::Error(_) => {}
+        }
+        if let Some(c) = &self.confirmation {
+            if matches!(self.result, Outcome::Error(_)) {
+                return Err(RecordError::new(
+                    "confirmation",
+                    "a failed record cannot be confirmed",
+                ));
+            }
+            if c.candidates < 2 {
+                return Err(RecordError::new(
+                    "confirmation.candidates",
+                    format!("{} (a round compares at least 2 candidates)", c.candidates),
+                ));
+            }
+            if c.rounds == 0 {
+                return Err(RecordError::new(
+                    "confirmation.rounds",
+                    "must be at least 1",
+                ));
+            }
+            if c.round_unix_ms > self.time_unix_ms {
+                return Err(RecordError::new(
+                    "confirmation.round_unix_ms",
+                    format!(
+                        "the round starts ({}) after the record was measured ({})",
+                        c.round_unix_ms, self.time_unix_ms
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -4,7 +4,7 @@ use crate::db::Database;
 use crate::device::DeviceIdentity;
 use crate::error::DbError;
 use crate::key::GROUP_LEN;
-use crate::record::WorkloadRef;
+use crate::record::{Record, WorkloadRef};
 use crate::target::Target;
 
 /// What is known about one workload on one target and device.
@@ -46,43 +46,49 @@ fn min_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-/// One summary per (workload, target, device), in key order.
+/// The summary of one group's records (in insertion order, at least one).
+fn summarize_group(records: Vec<Record>) -> Option<GroupSummary> {
+    let best_s = crate::prefer::preferred(&records, |r| r).and_then(|i| records[i].cost());
+    let mut default_s = None;
+    for r in records.iter().filter(|r| r.trace.instructions.is_empty()) {
+        default_s = min_opt(default_s, r.cost());
+    }
+    let trials = records.len();
+    let errors = records.iter().filter(|r| r.cost().is_none()).count();
+    let instructions = records.iter().any(Record::cost_is_instructions);
+    let first = records.into_iter().next()?;
+    Some(GroupSummary {
+        workload: first.workload,
+        target: first.target,
+        device: first.device,
+        trials,
+        errors,
+        best_s,
+        default_s,
+        instructions,
+    })
+}
+
+/// One summary per (workload, target, device), in key order. The best cost is the
+/// preferred record's ([`crate::prefer`]: the newest confirmation round supersedes the
+/// single measurements before it), the default's the lowest of its records.
 pub fn summarize(db: &Database) -> Result<Vec<GroupSummary>, DbError> {
-    let mut out: Vec<(Vec<u8>, GroupSummary)> = Vec::new();
+    let mut out = Vec::new();
+    let mut group: Vec<u8> = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
     for s in db.iter() {
-        let s = s?;
-        let r = s.record;
-        let group = crate::key::group_prefix(
+        let r = s?.record;
+        let g = crate::key::group_prefix(
             &crate::key::workload_prefix(&r.workload.key()).unwrap_or([0; 16]),
             r.target.id(),
             r.device.id(),
         );
-        let median = r.cost();
-        let is_default = r.trace.instructions.is_empty();
-        match out.last_mut() {
-            Some((g, sum)) if g[..] == group[..GROUP_LEN] => {
-                sum.trials += 1;
-                sum.instructions |= r.cost_is_instructions();
-                sum.errors += usize::from(median.is_none());
-                sum.best_s = min_opt(sum.best_s, median);
-                if is_default {
-                    sum.default_s = min_opt(sum.default_s, median);
-                }
-            }
-            _ => out.push((
-                group.to_vec(),
-                GroupSummary {
-                    trials: 1,
-                    errors: usize::from(median.is_none()),
-                    best_s: median,
-                    default_s: if is_default { median } else { None },
-                    instructions: r.cost_is_instructions(),
-                    workload: r.workload,
-                    target: r.target,
-                    device: r.device,
-                },
-            )),
+        if g[..GROUP_LEN] != group[..] {
+            out.extend(summarize_group(std::mem::take(&mut records)));
+            group = g[..GROUP_LEN].to_vec();
         }
+        records.push(r);
     }
-    Ok(out.into_iter().map(|(_, s)| s).collect())
+    out.extend(summarize_group(records));
+    Ok(out)
 }
