@@ -5,9 +5,9 @@
 //! During the search each candidate is measured once (a median over a few repeats of
 //! some milliseconds), at its own moment: on a shared machine or a phone that heats up,
 //! the device's speed moves by more than the gap between the best candidates (on the
-//! 2-vCPU VM this was written on, one GRU kernel measured 4.6 us in the search and
-//! 4.2-6.5 us when run again; a rival measured 5.0 us in the search and 3.8 us side by
-//! side with it). The round measures the run's best `k` distinct traces (with the best
+//! 2-vCPU VM this was written on, one GRU 256 kernel measured 4.6 us in the search, a
+//! median of 6.5 us run again a minute later, and 4.4 to 8.4 us over runs minutes apart;
+//! the rounds of one confirmation measured another 6.7, 7.0 and 4.9 us). The round measures the run's best `k` distinct traces (with the best
 //! stored record of earlier runs among them) in turn, `rounds` times each, each round
 //! in a rotated order, and takes per candidate the median of its rounds' medians. Every
 //! round re-checks the outputs against the reference. Its records carry a

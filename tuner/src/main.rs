@@ -112,7 +112,7 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         confirm: usize,
         /// Measurements of each candidate in the confirmation round.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
         confirm_rounds: u64,
         /// Per-build timeout, seconds.
         #[arg(long, default_value_t = 120)]

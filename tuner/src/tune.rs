@@ -105,7 +105,7 @@ impl Default for TuneOptions {
             rules: None,
             max_device_lost: 3,
             confirm: 4,
-            confirm_rounds: 3,
+            confirm_rounds: 5,
         }
     }
 }

@@ -258,7 +258,7 @@ fn grim_tune_over_adb_records_the_device_identity_thread_count_and_the_best_repl
         confirmed >= 2,
         "a confirmation round over adb: {confirmed} records"
     );
-    assert_eq!(s["confirmation"]["rounds"], 3, "{s}");
+    assert_eq!(s["confirmation"]["rounds"], 5, "{s}");
     assert!(recs
         .iter()
         .all(|s| s.record.device.serial.as_deref() == Some(r.serial.as_str())));

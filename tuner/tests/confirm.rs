@@ -252,7 +252,7 @@ fn grim_tune_prints_the_round_and_db_show_reports_its_winner() {
     assert!(table.status.success(), "{text}");
     assert!(
         text.contains(
-            "confirmation round: the 3 best candidates measured again in turn, 3 time(s) each"
+            "confirmation round: the 3 best candidates measured again in turn, 5 time(s) each"
         ),
         "{text}"
     );

@@ -182,7 +182,7 @@ fn soak_every_fault_is_recorded_with_its_kind_and_never_best() {
     .unwrap();
     let _ = std::fs::remove_dir_all(&opts.work_dir);
     assert_eq!(r.trials.len(), n, "the run completes: {n} candidates");
-    // The confirmation round that ends the run (the best 4 measured again, 3 times
+    // The confirmation round that ends the run (the best 4 measured again, 5 times
     // each, on the same damaging runner) stores one more record per candidate that
     // passed every round.
     let round = r.confirmation.as_ref().expect("a confirmation round ran");
@@ -242,14 +242,17 @@ fn soak_every_fault_is_recorded_with_its_kind_and_never_best() {
         }
     }
     // The rest of the measure calls are the round's: every candidate that passed
-    // measured 3 times undamaged, every dropped one stopped at its first damaged call.
+    // measured `rounds` times undamaged, every dropped one stopped at its first damaged
+    // call.
+    let rounds = opts.confirm_rounds;
     let rest: Vec<_> = calls.collect();
     let damaged = rest.iter().filter(|d| d.is_some()).count();
     assert_eq!(damaged, round.dropped.len(), "{:?}", round.dropped);
-    assert!(rest.len() >= 3 * round.candidates.len() + round.dropped.len());
-    assert!(rest.len() <= 3 * (round.candidates.len() + round.dropped.len()));
+    assert_eq!(round.rounds, rounds);
+    assert!(rest.len() >= rounds * round.candidates.len() + round.dropped.len());
+    assert!(rest.len() <= rounds * (round.candidates.len() + round.dropped.len()));
     for c in &round.candidates {
-        assert_eq!(c.round_medians.len(), 3);
+        assert_eq!(c.round_medians.len(), rounds);
         let found = r.trials.iter().find(|t| t.trace == c.trace);
         assert!(
             found.is_some_and(|t| t.outcome.is_ok() && !faulty.contains(&t.index)),
