@@ -31,7 +31,8 @@ pub struct Table {
 
 impl Table {
     /// Reads the case folders listed in `order` under `cases_dir` and indexes `records`
-    /// (a later record of the same case, system and threads replaces an earlier one).
+    /// (the timing rounds of one case, system and threads merged by
+    /// [`crate::results::combine_rounds`]).
     pub fn new(
         cases_dir: &Path,
         order: &[String],
@@ -44,7 +45,7 @@ impl Table {
         let mut threads: Vec<u32> = records.iter().map(|r| r.threads).collect();
         threads.sort_unstable();
         threads.dedup();
-        let records = records
+        let records = crate::results::combine_rounds(records)
             .into_iter()
             .map(|r| ((r.case.clone(), r.system.clone(), r.threads), r))
             .collect();

@@ -87,6 +87,78 @@ impl ResultRecord {
 /// weight gives differences of order 0.1-1.
 pub const TOLERANCE: f64 = 5e-3;
 
+/// Merges the records of several timing rounds (`bench/run --rounds N` times every
+/// system N times, the systems in turn, so that a slow phase of a shared machine falls
+/// on all of them): one record per (case, system, threads), in the order of first
+/// appearance. A key measured once keeps its record. Several: when every round was
+/// correct, the median of the rounds' medians, the least of their fastest samples, the
+/// samples of all rounds, the largest difference from the reference, and the rounds'
+/// medians in the note; when any round failed, a failure (a wrong output in one round
+/// is a wrong output) whose note names the failed rounds.
+pub fn combine_rounds(records: Vec<ResultRecord>) -> Vec<ResultRecord> {
+    let mut order: Vec<(String, String, u32)> = Vec::new();
+    let mut groups: std::collections::HashMap<(String, String, u32), Vec<ResultRecord>> =
+        std::collections::HashMap::new();
+    for r in records {
+        let key = (r.case.clone(), r.system.clone(), r.threads);
+        if !groups.contains_key(&key) {
+            order.push(key.clone());
+        }
+        groups.entry(key).or_default().push(r);
+    }
+    order
+        .into_iter()
+        .filter_map(|k| groups.remove(&k))
+        .filter_map(combine_group)
+        .collect()
+}
+
+fn combine_group(mut rounds: Vec<ResultRecord>) -> Option<ResultRecord> {
+    if rounds.len() < 2 {
+        return rounds.pop();
+    }
+    let n = rounds.len();
+    let failed: Vec<usize> = (0..n).filter(|&i| !rounds[i].ok).collect();
+    let mut first = rounds[0].clone();
+    if let Some(&i) = failed.first() {
+        let mut f = rounds[i].clone();
+        let which: Vec<String> = failed.iter().map(|i| (i + 1).to_string()).collect();
+        f.note = format!(
+            "{} (failed in timing round(s) {} of {n})",
+            f.note,
+            which.join(", ")
+        );
+        f.ok = false;
+        return Some(f);
+    }
+    let mut medians: Vec<f64> = rounds.iter().filter_map(|r| r.median_ms).collect();
+    if medians.len() == n {
+        let shown: Vec<String> = medians.iter().map(|m| format!("{m:.4}")).collect();
+        medians.sort_by(f64::total_cmp);
+        first.median_ms = Some(if n % 2 == 1 {
+            medians[n / 2]
+        } else {
+            (medians[n / 2 - 1] + medians[n / 2]) / 2.0
+        });
+        let note = format!("median of {n} timing rounds ({} ms)", shown.join(" / "));
+        first.note = if first.note.is_empty() {
+            note
+        } else {
+            format!("{}; {note}", first.note)
+        };
+    }
+    first.min_ms = rounds
+        .iter()
+        .filter_map(|r| r.min_ms)
+        .min_by(|a, b| a.total_cmp(b));
+    first.repeat = rounds.iter().map(|r| r.repeat).sum();
+    first.max_abs_diff = rounds
+        .iter()
+        .filter_map(|r| r.max_abs_diff)
+        .max_by(|a, b| a.total_cmp(b));
+    Some(first)
+}
+
 /// Appends records to a JSON Lines file.
 pub fn append(path: &Path, records: &[ResultRecord]) -> Result<(), BenchError> {
     if let Some(d) = path.parent() {
