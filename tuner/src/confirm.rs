@@ -129,11 +129,11 @@ pub struct RoundSetup<'a> {
     pub dir: &'a Path,
 }
 
-/// Runs the round: builds `contenders` (at least 2) into one binary, measures each
-/// `rounds` times in turn (round `r` starts at contender `r`), drops a contender at
-/// its first failed measurement, and returns the survivors fastest first. A failed
-/// build or a trace that does not replay is returned as the error (nothing was
-/// measured).
+/// Runs the round: builds `contenders` into one binary, measures each `rounds` times in
+/// turn (round `r` starts at contender `r`), drops a contender whose trace does not
+/// replay or at its first failed measurement, and returns the survivors fastest first
+/// (none when fewer than 2 replay). A failed build is returned as the error (nothing
+/// was measured).
 pub fn run_round(
     setup: &RoundSetup<'_>,
     contenders: Vec<Contender>,
@@ -149,11 +149,21 @@ pub fn run_round(
     } = *setup;
     let round_unix_ms = tuning_logs::record::now_unix_ms();
     let mut prepared = Vec::new();
+    let mut dropped = Vec::new();
     for c in contenders {
-        let s = c
-            .trace
-            .replay(&w.func, &w.weights)
-            .map_err(|e| format!("confirmation: trace does not replay: {e}"))?;
+        let s = match c.trace.replay(&w.func, &w.weights) {
+            Ok(s) => s,
+            Err(e) => {
+                dropped.push((
+                    c.description,
+                    Failure {
+                        kind: crate::measure::ErrorKind::BuildError,
+                        message: format!("the trace does not replay: {e}"),
+                    },
+                ));
+                continue;
+            }
+        };
         let func = if egraph {
             crate::pipeline::optimize(s.func())
         } else {
@@ -162,6 +172,15 @@ pub fn run_round(
         let mut args = inputs.clone();
         args.extend(s.weights().iter().map(|(k, v)| (k.clone(), v.clone())));
         prepared.push((c, func, args));
+    }
+    if prepared.len() < 2 {
+        // Nothing to compare side by side (a stored trace that no longer replays).
+        return Ok(ConfirmationReport {
+            round_unix_ms,
+            rounds,
+            candidates: Vec::new(),
+            dropped,
+        });
     }
     let jobs: Vec<Job<'_>> = prepared
         .iter()
@@ -186,7 +205,6 @@ pub fn run_round(
         }
     }
     let mut candidates = Vec::new();
-    let mut dropped = Vec::new();
     for (((c, _, _), ms), f) in prepared.into_iter().zip(measured).zip(failed) {
         match (f, combine(&ms)) {
             (None, Some(measurement)) => candidates.push(ConfirmedCandidate {

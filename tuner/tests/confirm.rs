@@ -170,6 +170,65 @@ fn a_round_overrules_a_lucky_stored_record_and_apply_best_follows_it() {
 }
 
 #[test]
+fn a_stored_trace_that_no_longer_replays_is_dropped_from_the_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Database::open(&dir.path().join("db")).unwrap());
+    let w = Workload::from_spec_str(SPEC).unwrap();
+    let runner = runner();
+    // A record whose trace names a weight this workload does not have, impossibly
+    // fast: the store's best before the round.
+    let bogus = schedule::Trace::from_json(
+        r#"{"format":1,"instructions":[{"op":"vectorize_rows","weight":"W_gone","lanes":4,"masked":false}]}"#,
+    )
+    .unwrap();
+    let record = Record::new(
+        tuning_logs::WorkloadRef::of(&w),
+        Target::Host { threads: Some(1) },
+        DeviceIdentity::host(),
+        bogus.clone(),
+        tuning_logs::Outcome::Measured(tuning_logs::Measurement {
+            median_s: 1e-9,
+            min_s: 1e-9,
+            mean_s: 1e-9,
+            stddev_s: 0.0,
+            number: 1,
+            repeat: 1,
+            instructions: None,
+        }),
+    );
+    db.insert(&record).unwrap();
+    let mut store = DbStore::new(db.clone(), &w, &runner).unwrap();
+    assert_eq!(store.preferred().map(|(t, _)| t), Some(bogus.clone()));
+    let report = tune(
+        &w,
+        &runner,
+        &mut store,
+        &opts(3, "replay"),
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let round = report.confirmation.as_ref().expect("a round ran");
+    assert_eq!(round.dropped.len(), 1, "{:?}", round.dropped);
+    assert!(round.dropped[0].1.message.contains("does not replay"));
+    assert_eq!(round.candidates.len(), 2);
+    // The round's winner replaces the unusable record as the best.
+    match apply_best(
+        &db,
+        &w,
+        &Target::Host { threads: Some(1) },
+        &DeviceIdentity::host(),
+    )
+    .unwrap()
+    {
+        ApplyBest::Tuned { record, .. } => {
+            assert_eq!(record.record.trace, round.best().unwrap().trace)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn no_round_when_turned_off() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(Database::open(&dir.path().join("db")).unwrap());
