@@ -101,6 +101,18 @@ impl DbStore {
         })
     }
 
+    /// Stores a trial's record (durably: the insert flushes).
+    fn insert(
+        &self,
+        trial: &Trial,
+        confirmation: Option<tuning_logs::Confirmation>,
+    ) -> Result<(), String> {
+        self.db
+            .insert(&self.record_of(trial, confirmation))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// The record of a trial, measured now by this build.
     fn record_of(&self, trial: &Trial, confirmation: Option<tuning_logs::Confirmation>) -> Record {
         let result = match &trial.outcome {
@@ -173,11 +185,7 @@ impl Store for DbStore {
     }
 
     fn put(&mut self, trial: &Trial) -> Result<(), String> {
-        let record = self.record_of(trial, None);
-        self.db
-            .insert(&record)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.insert(trial, None)
     }
 
     fn put_confirmed(
@@ -185,11 +193,7 @@ impl Store for DbStore {
         trial: &Trial,
         confirmation: &tuning_logs::Confirmation,
     ) -> Result<(), String> {
-        let record = self.record_of(trial, Some(confirmation.clone()));
-        self.db
-            .insert(&record)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.insert(trial, Some(confirmation.clone()))
     }
 
     /// The database's preferred record ([`tuning_logs::prefer`]) of this workload,

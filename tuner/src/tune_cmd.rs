@@ -390,9 +390,9 @@ fn summarize(
             .find(|x| x.trace.to_json() == best_trace)
             .map(|x| x.description.clone())
     });
-    let best_schedule = match best_here {
-        _ if confirmed_description.is_some() => confirmed_description.unwrap_or_default(),
-        Some(t) if t.trace.to_json() == best_trace => t.description.clone(),
+    let best_schedule = match (confirmed_description, best_here) {
+        (Some(d), _) => d,
+        (None, Some(t)) if t.trace.to_json() == best_trace => t.description.clone(),
         _ if best_trace.is_empty() => String::new(),
         _ if best_trace == r#"{"format":1,"instructions":[]}"# => "default".to_string(),
         _ => format!("from an earlier run, trace {best_trace}"),

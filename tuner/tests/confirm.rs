@@ -51,6 +51,26 @@ fn m(median: f64, min: f64, mean: f64, repeat: u64) -> Measurement {
     }
 }
 
+/// A record of `trace` on `w` (1 thread, this host) measured once at 1 ns: the lucky
+/// single measurement of an earlier run.
+fn impossibly_fast(w: &Workload, trace: schedule::Trace) -> Record {
+    Record::new(
+        tuning_logs::WorkloadRef::of(w),
+        Target::Host { threads: Some(1) },
+        DeviceIdentity::host(),
+        trace,
+        tuning_logs::Outcome::Measured(tuning_logs::Measurement {
+            median_s: 1e-9,
+            min_s: 1e-9,
+            mean_s: 1e-9,
+            stddev_s: 0.0,
+            number: 1,
+            repeat: 1,
+            instructions: None,
+        }),
+    )
+}
+
 #[test]
 fn combine_takes_the_median_of_the_rounds() {
     let c = combine(&[
@@ -81,21 +101,7 @@ fn a_round_overrules_a_lucky_stored_record_and_apply_best_follows_it() {
     let w = Workload::from_spec_str(SPEC).unwrap();
     let runner = runner();
     // An earlier "run" measured the default schedule once, impossibly fast.
-    let lucky = Record::new(
-        tuning_logs::WorkloadRef::of(&w),
-        Target::Host { threads: Some(1) },
-        DeviceIdentity::host(),
-        schedule::Trace::new(),
-        tuning_logs::Outcome::Measured(tuning_logs::Measurement {
-            median_s: 1e-9,
-            min_s: 1e-9,
-            mean_s: 1e-9,
-            stddev_s: 0.0,
-            number: 1,
-            repeat: 1,
-            instructions: None,
-        }),
-    );
+    let lucky = impossibly_fast(&w, schedule::Trace::new());
     db.insert(&lucky).unwrap();
     let mut store = DbStore::new(db.clone(), &w, &runner).unwrap();
     assert_eq!(
@@ -181,21 +187,7 @@ fn a_stored_trace_that_no_longer_replays_is_dropped_from_the_round() {
         r#"{"format":1,"instructions":[{"op":"vectorize_rows","weight":"W_gone","lanes":4,"masked":false}]}"#,
     )
     .unwrap();
-    let record = Record::new(
-        tuning_logs::WorkloadRef::of(&w),
-        Target::Host { threads: Some(1) },
-        DeviceIdentity::host(),
-        bogus.clone(),
-        tuning_logs::Outcome::Measured(tuning_logs::Measurement {
-            median_s: 1e-9,
-            min_s: 1e-9,
-            mean_s: 1e-9,
-            stddev_s: 0.0,
-            number: 1,
-            repeat: 1,
-            instructions: None,
-        }),
-    );
+    let record = impossibly_fast(&w, bogus.clone());
     db.insert(&record).unwrap();
     let mut store = DbStore::new(db.clone(), &w, &runner).unwrap();
     assert_eq!(store.preferred().map(|(t, _)| t), Some(bogus.clone()));
