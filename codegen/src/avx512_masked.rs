@@ -27,14 +27,15 @@ use crate::neon::{flat_coeff, lane_coeff};
 use tir::visit::{expr_loads_buffer, expr_uses_var, substitute_expr};
 use tir::{BinOp, DType, Expr, Stmt};
 
-/// The parts of a masked multiply-add loop's body.
-struct MaskedFma<'s> {
-    acc: &'s str,
-    acc_index: &'s [Expr],
-    val: &'s str,
-    val_index: &'s [Expr],
-    kept: Expr,
-    scale: &'s Expr,
+/// The parts of a (masked) multiply-add loop's body.
+pub(crate) struct MaskedFma<'s> {
+    pub(crate) acc: &'s str,
+    pub(crate) acc_index: &'s [Expr],
+    pub(crate) val: &'s str,
+    pub(crate) val_index: &'s [Expr],
+    /// The kept lanes (masked loads), or `None` for whole vectors (padded rows).
+    pub(crate) kept: Option<Expr>,
+    pub(crate) scale: &'s Expr,
 }
 
 /// `select(r + v < n, VAL[..], 0.0)` with `r` and `n` free of `v` (`r` is the first
@@ -60,7 +61,21 @@ fn match_masked_load<'s>(v: &str, e: &'s Expr) -> Option<(&'s str, &'s [Expr], E
     Some((buffer, indices, kept))
 }
 
-fn match_masked_fma<'s>(v: &str, body: &'s Stmt) -> Option<MaskedFma<'s>> {
+/// A load of `VAL[..]` whose index uses `v` (a whole vector of padded rows): its
+/// buffer and indices.
+fn match_whole_load<'s>(v: &str, e: &'s Expr) -> Option<(&'s str, &'s [Expr], Option<Expr>)> {
+    match e {
+        Expr::Load { buffer, indices } if indices.iter().any(|i| expr_uses_var(i, v)) => {
+            Some((buffer, indices, None))
+        }
+        _ => None,
+    }
+}
+
+/// The masked multiply-add `acc[a + i] = acc[a + i] + select(i < n, VAL[b + i], 0.0) *
+/// x`, or with `whole` the unmasked `acc[a + i] = acc[a + i] + VAL[b + i] * x` of
+/// padded rows, with `x` free of the lane variable `v`.
+pub(crate) fn match_masked_fma<'s>(v: &str, body: &'s Stmt, whole: bool) -> Option<MaskedFma<'s>> {
     let Stmt::Store {
         buffer: acc,
         indices: acc_index,
@@ -75,7 +90,14 @@ fn match_masked_fma<'s>(v: &str, body: &'s Stmt) -> Option<MaskedFma<'s>> {
     let Expr::Binary(BinOp::Mul, a, b) = &**term else {
         return None;
     };
-    let (masked, scale) = match (match_masked_load(v, a), match_masked_load(v, b)) {
+    let lane_load = |e: &'s Expr| {
+        if whole {
+            match_whole_load(v, e)
+        } else {
+            match_masked_load(v, e).map(|(b, i, n)| (b, i, Some(n)))
+        }
+    };
+    let (masked, scale) = match (lane_load(a), lane_load(b)) {
         (Some(m), None) => (m, &**b),
         (None, Some(m)) => (m, &**a),
         _ => return None,
@@ -88,7 +110,7 @@ fn match_masked_fma<'s>(v: &str, body: &'s Stmt) -> Option<MaskedFma<'s>> {
         || val == acc.as_str()
         || reads_acc(scale)
         || val_index.iter().any(reads_acc)
-        || reads_acc(&kept)
+        || kept.as_ref().is_some_and(reads_acc)
     {
         return None;
     }
@@ -138,7 +160,10 @@ pub(crate) fn masked_fma_c(
     let (Expr::Int(0), Expr::Int(w)) = (min, extent) else {
         return Ok(None);
     };
-    let Some(m) = match_masked_fma(v, body) else {
+    let Some(m) = match_masked_fma(v, body, false) else {
+        return Ok(None);
+    };
+    let Some(kept) = &m.kept else {
         return Ok(None);
     };
     if !width_ok(*w) {
@@ -162,7 +187,7 @@ pub(crate) fn masked_fma_c(
     Ok(Some(MaskedFmaC {
         acc_at: em.flat_index(m.acc, &at_zero(m.acc_index))?,
         val_at: em.flat_index(m.val, &at_zero(m.val_index))?,
-        kept: em.expr(&m.kept)?,
+        kept: em.expr(kept)?,
         scale: em.expr(m.scale)?,
         acc: buf(m.acc),
         val: buf(m.val),

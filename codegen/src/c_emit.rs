@@ -25,7 +25,7 @@
 
 use crate::error::CodegenError;
 use crate::target::Target;
-use crate::{avx512, avx512_masked};
+use crate::{avx512, avx512_masked, row_fma};
 use crate::{neon, neon_masked};
 use std::fmt::Write as _;
 use tir::verify::{type_of, BufferInfo, TypeEnv};
@@ -588,6 +588,9 @@ impl<'t> Emitter<'t> {
             if let Some(()) =
                 avx512_masked::try_emit_masked_fma(self, v, min, extent, body, &mut plain)?
             {
+                return Ok(());
+            }
+            if let Some(()) = row_fma::try_emit_whole_fma(self, v, min, extent, body, &mut plain)? {
                 return Ok(());
             }
         }

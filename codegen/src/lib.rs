@@ -5,7 +5,8 @@
 //! natively or under qemu-aarch64, checked against the reference interpreter.
 //!
 //! - [`target`]: targets as data (`host`, `aarch64-neon:MCPU`, `opencl`, `opencl:fp16`).
-//! - [`c_emit`]: the C emitter; [`neon`]: NEON vector loops; [`scratch`]: which heap
+//! - [`c_emit`]: the C emitter; [`neon`]: NEON vector loops; [`row_fma`]: padded BCR
+//!   rows' multiply-adds in AVX-512/AVX2 intrinsics; [`scratch`]: which heap
 //!   scratch buffers are kept from one call to the next.
 //! - [`harness`]: the measurement binary's `main` (warm-up, `number x repeat` timed
 //!   runs with a minimum repeat time, outputs and timings written out), many
@@ -36,6 +37,7 @@ pub mod neon_masked;
 pub mod opencl_emit;
 pub mod opencl_harness;
 pub mod opencl_run;
+pub mod row_fma;
 pub mod run;
 pub mod scratch;
 pub mod target;

@@ -21,8 +21,20 @@ fn lanes_for(s: &Schedule, weight: &str) -> i64 {
 }
 
 /// The windowed schedule of `spec` (every BCR weight), partitioned in parallel first
-/// when `parallel`.
+/// when `parallel`, rows in masked lanes.
 fn windowed(spec: &str, parallel: bool) -> (Workload, Schedule) {
+    windowed_with(spec, parallel, false, true)
+}
+
+/// The windowed schedule of `spec`, partitioned in parallel first when `parallel`,
+/// with rows in padded lanes when `padded` (else masked), and the kept inputs gathered
+/// once per entry when `shared_gathers` (load-redundancy elimination).
+fn windowed_with(
+    spec: &str,
+    parallel: bool,
+    padded: bool,
+    shared_gathers: bool,
+) -> (Workload, Schedule) {
     let w = Workload::from_spec_str(spec).unwrap();
     let mut s = Schedule::from_workload(&w).unwrap();
     let weights: Vec<String> = w
@@ -32,9 +44,15 @@ fn windowed(spec: &str, parallel: bool) -> (Workload, Schedule) {
         .filter_map(|p| p.name.strip_suffix("_row_ptr").map(str::to_string))
         .collect();
     for x in &weights {
-        s.eliminate_redundant_loads(x).unwrap();
+        if shared_gathers {
+            s.eliminate_redundant_loads(x).unwrap();
+        }
         let lanes = lanes_for(&s, x);
-        s.vectorize_rows_masked(x, lanes).unwrap();
+        if padded {
+            s.vectorize_rows(x, lanes).unwrap();
+        } else {
+            s.vectorize_rows_masked(x, lanes).unwrap();
+        }
         if parallel {
             s.partition_block_rows(x).unwrap();
         }
@@ -148,5 +166,66 @@ fn windowed_kernels_compute_the_reference_with_avx512_avx2_and_plain_loops() {
             let rel = error_of(&plain, &w, &s, threads);
             assert!(rel < 1e-4, "{spec} (plain, parallel {parallel}): {rel}");
         }
+    }
+}
+
+/// Padded rows (no masks) with windows: the rows' multiply-adds are whole-vector
+/// intrinsics (see codegen's row_fma; GCC 12 had turned the plain loop of a GRU's
+/// windowed rows into gathers of one repeated index), and the AVX-512, AVX2 and plain
+/// branches all compute the reference, with and without shared gathers.
+#[test]
+fn padded_windowed_rows_are_whole_vector_intrinsics_and_compute_the_reference() {
+    let cases = [
+        // 10 kept rows per 32x32 block: 16 padded lanes.
+        (
+            "bcr-fc:M=256,K=192,N=1,block=32x32,sparsity=0.9,seed=2",
+            true,
+        ),
+        // 5 rows per 16x16 block: 8 lanes, one 256-bit register in both branches.
+        (
+            "bcr-fc:M=256,K=192,N=1,block=16x16,sparsity=0.9,seed=3",
+            true,
+        ),
+        // 20 rows per 64x16 block: 32 lanes, two AVX-512 or four AVX2 registers.
+        (
+            "bcr-fc:M=256,K=192,N=1,block=64x16,sparsity=0.9,seed=4",
+            true,
+        ),
+        // A GRU step's two weights, the inputs read in place (the gather case).
+        (
+            "bcr-gru:input=64,hidden=64,batch=1,block=32x32,sparsity=0.9,seed=7",
+            false,
+        ),
+        (
+            "bcr-gru:input=64,hidden=64,batch=1,block=16x16,sparsity=0.85,seed=7",
+            true,
+        ),
+    ];
+    for (spec, shared) in cases {
+        let (w, s) = windowed_with(spec, false, true, shared);
+        let f = s.func().clone();
+        let src = measurement_source(&[Candidate { func: &f }], &Target::Host).unwrap();
+        assert!(
+            !src.contains("_maskz_loadu_ps"),
+            "{spec}: masked loads\n{src}"
+        );
+        assert!(
+            src.contains("_fmadd_ps(_mm512_loadu_ps(&b_W")
+                || src.contains("_fmadd_ps(_mm256_loadu_ps(&b_W"),
+            "{spec}: no whole-vector multiply-add in the AVX-512 branch\n{src}"
+        );
+        let rel = error_of(&src, &w, &s, 1);
+        assert!(rel < 1e-4, "{spec}: {rel}");
+        let avx2 = src.replace("#if defined(__AVX512F__) && defined(__AVX512VL__)", "#if 0");
+        assert!(
+            avx2.contains("_mm256_fmadd_ps(_mm256_loadu_ps(&b_W"),
+            "{spec}: no AVX2 branch"
+        );
+        let rel = error_of(&avx2, &w, &s, 1);
+        assert!(rel < 1e-4, "{spec} (AVX2): {rel}");
+        let plain = avx2.replace("#elif defined(__AVX2__) && defined(__FMA__)", "#elif 0");
+        assert_ne!(plain, avx2);
+        let rel = error_of(&plain, &w, &s, 1);
+        assert!(rel < 1e-4, "{spec} (plain): {rel}");
     }
 }

@@ -538,17 +538,17 @@ impl SearchSpace {
 
     /// `base` with every BCR weight of `w` in its windowed form (see
     /// [`crate::space_bcr::window_decisions`]): rows vectorized by the fewest masked
-    /// lanes holding an entry's rows, block rows kept in register windows. `None` when
-    /// no weight can take it (entries of more than 32 rows, a GPU space without the
-    /// knobs) or nothing changes.
-    pub fn window_point(&self, w: &Workload, base: &Decisions) -> Option<Decisions> {
+    /// lanes (with `padded`, padded lanes) holding an entry's rows, block rows kept in
+    /// register windows. `None` when no weight can take it (entries of more rows than
+    /// the lanes, a GPU space without the knobs) or nothing changes.
+    pub fn window_point(&self, w: &Workload, base: &Decisions, padded: bool) -> Option<Decisions> {
         let mut d = base.clone();
         for weight in bcr_weights(w) {
             let Some(max_rows) = max_kept_rows(w, &weight) else {
                 continue;
             };
             for (name, choice) in
-                crate::space_bcr::window_decisions(&weight, max_rows).unwrap_or_default()
+                crate::space_bcr::window_decisions(&weight, max_rows, padded).unwrap_or_default()
             {
                 if let Some(k) = self.knob_index(&name) {
                     if choice < self.knobs[k].choices.len() {

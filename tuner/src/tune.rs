@@ -479,12 +479,24 @@ pub fn tune(
     // The windowed form of the e-graph's point (rows in masked lanes, each block row's
     // outputs in a register window): one chunk per entry and no per-row scatter, a
     // form mutation alone rarely reaches (two knobs must agree).
-    let window_point = space.window_point(w, &best_known);
+    let window_point = space.window_point(w, &best_known, false);
     mark(window_point.as_ref(), "window")?;
+    // The same with padded lanes (no masks; more values read): which wins depends on
+    // the machine (see `space_bcr::window_decisions`).
+    let padded_window_point = space
+        .window_point(w, &best_known, true)
+        .filter(|d| Some(d) != window_point.as_ref());
+    mark(padded_window_point.as_ref(), "padded window")?;
     // Above one thread, also its parallel form (block rows partitioned in parallel,
     // then windowed).
     let window_parallel_point = above_one_thread(&window_point, &|d| space.parallel_point(d));
     mark(window_parallel_point.as_ref(), "parallel window")?;
+    let padded_window_parallel_point =
+        above_one_thread(&padded_window_point, &|d| space.parallel_point(d));
+    mark(
+        padded_window_parallel_point.as_ref(),
+        "parallel padded window",
+    )?;
     // The register-tiled form of the e-graph's point (a few kept rows times a row of
     // output positions summed in registers; convs and FC with N > 1), and above one
     // thread its parallel form: the row count must suit the entries' kept rows.
@@ -565,7 +577,7 @@ pub fn tune(
         confirmation_note: None,
     };
     // The starting points (the default, the e-graph's, the seeds, the parallel one,
-    // the windowed and register-tiled ones, the tiled one by output rows, the one-row
+    // the windowed ones (masked, then padded lanes) and register-tiled ones, the tiled one by output rows, the one-row
     // tile and the seeds' parallel forms), kept ahead of the cost model's ranking.
     let egraph_json = report.egraph_trace.as_ref().map(|t| t.to_json());
     let seeded = |s: &Schedule, json: &String| {
@@ -582,6 +594,8 @@ pub fn tune(
     starts.extend(parallel_point.iter().cloned());
     starts.extend(window_point.iter().cloned());
     starts.extend(window_parallel_point.iter().cloned());
+    starts.extend(padded_window_point.iter().cloned());
+    starts.extend(padded_window_parallel_point.iter().cloned());
     starts.extend(tile_point.iter().cloned());
     starts.extend(tile_parallel_point.iter().cloned());
     starts.extend(tile_rows_point.iter().cloned());

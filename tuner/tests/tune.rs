@@ -551,39 +551,60 @@ fn a_run_at_two_threads_starts_from_the_one_thread_best() {
     assert_eq!(store1.seeds(), vec![r2.best().unwrap().trace.clone()]);
 }
 
-/// The windowed form (rows in the fewest masked lanes holding an entry's rows, block
-/// rows in register windows) is measured among the starting points, right after the
-/// e-graph's at one thread, and checked like every candidate.
+/// The windowed forms (rows in the fewest masked, then padded, lanes holding an
+/// entry's rows, block rows in register windows) are measured among the starting
+/// points, right after the e-graph's at one thread, and checked like every candidate.
 #[test]
-fn the_windowed_form_is_a_starting_point() {
+fn the_windowed_forms_are_starting_points() {
     use tuner::space::SearchSpace;
     let w =
         Workload::from_spec_str("bcr-fc:M=128,K=128,N=1,block=16x16,sparsity=0.8,seed=2").unwrap();
     let space = SearchSpace::new(&w).for_threads(Some(1));
     let d = space
-        .window_point(&w, &space.default_point())
+        .window_point(&w, &space.default_point(), false)
         .expect("a window point");
     let (s, _) = space.apply(&w, &d).unwrap();
     let json = s.trace().to_json();
     assert!(json.contains(r#""masked":true"#), "{json}");
     assert!(json.contains("window_block_rows"), "{json}");
+    // The padded form: the fewest padded lanes holding an entry's rows, no mask,
+    // windows.
+    let dp = space
+        .window_point(&w, &space.default_point(), true)
+        .expect("a padded window point");
+    let (sp, _) = space.apply(&w, &dp).unwrap();
+    let jp = sp.trace().to_json();
+    assert!(!jp.contains("masked"), "{jp}");
+    assert!(jp.contains("window_block_rows"), "{jp}");
+    assert_ne!(jp, json);
     // A matrix-matrix product (N = 8) refuses windows: the point keeps only the lanes.
     let w8 =
         Workload::from_spec_str("bcr-fc:M=64,K=64,N=8,block=16x16,sparsity=0.8,seed=2").unwrap();
     let space8 = SearchSpace::new(&w8);
-    if let Some(d) = space8.window_point(&w8, &space8.default_point()) {
+    if let Some(d) = space8.window_point(&w8, &space8.default_point(), false) {
         let (s, effective) = space8.apply(&w8, &d).unwrap();
         assert!(!s.trace().to_json().contains("window_block_rows"));
         assert_ne!(effective, d, "the refused window choice is skipped");
     }
 
     let runner = local(1);
-    let r = tune_fresh(&w, &runner, &opts(3, Strategy::Random, 21));
+    let r = tune_fresh(&w, &runner, &opts(4, Strategy::Random, 21));
     let t = &r.trials[2];
     assert!(
         t.description
             .contains("keep the block rows of W in register windows")
             && t.description.contains("(masked)"),
+        "{}",
+        t.description
+    );
+    let m = t.outcome.as_ref().unwrap();
+    assert!(m.max_rel_error <= 1e-4, "{}", m.max_rel_error);
+    // Then the padded windowed form.
+    let t = &r.trials[3];
+    assert!(
+        t.description
+            .contains("keep the block rows of W in register windows")
+            && !t.description.contains("(masked)"),
         "{}",
         t.description
     );
