@@ -28,14 +28,14 @@ use tir::visit::{expr_loads_buffer, expr_uses_var, substitute_expr};
 use tir::{BinOp, DType, Expr, Stmt};
 
 /// The parts of a (masked) multiply-add loop's body.
-pub(crate) struct MaskedFma<'s> {
-    pub(crate) acc: &'s str,
-    pub(crate) acc_index: &'s [Expr],
-    pub(crate) val: &'s str,
-    pub(crate) val_index: &'s [Expr],
+struct MaskedFma<'s> {
+    acc: &'s str,
+    acc_index: &'s [Expr],
+    val: &'s str,
+    val_index: &'s [Expr],
     /// The kept lanes (masked loads), or `None` for whole vectors (padded rows).
-    pub(crate) kept: Option<Expr>,
-    pub(crate) scale: &'s Expr,
+    kept: Option<Expr>,
+    scale: &'s Expr,
 }
 
 /// `select(r + v < n, VAL[..], 0.0)` with `r` and `n` free of `v` (`r` is the first
@@ -75,7 +75,7 @@ fn match_whole_load<'s>(v: &str, e: &'s Expr) -> Option<(&'s str, &'s [Expr], Op
 /// The masked multiply-add `acc[a + i] = acc[a + i] + select(i < n, VAL[b + i], 0.0) *
 /// x`, or with `whole` the unmasked `acc[a + i] = acc[a + i] + VAL[b + i] * x` of
 /// padded rows, with `x` free of the lane variable `v`.
-pub(crate) fn match_masked_fma<'s>(v: &str, body: &'s Stmt, whole: bool) -> Option<MaskedFma<'s>> {
+fn match_masked_fma<'s>(v: &str, body: &'s Stmt, whole: bool) -> Option<MaskedFma<'s>> {
     let Stmt::Store {
         buffer: acc,
         indices: acc_index,
@@ -135,7 +135,7 @@ pub(crate) struct MaskedFmaC {
     pub val: String,
     /// Flat index of the values' lane 0.
     pub val_at: String,
-    /// The number of kept lanes (a C expression).
+    /// The number of kept lanes (a C expression; the width for whole vectors).
     pub kept: String,
     /// The input every lane is multiplied by (a C expression).
     pub scale: String,
@@ -146,9 +146,10 @@ pub(crate) struct MaskedFmaC {
 }
 
 /// The C pieces of the masked multiply-add loop `for (v, min, extent) vectorized {
-/// body }` when it has the shape above, `min` is 0, `extent` a constant that `width_ok`
-/// accepts, both buffers are `f32` and both indices have coefficient 1 in `v`; `None`
-/// otherwise. Shared by the AVX-512, AVX2 and NEON forms.
+/// body }` (with `whole`, the unmasked one of padded rows) when it has the shape above,
+/// `min` is 0, `extent` a constant that `width_ok` accepts, both buffers are `f32` and
+/// both indices have coefficient 1 in `v`; `None` otherwise. Shared by the AVX-512,
+/// AVX2 and NEON forms and [`crate::row_fma`].
 pub(crate) fn masked_fma_c(
     em: &mut Emitter<'_>,
     v: &str,
@@ -156,16 +157,15 @@ pub(crate) fn masked_fma_c(
     extent: &Expr,
     body: &Stmt,
     width_ok: impl Fn(i64) -> bool,
+    whole: bool,
 ) -> Result<Option<MaskedFmaC>, CodegenError> {
     let (Expr::Int(0), Expr::Int(w)) = (min, extent) else {
         return Ok(None);
     };
-    let Some(m) = match_masked_fma(v, body, false) else {
+    let Some(m) = match_masked_fma(v, body, whole) else {
         return Ok(None);
     };
-    let Some(kept) = &m.kept else {
-        return Ok(None);
-    };
+    let kept = m.kept.clone().unwrap_or(Expr::Int(*w));
     if !width_ok(*w) {
         return Ok(None);
     }
@@ -187,7 +187,7 @@ pub(crate) fn masked_fma_c(
     Ok(Some(MaskedFmaC {
         acc_at: em.flat_index(m.acc, &at_zero(m.acc_index))?,
         val_at: em.flat_index(m.val, &at_zero(m.val_index))?,
-        kept: em.expr(kept)?,
+        kept: em.expr(&kept)?,
         scale: em.expr(m.scale)?,
         acc: buf(m.acc),
         val: buf(m.val),
@@ -208,9 +208,15 @@ pub(crate) fn try_emit_masked_fma(
     body: &Stmt,
     plain: &mut dyn FnMut(&mut Emitter<'_>) -> Result<(), CodegenError>,
 ) -> Result<Option<()>, CodegenError> {
-    let Some(c) = masked_fma_c(em, v, min, extent, body, |w| {
-        w == 8 || (w > 0 && w % 16 == 0)
-    })?
+    let Some(c) = masked_fma_c(
+        em,
+        v,
+        min,
+        extent,
+        body,
+        |w| w == 8 || (w > 0 && w % 16 == 0),
+        false,
+    )?
     else {
         return Ok(None);
     };

@@ -23,7 +23,7 @@ pub(crate) fn try_emit_masked_fma(
     extent: &Expr,
     body: &Stmt,
 ) -> Result<Option<()>, CodegenError> {
-    let Some(c) = masked_fma_c(em, v, min, extent, body, |w| w > 0 && w % 4 == 0)? else {
+    let Some(c) = masked_fma_c(em, v, min, extent, body, |w| w > 0 && w % 4 == 0, false)? else {
         return Ok(None);
     };
     em.line("{");

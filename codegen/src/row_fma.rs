@@ -23,12 +23,10 @@
 //! padded values are elements of the buffer.
 
 use crate::avx2;
-use crate::avx512_masked::match_masked_fma;
-use crate::c_emit::{buf, Emitter};
+use crate::avx512_masked::masked_fma_c;
+use crate::c_emit::Emitter;
 use crate::error::CodegenError;
-use crate::neon::flat_coeff;
-use tir::visit::substitute_expr;
-use tir::{DType, Expr, Stmt};
+use tir::{Expr, Stmt};
 
 /// Emits the loop `for (v, min, extent) vectorized { body }` with whole-vector
 /// intrinsics when it has the shape above, `min` is 0, `extent` is 8 or a multiple of
@@ -42,40 +40,26 @@ pub(crate) fn try_emit_whole_fma(
     body: &Stmt,
     plain: &mut dyn FnMut(&mut Emitter<'_>) -> Result<(), CodegenError>,
 ) -> Result<Option<()>, CodegenError> {
-    let (Expr::Int(0), Expr::Int(w)) = (min, extent) else {
+    let Some(c) = masked_fma_c(
+        em,
+        v,
+        min,
+        extent,
+        body,
+        |w| w == 8 || (w > 0 && w % 16 == 0),
+        true,
+    )?
+    else {
         return Ok(None);
     };
-    if !(*w == 8 || (*w > 0 && *w % 16 == 0)) {
-        return Ok(None);
-    }
-    let Some(m) = match_masked_fma(v, body, true) else {
-        return Ok(None);
-    };
-    for b in [m.acc, m.val] {
-        if em.shape(b)?.dtype != DType::F32 {
-            return Ok(None);
-        }
-    }
-    if flat_coeff(em, m.acc, m.acc_index, v)? != Some(1)
-        || flat_coeff(em, m.val, m.val_index, v)? != Some(1)
-    {
-        return Ok(None);
-    }
-    let at_zero = |idx: &[Expr]| -> Vec<Expr> {
-        idx.iter()
-            .map(|e| substitute_expr(e, v, &Expr::Int(0)))
-            .collect()
-    };
-    let acc_at = em.flat_index(m.acc, &at_zero(m.acc_index))?;
-    let val_at = em.flat_index(m.val, &at_zero(m.val_index))?;
-    let scale = em.expr(m.scale)?;
-    let (acc, val) = (buf(m.acc), buf(m.val));
+    let (acc, val, acc_at, val_at, scale, w) =
+        (&c.acc, &c.val, &c.acc_at, &c.val_at, &c.scale, c.width);
     let emit = |em: &mut Emitter<'_>, width: i64, ps: &str, si: &str| {
         em.line("{");
         em.indent += 1;
         let x = em.fresh("scale");
         em.line(&format!("const {si} {x} = {ps}_set1_ps({scale});"));
-        for q in 0..*w / width {
+        for q in 0..w / width {
             let o = width * q;
             em.line(&format!(
                 "{ps}_storeu_ps(&{acc}[{acc_at} + {o}], {ps}_fmadd_ps({ps}_loadu_ps(&{val}[{val_at} + {o}]), {x}, {ps}_loadu_ps(&{acc}[{acc_at} + {o}])));"
@@ -85,7 +69,7 @@ pub(crate) fn try_emit_whole_fma(
         em.line("}");
     };
     em.line("#if defined(__AVX512F__) && defined(__AVX512VL__)");
-    if *w == 8 {
+    if w == 8 {
         emit(em, 8, "_mm256", "__m256");
     } else {
         emit(em, 16, "_mm512", "__m512");
