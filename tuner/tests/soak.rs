@@ -140,7 +140,10 @@ fn soak_every_fault_is_recorded_with_its_kind_and_never_best() {
     limits.protocol.repeat = 2;
     limits.protocol.min_repeat_ms = 0.1;
     limits.run_timeout = Duration::from_millis(1000);
-    limits.build_timeout = Duration::from_secs(2);
+    // Long enough for the largest legitimate candidate (a batch build of versioned,
+    // masked 16-lane entries took over 2 s under a debug test run on a 2-vCPU AMD EPYC
+    // Zen 3), short enough that the injected build hangs stay cheap.
+    limits.build_timeout = Duration::from_secs(8);
     let runner = Damaging {
         inner: LocalRunner::new(limits),
         calls: AtomicUsize::new(0),
