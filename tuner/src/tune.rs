@@ -483,9 +483,16 @@ pub fn tune(
     mark(window_point.as_ref(), "window")?;
     // The same with padded lanes (no masks; more values read): which wins depends on
     // the machine (see `space_bcr::window_decisions`).
+    // Only where the windows apply (a matrix-matrix product refuses them, and padded
+    // lanes alone are not a form of their own).
     let padded_window_point = space
         .window_point(w, &best_known, true)
-        .filter(|d| Some(d) != window_point.as_ref());
+        .filter(|d| Some(d) != window_point.as_ref())
+        .filter(|d| {
+            space
+                .apply(w, d)
+                .is_ok_and(|(s, _)| s.trace().to_json().contains("window_block_rows"))
+        });
     mark(padded_window_point.as_ref(), "padded window")?;
     // Above one thread, also its parallel form (block rows partitioned in parallel,
     // then windowed).
