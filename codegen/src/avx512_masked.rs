@@ -124,6 +124,12 @@ fn match_masked_fma<'s>(v: &str, body: &'s Stmt, whole: bool) -> Option<MaskedFm
     })
 }
 
+/// The lane counts the x86 forms take: 8 (one AVX register) or a multiple of 16 (whole
+/// AVX-512 registers, or pairs of AVX ones).
+pub(crate) fn x86_lanes_ok(w: i64) -> bool {
+    w == 8 || (w > 0 && w % 16 == 0)
+}
+
 /// Where a masked multiply-add reads and writes, as C expressions: what
 /// [`masked_fma_c`] finds, what the AVX-512, AVX2 and NEON forms emit.
 pub(crate) struct MaskedFmaC {
@@ -208,16 +214,7 @@ pub(crate) fn try_emit_masked_fma(
     body: &Stmt,
     plain: &mut dyn FnMut(&mut Emitter<'_>) -> Result<(), CodegenError>,
 ) -> Result<Option<()>, CodegenError> {
-    let Some(c) = masked_fma_c(
-        em,
-        v,
-        min,
-        extent,
-        body,
-        |w| w == 8 || (w > 0 && w % 16 == 0),
-        false,
-    )?
-    else {
+    let Some(c) = masked_fma_c(em, v, min, extent, body, x86_lanes_ok, false)? else {
         return Ok(None);
     };
     let w = &c.width;

@@ -23,7 +23,7 @@
 //! padded values are elements of the buffer.
 
 use crate::avx2;
-use crate::avx512_masked::masked_fma_c;
+use crate::avx512_masked::{masked_fma_c, x86_lanes_ok};
 use crate::c_emit::Emitter;
 use crate::error::CodegenError;
 use tir::{Expr, Stmt};
@@ -40,16 +40,7 @@ pub(crate) fn try_emit_whole_fma(
     body: &Stmt,
     plain: &mut dyn FnMut(&mut Emitter<'_>) -> Result<(), CodegenError>,
 ) -> Result<Option<()>, CodegenError> {
-    let Some(c) = masked_fma_c(
-        em,
-        v,
-        min,
-        extent,
-        body,
-        |w| w == 8 || (w > 0 && w % 16 == 0),
-        true,
-    )?
-    else {
+    let Some(c) = masked_fma_c(em, v, min, extent, body, x86_lanes_ok, true)? else {
         return Ok(None);
     };
     let (acc, val, acc_at, val_at, scale, w) =

@@ -482,16 +482,19 @@ pub fn tune(
     let window_point = space.window_point(w, &best_known, false);
     mark(window_point.as_ref(), "window")?;
     // The same with padded lanes (no masks; more values read): which wins depends on
-    // the machine (see `space_bcr::window_decisions`).
-    // Only where the windows apply (a matrix-matrix product refuses them, and padded
-    // lanes alone are not a form of their own).
+    // the machine (see `space_bcr::window_decisions`). Only where the windows apply (a
+    // matrix-matrix product refuses them, and padded lanes alone are no form of their
+    // own).
     let padded_window_point = space
         .window_point(w, &best_known, true)
         .filter(|d| Some(d) != window_point.as_ref())
         .filter(|d| {
-            space
-                .apply(w, d)
-                .is_ok_and(|(s, _)| s.trace().to_json().contains("window_block_rows"))
+            space.apply(w, d).is_ok_and(|(s, _)| {
+                s.trace()
+                    .instructions
+                    .iter()
+                    .any(|i| matches!(i, schedule::trace::Instruction::WindowBlockRows { .. }))
+            })
         });
     mark(padded_window_point.as_ref(), "padded window")?;
     // Above one thread, also its parallel form (block rows partitioned in parallel,
@@ -584,8 +587,9 @@ pub fn tune(
         confirmation_note: None,
     };
     // The starting points (the default, the e-graph's, the seeds, the parallel one,
-    // the windowed ones (masked, then padded lanes) and register-tiled ones, the tiled one by output rows, the one-row
-    // tile and the seeds' parallel forms), kept ahead of the cost model's ranking.
+    // the windowed ones (masked, then padded lanes) and register-tiled ones, the tiled
+    // one by output rows, the one-row tile and the seeds' parallel forms), kept ahead
+    // of the cost model's ranking.
     let egraph_json = report.egraph_trace.as_ref().map(|t| t.to_json());
     let seeded = |s: &Schedule, json: &String| {
         s.trace().instructions.is_empty()
