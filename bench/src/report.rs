@@ -578,5 +578,73 @@ pub fn models_markdown(t: &Table) -> String {
             r.note.replace('|', "/")
         );
     }
+    let ratios = model_ratio_lines(t);
+    if !ratios.is_empty() {
+        s.push('\n');
+        s.push_str(&ratios);
+    }
+    s
+}
+
+/// One line per model with a timed BCR row: its ratio over grim's dense model and over
+/// the fastest dense framework that ran the same dense model (records of case
+/// `model:NAME:dense` from another system, all at the BCR row's thread count), both
+/// ratios of medians. Empty when no model has a timed BCR row.
+pub fn model_ratio_lines(t: &Table) -> String {
+    let timed = |r: &&ResultRecord| r.ok && r.median_ms.is_some();
+    let mut s = String::new();
+    for bcr in t.records.values().filter(timed) {
+        let Some(name) = bcr
+            .case
+            .strip_prefix("model:")
+            .and_then(|c| c.strip_suffix(":bcr"))
+        else {
+            continue;
+        };
+        if bcr.system != "grim" {
+            continue;
+        }
+        let dense_case = format!("model:{name}:dense");
+        let of_dense = || {
+            t.records
+                .values()
+                .filter(timed)
+                .filter(|r| r.case == dense_case && r.threads == bcr.threads)
+        };
+        let ms = bcr.median_ms.unwrap_or(f64::NAN);
+        let mut parts = Vec::new();
+        if let Some(g) = of_dense().find(|r| r.system == "grim") {
+            let d = g.median_ms.unwrap_or(f64::NAN);
+            parts.push(format!(
+                "{:.2}x over grim's dense model ({} ms)",
+                d / ms,
+                fmt_ms(d)
+            ));
+        }
+        let fastest = of_dense().filter(|r| r.system != "grim").min_by(|a, b| {
+            a.median_ms
+                .unwrap_or(f64::INFINITY)
+                .total_cmp(&b.median_ms.unwrap_or(f64::INFINITY))
+        });
+        match fastest {
+            Some(f) => {
+                let d = f.median_ms.unwrap_or(f64::NAN);
+                parts.push(format!(
+                    "{:.2}x over the fastest dense framework ({} {} ms)",
+                    d / ms,
+                    f.system,
+                    fmt_ms(d)
+                ));
+            }
+            None => parts.push("no dense framework ran this model".to_string()),
+        }
+        let _ = writeln!(
+            s,
+            "- {name}, {} thread(s): grim BCR {} ms, {}.",
+            bcr.threads,
+            fmt_ms(ms),
+            parts.join("; ")
+        );
+    }
     s
 }

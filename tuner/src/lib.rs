@@ -21,6 +21,7 @@ pub mod adb;
 pub mod build_check;
 pub mod commands;
 pub mod confirm;
+pub mod convert_cmd;
 pub mod cost_model;
 pub mod db;
 pub mod db_store;

@@ -306,6 +306,33 @@ enum Command {
         #[arg(long)]
         models_dir: Option<PathBuf>,
     },
+    /// Writes a model for other tools: ONNX when --out ends in `.onnx` (BCR layers as
+    /// their effective dense weights), else a grim model file; with --samples-out, also
+    /// the test split of --data as raw tensors with grim's reference outputs. Example:
+    /// grim-tune convert --model mnist-cnn --out mnist.onnx --data mnist --calib-size 1000 --samples-out mnist-samples
+    Convert {
+        /// The model (`mnist-cnn`, `g2p`, a checkpoint, an `.onnx` or a grim model file).
+        #[arg(long)]
+        model: String,
+        /// The file written: ONNX when it ends in `.onnx`, else a grim model file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the test samples (inputs, labels, reference outputs) here.
+        #[arg(long, requires = "data")]
+        samples_out: Option<PathBuf>,
+        /// Test data of the samples: `mnist` or a path.
+        #[arg(long, requires = "samples_out")]
+        data: Option<String>,
+        /// Calibration samples at the start of the data, skipped (as given to prune).
+        #[arg(long, default_value_t = 500)]
+        calib_size: usize,
+        /// At most this many test samples.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Where the shipped models and data are (default: $GRIM_MODELS_DIR or models).
+        #[arg(long)]
+        models_dir: Option<PathBuf>,
+    },
     /// Lists the adb devices with their identity (model, ABI, SoC, cores and their
     /// frequencies, and the id their tuning records are stored under).
     Devices {
@@ -752,6 +779,32 @@ fn main() -> ExitCode {
                 })
                 .map_err(tuner::CliError::Other)
             }),
+        Command::Convert {
+            model,
+            out,
+            samples_out,
+            data,
+            calib_size,
+            limit,
+            models_dir,
+        } => {
+            let samples = match (samples_out, data) {
+                (Some(dir), Some(data)) => Some(tuner::convert_cmd::SamplesArgs {
+                    data,
+                    calib_size,
+                    limit,
+                    dir,
+                }),
+                _ => None,
+            };
+            tuner::convert_cmd::convert(&tuner::convert_cmd::ConvertArgs {
+                model,
+                models_dir: models_dir.unwrap_or_else(model::zoo::default_dir),
+                out,
+                samples,
+            })
+            .map_err(tuner::CliError::Other)
+        }
         Command::Show { spec, no_ir } => tuner::show(&spec, !no_ir),
         Command::CheckIr { file } => tuner::check_ir(&file),
         Command::Build {
