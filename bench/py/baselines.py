@@ -69,15 +69,21 @@ def feeds(meta, t):
 # Each returns (run, read, note): `run()` computes once; `read()` gives the output in
 # the reference layout after a run.
 
-def sys_onnxruntime(meta, t, d, threads):
+def ort_session(path, threads):
+    """An ONNX Runtime CPU session on `path` with `threads` intra-op threads, sequential,
+    every graph optimization on: the settings every ONNX Runtime row uses."""
     import onnxruntime as ort
-    path = os.path.join(d, "model.onnx")
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def sys_onnxruntime(meta, t, d, threads):
+    import onnxruntime as ort
+    sess = ort_session(os.path.join(d, "model.onnx"), threads)
     binding = sess.io_binding()
     for name, v in feeds(meta, t).items():
         binding.bind_cpu_input(name, v)

@@ -54,12 +54,7 @@ def session(system, onnx_path, work, threads):
     in_name, out_name = onnx_names(onnx_path)
     if system == "onnxruntime":
         import onnxruntime as ort
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+        sess = baselines.ort_session(onnx_path, threads)
         binding = sess.io_binding()
         keep = []
 
