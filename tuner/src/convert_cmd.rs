@@ -96,8 +96,25 @@ fn write_model(m: &Model, out: &Path) -> Result<String, String> {
     }
 }
 
-/// Writes the test samples of an image classifier with grim's reference outputs.
-fn write_samples(m: &Model, a: &ConvertArgs, s: &SamplesArgs) -> Result<String, String> {
+/// The test samples of an image classifier with grim's reference outputs, in memory
+/// (read before anything is written, so that bad data writes nothing).
+struct Samples {
+    /// The model's name.
+    model: String,
+    /// The data file they come from.
+    data: PathBuf,
+    /// Each input, batch dimension 1.
+    xs: Vec<model::Array>,
+    /// grim's dense reference logits of each.
+    ys: Vec<model::Array>,
+    /// Each label.
+    labels: Vec<u8>,
+    /// How many of `ys` pick their label.
+    correct: usize,
+}
+
+/// Reads the test split of `s.data` and computes the reference outputs.
+fn collect_samples(m: &Model, a: &ConvertArgs, s: &SamplesArgs) -> Result<Samples, String> {
     let data = data_path(&s.data, &a.models_dir);
     let mut task = Task::load(m, &data, s.calib_size).map_err(|e| e.to_string())?;
     let n = s.limit.unwrap_or(usize::MAX).min(task.test_len());
@@ -126,20 +143,43 @@ fn write_samples(m: &Model, a: &ConvertArgs, s: &SamplesArgs) -> Result<String, 
         xs.push(x);
         ys.push(y);
     }
-    let (in_shape, out_len) = (xs[0].shape().to_vec(), ys[0].data().len());
+    Ok(Samples {
+        model: m.name.clone(),
+        data,
+        xs,
+        ys,
+        labels: test.labels.clone(),
+        correct,
+    })
+}
+
+/// Writes collected samples into `s.dir` with their `meta.json`.
+fn write_samples(samples: &Samples, a: &ConvertArgs, s: &SamplesArgs) -> Result<String, String> {
+    let Samples {
+        model,
+        data,
+        xs,
+        ys,
+        labels,
+        correct,
+    } = samples;
+    let (Some(x0), Some(y0)) = (xs.first(), ys.first()) else {
+        return Err(format!("{}: no test samples", data.display()));
+    };
+    let (in_shape, out_len) = (x0.shape().to_vec(), y0.data().len());
     std::fs::create_dir_all(&s.dir).map_err(|e| format!("{}: {e}", s.dir.display()))?;
     let xs_data: Vec<&[f32]> = xs.iter().map(|x| x.data()).collect();
     let ys_data: Vec<&[f32]> = ys.iter().map(|y| y.data()).collect();
     write_file(&s.dir.join("x.f32"), &f32_bytes(&xs_data))?;
     write_file(&s.dir.join("y_ref.f32"), &f32_bytes(&ys_data))?;
-    write_file(&s.dir.join("labels.u8"), &test.labels)?;
-    let count = test.len();
+    write_file(&s.dir.join("labels.u8"), labels)?;
+    let count = labels.len();
     // Each input carries its own batch dimension of 1: the samples stack along it.
     let mut inputs_shape = vec![count];
     inputs_shape.extend(in_shape.iter().skip(1));
-    let top1 = correct as f64 / count as f64;
+    let top1 = *correct as f64 / count as f64;
     let meta = SamplesMeta {
-        model: m.name.clone(),
+        model: model.clone(),
         model_file: a.out.display().to_string(),
         data: data.display().to_string(),
         calib_size: s.calib_size,
@@ -179,9 +219,13 @@ pub fn convert(a: &ConvertArgs) -> Result<String, String> {
             m.name
         ));
     }
+    let samples = match &a.samples {
+        Some(s) => Some((collect_samples(&m, a, s)?, s)),
+        None => None,
+    };
     let mut lines = vec![write_model(&m, &a.out)?];
-    if let Some(s) = &a.samples {
-        lines.push(write_samples(&m, a, s)?);
+    if let Some((samples, s)) = &samples {
+        lines.push(write_samples(samples, a, s)?);
     }
     Ok(lines.join("\n") + "\n")
 }

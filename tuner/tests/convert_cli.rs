@@ -150,7 +150,7 @@ fn bad_requests_name_the_problem_and_write_nothing() {
         None,
     );
     assert!(!ok && err.contains("missing.csv.gz"), "{err}");
-    assert!(!samples.exists());
+    assert!(!samples.exists() && !out.exists());
     let (ok, _, err) = grim(
         &[
             "convert",
