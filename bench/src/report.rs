@@ -591,57 +591,43 @@ pub fn models_markdown(t: &Table) -> String {
 /// `model:NAME:dense` from another system, all at the BCR row's thread count), both
 /// ratios of medians. Empty when no model has a timed BCR row.
 pub fn model_ratio_lines(t: &Table) -> String {
-    let timed = |r: &&ResultRecord| r.ok && r.median_ms.is_some();
     let mut s = String::new();
-    for bcr in t.records.values().filter(timed) {
-        let Some(name) = bcr
-            .case
+    for (case, system, threads) in t.records.keys() {
+        let Some(name) = case
             .strip_prefix("model:")
             .and_then(|c| c.strip_suffix(":bcr"))
         else {
             continue;
         };
-        if bcr.system != "grim" {
+        let Some(ms) = t.ms(case, system, *threads).filter(|_| system == "grim") else {
             continue;
-        }
-        let dense_case = format!("model:{name}:dense");
-        let of_dense = || {
-            t.records
-                .values()
-                .filter(timed)
-                .filter(|r| r.case == dense_case && r.threads == bcr.threads)
         };
-        let ms = bcr.median_ms.unwrap_or(f64::NAN);
+        let dense_case = format!("model:{name}:dense");
         let mut parts = Vec::new();
-        if let Some(g) = of_dense().find(|r| r.system == "grim") {
-            let d = g.median_ms.unwrap_or(f64::NAN);
+        if let Some(d) = t.ms(&dense_case, "grim", *threads) {
             parts.push(format!(
                 "{:.2}x over grim's dense model ({} ms)",
                 d / ms,
                 fmt_ms(d)
             ));
         }
-        let fastest = of_dense().filter(|r| r.system != "grim").min_by(|a, b| {
-            a.median_ms
-                .unwrap_or(f64::INFINITY)
-                .total_cmp(&b.median_ms.unwrap_or(f64::INFINITY))
-        });
+        let fastest = t
+            .records
+            .keys()
+            .filter(|(c, sys, th)| *c == dense_case && sys != "grim" && th == threads)
+            .filter_map(|(c, sys, th)| t.ms(c, sys, *th).map(|d| (sys, d)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
         match fastest {
-            Some(f) => {
-                let d = f.median_ms.unwrap_or(f64::NAN);
-                parts.push(format!(
-                    "{:.2}x over the fastest dense framework ({} {} ms)",
-                    d / ms,
-                    f.system,
-                    fmt_ms(d)
-                ));
-            }
+            Some((sys, d)) => parts.push(format!(
+                "{:.2}x over the fastest dense framework ({sys} {} ms)",
+                d / ms,
+                fmt_ms(d)
+            )),
             None => parts.push("no dense framework ran this model".to_string()),
         }
         let _ = writeln!(
             s,
-            "- {name}, {} thread(s): grim BCR {} ms, {}.",
-            bcr.threads,
+            "- {name}, {threads} thread(s): grim BCR {} ms, {}.",
             fmt_ms(ms),
             parts.join("; ")
         );

@@ -202,11 +202,7 @@ fn models_dir(files: &[&str]) -> Option<PathBuf> {
 }
 
 fn f32s(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    model::standalone::f32_values(&std::fs::read(path).unwrap())
 }
 
 #[test]
